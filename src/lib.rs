@@ -1,0 +1,6 @@
+#![doc = include_str!("../ARCHITECTURE.md")]
+#![warn(missing_docs)]
+
+pub mod capture;
+pub mod link;
+pub mod time;
