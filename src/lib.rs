@@ -2,5 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod engine;
 pub mod link;
 pub mod time;
+pub mod wire;

@@ -62,5 +62,8 @@ pub fn check_supported(linktype: LinkType) -> Result<(), String> {
 /// Reads the link header of `frame`.
 pub fn locate(linktype: LinkType, frame: &[u8]) -> LinkView {
     let _ = (linktype, frame);
-    LinkView { payload: Payload::Truncated, direction: CaptureDirection::Unknown }
+    LinkView {
+        payload: Payload::Truncated,
+        direction: CaptureDirection::Unknown,
+    }
 }

@@ -7,7 +7,11 @@ pub struct CaptureWriter {}
 impl CaptureWriter {
     /// Creates `PATH.partial`.
     pub fn create(path: &std::path::Path, _format: &CaptureFormat) -> Result<Self, CaptureError> {
-        Err(CaptureError { path: path.into(), at: None, cause: "not implemented".into() })
+        Err(CaptureError {
+            path: path.into(),
+            at: None,
+            cause: "not implemented".into(),
+        })
     }
     /// Writes packet `i` of `batch` (its current, possibly rewritten, bytes).
     pub fn write(&mut self, _batch: &Batch, _i: usize) -> Result<(), CaptureError> {

@@ -1,0 +1,147 @@
+//! Session binding (RFC 2391 §4.1): "the phase in which an incoming session is associated with
+//! the address of a host in server pool", chosen by the virtual server's load-share algorithm
+//! (§5). A TCP session starts only with a SYN without ACK (§2.3); any other session starts with
+//! its first packet.
+
+use super::event::{DropReason, EndReason, Event, Flow, Tuple};
+use super::load_share::Candidate;
+use super::session::Session;
+use super::{Engine, View};
+use crate::time::Timestamp;
+use crate::wire::proto;
+use std::cmp::Reverse;
+
+/// The key a session's outbound packets arrive with: from the member (router view) or the VIP
+/// (client-side view) back to the client, ports swapped. ICMP queries keep their identifier.
+pub(crate) fn reply_key(key: &Tuple, from: [u8; 4]) -> Tuple {
+    match key.protocol {
+        proto::TCP | proto::UDP => Tuple {
+            protocol: key.protocol,
+            src: from,
+            sport: key.dport,
+            dst: key.src,
+            dport: key.sport,
+        },
+        proto::ICMP => Tuple {
+            protocol: key.protocol,
+            src: from,
+            sport: key.sport,
+            dst: key.src,
+            dport: 0,
+        },
+        _ => Tuple {
+            protocol: key.protocol,
+            src: from,
+            sport: 0,
+            dst: key.src,
+            dport: 0,
+        },
+    }
+}
+
+impl Engine {
+    /// Binds a new session for `key` (client → VIP) on virtual server `vs`. Returns its slot.
+    pub(crate) fn bind(
+        &mut self,
+        now: Timestamp,
+        vs: usize,
+        key: Tuple,
+    ) -> Result<u32, DropReason> {
+        if let Some(max) = self.max_sessions
+            && self.live >= max
+            && !self.retire_longest_idle()
+        {
+            return Err(DropReason::TableFull);
+        }
+        self.candidates.clear();
+        for &m in &self.vss.list[vs].members {
+            self.candidates.push(Candidate {
+                member: m,
+                bound: self.pool.member(m).bound,
+            });
+        }
+        if self.candidates.is_empty() {
+            return Err(DropReason::NoMemberAvailable);
+        }
+        let pick = self.vss.list[vs].load_share.select(&self.candidates);
+        let member = self.candidates[pick.min(self.candidates.len() - 1)].member;
+        let member_addr = self.pool.member(member).addr.octets();
+
+        let number = self.next_number;
+        self.next_number += 1;
+        let translated = Tuple {
+            dst: member_addr,
+            ..key
+        };
+        let reply_from = match self.vss.view {
+            View::Router => member_addr,
+            View::ClientSide => key.dst,
+        };
+        let session = Session {
+            number,
+            vs,
+            member,
+            key,
+            translated,
+            reply_key: reply_key(&key, reply_from),
+            first: now,
+            last: now,
+            first_reply: None,
+            packets: [0; 2],
+            bytes: [0; 2],
+            checksum_faults: 0,
+            history: Default::default(),
+            tcp: Default::default(),
+            closed: None,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.flows.insert(key, (slot, Flow::Inbound));
+        self.flows.insert(session.reply_key, (slot, Flow::Outbound));
+        let deadline = now.add(self.idle_timeout(key.protocol));
+        self.timers.push(Reverse((deadline, number, slot)));
+        if self.max_sessions.is_some() {
+            self.idle.push(Reverse((now, number, slot)));
+        }
+        self.slots[slot as usize] = Some(session);
+        self.live += 1;
+        self.pool.bind(member);
+        self.stats.sessions_bound += 1;
+        self.stats.peak_sessions = self.stats.peak_sessions.max(self.live as u64);
+        self.events.push_back(Event::Bound {
+            number,
+            at: now,
+            virtual_server: vs,
+            member,
+            key,
+        });
+        Ok(slot)
+    }
+
+    /// RFC 2391 §2.4: "retire the longest idle session when it becomes necessary".
+    fn retire_longest_idle(&mut self) -> bool {
+        while let Some(Reverse((seen, number, slot))) = self.idle.pop() {
+            let Some(s) = self.slots[slot as usize].as_ref() else {
+                continue;
+            };
+            if s.number != number {
+                continue;
+            }
+            if s.last > seen {
+                // Seen since this entry was made: requeue with its real idle start.
+                let last = s.last;
+                self.idle.push(Reverse((last, number, slot)));
+                continue;
+            }
+            let now = self.now;
+            self.unbind(slot, EndReason::Retired, now);
+            return true;
+        }
+        false
+    }
+}

@@ -1,0 +1,126 @@
+//! What the engine is told at start: virtual servers, their pools and algorithms, timeouts.
+//! Built by [`crate::config`] from a TOML file; the engine never reads files itself.
+
+use crate::time::Span;
+use std::net::Ipv4Addr;
+
+/// How the capture relates to the modelled router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum View {
+    /// The capture holds what arrives at the router from both sides: client → VIP and
+    /// member → client (a capture on the router's interfaces, or a merge of two captures).
+    #[default]
+    Router,
+    /// The capture was taken on the client side only (client ↔ VIP); replies from the VIP are
+    /// attributed to the member the session is bound to, so the output shows what each member
+    /// would have seen.
+    ClientSide,
+}
+
+/// A load-share algorithm's configuration name (RFC 2391 §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// §5.1 (1): round-robin.
+    RoundRobin,
+    /// §5.1 (2): least load first, fewest sessions bound.
+    LeastLoad,
+}
+
+impl Algorithm {
+    /// Every configurable name.
+    pub const NAMES: &'static [&'static str] = &["round-robin", "least-load"];
+
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round-robin",
+            Algorithm::LeastLoad => "least-load",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn parse(s: &str) -> Option<Algorithm> {
+        match s {
+            "round-robin" | "rr" => Some(Algorithm::RoundRobin),
+            "least-load" | "least-load-first" | "lc" => Some(Algorithm::LeastLoad),
+            _ => None,
+        }
+    }
+}
+
+/// Idle timeouts and the TCP close grace (RFC 2391 §2.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP sessions idle this long are unbound (RFC 2391: "say, 24 hours").
+    pub tcp: Span,
+    /// UDP sessions (RFC 2391: non-TCP "say, 1 minute").
+    pub udp: Span,
+    /// ICMP query sessions.
+    pub icmp: Span,
+    /// Other protocols.
+    pub other: Span,
+    /// How long a TCP session is kept after both FINs are acknowledged or an RST
+    /// (RFC 2391: "a couple of seconds").
+    pub tcp_close_grace: Span,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp: Span::from_secs(24 * 3600),
+            udp: Span::from_secs(60),
+            icmp: Span::from_secs(60),
+            other: Span::from_secs(60),
+            tcp_close_grace: Span::from_secs(2),
+        }
+    }
+}
+
+/// One virtual server: a VIP, a protocol, its service ports and its server pool (RFC 2391 §3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualServerConfig {
+    /// Name, for reports.
+    pub name: String,
+    /// Virtual server address.
+    pub vip: Ipv4Addr,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// TU service ports (TCP/UDP); empty means none for TCP/UDP and is ignored for others.
+    pub ports: Vec<u16>,
+    /// Load-share algorithm.
+    pub algorithm: Algorithm,
+    /// Pool members, in configured order (the deterministic tie-break order).
+    pub members: Vec<Ipv4Addr>,
+}
+
+/// The engine's whole configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Input view.
+    pub view: View,
+    /// Decrement TTL on forwarded packets (and drop those arriving with TTL ≤ 1).
+    pub ttl_decrement: bool,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Session-table limit: when full, the longest-idle session is retired (RFC 2391 §2.4).
+    pub max_sessions: Option<usize>,
+    /// How long the translation of a fragmented datagram is kept for its later fragments.
+    pub fragment_timeout: Span,
+    /// Virtual servers.
+    pub virtual_servers: Vec<VirtualServerConfig>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            view: View::Router,
+            ttl_decrement: true,
+            timeouts: Timeouts::default(),
+            max_sessions: None,
+            fragment_timeout: Span::from_secs(30),
+            virtual_servers: Vec::new(),
+        }
+    }
+}

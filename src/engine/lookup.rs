@@ -1,0 +1,464 @@
+//! Address lookup and translation (RFC 2391 §4.2): every packet of a bound session is looked up
+//! by its key and rewritten in place. Inbound packets (client → VIP) get the member's address as
+//! destination; outbound packets (member → client) get the VIP as source. The header
+//! modifications are those of RFC 1631 §5 / RFC 3022 §4: IP, TCP, UDP and ICMP checksums
+//! updated incrementally, ICMP error payloads translated too (RFC 3022 §4.3), and later
+//! fragments of a datagram translated like its first fragment.
+
+use super::event::{ChecksumFaults, DropReason, Flow, Outcome, PassReason, Tuple, Verdict};
+use super::session::tcp_history;
+use super::unbinding::FragmentKey;
+use super::{Engine, View};
+use crate::time::Timestamp;
+use crate::wire::checksum::{update16, update32};
+use crate::wire::ipv4::{self, Ipv4, L4};
+use crate::wire::tcp_flags::{ACK, SYN};
+use crate::wire::{icmp_type, proto};
+
+/// The addressing of a parsed packet (ports where there are ports).
+fn tuple_of(ip: &Ipv4, l4: &L4) -> Tuple {
+    let (sport, dport) = match *l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => (sport, dport),
+        L4::IcmpQuery { id, .. } => (id, 0),
+        _ => (0, 0),
+    };
+    Tuple {
+        protocol: ip.protocol,
+        src: ip.src,
+        sport,
+        dst: ip.dst,
+        dport,
+    }
+}
+
+fn l4_checksum(ip: &Ipv4, b: &[u8]) -> Option<u16> {
+    ip.l4_checksum_offset()
+        .map(|at| u16::from_be_bytes([b[at], b[at + 1]]))
+}
+
+impl Engine {
+    /// Classifies and handles one packet at time `now` (timers already fired).
+    pub(crate) fn process(&mut self, now: Timestamp, b: &mut [u8]) -> Outcome {
+        let Ok(ip) = Ipv4::parse(b) else {
+            return Outcome::new(Verdict::Drop(DropReason::MalformedIpv4));
+        };
+        let l4 = ip.l4(b);
+        let before = tuple_of(&ip, &l4);
+        let mut out = Outcome::new(Verdict::Pass(PassReason::Unrelated));
+        out.before = before;
+        out.after = before;
+        out.ip_checksum = [ip.checksum; 2];
+        out.ttl = [ip.ttl; 2];
+        if let Some(c) = l4_checksum(&ip, b) {
+            out.l4_checksum = Some([c; 2]);
+        }
+        let (icmp_in, icmp_out) = match l4 {
+            L4::IcmpQuery { icmp_type: t, .. } => {
+                (icmp_type::is_query(t), icmp_type::is_query_reply(t))
+            }
+            L4::IcmpError { .. } => return self.icmp_error(now, ip, b, out),
+            L4::LaterFragment => return self.later_fragment(now, ip, b, out),
+            L4::Truncated => {
+                let related = self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some();
+                if related {
+                    out.verdict = Verdict::Pass(PassReason::Truncated);
+                }
+                return out;
+            }
+            L4::IcmpOther { .. } => (false, false),
+            _ => (true, true),
+        };
+        if icmp_in && let Some(vs) = self.vss.inbound(ip.dst, ip.protocol, before.dport) {
+            return self.inbound(now, vs, ip, l4, b, out);
+        }
+        if icmp_out
+            && self
+                .vss
+                .outbound(&self.pool, ip.src, ip.protocol, before.sport)
+        {
+            return self.outbound(now, ip, l4, b, out);
+        }
+        if self.vss.is_vip(ip.dst) {
+            out.verdict = Verdict::Pass(PassReason::NotAService);
+        }
+        out
+    }
+
+    fn ttl_expired(&self, ip: &Ipv4, flow: Flow) -> bool {
+        self.forwards_with_ttl(flow) && ip.ttl <= 1
+    }
+
+    /// Whether the modelled router decrements TTL on this flow. In the client-side view the
+    /// outbound packets are shown as the member sent them, before any router.
+    fn forwards_with_ttl(&self, flow: Flow) -> bool {
+        self.ttl_decrement && (flow == Flow::Inbound || self.vss.view == View::Router)
+    }
+
+    fn inbound(
+        &mut self,
+        now: Timestamp,
+        vs: usize,
+        ip: Ipv4,
+        l4: L4,
+        b: &mut [u8],
+        mut out: Outcome,
+    ) -> Outcome {
+        out.flow = Flow::Inbound;
+        let key = out.before;
+        let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN);
+        let mut slot = self.flows.get(&key).map(|&(s, _)| s);
+        if let Some(s) = slot
+            && fresh_syn
+            && let Some((_, reason)) = self.session(s).closed
+        {
+            // A new connection reusing the 4-tuple of one that has closed: end the old one now.
+            self.unbind(s, reason, now);
+            slot = None;
+        }
+        if self.ttl_expired(&ip, Flow::Inbound) {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            out.session = slot.map_or(0, |s| self.session(s).number);
+            return out;
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None => {
+                if key.protocol == proto::TCP && !fresh_syn {
+                    out.verdict = Verdict::Drop(DropReason::NoSession);
+                    return out;
+                }
+                match self.bind(now, vs, key) {
+                    Ok(s) => {
+                        out.bound = true;
+                        s
+                    }
+                    Err(reason) => {
+                        out.verdict = Verdict::Drop(reason);
+                        return out;
+                    }
+                }
+            }
+        };
+        let member = self.session(slot).translated.dst;
+        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, |ip, b| {
+            ipv4::set_dst(ip, b, member)
+        })
+    }
+
+    fn outbound(
+        &mut self,
+        now: Timestamp,
+        ip: Ipv4,
+        l4: L4,
+        b: &mut [u8],
+        mut out: Outcome,
+    ) -> Outcome {
+        out.flow = Flow::Outbound;
+        let Some(&(slot, Flow::Outbound)) = self.flows.get(&out.before) else {
+            out.verdict = if out.before.protocol == proto::TCP
+                && !matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN)
+            {
+                Verdict::Drop(DropReason::NoSession)
+            } else {
+                Verdict::Pass(PassReason::OutboundWithoutSession)
+            };
+            out.flow = Flow::None;
+            return out;
+        };
+        if self.ttl_expired(&ip, Flow::Outbound) {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            out.session = self.session(slot).number;
+            return out;
+        }
+        let s = self.session(slot);
+        let new_src = match self.vss.view {
+            View::Router => s.key.dst,
+            View::ClientSide => s.translated.dst,
+        };
+        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, |ip, b| {
+            ipv4::set_src(ip, b, new_src)
+        })
+    }
+
+    /// Rewrites a packet of session `slot` with `rewrite`, decrements TTL, and updates the
+    /// session's counters and TCP state.
+    #[allow(clippy::too_many_arguments)]
+    fn translate(
+        &mut self,
+        now: Timestamp,
+        slot: u32,
+        flow: Flow,
+        mut ip: Ipv4,
+        l4: L4,
+        b: &mut [u8],
+        mut out: Outcome,
+        rewrite: impl FnOnce(&mut Ipv4, &mut [u8]),
+    ) -> Outcome {
+        out.faults = ChecksumFaults {
+            ip: ip.header_checksum_error(b),
+            l4: ip.l4_checksum_error(b),
+        };
+        rewrite(&mut ip, b);
+        if self.forwards_with_ttl(flow) {
+            ipv4::decrement_ttl(&mut ip, b);
+        }
+        if ip.more_fragments {
+            let key = FragmentKey {
+                src: out.before.src,
+                dst: out.before.dst,
+                protocol: ip.protocol,
+                ident: ip.ident,
+            };
+            let number = self.session(slot).number;
+            self.frags.insert(now, key, slot, number, flow);
+        }
+        self.finish_translation(now, slot, flow, &ip, l4, b, &mut out);
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_translation(
+        &mut self,
+        now: Timestamp,
+        slot: u32,
+        flow: Flow,
+        ip: &Ipv4,
+        l4: L4,
+        b: &[u8],
+        out: &mut Outcome,
+    ) {
+        out.verdict = Verdict::Translated;
+        out.after = Tuple {
+            src: ip.src,
+            dst: ip.dst,
+            ..out.before
+        };
+        out.ip_checksum[1] = ip.checksum;
+        out.ttl[1] = ip.ttl;
+        if let (Some(c), Some(pair)) = (l4_checksum(ip, b), out.l4_checksum.as_mut()) {
+            pair[1] = c;
+        }
+        let dir = usize::from(flow == Flow::Outbound);
+        let faulty = out.faults.any();
+        let s = self.session_mut(slot);
+        out.session = s.number;
+        s.last = now;
+        s.packets[dir] += 1;
+        s.bytes[dir] += ip.total_len as u64;
+        if dir == 1 && s.first_reply.is_none() {
+            s.first_reply = Some(now);
+        }
+        if faulty {
+            s.checksum_faults += 1;
+            s.history.mark(b'c', dir == 0);
+        }
+        let closed_now = match l4 {
+            L4::Tcp {
+                seq,
+                ack,
+                flags,
+                header_len,
+                ..
+            } => {
+                let payload = (ip.total_len.saturating_sub(ip.ihl + header_len.max(20))) as u32;
+                tcp_history(&mut s.history, dir == 0, flags, payload);
+                if s.closed.is_none() {
+                    let end = s.tcp.on_segment(dir, seq, ack, flags, payload);
+                    if let Some(reason) = end {
+                        s.closed = Some((now, reason));
+                    }
+                    end.is_some()
+                } else {
+                    false
+                }
+            }
+            L4::LaterFragment => false,
+            _ => {
+                s.history.mark(b'd', dir == 0);
+                false
+            }
+        };
+        if closed_now {
+            self.arm_close(slot);
+        }
+    }
+
+    /// A later fragment: translated like the first fragment of its datagram (RFC 3022 §4.2
+    /// fragments; only the first carries the transport header, so only the IP header changes).
+    fn later_fragment(
+        &mut self,
+        now: Timestamp,
+        ip: Ipv4,
+        b: &mut [u8],
+        mut out: Outcome,
+    ) -> Outcome {
+        let key = FragmentKey {
+            src: ip.src,
+            dst: ip.dst,
+            protocol: ip.protocol,
+            ident: ip.ident,
+        };
+        let entry = self.frags.get(&key).filter(|e| {
+            self.slots[e.slot as usize]
+                .as_ref()
+                .is_some_and(|s| s.number == e.number)
+        });
+        let Some(e) = entry else {
+            if self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some() {
+                out.verdict = Verdict::Drop(DropReason::FragmentWithoutFirst);
+            }
+            return out;
+        };
+        out.flow = e.flow;
+        if self.ttl_expired(&ip, e.flow) {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            out.session = e.number;
+            return out;
+        }
+        let s = self.session(e.slot);
+        let (new_src, new_dst) = match (e.flow, self.vss.view) {
+            (Flow::Inbound, _) => (ip.src, s.translated.dst),
+            (_, View::Router) => (s.key.dst, ip.dst),
+            (_, View::ClientSide) => (s.translated.dst, ip.dst),
+        };
+        let mut ip = ip;
+        out.faults = ChecksumFaults {
+            ip: ip.header_checksum_error(b),
+            l4: None,
+        };
+        ipv4::set_src(&mut ip, b, new_src);
+        ipv4::set_dst(&mut ip, b, new_dst);
+        if self.forwards_with_ttl(e.flow) {
+            ipv4::decrement_ttl(&mut ip, b);
+        }
+        self.finish_translation(now, e.slot, e.flow, &ip, L4::LaterFragment, b, &mut out);
+        out
+    }
+
+    /// An ICMP error (RFC 3022 §4.3, RFC 5508 REQ-4/5): find the session of the datagram it
+    /// quotes, translate the outer header, the quoted IP header and ports, the quoted IP
+    /// checksum, the quoted transport checksum when it is in the quote, and the ICMP checksum.
+    /// It never binds, refreshes or ends a session.
+    fn icmp_error(
+        &mut self,
+        _now: Timestamp,
+        mut ip: Ipv4,
+        b: &mut [u8],
+        mut out: Outcome,
+    ) -> Outcome {
+        let inner_at = ip.ihl + 8;
+        let quoted = b.get(inner_at..ip.captured).and_then(|q| {
+            let inner = Ipv4::parse(q).ok()?;
+            let l4 = inner.l4(q);
+            let t = match l4 {
+                L4::Tcp { .. } | L4::Udp { .. } | L4::IcmpQuery { .. } | L4::Other => {
+                    tuple_of(&inner, &l4)
+                }
+                _ => return None,
+            };
+            Some((inner, t))
+        });
+        let related = self.vss.is_vip(ip.dst)
+            || quoted.is_some_and(|(_, t)| self.vss.is_vip(t.src) || self.vss.is_vip(t.dst));
+        let Some((inner, qt)) = quoted else {
+            if related {
+                out.verdict = Verdict::Drop(DropReason::IcmpErrorWithoutSession);
+            }
+            return out;
+        };
+        // The quoted datagram went the other way: reverse it to get the key of its session.
+        let reversed = Tuple {
+            protocol: qt.protocol,
+            src: qt.dst,
+            sport: qt.dport,
+            dst: qt.src,
+            dport: qt.sport,
+        };
+        let reversed = if qt.protocol == proto::ICMP {
+            Tuple {
+                sport: qt.sport,
+                dport: 0,
+                ..reversed
+            }
+        } else {
+            reversed
+        };
+        let Some(&(slot, flow)) = self.flows.get(&reversed) else {
+            if related
+                || self.pool.find(ip.src).is_some()
+                    && self.vss.outbound(&self.pool, qt.dst, qt.protocol, qt.dport)
+            {
+                out.verdict = Verdict::Drop(DropReason::IcmpErrorWithoutSession);
+            }
+            return out;
+        };
+        out.flow = flow;
+        if self.ttl_expired(&ip, flow) {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            out.session = self.session(slot).number;
+            return out;
+        }
+        let s = self.session(slot);
+        let (vip, member) = (s.key.dst, s.translated.dst);
+        // The client side always sees the VIP; the member side sees the member.
+        let (from, to) = match (flow, self.vss.view) {
+            (Flow::Inbound, _) => (vip, member),
+            (_, View::Router) => (member, vip),
+            (_, View::ClientSide) => (vip, member),
+        };
+        out.faults.ip = ip.header_checksum_error(b);
+        out.faults.l4 = ip.l4_checksum_error(b);
+        let icmp_csum_at = ip.ihl + 2;
+        let mut icmp_csum = u16::from_be_bytes([b[icmp_csum_at], b[icmp_csum_at + 1]]);
+        {
+            let q = &mut b[inner_at..ip.captured];
+            let mut inner = inner;
+            let (addr_at, old) = if flow == Flow::Inbound {
+                (12, inner.src)
+            } else {
+                (16, inner.dst)
+            };
+            if old == from {
+                let old_ic = inner.checksum;
+                let old_l4 = inner
+                    .l4_checksum_offset()
+                    .map(|o| u16::from_be_bytes([q[o], q[o + 1]]));
+                if addr_at == 12 {
+                    ipv4::set_src(&mut inner, q, to);
+                } else {
+                    ipv4::set_dst(&mut inner, q, to);
+                }
+                icmp_csum = update32(icmp_csum, from, to);
+                icmp_csum = update16(icmp_csum, old_ic, inner.checksum);
+                if let (Some(o), Some(old)) = (inner.l4_checksum_offset(), old_l4) {
+                    let new = u16::from_be_bytes([q[o], q[o + 1]]);
+                    icmp_csum = update16(icmp_csum, old, new);
+                }
+            }
+        }
+        b[icmp_csum_at..icmp_csum_at + 2].copy_from_slice(&icmp_csum.to_be_bytes());
+        if flow == Flow::Inbound {
+            if ip.dst == from {
+                ipv4::set_dst(&mut ip, b, to);
+            }
+        } else if ip.src == from {
+            ipv4::set_src(&mut ip, b, to);
+        }
+        if self.forwards_with_ttl(flow) {
+            ipv4::decrement_ttl(&mut ip, b);
+        }
+        out.verdict = Verdict::Translated;
+        out.session = self.session(slot).number;
+        out.after = Tuple {
+            src: ip.src,
+            dst: ip.dst,
+            ..out.before
+        };
+        out.ip_checksum[1] = ip.checksum;
+        out.ttl[1] = ip.ttl;
+        if let Some(pair) = out.l4_checksum.as_mut() {
+            pair[1] = icmp_csum;
+        }
+        out
+    }
+}

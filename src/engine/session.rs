@@ -1,0 +1,159 @@
+//! Sessions (RFC 2391 §2.2–2.4): the key that identifies one, the state kept while it is bound,
+//! and how a TCP session's end is detected (§2.4: "FIN is acknowledged by both halves of the
+//! session or when either half receives RST").
+
+use super::event::{EndReason, History, SessionRecord, Tuple};
+use crate::time::Timestamp;
+use crate::wire::tcp_flags::{ACK, FIN, RST, SYN};
+
+/// A bound session.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub number: u64,
+    pub vs: usize,
+    pub member: usize,
+    /// Client → VIP, as the session key of §2.2.
+    pub key: Tuple,
+    /// Client → member.
+    pub translated: Tuple,
+    /// The key its outbound packets arrive with.
+    pub reply_key: Tuple,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub first_reply: Option<Timestamp>,
+    /// [client → member, member → client]
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub checksum_faults: u64,
+    pub history: History,
+    pub tcp: TcpTrack,
+    /// When both FINs were acknowledged or an RST was seen, and which.
+    pub closed: Option<(Timestamp, EndReason)>,
+}
+
+impl Session {
+    pub fn record(&self, end: EndReason, ended_at: Timestamp) -> SessionRecord {
+        SessionRecord {
+            number: self.number,
+            virtual_server: self.vs,
+            member: self.member,
+            key: self.key,
+            translated: self.translated,
+            first: self.first,
+            last: self.last,
+            first_reply: self.first_reply,
+            orig_packets: self.packets[0],
+            orig_bytes: self.bytes[0],
+            resp_packets: self.packets[1],
+            resp_bytes: self.bytes[1],
+            checksum_faults: self.checksum_faults,
+            history: self.history,
+            end,
+            ended_at,
+        }
+    }
+}
+
+/// TCP end-of-session tracking (RFC 2391 §2.4, RFC 793 §3.5).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TcpTrack {
+    /// For each direction, the acknowledgement number that acknowledges its FIN.
+    fin_ack_needed: [Option<u32>; 2],
+    fin_acked: [bool; 2],
+}
+
+impl TcpTrack {
+    /// Feeds one segment sent in direction `dir` (0 client → member, 1 back). Returns the end
+    /// reason when this segment ends the session.
+    pub fn on_segment(
+        &mut self,
+        dir: usize,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload_len: u32,
+    ) -> Option<EndReason> {
+        if flags & RST != 0 {
+            return Some(EndReason::Rst);
+        }
+        let other = 1 - dir;
+        if flags & ACK != 0
+            && let Some(need) = self.fin_ack_needed[other]
+            && ack.wrapping_sub(need) as i32 >= 0
+        {
+            self.fin_acked[other] = true;
+        }
+        if flags & FIN != 0 {
+            let syn = u32::from(flags & SYN != 0);
+            let end = seq
+                .wrapping_add(payload_len)
+                .wrapping_add(syn)
+                .wrapping_add(1);
+            match self.fin_ack_needed[dir] {
+                Some(prev) if prev.wrapping_sub(end) as i32 >= 0 => {}
+                _ => self.fin_ack_needed[dir] = Some(end),
+            }
+        }
+        (self.fin_acked[0] && self.fin_acked[1]).then_some(EndReason::Fin)
+    }
+}
+
+/// The history letter(s) a TCP segment contributes (Zeek's conn.log letters).
+pub(crate) fn tcp_history(h: &mut History, originator: bool, flags: u8, payload_len: u32) {
+    if flags & SYN != 0 {
+        h.mark(if flags & ACK != 0 { b'h' } else { b's' }, originator);
+    } else if flags & ACK != 0 && payload_len == 0 && flags & (FIN | RST) == 0 {
+        h.mark(b'a', originator);
+    }
+    if payload_len > 0 {
+        h.mark(b'd', originator);
+    }
+    if flags & FIN != 0 {
+        h.mark(b'f', originator);
+    }
+    if flags & RST != 0 {
+        h.mark(b'r', originator);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fin_needs_both_halves_acknowledged() {
+        let mut t = TcpTrack::default();
+        // client FIN at seq 100 with 10 bytes: needs ack 111
+        assert_eq!(t.on_segment(0, 100, 5000, FIN | ACK, 10), None);
+        // server acks only 110: not yet
+        assert_eq!(t.on_segment(1, 5000, 110, ACK, 0), None);
+        // server FIN+ACK acking 111
+        assert_eq!(t.on_segment(1, 5000, 111, FIN | ACK, 0), None);
+        // client final ACK of server FIN (5001)
+        assert_eq!(t.on_segment(0, 111, 5001, ACK, 0), Some(EndReason::Fin));
+    }
+
+    #[test]
+    fn rst_ends_at_once_and_wraps_sequence_space() {
+        let mut t = TcpTrack::default();
+        assert_eq!(t.on_segment(1, 1, 1, RST, 0), Some(EndReason::Rst));
+        let mut t = TcpTrack::default();
+        assert_eq!(t.on_segment(0, u32::MAX, 1, FIN | ACK, 0), None);
+        assert_eq!(t.on_segment(1, 7, 0, FIN | ACK, 0), None); // acks u32::MAX + 1 = 0
+        assert_eq!(t.on_segment(0, 0, 8, ACK, 0), Some(EndReason::Fin));
+    }
+
+    #[test]
+    fn history_letters() {
+        let mut h = History::default();
+        tcp_history(&mut h, true, SYN, 0);
+        tcp_history(&mut h, false, SYN | ACK, 0);
+        tcp_history(&mut h, true, ACK, 0);
+        tcp_history(&mut h, true, ACK, 100);
+        tcp_history(&mut h, false, ACK, 1000);
+        tcp_history(&mut h, true, FIN | ACK, 0);
+        tcp_history(&mut h, false, FIN | ACK, 0);
+        tcp_history(&mut h, true, ACK, 0);
+        assert_eq!(h.as_str(), "ShADdFf");
+    }
+}

@@ -1,0 +1,165 @@
+//! Internet checksum arithmetic: the RFC 1071 sum and the RFC 1624 incremental update.
+//!
+//! Every header the engine rewrites gets its checksum updated with RFC 1624 eqn. 3,
+//! `HC' = ~(~HC + ~m + m')`, never recomputed. A checksum that was wrong on input therefore
+//! stays wrong by exactly the same amount, which is what a conformance tool must show.
+
+/// One's-complement sum of `data` as big-endian 16-bit words (odd tail padded with zero),
+/// folded to 16 bits, not complemented (RFC 1071).
+pub fn sum(data: &[u8]) -> u16 {
+    fold(sum_words(data, 0))
+}
+
+/// Accumulates `data` into a 64-bit partial sum (fold with [`fold`]).
+pub fn sum_words(data: &[u8], mut acc: u64) -> u64 {
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        acc += (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
+    }
+    let rest = chunks.remainder();
+    let mut pairs = rest.chunks_exact(2);
+    for p in &mut pairs {
+        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
+    }
+    if let [last] = pairs.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    acc
+}
+
+/// Folds a partial sum to 16 bits with end-around carry.
+pub fn fold(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// RFC 1624 eqn. 3 for one 16-bit field: `HC' = ~(~HC + ~m + m')`.
+#[inline]
+pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
+    let acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    !fold32(acc)
+}
+
+/// RFC 1624 eqn. 3 for a 32-bit field (an IPv4 address), as two 16-bit words.
+#[inline]
+pub fn update32(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let acc = u32::from(!hc)
+        + u32::from(!u16::from_be_bytes([old[0], old[1]]))
+        + u32::from(!u16::from_be_bytes([old[2], old[3]]))
+        + u32::from(u16::from_be_bytes([new[0], new[1]]))
+        + u32::from(u16::from_be_bytes([new[2], new[3]]));
+    !fold32(acc)
+}
+
+#[inline]
+fn fold32(mut acc: u32) -> u16 {
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc as u16
+}
+
+/// The RFC 768 rule for a UDP checksum after an update: zero on input means "no checksum" and
+/// stays zero (the caller must not update it); a computed zero is transmitted as all ones.
+#[inline]
+pub fn udp_nonzero(c: u16) -> u16 {
+    if c == 0 { 0xffff } else { c }
+}
+
+/// The sum of the IPv4 pseudo-header (RFC 793 / RFC 768): source, destination, zero+protocol,
+/// transport length.
+pub fn pseudo_header(src: [u8; 4], dst: [u8; 4], protocol: u8, len: u16) -> u64 {
+    u64::from(u16::from_be_bytes([src[0], src[1]]))
+        + u64::from(u16::from_be_bytes([src[2], src[3]]))
+        + u64::from(u16::from_be_bytes([dst[0], dst[1]]))
+        + u64::from(u16::from_be_bytes([dst[2], dst[3]]))
+        + u64::from(protocol)
+        + u64::from(len)
+}
+
+/// The difference between the checksum a header carries and the one it should carry, as a
+/// one's-complement amount: 0 when the checksum is right. A rewrite must preserve it.
+///
+/// `field_sum` is the folded sum over the covered bytes *including* the checksum field. A
+/// correct checksum makes that sum 0xffff (or, for a zero-valued computation, 0x0000 ≡ -0).
+pub fn error_of(field_sum: u16) -> u16 {
+    if field_sum == 0xffff || field_sum == 0 {
+        0
+    } else {
+        !field_sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(data: &[u8]) -> u16 {
+        !sum(data)
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3 example: 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2.
+        assert_eq!(
+            sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+    }
+
+    #[test]
+    fn incremental_equals_full_recompute() {
+        // A 20-byte IPv4 header; rewrite the destination address and compare.
+        let mut h: [u8; 20] = [
+            0x45, 0, 0, 60, 0x1c, 0x46, 0x40, 0, 64, 6, 0, 0, 198, 51, 100, 7, 198, 18, 0, 100,
+        ];
+        let c = full(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        for _ in 0..10_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let new = (seed as u32).to_be_bytes();
+            let old: [u8; 4] = h[16..20].try_into().unwrap();
+            let hc = u16::from_be_bytes([h[10], h[11]]);
+            h[16..20].copy_from_slice(&new);
+            h[10..12].copy_from_slice(&update32(hc, old, new).to_be_bytes());
+            assert_eq!(sum(&h), 0xffff, "header must still verify");
+            let mut z = h;
+            z[10] = 0;
+            z[11] = 0;
+            assert_eq!(u16::from_be_bytes([h[10], h[11]]), full(&z));
+        }
+    }
+
+    #[test]
+    fn wrong_checksum_stays_wrong_by_the_same_amount() {
+        let mut h: [u8; 20] = [
+            0x45, 0, 0, 60, 0x1c, 0x46, 0x40, 0, 64, 6, 0, 0, 198, 51, 100, 7, 198, 18, 0, 100,
+        ];
+        let good = full(&h);
+        let bad = good.wrapping_add(0x1234);
+        h[10..12].copy_from_slice(&bad.to_be_bytes());
+        let before = error_of(sum(&h));
+        assert_ne!(before, 0);
+        let old: [u8; 4] = h[16..20].try_into().unwrap();
+        h[16..20].copy_from_slice(&[203, 0, 113, 1]);
+        let c = update32(bad, old, [203, 0, 113, 1]);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(error_of(sum(&h)), before);
+    }
+
+    #[test]
+    fn update16_matches_rfc1624_example() {
+        // RFC 1624 section 4: HC = 0xDD2F, m = 0x5555 -> m' = 0x3285 gives HC' = 0x0000.
+        assert_eq!(update16(0xdd2f, 0x5555, 0x3285), 0x0000);
+    }
+}
