@@ -2,7 +2,12 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod check;
+pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod link;
+pub mod replay;
+pub mod report;
 pub mod time;
 pub mod wire;

@@ -1,1 +1,233 @@
-fn main() {}
+//! `lsnat`: parse the command line, run, map errors to one line and an exit code.
+//! Exit codes: 0 success, 1 a check found differences, 2 bad input or usage.
+
+use clap::Parser;
+use lsnat::capture::PacketMeta;
+use lsnat::cli::{Cli, Command, ViewArg};
+use lsnat::engine::View;
+use lsnat::replay::{self, Disposition, Observer, ReplayJob};
+use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, table};
+use lsnat::{check, config};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+struct Progress(indicatif::ProgressBar, u64);
+
+impl Observer for Progress {
+    fn packet(&mut self, _: &PacketMeta, _: &Disposition) {
+        self.1 += 1;
+        if self.1 % 65536 == 0 {
+            self.0.set_position(self.1);
+        }
+    }
+}
+
+fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
+    for i in inputs {
+        let same = match (std::fs::canonicalize(out), std::fs::canonicalize(i)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => out == *i,
+        };
+        if same {
+            anyhow::bail!(
+                "{}: output path is an input file; refusing to write over it",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay_cmd(
+    capture: PathBuf,
+    config: Option<PathBuf>,
+    output: Option<PathBuf>,
+    json: Option<PathBuf>,
+    members_dir: Option<PathBuf>,
+    golden: Option<PathBuf>,
+    view: Option<ViewArg>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let config_path = config.unwrap_or_else(|| config::beside(&capture));
+    if !capture.exists() {
+        anyhow::bail!("{}: no such file", capture.display());
+    }
+    let mut cfg = config::load(&config_path)?;
+    if let Some(v) = view {
+        cfg.view = match v {
+            ViewArg::Router => View::Router,
+            ViewArg::ClientSide => View::ClientSide,
+        };
+    }
+    for out in [&output, &json, &golden].into_iter().flatten() {
+        refuse_overwrite(out, &[&capture, &config_path])?;
+    }
+    let names: Vec<String> = cfg.virtual_servers.iter().map(|v| v.name.clone()).collect();
+    let mut json_report = match &json {
+        Some(p) => Some(
+            JsonReport::create(p, &capture, &config_path, &cfg)
+                .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let job = ReplayJob {
+        input: capture.clone(),
+        config_path: config_path.clone(),
+        config: cfg,
+        output,
+        member_dir: members_dir,
+    };
+    let mut summary = Summary::default();
+    let mut log = GoldenLog::default();
+    let show_progress = !quiet && std::io::stderr().is_terminal();
+    let mut progress = Progress(
+        if show_progress {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos} packets ({per_sec}) {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            pb
+        } else {
+            indicatif::ProgressBar::hidden()
+        },
+        0,
+    );
+    let totals = {
+        let mut observers: Vec<&mut dyn Observer> = vec![&mut summary];
+        if let Some(j) = json_report.as_mut() {
+            observers.push(j);
+        }
+        if golden.is_some() {
+            observers.push(&mut log);
+        }
+        if show_progress {
+            observers.push(&mut progress);
+        }
+        replay::run(&job, &mut observers)?
+    };
+    progress.0.finish_and_clear();
+    if let (Some(j), Some(p)) = (json_report, &json) {
+        j.finish(&summary, &totals)
+            .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?;
+    }
+    if let Some(p) = &golden {
+        let title = format!(
+            "lsnat replay of {} with {}",
+            capture.display(),
+            config_path.display()
+        );
+        std::fs::write(p, log.render(&title, &names))
+            .map_err(|e| anyhow::anyhow!("{}: cannot write golden: {e}", p.display()))?;
+    }
+    if !quiet {
+        let text = table::render(&summary, &totals, None);
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    } else {
+        for w in &totals.warnings {
+            eprintln!("lsnat: warning: {w}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_captures() -> anyhow::Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("captures").map_err(|e| anyhow::anyhow!("captures: {e}"))? {
+        let p = e?.path();
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if matches!(ext, "pcap" | "pcapng") && config::beside(&p).exists() {
+            v.push(p);
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow::Result<ExitCode> {
+    let captures = if captures.is_empty() {
+        default_captures()?
+    } else {
+        captures
+    };
+    let mut differing = 0;
+    for c in &captures {
+        let fresh = check::render(c, None, None)?.text;
+        let snap = check::snapshot_path(&golden_dir, c);
+        if bless {
+            check::write_snapshot(&snap, &fresh)?;
+            println!("blessed {}", snap.display());
+            continue;
+        }
+        match check::read_snapshot(&snap) {
+            Ok(stored) if check::same(&stored, &fresh) => println!("ok      {}", c.display()),
+            Ok(stored) => {
+                differing += 1;
+                println!("DIFFERS {} (golden {})", c.display(), snap.display());
+                print!("{}", check::diff(&stored, &fresh));
+            }
+            Err(_) => {
+                differing += 1;
+                println!(
+                    "MISSING {} (no golden at {}; run `lsnat check --bless` to create it)",
+                    c.display(),
+                    snap.display()
+                );
+            }
+        }
+    }
+    println!("{} checked, {} differ", captures.len(), differing);
+    Ok(if differing > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay {
+            capture,
+            config,
+            output,
+            json,
+            members_dir,
+            golden,
+            view,
+            quiet,
+        } => replay_cmd(
+            capture,
+            config,
+            output,
+            json,
+            members_dir,
+            golden,
+            view,
+            quiet,
+        ),
+        Command::Check {
+            captures,
+            golden_dir,
+            bless,
+        } => check_cmd(captures, golden_dir, bless),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            let msg = e.to_string().replace('\n', " ");
+            eprintln!("lsnat: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

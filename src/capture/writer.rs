@@ -17,6 +17,10 @@ impl CaptureWriter {
     pub fn write(&mut self, _batch: &Batch, _i: usize) -> Result<(), CaptureError> {
         Ok(())
     }
+    /// Writes `bytes` as a packet with `meta`'s timestamp, interface and lengths.
+    pub fn write_bytes(&mut self, _meta: &PacketMeta, _bytes: &[u8]) -> Result<(), CaptureError> {
+        Ok(())
+    }
     /// Applies the batch's format updates (pcapng IDBs); call once per batch before writing it.
     pub fn begin_batch(&mut self, _batch: &Batch) -> Result<(), CaptureError> {
         Ok(())

@@ -145,6 +145,8 @@ pub struct Outcome {
     pub session: u64,
     /// This packet bound a new session.
     pub bound: bool,
+    /// The pool member (index into [`super::Engine::members`]) of its session.
+    pub member: Option<usize>,
     /// Addressing as it arrived.
     pub before: Tuple,
     /// Addressing as forwarded.
@@ -166,6 +168,7 @@ impl Outcome {
             flow: Flow::None,
             session: 0,
             bound: false,
+            member: None,
             before: Tuple::default(),
             after: Tuple::default(),
             ip_checksum: [0; 2],

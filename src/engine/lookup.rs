@@ -242,6 +242,7 @@ impl Engine {
         let faulty = out.faults.any();
         let s = self.session_mut(slot);
         out.session = s.number;
+        out.member = Some(s.member);
         s.last = now;
         s.packets[dir] += 1;
         s.bytes[dir] += ip.total_len as u64;
@@ -449,6 +450,7 @@ impl Engine {
         }
         out.verdict = Verdict::Translated;
         out.session = self.session(slot).number;
+        out.member = Some(self.session(slot).member);
         out.after = Tuple {
             src: ip.src,
             dst: ip.dst,

@@ -1,0 +1,109 @@
+//! Goldens: the replay of a capture rendered as text ([`crate::report::golden`]) and compared
+//! with a stored snapshot. `cargo test` compares through insta; `lsnat check` does the same
+//! comparison without cargo, for users' CI, and rewrites goldens only when asked (`--bless`).
+//! The snapshot files are insta's format: a `---` header, then the text.
+
+use crate::config;
+use crate::replay::{self, ReplayJob, ReplayTotals};
+use crate::report::{Summary, golden::GoldenLog, table};
+use std::path::{Path, PathBuf};
+
+/// A capture's golden text, and the replay's per-packet log and totals.
+pub struct Golden {
+    /// The text stored in the snapshot.
+    pub text: String,
+    /// The packet log (which packets were forwarded).
+    pub log: GoldenLog,
+    /// The replay totals.
+    pub totals: ReplayTotals,
+}
+
+/// The name of a capture's golden: its file name without extension.
+pub fn name(capture: &Path) -> String {
+    capture
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "capture".into())
+}
+
+/// Where a capture's golden lives in `dir`.
+pub fn snapshot_path(dir: &Path, capture: &Path) -> PathBuf {
+    dir.join(format!("{}.snap", name(capture)))
+}
+
+/// Replays `capture` with its configuration (`config_path`, default: beside it) and renders the
+/// golden text, optionally also writing the rewritten capture to `output`.
+pub fn render(
+    capture: &Path,
+    config_path: Option<&Path>,
+    output: Option<&Path>,
+) -> anyhow::Result<Golden> {
+    let config_path = config_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config::beside(capture));
+    let cfg = config::load(&config_path)?;
+    let names: Vec<String> = cfg.virtual_servers.iter().map(|v| v.name.clone()).collect();
+    let job = ReplayJob {
+        input: capture.to_path_buf(),
+        config_path: config_path.clone(),
+        config: cfg,
+        output: output.map(Path::to_path_buf),
+        member_dir: None,
+    };
+    let mut log = GoldenLog::default();
+    let mut summary = Summary::default();
+    let totals = replay::run(&job, &mut [&mut log, &mut summary])?;
+    let title = format!(
+        "lsnat replay of {} with {}",
+        capture
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        config_path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let mut text = log.render(&title, &names);
+    text.push_str("## summary\n");
+    text.push_str(&table::render(&summary, &totals, Some(100)));
+    Ok(Golden { text, log, totals })
+}
+
+/// The text of a stored snapshot (without its insta header).
+pub fn read_snapshot(path: &Path) -> std::io::Result<String> {
+    let raw = std::fs::read_to_string(path)?;
+    Ok(strip_header(&raw).to_string())
+}
+
+fn strip_header(raw: &str) -> &str {
+    if let Some(rest) = raw.strip_prefix("---\n")
+        && let Some(end) = rest.find("\n---\n")
+    {
+        return &rest[end + 5..];
+    }
+    raw
+}
+
+/// Writes a snapshot in insta's format.
+pub fn write_snapshot(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let body = format!("---\nsource: tests/golden.rs\n---\n{}\n", text.trim_end());
+    std::fs::write(path, body)
+}
+
+/// Whether a snapshot's text and a fresh rendering agree (trailing whitespace aside).
+pub fn same(stored: &str, fresh: &str) -> bool {
+    stored.trim_end() == fresh.trim_end()
+}
+
+/// A readable unified diff, stored → fresh.
+pub fn diff(stored: &str, fresh: &str) -> String {
+    similar::TextDiff::from_lines(stored.trim_end(), fresh.trim_end())
+        .unified_diff()
+        .context_radius(2)
+        .header("golden", "replay")
+        .to_string()
+}

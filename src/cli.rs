@@ -1,0 +1,64 @@
+//! Command-line arguments (clap).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Replay recorded traffic through a Load Sharing NAT (RFC 2391), offline and deterministically.
+#[derive(Parser, Debug)]
+#[command(name = "lsnat", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The input view (overrides the config's `view`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewArg {
+    /// The capture holds what arrives at the router from both sides.
+    Router,
+    /// The capture was taken on the client side only.
+    ClientSide,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Replay a capture through the modelled LSNAT router.
+    Replay {
+        /// The capture (pcap or pcapng).
+        capture: PathBuf,
+        /// The configuration (default: the capture's name with `.toml`).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Write the rewritten capture here (same format as the input).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write one capture per pool member (what each server would see) into this folder.
+        #[arg(long)]
+        members_dir: Option<PathBuf>,
+        /// Write the golden text (per-packet translation and session table) here.
+        #[arg(long)]
+        golden: Option<PathBuf>,
+        /// How the capture relates to the router (overrides the config).
+        #[arg(long, value_enum)]
+        view: Option<ViewArg>,
+        /// No summary table and no progress bar.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Compare replays against their goldens; exit 1 on a difference.
+    Check {
+        /// Captures to check (default: every capture in `captures/` with a config beside it).
+        captures: Vec<PathBuf>,
+        /// Where the goldens are.
+        #[arg(long, default_value = "golden")]
+        golden_dir: PathBuf,
+        /// Rewrite the goldens with the current output instead of comparing.
+        #[arg(long)]
+        bless: bool,
+    },
+}

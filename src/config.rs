@@ -1,0 +1,356 @@
+//! The replay configuration file (TOML): virtual servers, their pools and algorithms, timeouts,
+//! TTL behaviour and the input view. Validated here into an [`EngineConfig`]; every error names
+//! the file, the line and the field.
+//!
+//! ```toml
+//! view = "router"                 # or "client-side"
+//! [router]
+//! ttl_decrement = true
+//! [timeouts]                      # RFC 2391 §2.4 defaults
+//! tcp = "24h"
+//! udp = "60s"
+//! icmp = "60s"
+//! other = "60s"
+//! tcp_close_grace = "2s"
+//! max_sessions = 0                # 0: no limit
+//! [[virtual_server]]
+//! name = "web"
+//! vip = "172.87.0.100"
+//! protocol = "tcp"
+//! ports = [80, 23]
+//! algorithm = "round-robin"
+//! members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
+//! ```
+
+use crate::engine::{Algorithm, EngineConfig, Timeouts, View, VirtualServerConfig};
+use crate::time::Span;
+use crate::wire::proto;
+use serde::Deserialize;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// An invalid configuration: file, line, field and cause on one line.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field, when known (`virtual_server[1].vip`).
+    pub field: Option<String>,
+    /// What is wrong.
+    pub cause: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.cause)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    view: Option<Spanned<String>>,
+    #[serde(default)]
+    router: Router,
+    #[serde(default)]
+    timeouts: TimeoutsFile,
+    #[serde(default)]
+    virtual_server: Vec<VirtualServerFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Router {
+    ttl_decrement: Option<bool>,
+    fragment_timeout: Option<Spanned<DurationValue>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsFile {
+    tcp: Option<Spanned<DurationValue>>,
+    udp: Option<Spanned<DurationValue>>,
+    icmp: Option<Spanned<DurationValue>>,
+    other: Option<Spanned<DurationValue>>,
+    tcp_close_grace: Option<Spanned<DurationValue>>,
+    max_sessions: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VirtualServerFile {
+    name: Option<String>,
+    vip: Spanned<String>,
+    protocol: Spanned<String>,
+    #[serde(default = "no_ports")]
+    ports: Spanned<Vec<i64>>,
+    #[serde(default = "default_algorithm")]
+    algorithm: Spanned<String>,
+    members: Spanned<Vec<Spanned<String>>>,
+}
+
+fn no_ports() -> Spanned<Vec<i64>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+fn default_algorithm() -> Spanned<String> {
+    Spanned::new(0..0, "round-robin".to_string())
+}
+
+/// The configuration file conventionally beside a capture: `X.pcap` → `X.toml`.
+pub fn beside(capture: &Path) -> PathBuf {
+    capture.with_extension("toml")
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<EngineConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.into(),
+        line: None,
+        field: None,
+        cause: format!("cannot read configuration: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates configuration text (`path` is only used in errors).
+pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let err = |span: Option<std::ops::Range<usize>>, field: &str, cause: String| ConfigError {
+        path: path.into(),
+        line: span.filter(|s| s.end > 0).map(|s| line_of(s.start)),
+        field: (!field.is_empty()).then(|| field.to_string()),
+        cause,
+    };
+    let file: File = toml::from_str(text).map_err(|e| {
+        let msg = e.message().trim().replace('\n', " ");
+        err(e.span(), "", msg)
+    })?;
+    let mut cfg = EngineConfig::default();
+    if let Some(v) = &file.view {
+        cfg.view = match v.get_ref().as_str() {
+            "router" => View::Router,
+            "client-side" => View::ClientSide,
+            other => {
+                return Err(err(
+                    Some(v.span()),
+                    "view",
+                    format!("unknown view `{other}` (expected `router` or `client-side`)"),
+                ));
+            }
+        };
+    }
+    if let Some(b) = file.router.ttl_decrement {
+        cfg.ttl_decrement = b;
+    }
+    let duration = |d: &Option<Spanned<DurationValue>>, field: &str, default: Span| match d {
+        None => Ok(default),
+        Some(s) => match s.get_ref() {
+            DurationValue::Seconds(n) if *n >= 0 => Ok(Span::from_secs(*n as u64)),
+            DurationValue::Seconds(n) => {
+                Err(err(Some(s.span()), field, format!("negative duration {n}")))
+            }
+            DurationValue::Text(t) => Span::parse(t).map_err(|m| err(Some(s.span()), field, m)),
+        },
+    };
+    cfg.fragment_timeout = duration(
+        &file.router.fragment_timeout,
+        "router.fragment_timeout",
+        cfg.fragment_timeout,
+    )?;
+    let d = Timeouts::default();
+    let t = &file.timeouts;
+    cfg.timeouts = Timeouts {
+        tcp: duration(&t.tcp, "timeouts.tcp", d.tcp)?,
+        udp: duration(&t.udp, "timeouts.udp", d.udp)?,
+        icmp: duration(&t.icmp, "timeouts.icmp", d.icmp)?,
+        other: duration(&t.other, "timeouts.other", d.other)?,
+        tcp_close_grace: duration(
+            &t.tcp_close_grace,
+            "timeouts.tcp_close_grace",
+            d.tcp_close_grace,
+        )?,
+    };
+    if let Some(m) = &t.max_sessions {
+        cfg.max_sessions = match *m.get_ref() {
+            0 => None,
+            n if n > 0 => Some(n as usize),
+            n => {
+                return Err(err(
+                    Some(m.span()),
+                    "timeouts.max_sessions",
+                    format!("must be 0 (no limit) or positive, not {n}"),
+                ));
+            }
+        };
+    }
+    if file.virtual_server.is_empty() {
+        return Err(err(
+            None,
+            "virtual_server",
+            "no [[virtual_server]] defined: nothing to load-share".into(),
+        ));
+    }
+    for (i, v) in file.virtual_server.iter().enumerate() {
+        let field = |f: &str| format!("virtual_server[{i}].{f}");
+        let addr = |s: &Spanned<String>, f: &str| {
+            s.get_ref().trim().parse::<Ipv4Addr>().map_err(|_| {
+                err(
+                    Some(s.span()),
+                    &field(f),
+                    format!("`{}` is not an IPv4 address", s.get_ref()),
+                )
+            })
+        };
+        let vip = addr(&v.vip, "vip")?;
+        let protocol = proto::parse(v.protocol.get_ref()).ok_or_else(|| {
+            err(
+                Some(v.protocol.span()),
+                &field("protocol"),
+                format!(
+                    "unknown protocol `{}` (tcp, udp, icmp, gre, esp, or a number 0-255)",
+                    v.protocol.get_ref()
+                ),
+            )
+        })?;
+        let mut ports = Vec::new();
+        for &p in v.ports.get_ref() {
+            let p = u16::try_from(p).map_err(|_| {
+                err(
+                    Some(v.ports.span()),
+                    &field("ports"),
+                    format!("port {p} is out of range 0-65535"),
+                )
+            })?;
+            ports.push(p);
+        }
+        if matches!(protocol, proto::TCP | proto::UDP) && ports.is_empty() {
+            return Err(err(
+                Some(v.protocol.span()),
+                &field("ports"),
+                "a TCP or UDP virtual server needs its service ports".into(),
+            ));
+        }
+        let algorithm = Algorithm::parse(v.algorithm.get_ref()).ok_or_else(|| {
+            err(
+                Some(v.algorithm.span()),
+                &field("algorithm"),
+                format!(
+                    "unknown algorithm `{}` (expected one of: {})",
+                    v.algorithm.get_ref(),
+                    Algorithm::NAMES.join(", ")
+                ),
+            )
+        })?;
+        let mut members = Vec::new();
+        for m in v.members.get_ref() {
+            let a = addr(m, "members")?;
+            if members.contains(&a) {
+                return Err(err(
+                    Some(m.span()),
+                    &field("members"),
+                    format!("member {a} is listed twice"),
+                ));
+            }
+            members.push(a);
+        }
+        if members.is_empty() {
+            return Err(err(
+                Some(v.members.span()),
+                &field("members"),
+                "the server pool is empty".into(),
+            ));
+        }
+        cfg.virtual_servers.push(VirtualServerConfig {
+            name: v
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", proto::name(protocol), i)),
+            vip,
+            protocol,
+            ports,
+            algorithm,
+            members,
+        });
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+view = "client-side"
+[router]
+ttl_decrement = false
+[timeouts]
+udp = "5m"
+max_sessions = 10
+[[virtual_server]]
+name = "web"
+vip = "172.87.0.100"
+protocol = "tcp"
+ports = [80, 23]
+algorithm = "least-load"
+members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
+"#;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = parse(Path::new("x.toml"), GOOD).unwrap();
+        assert_eq!(c.view, View::ClientSide);
+        assert!(!c.ttl_decrement);
+        assert_eq!(c.timeouts.udp, Span::from_secs(300));
+        assert_eq!(c.timeouts.tcp, Span::from_secs(86400));
+        assert_eq!(c.max_sessions, Some(10));
+        assert_eq!(c.virtual_servers[0].ports, [80, 23]);
+        assert_eq!(c.virtual_servers[0].algorithm, Algorithm::LeastLoad);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let bad = GOOD.replace("\"172.85.0.2\"", "\"172.85.0.300\"");
+        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "lab.toml:14: field `virtual_server[0].members`: `172.85.0.300` is not an IPv4 address"
+        );
+        let bad = GOOD.replace("least-load", "fastest");
+        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "lab.toml:13: field `virtual_server[0].algorithm`: unknown algorithm `fastest`"
+            ),
+            "{e}"
+        );
+        let bad = GOOD.replace("udp = \"5m\"", "udp = \"5 parsecs\"");
+        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        assert!(e.starts_with("lab.toml:6: field `timeouts.udp`:"), "{e}");
+        let bad = GOOD.replace("ttl_decrement", "ttl_decrements");
+        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("lab.toml:4: unknown field `ttl_decrements`"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+}

@@ -1,0 +1,148 @@
+//! The golden text of a replay: one line per packet (index, verdict, flow, tuple before → after,
+//! TTL and checksums before → after, session) and the session table with end reasons. Goldens
+//! are compared by `cargo test` (insta) and by `lsnat check`.
+
+use crate::capture::PacketMeta;
+use crate::engine::{Event, Flow, SessionRecord, Verdict};
+use crate::replay::{Disposition, Observer};
+use crate::time::Timestamp;
+use crate::wire::proto;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+/// Collects the golden text.
+#[derive(Default)]
+pub struct GoldenLog {
+    start: Option<Timestamp>,
+    packets: String,
+    sessions: Vec<SessionRecord>,
+    /// Per packet: whether it was written to the rewritten capture (for checksum cross-checks).
+    pub forwarded: Vec<bool>,
+}
+
+fn rel(start: Option<Timestamp>, t: Timestamp) -> String {
+    let s = start.unwrap_or(t);
+    let d = t.nanos() as i128 - s.nanos() as i128;
+    format!(
+        "{}{}.{:06}",
+        if d < 0 { "-" } else { "+" },
+        d.abs() / 1_000_000_000,
+        (d.abs() % 1_000_000_000) / 1000
+    )
+}
+
+impl Observer for GoldenLog {
+    fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
+        let start = *self.start.get_or_insert(meta.ts);
+        let p = &mut self.packets;
+        let _ = write!(p, "{:>5} {} ", meta.index, rel(Some(start), meta.ts));
+        let forwarded = match what {
+            Disposition::OutgoingCopy => {
+                let _ = writeln!(p, "skip  outgoing copy");
+                false
+            }
+            Disposition::NotIpv4(k) => {
+                let _ = writeln!(p, "pass  not-ipv4 {k}");
+                true
+            }
+            Disposition::LinkTruncated => {
+                let _ = writeln!(p, "pass  link-truncated");
+                true
+            }
+            Disposition::Engine(o) => {
+                let dir = match o.flow {
+                    Flow::Inbound => "in ",
+                    Flow::Outbound => "out",
+                    Flow::None => "-  ",
+                };
+                let verdict = match o.verdict {
+                    Verdict::Translated => "xlat".to_string(),
+                    Verdict::Pass(r) => format!("pass  {}", r.name()),
+                    Verdict::Drop(r) => format!("DROP  {}", r.name()),
+                };
+                let _ = write!(
+                    p,
+                    "{verdict} {dir} {} {}",
+                    proto::name(o.before.protocol),
+                    o.before
+                );
+                if o.verdict == Verdict::Translated {
+                    let _ = write!(p, " => {}", o.after);
+                    let _ = write!(
+                        p,
+                        " ttl {}>{} ip {:04x}>{:04x}",
+                        o.ttl[0], o.ttl[1], o.ip_checksum[0], o.ip_checksum[1]
+                    );
+                    if let Some([a, b]) = o.l4_checksum {
+                        let _ = write!(p, " l4 {a:04x}>{b:04x}");
+                    }
+                    if o.faults.ip != 0 {
+                        let _ = write!(p, " BAD-IP-CSUM({:04x})", o.faults.ip);
+                    }
+                    if let Some(e) = o.faults.l4.filter(|&e| e != 0) {
+                        let _ = write!(p, " BAD-L4-CSUM({e:04x})");
+                    }
+                }
+                if o.session != 0 {
+                    let _ = write!(p, " s{}{}", o.session, if o.bound { " new" } else { "" });
+                }
+                let _ = writeln!(p);
+                !matches!(o.verdict, Verdict::Drop(_))
+            }
+        };
+        self.forwarded.push(forwarded);
+    }
+
+    fn event(&mut self, event: &Event) {
+        if let Event::Ended(r) = event {
+            self.sessions.push(*r);
+        }
+    }
+}
+
+impl GoldenLog {
+    /// The golden text. `names` are the virtual servers' names.
+    pub fn render(&self, title: &str, names: &[String]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# {title}");
+        let _ = writeln!(
+            out,
+            "## packets: index, time, verdict, flow, tuple => translated, ttl, checksums, session"
+        );
+        out.push_str(&self.packets);
+        let _ = writeln!(out, "## sessions");
+        let mut sessions = self.sessions.clone();
+        sessions.sort_by_key(|r| r.number);
+        for r in &sessions {
+            let _ = writeln!(
+                out,
+                "s{} {} {} {} => {} first {} last {} reply {} pkts {}/{} bytes {}/{} history {} end {} at {}{}",
+                r.number,
+                names.get(r.virtual_server).map_or("?", String::as_str),
+                proto::name(r.key.protocol),
+                r.key,
+                Ipv4Addr::from(r.translated.dst),
+                rel(self.start, r.first),
+                rel(self.start, r.last),
+                r.first_reply.map_or("-".into(), |t| rel(self.start, t)),
+                r.orig_packets,
+                r.resp_packets,
+                r.orig_bytes,
+                r.resp_bytes,
+                if r.history.as_str().is_empty() {
+                    "-"
+                } else {
+                    r.history.as_str()
+                },
+                r.end.name(),
+                rel(self.start, r.ended_at),
+                if r.checksum_faults > 0 {
+                    format!(" checksum-faults {}", r.checksum_faults)
+                } else {
+                    String::new()
+                },
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,298 @@
+//! The JSON report (schema `lsnat-replay/1`, documented in README.md): written as the replay
+//! runs, one session record per line as each session is unbound, so memory does not grow with
+//! the capture. Written to `PATH.partial` and renamed to `PATH` when complete.
+
+use super::Summary;
+use crate::engine::{EngineConfig, Event, SessionRecord, Tuple};
+use crate::replay::{Observer, ReplayTotals};
+use crate::wire::proto;
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// The schema identifier written at the top of every report.
+pub const SCHEMA: &str = "lsnat-replay/1";
+
+/// A tuple in JSON.
+#[derive(Serialize)]
+pub struct TupleJson {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Source port (ICMP: query identifier).
+    pub src_port: u16,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Destination port.
+    pub dst_port: u16,
+}
+
+impl From<Tuple> for TupleJson {
+    fn from(t: Tuple) -> Self {
+        TupleJson {
+            src: t.src.into(),
+            src_port: t.sport,
+            dst: t.dst.into(),
+            dst_port: t.dport,
+        }
+    }
+}
+
+/// One session, modelled on Zeek's conn.log.
+#[derive(Serialize)]
+pub struct SessionJson<'a> {
+    /// Session number (binding order).
+    pub id: u64,
+    /// First packet, seconds since the epoch.
+    pub ts: f64,
+    /// Protocol name.
+    pub proto: String,
+    /// Virtual server name.
+    pub virtual_server: &'a str,
+    /// Client address.
+    pub orig_h: Ipv4Addr,
+    /// Client port (ICMP: query identifier).
+    pub orig_p: u16,
+    /// Virtual server address.
+    pub resp_h: Ipv4Addr,
+    /// Service port.
+    pub resp_p: u16,
+    /// Pool member the session was bound to.
+    pub member: Ipv4Addr,
+    /// The session as translated toward the member.
+    pub translated: TupleJson,
+    /// First packet (ns since the epoch).
+    pub first_ts_ns: u64,
+    /// Last packet.
+    pub last_ts_ns: u64,
+    /// First packet from the member.
+    pub first_reply_ts_ns: Option<u64>,
+    /// When it was unbound.
+    pub end_ts_ns: u64,
+    /// Last minus first packet, seconds.
+    pub duration: f64,
+    /// Packets client → member.
+    pub orig_pkts: u64,
+    /// IP bytes client → member.
+    pub orig_ip_bytes: u64,
+    /// Packets member → client.
+    pub resp_pkts: u64,
+    /// IP bytes member → client.
+    pub resp_ip_bytes: u64,
+    /// Zeek-style history letters.
+    pub history: &'a str,
+    /// fin, rst, idle-timeout, retired, open-at-end.
+    pub end: &'static str,
+    /// Packets whose input checksum was wrong.
+    pub checksum_faults: u64,
+}
+
+impl<'a> SessionJson<'a> {
+    /// The JSON form of a record.
+    pub fn new(r: &'a SessionRecord, virtual_server: &'a str) -> Self {
+        SessionJson {
+            id: r.number,
+            ts: r.first.as_secs_f64(),
+            proto: proto::name(r.key.protocol).into_owned(),
+            virtual_server,
+            orig_h: r.key.src.into(),
+            orig_p: r.key.sport,
+            resp_h: r.key.dst.into(),
+            resp_p: r.key.dport,
+            member: r.translated.dst.into(),
+            translated: r.translated.into(),
+            first_ts_ns: r.first.nanos(),
+            last_ts_ns: r.last.nanos(),
+            first_reply_ts_ns: r.first_reply.map(|t| t.nanos()),
+            end_ts_ns: r.ended_at.nanos(),
+            duration: r.last.since(r.first).as_secs_f64(),
+            orig_pkts: r.orig_packets,
+            orig_ip_bytes: r.orig_bytes,
+            resp_pkts: r.resp_packets,
+            resp_ip_bytes: r.resp_bytes,
+            history: r.history.as_str(),
+            end: r.end.name(),
+            checksum_faults: r.checksum_faults,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VirtualServerJson<'a> {
+    name: &'a str,
+    vip: Ipv4Addr,
+    protocol: String,
+    ports: &'a [u16],
+    algorithm: &'static str,
+    members: &'a [Ipv4Addr],
+}
+
+/// Streams the JSON report.
+pub struct JsonReport {
+    path: PathBuf,
+    partial: PathBuf,
+    out: Option<BufWriter<File>>,
+    names: Vec<String>,
+    first: bool,
+    error: Option<io::Error>,
+}
+
+impl JsonReport {
+    /// Starts the report at `path` (written to `path.partial` until [`JsonReport::finish`]).
+    pub fn create(
+        path: &Path,
+        capture: &Path,
+        config_path: &Path,
+        config: &EngineConfig,
+    ) -> io::Result<Self> {
+        let partial = PathBuf::from(format!("{}.partial", path.display()));
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
+        let vss: Vec<VirtualServerJson> = config
+            .virtual_servers
+            .iter()
+            .map(|v| VirtualServerJson {
+                name: &v.name,
+                vip: v.vip,
+                protocol: proto::name(v.protocol).into_owned(),
+                ports: &v.ports,
+                algorithm: v.algorithm.name(),
+                members: &v.members,
+            })
+            .collect();
+        writeln!(out, "{{")?;
+        writeln!(out, "  \"schema\": {},", serde_json::to_string(SCHEMA)?)?;
+        writeln!(
+            out,
+            "  \"tool\": {},",
+            serde_json::to_string(&format!("lsnat {}", env!("CARGO_PKG_VERSION")))?
+        )?;
+        writeln!(
+            out,
+            "  \"capture\": {},",
+            serde_json::to_string(&capture.display().to_string())?
+        )?;
+        writeln!(
+            out,
+            "  \"config\": {},",
+            serde_json::to_string(&config_path.display().to_string())?
+        )?;
+        writeln!(out, "  \"view\": {},", serde_json::to_string(&config.view)?)?;
+        writeln!(
+            out,
+            "  \"virtual_servers\": {},",
+            serde_json::to_string(&vss)?
+        )?;
+        write!(out, "  \"sessions\": [")?;
+        Ok(JsonReport {
+            path: path.into(),
+            partial,
+            out: Some(out),
+            names: config
+                .virtual_servers
+                .iter()
+                .map(|v| v.name.clone())
+                .collect(),
+            first: true,
+            error: None,
+        })
+    }
+
+    fn write_session(&mut self, r: &SessionRecord) -> io::Result<()> {
+        let name = self.names.get(r.virtual_server).map_or("", String::as_str);
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
+        out.write_all(if self.first { b"\n    " } else { b",\n    " })?;
+        self.first = false;
+        serde_json::to_writer(&mut *out, &SessionJson::new(r, name))?;
+        Ok(())
+    }
+
+    /// Writes the totals and renames the file into place.
+    pub fn finish(mut self, summary: &Summary, totals: &ReplayTotals) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut out = self.out.take().expect("finish is called once");
+        out.write_all(if self.first { b"],\n" } else { b"\n  ],\n" })?;
+        let members: Vec<serde_json::Value> = totals
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let m = summary.members.get(i).copied().unwrap_or_default();
+                serde_json::json!({
+                    "member": addr,
+                    "sessions": m.sessions,
+                    "orig_pkts": m.orig_pkts, "orig_ip_bytes": m.orig_ip_bytes,
+                    "resp_pkts": m.resp_pkts, "resp_ip_bytes": m.resp_ip_bytes,
+                })
+            })
+            .collect();
+        let ends: serde_json::Map<String, serde_json::Value> = summary
+            .ends
+            .iter()
+            .map(|(k, v)| (k.name().to_string(), (*v).into()))
+            .collect();
+        let dropped: Vec<serde_json::Value> = summary
+            .dropped_packets
+            .iter()
+            .map(|d| serde_json::json!({"packet": d.index, "reason": d.reason, "tuple": TupleJson::from(d.tuple), "proto": proto::name(d.tuple.protocol)}))
+            .collect();
+        let rest = serde_json::json!({
+            "members": members,
+            "packets": {
+                "read": summary.packets,
+                "ipv4": summary.ipv4,
+                "translated_inbound": summary.translated_inbound,
+                "translated_outbound": summary.translated_outbound,
+                "passed": summary.passed,
+                "dropped": summary.dropped,
+                "not_ipv4": summary.not_ipv4,
+                "outgoing_copies_not_replayed": summary.outgoing_copies,
+                "link_truncated": summary.link_truncated,
+                "checksum_faults": summary.checksum_faults,
+                "written": totals.written,
+                "first_ts_ns": totals.first_ts.map(|t| t.nanos()),
+                "last_ts_ns": totals.last_ts.map(|t| t.nanos()),
+                "timestamps_backwards": totals.timestamps_backwards,
+            },
+            "sessions_bound": summary.sessions,
+            "session_ends": ends,
+            "dropped_packets": dropped,
+            "dropped_packets_listed_all": summary.dropped_packets.len() as u64 == summary.dropped.values().sum::<u64>(),
+            "warnings": totals.warnings,
+        });
+        let text = serde_json::to_string_pretty(&rest)?;
+        // Splice the totals object's members after "sessions".
+        let inner = text
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .trim_matches('\n');
+        out.write_all(inner.as_bytes())?;
+        out.write_all(b"\n}\n")?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&self.partial, &self.path)
+    }
+}
+
+impl Drop for JsonReport {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            self.out = None;
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+impl Observer for JsonReport {
+    fn event(&mut self, event: &Event) {
+        if let Event::Ended(r) = event
+            && self.error.is_none()
+            && let Err(e) = self.write_session(r)
+        {
+            self.error = Some(e);
+        }
+    }
+}

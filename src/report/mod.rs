@@ -1,0 +1,144 @@
+//! Reports, built only from what the replay hands its observers (packet dispositions and
+//! session events): the terminal summary ([`table`]), the JSON report ([`json`]) and the golden
+//! text ([`golden`]).
+
+pub mod golden;
+pub mod json;
+pub mod table;
+
+use crate::capture::PacketMeta;
+use crate::engine::{EndReason, Event, Flow, SessionRecord, Tuple, Verdict};
+use crate::replay::{Disposition, Observer};
+use std::collections::BTreeMap;
+
+/// At most this many dropped packets are listed one by one (all are counted).
+pub const DROP_LIST_LIMIT: usize = 1000;
+
+/// Per-member totals over its sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemberTotals {
+    /// Sessions bound to it.
+    pub sessions: u64,
+    /// Packets client → member.
+    pub orig_pkts: u64,
+    /// IP bytes client → member.
+    pub orig_ip_bytes: u64,
+    /// Packets member → client.
+    pub resp_pkts: u64,
+    /// IP bytes member → client.
+    pub resp_ip_bytes: u64,
+}
+
+/// One dropped packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DroppedPacket {
+    /// Packet number in the capture.
+    pub index: u64,
+    /// Why.
+    pub reason: &'static str,
+    /// Its addressing.
+    pub tuple: Tuple,
+}
+
+/// Counts over the whole replay.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Packets read.
+    pub packets: u64,
+    /// IPv4 packets the engine saw.
+    pub ipv4: u64,
+    /// Copies of packets the capturing host sent (not replayed).
+    pub outgoing_copies: u64,
+    /// Non-IPv4 packets by kind.
+    pub not_ipv4: BTreeMap<String, u64>,
+    /// Frames shorter than their link header.
+    pub link_truncated: u64,
+    /// Translated packets client → member.
+    pub translated_inbound: u64,
+    /// Translated packets member → client.
+    pub translated_outbound: u64,
+    /// Passed unchanged, by reason.
+    pub passed: BTreeMap<&'static str, u64>,
+    /// Dropped, by reason.
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// The first [`DROP_LIST_LIMIT`] dropped packets.
+    pub dropped_packets: Vec<DroppedPacket>,
+    /// Translated packets whose input checksum was wrong (kept wrong by the same amount).
+    pub checksum_faults: u64,
+    /// Sessions bound.
+    pub sessions: u64,
+    /// Sessions by end reason.
+    pub ends: BTreeMap<EndReason, u64>,
+    /// Per member (index = `SessionRecord::member`).
+    pub members: Vec<MemberTotals>,
+}
+
+impl Summary {
+    fn member(&mut self, i: usize) -> &mut MemberTotals {
+        if self.members.len() <= i {
+            self.members.resize(i + 1, MemberTotals::default());
+        }
+        &mut self.members[i]
+    }
+
+    /// Translated packets.
+    pub fn translated(&self) -> u64 {
+        self.translated_inbound + self.translated_outbound
+    }
+
+    fn ended(&mut self, r: &SessionRecord) {
+        *self.ends.entry(r.end).or_default() += 1;
+        let m = self.member(r.member);
+        m.orig_pkts += r.orig_packets;
+        m.orig_ip_bytes += r.orig_bytes;
+        m.resp_pkts += r.resp_packets;
+        m.resp_ip_bytes += r.resp_bytes;
+    }
+}
+
+impl Observer for Summary {
+    fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
+        self.packets += 1;
+        match what {
+            Disposition::OutgoingCopy => self.outgoing_copies += 1,
+            Disposition::NotIpv4(k) => *self.not_ipv4.entry(k.to_string()).or_default() += 1,
+            Disposition::LinkTruncated => self.link_truncated += 1,
+            Disposition::Engine(o) => {
+                self.ipv4 += 1;
+                match o.verdict {
+                    Verdict::Translated => {
+                        if o.flow == Flow::Outbound {
+                            self.translated_outbound += 1;
+                        } else {
+                            self.translated_inbound += 1;
+                        }
+                        if o.faults.any() {
+                            self.checksum_faults += 1;
+                        }
+                    }
+                    Verdict::Pass(r) => *self.passed.entry(r.name()).or_default() += 1,
+                    Verdict::Drop(r) => {
+                        *self.dropped.entry(r.name()).or_default() += 1;
+                        if self.dropped_packets.len() < DROP_LIST_LIMIT {
+                            self.dropped_packets.push(DroppedPacket {
+                                index: meta.index,
+                                reason: r.name(),
+                                tuple: o.before,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Bound { member, .. } => {
+                self.sessions += 1;
+                self.member(*member).sessions += 1;
+            }
+            Event::Ended(r) => self.ended(r),
+        }
+    }
+}
