@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Client-side traffic for the LSNAT lab: run inside the clients namespace. Every operation is
+bounded (socket timeouts; the caller also wraps it in `timeout`).
+
+  lsnat-clients.py udp SRC VIP COUNT            one UDP socket, COUNT request/response exchanges
+  lsnat-clients.py telnet SRC[:PORT] VIP LINE.. line-echo session on port 23 ending with "quit"
+                                                (the server closes first)
+  lsnat-clients.py rst SRC VIP                  port 23 session aborted by the client with RST
+                                                (SO_LINGER 0, then close)
+  lsnat-clients.py http SRC[:PORT] VIP PATH..   HTTP/1.1 keep-alive, one request per PATH on one
+                                                connection; the client closes first
+  lsnat-clients.py httpclose SRC VIP PATH       one HTTP/1.1 request with "Connection: close";
+                                                reads to EOF, so the server closes first
+  lsnat-clients.py fig1 SRC_A VIP SRC_B         RFC 2391 figure 1: A:2745 -> VIP:80 (HTTP) and,
+                                                while it is open, B:3200 -> VIP:23 (telnet)
+"""
+import http.client
+import socket
+import struct
+import sys
+import time
+
+TIMEOUT = 5.0
+
+
+def addr(spec):
+    if ":" in spec:
+        host, port = spec.split(":")
+        return host, int(port)
+    return spec, 0
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def udp(src, vip, count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(TIMEOUT)
+    s.bind(addr(src))
+    for i in range(int(count)):
+        s.sendto(f"request {i} from {src}".encode(), (vip, 9999))
+        data, peer = s.recvfrom(2048)
+        log(f"udp {s.getsockname()} <- {peer}: {data.decode().strip()}")
+        time.sleep(0.05)
+    s.close()
+
+
+def tcp_connect(src, vip, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(TIMEOUT)
+    s.bind(addr(src))
+    s.connect((vip, port))
+    return s
+
+
+def readline(f):
+    line = f.readline(512)
+    log(f"  <- {line!r}")
+    return line
+
+
+def telnet_session(s, lines):
+    f = s.makefile("rb")
+    readline(f)  # banner
+    for line in lines:
+        s.sendall(line.encode() + b"\r\n")
+        readline(f)
+        time.sleep(0.05)
+    s.sendall(b"quit\r\n")
+    readline(f)  # bye
+    rest = f.read()  # until the server's FIN
+    log(f"  server closed first (trailing {rest!r})")
+    f.close()
+    s.close()
+
+
+def telnet(src, vip, *lines):
+    s = tcp_connect(src, vip, 23)
+    log(f"telnet {s.getsockname()} -> {vip}:23")
+    telnet_session(s, lines)
+
+
+def rst(src, vip):
+    s = tcp_connect(src, vip, 23)
+    log(f"rst {s.getsockname()} -> {vip}:23")
+    f = s.makefile("rb")
+    readline(f)
+    s.sendall(b"about to abort\r\n")
+    readline(f)
+    f.close()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # RST
+    log("  aborted with RST")
+
+
+def http_get(conn, path):
+    conn.request("GET", path, headers={"User-Agent": "lsnat-lab"})
+    r = conn.getresponse()
+    body = r.read()
+    log(f"  GET {path} -> {r.status} {body.decode().strip()}")
+
+
+def http_session(src, vip, *paths):
+    conn = http.client.HTTPConnection(vip, 80, timeout=TIMEOUT, source_address=addr(src))
+    conn.connect()
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    log(f"http {conn.sock.getsockname()} -> {vip}:80")
+    for p in paths:
+        http_get(conn, p)
+        time.sleep(0.05)
+    conn.close()
+
+
+def httpclose(src, vip, path):
+    s = tcp_connect(src, vip, 80)
+    log(f"httpclose {s.getsockname()} -> {vip}:80")
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {vip}\r\nUser-Agent: lsnat-lab\r\n"
+              "Connection: close\r\n\r\n".encode())
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    status = data.split(b"\r\n", 1)[0].decode()
+    body = data.split(b"\r\n\r\n", 1)[-1]
+    log(f"  {status} ... body {body!r}")
+    log("  server closed first")
+    s.close()
+
+
+def fig1(src_a, vip, src_b):
+    a = http.client.HTTPConnection(vip, 80, timeout=TIMEOUT, source_address=(src_a, 2745))
+    a.connect()
+    log(f"A http {a.sock.getsockname()} -> {vip}:80")
+    http_get(a, "/index.html")
+    time.sleep(0.2)
+    b = tcp_connect(f"{src_b}:3200", vip, 23)
+    log(f"B telnet {b.getsockname()} -> {vip}:23")
+    fb = b.makefile("rb")
+    readline(fb)
+    b.sendall(b"hello from B\r\n")
+    readline(fb)
+    time.sleep(0.1)
+    http_get(a, "/second.html")
+    a.close()  # A closes its HTTP connection first (client FIN)
+    time.sleep(0.2)
+    b.sendall(b"quit\r\n")
+    readline(fb)
+    rest = fb.read()
+    log(f"  B: server closed first (trailing {rest!r})")
+    fb.close()
+    b.close()
+
+
+def main():
+    cmd, *args = sys.argv[1:]
+    {"udp": udp, "telnet": telnet, "rst": rst, "http": http_session, "httpclose": httpclose, "fig1": fig1}[cmd](*args)
+
+
+if __name__ == "__main__":
+    main()

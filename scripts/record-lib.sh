@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# record-lib.sh - capture, conntrack-logging, merge and verification helpers shared by the
+# record-*.sh scripts. Source after lab.sh. Needs $WORK (a scratch directory).
+
+CAP_PIDS=()
+CAP_LABELS=()
+CT_PID=
+
+rec_log() { printf '[record] %s\n' "$*" >&2; }
+
+# cap_start LABEL NS FILE TCPDUMP-ARGS...   (bounded: killed after 300 s whatever happens)
+cap_start() {
+    local label=$1 ns=$2 file=$3
+    shift 3
+    timeout -s INT -k 5 300 ip netns exec "$ns" \
+        tcpdump -n -Z root -U --immediate-mode -B 4096 "$@" -w "$file" \
+        >"$WORK/$label.tcpdump.log" 2>&1 &
+    CAP_PIDS+=($!)
+    CAP_LABELS+=("$label")
+    local tries=0
+    until grep -q "listening on" "$WORK/$label.tcpdump.log" 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ $tries -gt 100 ]; then
+            cat "$WORK/$label.tcpdump.log" >&2
+            rec_log "tcpdump $label did not start"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# Stop every capture with SIGINT, wait for it, and report tcpdump's counters (fail on drops).
+cap_stop_all() {
+    local p i rc=0
+    [ ${#CAP_PIDS[@]} -eq 0 ] && return 0
+    for p in "${CAP_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${CAP_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for i in "${!CAP_LABELS[@]}"; do
+        local l=${CAP_LABELS[$i]}
+        local counts
+        counts=$(grep -E "packets (captured|received by filter|dropped by kernel)" "$WORK/$l.tcpdump.log" | tr '\n' ' ')
+        rec_log "tcpdump $l: $counts"
+        if ! grep -q "^0 packets dropped by kernel" "$WORK/$l.tcpdump.log"; then
+            rec_log "tcpdump $l dropped packets or did not report"
+            rc=1
+        fi
+    done
+    CAP_PIDS=()
+    CAP_LABELS=()
+    return $rc
+}
+
+# ct_start NS FILE: log conntrack events (new/update/destroy) with timestamps and ids.
+ct_start() {
+    ip netns exec "$1" sysctl -qw net.netfilter.nf_conntrack_timestamp=1 2>/dev/null || true
+    timeout -s INT -k 5 300 ip netns exec "$1" stdbuf -oL conntrack -E -o timestamp,extended,id >"$2" 2>"$WORK/conntrack.err" &
+    CT_PID=$!
+    sleep 0.5
+}
+
+ct_stop() {
+    [ -n "$CT_PID" ] || return 0
+    kill -INT "$CT_PID" 2>/dev/null || true
+    wait "$CT_PID" 2>/dev/null || true
+    CT_PID=
+    rec_log "conntrack: $(tail -n 1 "$WORK/conntrack.err" 2>/dev/null)"
+}
+
+# merge OUT FORMAT IN... : merge captures chronologically (mergecap, FORMAT pcap|nsecpcap).
+merge() {
+    local out=$1 fmt=$2
+    shift 2
+    mergecap -F "$fmt" -w "$out" "$@"
+}
+
+tshark_q() { tshark "$@" 2> >(grep -v 'Running as user "root"' >&2); }
+
+# verify_capture FILE: checksums valid, no IPv6, no truncation; prints a one-line summary.
+verify_capture() {
+    local f=$1 bad v6 n fins rsts arp
+    n=$(capinfos -M -c -T "$f" | awk -F'\t' 'NR==2{print $2}')
+    bad=$(tshark_q -n -r "$f" -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE -o ip.check_checksum:TRUE \
+        -Y 'tcp.checksum.status==0 || udp.checksum.status==0 || ip.checksum.status==0 || icmp.checksum.status==0 || _ws.expert.severity==error' | wc -l)
+    v6=$(tshark_q -n -r "$f" -Y 'ipv6' | wc -l)
+    arp=$(tshark_q -n -r "$f" -Y 'arp' | wc -l)
+    fins=$(tshark_q -n -r "$f" -Y 'tcp.flags.fin==1' | wc -l)
+    rsts=$(tshark_q -n -r "$f" -Y 'tcp.flags.reset==1' | wc -l)
+    rec_log "verify $(basename "$f"): $n packets, $(stat -c %s "$f") bytes, bad checksums/errors $bad, ipv6 $v6, arp $arp, FIN $fins, RST $rsts"
+    if [ "$bad" -ne 0 ] || [ "$v6" -ne 0 ] || [ "$fins" -eq 0 ]; then
+        rec_log "verify $(basename "$f") FAILED"
+        tshark_q -n -r "$f" -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE -o ip.check_checksum:TRUE \
+            -Y 'tcp.checksum.status==0 || udp.checksum.status==0 || ip.checksum.status==0 || ipv6 || _ws.expert.severity==error' | head >&2
+        return 1
+    fi
+}
+
+# write_config FILE VIEW VIP MEMBER...   (the lsnat replay configuration beside a capture)
+write_config() {
+    local file=$1 view=$2 vip=$3
+    shift 3
+    local members
+    members=$(printf '"%s", ' "$@")
+    members="[${members%, }]"
+    cat >"$file" <<TOML
+# lsnat replay configuration (RFC 2391)
+view = "$view"            # "router" (capture holds what arrives at the router from both sides) | "client-side"
+
+[router]
+ttl_decrement = true
+
+[timeouts]
+tcp = "24h"                # idle timeouts (RFC 2391 §2.4)
+udp = "60s"
+icmp = "60s"
+other = "60s"
+tcp_close_grace = "2s"     # kept this long after both FINs are acked or an RST
+
+[[virtual_server]]
+name = "web"
+vip = "$vip"
+protocol = "tcp"
+ports = [80, 23]
+algorithm = "round-robin"
+members = $members
+
+[[virtual_server]]
+name = "echo"
+vip = "$vip"
+protocol = "udp"
+ports = [9999]
+algorithm = "round-robin"
+members = $members
+
+[[virtual_server]]
+name = "ping"
+vip = "$vip"
+protocol = "icmp"
+algorithm = "round-robin"
+members = $members
+TOML
+}
