@@ -18,6 +18,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${OUT:-$HERE/../captures}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+# The kernel's own output is reference data for tests, not a capture to replay.
+REF=${REF:-$HERE/../tests/kernel}
+mkdir -p "$REF"
+REF=$(cd "$REF" && pwd)
 # shellcheck source=lab.sh
 . "$HERE/lab.sh"
 # shellcheck source=record-lib.sh
@@ -68,12 +72,14 @@ python3 "$HERE/rewrite-addresses.py" --table "$HERE/fig1-addresses.txt" \
     "$OUT/rfc2391-fig1.raw.pcap" "$OUT/rfc2391-fig1.pcap" \
     --text "$WORK/conntrack.log" "$OUT/rfc2391-fig1.conntrack.log"
 python3 "$HERE/rewrite-addresses.py" --table "$HERE/fig1-addresses.txt" \
-    "$WORK/kernel-out.pcap" "$OUT/rfc2391-fig1.kernel-out.pcap"
+    "$WORK/kernel-out.pcap" "$REF/rfc2391-fig1.kernel-out.pcap"
 # Round-robin order of the kernel's numgen map: S1, S3, S2.
 write_config "$OUT/rfc2391-fig1.toml" router 172.87.0.100 172.85.0.1 172.85.0.3 172.85.0.2
+# The same recording before the rewrite, with the lab's documentation addresses.
+write_config "$OUT/rfc2391-fig1.raw.toml" router "$VIP" "${MEMBERS[0]}" "${MEMBERS[2]}" "${MEMBERS[1]}"
 
-for f in rfc2391-fig1.raw rfc2391-fig1 rfc2391-fig1.kernel-out; do
-    verify_capture "$OUT/$f.pcap"
+for f in "$OUT/rfc2391-fig1.raw.pcap" "$OUT/rfc2391-fig1.pcap" "$REF/rfc2391-fig1.kernel-out.pcap"; do
+    verify_capture "$f"
 done
 # The figure's two sessions must be there with the figure's addresses and members.
 check_flow() { # filter description

@@ -13,6 +13,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${OUT:-$HERE/../captures}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+# The kernel's own output is reference data for tests, not a capture to replay.
+REF=${REF:-$HERE/../tests/kernel}
+mkdir -p "$REF"
+REF=$(cd "$REF" && pwd)
 # shellcheck source=lab.sh
 . "$HERE/lab.sh"
 # shellcheck source=record-lib.sh
@@ -84,7 +88,7 @@ lab_stop_servers
 cat "$WORK/clients.log" >&2
 
 merge "$OUT/lsnat-router.pcap" nsecpcap "$WORK/out0-in.pcap" "$WORK/in0-in.pcap"
-merge "$OUT/lsnat-router.kernel-out.pcap" nsecpcap "$WORK/out0-out.pcap" "$WORK/in0-out.pcap"
+merge "$REF/lsnat-router.kernel-out.pcap" nsecpcap "$WORK/out0-out.pcap" "$WORK/in0-out.pcap"
 cp "$WORK/any.pcap" "$OUT/lsnat-any-sll2.pcap"
 cp "$WORK/c0.pcap" "$OUT/lsnat-client-side.pcap"
 for n in lsnat-router lsnat-any-sll2 lsnat-client-side; do
@@ -94,8 +98,8 @@ write_config "$OUT/lsnat-router.toml" router "$VIP" "${MEMBERS[@]}"
 write_config "$OUT/lsnat-any-sll2.toml" router "$VIP" "${MEMBERS[@]}"
 write_config "$OUT/lsnat-client-side.toml" client-side "$VIP" "${MEMBERS[@]}"
 
-for f in lsnat-router lsnat-router.kernel-out lsnat-any-sll2 lsnat-client-side; do
-    verify_capture "$OUT/$f.pcap"
+for f in "$OUT/lsnat-router.pcap" "$REF/lsnat-router.kernel-out.pcap" "$OUT/lsnat-any-sll2.pcap" "$OUT/lsnat-client-side.pcap"; do
+    verify_capture "$f"
 done
 rec_log "conntrack NEW bindings (client -> member):"
 grep '\[NEW\]' "$OUT/lsnat-router.conntrack.log" >&2 || true

@@ -63,6 +63,10 @@ fn replay_cmd(
     }
     for out in [&output, &json, &golden].into_iter().flatten() {
         refuse_overwrite(out, &[&capture, &config_path])?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("{}: cannot create folder: {e}", dir.display()))?;
+        }
     }
     let names: Vec<String> = cfg.virtual_servers.iter().map(|v| v.name.clone()).collect();
     let mut json_report = match &json {
