@@ -1,12 +1,14 @@
 //! Link-layer demultiplexing: where the IPv4 header starts in a captured frame.
 //!
-//! Ethernet II (with 802.1Q / 802.1ad / QinQ tags), Linux cooked SLL and SLL2 (whose packet type
-//! says whether the capturing host received or sent the frame), raw IPv4 (101, 228) and BSD
-//! null/loopback (0, 108). Anything else is refused by [`check_supported`].
+//! Ethernet II (with any number of 802.1Q / 802.1ad / QinQ tags), Linux cooked SLL and SLL2
+//! (whose packet type says whether the capturing host received or sent the frame), raw IP (12,
+//! 14, 101, 228) and BSD null/loopback (0, 108). Anything else is refused by
+//! [`check_supported`].
 //!
-//! (to be written)
+//! Headers are read by hand from the frame bytes: a few bounds-checked loads, no allocation.
 
 use crate::capture::{CaptureDirection, LinkType};
+use etherparse::EtherType;
 use std::fmt;
 
 /// What the link layer carries.
@@ -30,7 +32,8 @@ pub enum NotIpv4 {
     Arp,
     /// IPv6.
     Ipv6,
-    /// Another EtherType / protocol number.
+    /// Another EtherType / protocol number. For BSD loopback this is the address family; for
+    /// raw IP it is 0 (neither version 4 nor 6); for a link type that is not supported, 0.
     Other(u16),
 }
 
@@ -53,17 +56,430 @@ pub struct LinkView {
     pub direction: CaptureDirection,
 }
 
+/// `DLT_RAW` as BSD (12) and OpenBSD (14) wrote it into old pcap files.
+const RAW_BSD: LinkType = LinkType(12);
+const RAW_OPENBSD: LinkType = LinkType(14);
+
+/// The link types [`locate`] reads, for messages.
+const SUPPORTED: &str = "0 (NULL), 1 (ETHERNET), 12/14/101 (RAW), 108 (LOOP), 113 (LINUX_SLL), 228 (IPV4), 276 (LINUX_SLL2)";
+
 /// `Err(message)` naming the link type when it is not one this tool reads.
 pub fn check_supported(linktype: LinkType) -> Result<(), String> {
-    let _ = linktype;
-    Ok(())
+    match linktype {
+        LinkType::NULL
+        | LinkType::ETHERNET
+        | RAW_BSD
+        | RAW_OPENBSD
+        | LinkType::RAW
+        | LinkType::LOOP
+        | LinkType::LINUX_SLL
+        | LinkType::IPV4
+        | LinkType::LINUX_SLL2 => Ok(()),
+        LinkType(n) => {
+            let name = linktype_name(n)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            Err(format!(
+                "unsupported link type {n}{name}; supported: {SUPPORTED}"
+            ))
+        }
+    }
+}
+
+/// The tcpdump.org name of some common link types.
+fn linktype_name(n: u32) -> Option<&'static str> {
+    Some(match n {
+        3 => "AX25",
+        6 => "IEEE802_5",
+        7 => "ARCNET_BSD",
+        8 => "SLIP",
+        9 => "PPP",
+        10 => "FDDI",
+        50 => "PPP_HDLC",
+        51 => "PPP_ETHER",
+        104 => "C_HDLC",
+        105 => "IEEE802_11",
+        107 => "FRELAY",
+        119 => "IEEE802_11_PRISM",
+        127 => "IEEE802_11_RADIOTAP",
+        129 => "ARCNET_LINUX",
+        138 => "APPLE_IP_OVER_IEEE1394",
+        139 => "MTP2_WITH_PHDR",
+        143 => "DOCSIS",
+        147..=162 => "USER",
+        163 => "IEEE802_11_AVS",
+        187 => "BLUETOOTH_HCI_H4",
+        189 => "USB_LINUX",
+        192 => "PPI",
+        195 => "IEEE802_15_4_WITHFCS",
+        201 => "BLUETOOTH_HCI_H4_WITH_PHDR",
+        215 => "IEEE802_15_4_NONASK_PHY",
+        220 => "USB_LINUX_MMAPPED",
+        227 => "CAN_SOCKETCAN",
+        229 => "IPV6",
+        239 => "NFLOG",
+        249 => "USBPCAP",
+        252 => "WIRESHARK_UPPER_PDU",
+        _ => return None,
+    })
 }
 
 /// Reads the link header of `frame`.
 pub fn locate(linktype: LinkType, frame: &[u8]) -> LinkView {
-    let _ = (linktype, frame);
-    LinkView {
-        payload: Payload::Truncated,
-        direction: CaptureDirection::Unknown,
+    let mut direction = CaptureDirection::Unknown;
+    let payload = match linktype {
+        LinkType::ETHERNET => match be16(frame, 12) {
+            Some(ethertype) => ether_payload(frame, ethertype, 14),
+            None => Payload::Truncated,
+        },
+        LinkType::LINUX_SLL => match (be16(frame, 0), be16(frame, 14)) {
+            (Some(packet_type), Some(protocol)) => {
+                direction = sll_direction(packet_type);
+                ether_payload(frame, protocol, 16)
+            }
+            _ => Payload::Truncated,
+        },
+        LinkType::LINUX_SLL2 => match (be16(frame, 0), frame.get(10)) {
+            (Some(protocol), Some(&packet_type)) if frame.len() >= 20 => {
+                direction = sll_direction(u16::from(packet_type));
+                ether_payload(frame, protocol, 20)
+            }
+            _ => Payload::Truncated,
+        },
+        LinkType::RAW | LinkType::IPV4 | RAW_BSD | RAW_OPENBSD => match frame.first() {
+            None => Payload::Truncated,
+            Some(b) if b >> 4 == 4 => Payload::Ipv4 { offset: 0 },
+            Some(b) if b >> 4 == 6 => Payload::NotIpv4(NotIpv4::Ipv6),
+            Some(_) => Payload::NotIpv4(NotIpv4::Other(0)),
+        },
+        LinkType::NULL => match frame.get(..4) {
+            // Host byte order of the capturing machine: accept both.
+            Some(&[a, b, c, d]) => {
+                let (le, be) = (
+                    u32::from_le_bytes([a, b, c, d]),
+                    u32::from_be_bytes([a, b, c, d]),
+                );
+                let family = if le <= 0xffff { le } else { be };
+                address_family(if le == AF_INET || be == AF_INET {
+                    AF_INET
+                } else {
+                    family
+                })
+            }
+            _ => Payload::Truncated,
+        },
+        LinkType::LOOP => match frame.get(..4) {
+            Some(&[a, b, c, d]) => address_family(u32::from_be_bytes([a, b, c, d])),
+            _ => Payload::Truncated,
+        },
+        _ => Payload::NotIpv4(NotIpv4::Other(0)),
+    };
+    LinkView { payload, direction }
+}
+
+/// `AF_INET` on every system.
+const AF_INET: u32 = 2;
+
+/// The payload of a BSD loopback frame with this address family (header of 4 bytes).
+fn address_family(family: u32) -> Payload {
+    match family {
+        AF_INET => Payload::Ipv4 { offset: 4 },
+        // AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD/DragonFly, Darwin.
+        10 | 24 | 28 | 30 => Payload::NotIpv4(NotIpv4::Ipv6),
+        other => Payload::NotIpv4(NotIpv4::Other(u16::try_from(other).unwrap_or(u16::MAX))),
+    }
+}
+
+/// The payload after an EtherType whose data starts at `start`, skipping VLAN tags
+/// (802.1Q 0x8100, 802.1ad 0x88a8, old QinQ 0x9100), each 4 bytes: TCI then the next EtherType.
+fn ether_payload(frame: &[u8], mut ethertype: u16, mut start: usize) -> Payload {
+    while matches!(
+        EtherType(ethertype),
+        EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+    ) {
+        let Some(inner) = be16(frame, start + 2) else {
+            return Payload::Truncated;
+        };
+        ethertype = inner;
+        start += 4;
+    }
+    match EtherType(ethertype) {
+        EtherType::IPV4 => Payload::Ipv4 { offset: start },
+        EtherType::IPV6 => Payload::NotIpv4(NotIpv4::Ipv6),
+        EtherType::ARP => Payload::NotIpv4(NotIpv4::Arp),
+        _ => Payload::NotIpv4(NotIpv4::Other(ethertype)),
+    }
+}
+
+/// `PACKET_OUTGOING`, the SLL packet type of frames the capturing host sent.
+const SLL_OUTGOING: u16 = 4;
+
+/// Direction from a Linux SLL packet type: "outgoing" (4) was sent by the capturing host;
+/// to-us, broadcast, multicast and to-other-host (0-3) arrived at it.
+fn sll_direction(packet_type: u16) -> CaptureDirection {
+    match packet_type {
+        SLL_OUTGOING => CaptureDirection::Outbound,
+        0..=3 => CaptureDirection::Inbound, // HOST, BROADCAST, MULTICAST, OTHERHOST
+        _ => CaptureDirection::Unknown,
+    }
+}
+
+/// The big-endian u16 at `at`, if the frame is long enough.
+fn be16(frame: &[u8], at: usize) -> Option<u16> {
+    match frame.get(at..at.checked_add(2)?) {
+        Some(&[a, b]) => Some(u16::from_be_bytes([a, b])),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4_header() -> Vec<u8> {
+        let mut ip = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0];
+        ip.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        ip
+    }
+
+    fn ethernet(types: &[u16], payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        for (i, t) in types.iter().enumerate() {
+            if i > 0 {
+                f.extend_from_slice(&[0xa0, 0x05]); // TCI: PCP 5, VLAN 5
+            }
+            f.extend_from_slice(&t.to_be_bytes());
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn view(lt: LinkType, f: &[u8]) -> Payload {
+        locate(lt, f).payload
+    }
+
+    #[test]
+    fn ethernet_and_vlan_tags() {
+        let ip = ipv4_header();
+        assert_eq!(
+            view(LinkType::ETHERNET, &ethernet(&[0x0800], &ip)),
+            Payload::Ipv4 { offset: 14 }
+        );
+        assert_eq!(
+            view(LinkType::ETHERNET, &ethernet(&[0x8100, 0x0800], &ip)),
+            Payload::Ipv4 { offset: 18 }
+        );
+        assert_eq!(
+            view(
+                LinkType::ETHERNET,
+                &ethernet(&[0x88a8, 0x8100, 0x0800], &ip)
+            ),
+            Payload::Ipv4 { offset: 22 }
+        );
+        assert_eq!(
+            view(
+                LinkType::ETHERNET,
+                &ethernet(&[0x9100, 0x8100, 0x8100, 0x0800], &ip)
+            ),
+            Payload::Ipv4 { offset: 26 }
+        );
+        assert_eq!(
+            view(LinkType::ETHERNET, &ethernet(&[0x0806], &[0; 28])),
+            Payload::NotIpv4(NotIpv4::Arp)
+        );
+        assert_eq!(
+            view(LinkType::ETHERNET, &ethernet(&[0x8100, 0x86dd], &[0; 40])),
+            Payload::NotIpv4(NotIpv4::Ipv6)
+        );
+        assert_eq!(
+            view(LinkType::ETHERNET, &ethernet(&[0x8847], &[0; 8])),
+            Payload::NotIpv4(NotIpv4::Other(0x8847))
+        );
+        assert_eq!(
+            locate(LinkType::ETHERNET, &ethernet(&[0x0800], &ip)).direction,
+            CaptureDirection::Unknown
+        );
+    }
+
+    #[test]
+    fn ethernet_truncation() {
+        assert_eq!(view(LinkType::ETHERNET, &[]), Payload::Truncated);
+        assert_eq!(view(LinkType::ETHERNET, &[0; 13]), Payload::Truncated);
+        // A tag whose inner EtherType is cut off.
+        let f = ethernet(&[0x8100], &[0xa0]);
+        assert_eq!(view(LinkType::ETHERNET, &f), Payload::Truncated);
+        let f = ethernet(&[0x8100], &[0xa0, 0x05, 0x08]);
+        assert_eq!(view(LinkType::ETHERNET, &f), Payload::Truncated);
+        // Header complete, IPv4 payload empty: the IPv4 parser will say it is short.
+        assert_eq!(
+            view(LinkType::ETHERNET, &ethernet(&[0x0800], &[])),
+            Payload::Ipv4 { offset: 14 }
+        );
+    }
+
+    fn sll(packet_type: u16, protocol: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = packet_type.to_be_bytes().to_vec();
+        f.extend_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
+        f.extend_from_slice(&6u16.to_be_bytes());
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0, 0]);
+        f.extend_from_slice(&protocol.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn sll2(packet_type: u8, protocol: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = protocol.to_be_bytes().to_vec();
+        f.extend_from_slice(&[0, 0]); // reserved
+        f.extend_from_slice(&3u32.to_be_bytes()); // interface index
+        f.extend_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
+        f.push(packet_type);
+        f.push(6);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn linux_sll() {
+        assert_eq!(
+            u16::from(etherparse::LinuxSllPacketType::OUTGOING),
+            SLL_OUTGOING
+        );
+        let ip = ipv4_header();
+        let v = locate(LinkType::LINUX_SLL, &sll(4, 0x0800, &ip));
+        assert_eq!(
+            v,
+            LinkView {
+                payload: Payload::Ipv4 { offset: 16 },
+                direction: CaptureDirection::Outbound
+            }
+        );
+        for t in 0..4 {
+            let v = locate(LinkType::LINUX_SLL, &sll(t, 0x0800, &ip));
+            assert_eq!(v.direction, CaptureDirection::Inbound, "type {t}");
+        }
+        assert_eq!(
+            locate(LinkType::LINUX_SLL, &sll(5, 0x0800, &ip)).direction,
+            CaptureDirection::Unknown
+        );
+        assert_eq!(
+            view(LinkType::LINUX_SLL, &sll(0, 0x86dd, &[0; 40])),
+            Payload::NotIpv4(NotIpv4::Ipv6)
+        );
+        assert_eq!(
+            view(LinkType::LINUX_SLL, &sll(0, 0x8100, &[0, 5, 8, 0])),
+            Payload::Ipv4 { offset: 20 }
+        );
+        assert_eq!(
+            view(LinkType::LINUX_SLL, &sll(0, 0x0004, &[0; 10])),
+            Payload::NotIpv4(NotIpv4::Other(4))
+        );
+        assert_eq!(
+            view(LinkType::LINUX_SLL, &sll(0, 0x0800, &[])[..15]),
+            Payload::Truncated
+        );
+    }
+
+    #[test]
+    fn linux_sll2() {
+        let ip = ipv4_header();
+        let v = locate(LinkType::LINUX_SLL2, &sll2(4, 0x0800, &ip));
+        assert_eq!(
+            v,
+            LinkView {
+                payload: Payload::Ipv4 { offset: 20 },
+                direction: CaptureDirection::Outbound
+            }
+        );
+        let v = locate(LinkType::LINUX_SLL2, &sll2(0, 0x0806, &[0; 28]));
+        assert_eq!(
+            v,
+            LinkView {
+                payload: Payload::NotIpv4(NotIpv4::Arp),
+                direction: CaptureDirection::Inbound
+            }
+        );
+        assert_eq!(
+            locate(LinkType::LINUX_SLL2, &sll2(3, 0x0800, &ip)).direction,
+            CaptureDirection::Inbound
+        );
+        assert_eq!(
+            view(LinkType::LINUX_SLL2, &sll2(0, 0x0800, &[])[..19]),
+            Payload::Truncated
+        );
+    }
+
+    #[test]
+    fn raw_ip() {
+        let ip = ipv4_header();
+        for lt in [LinkType::RAW, LinkType::IPV4, LinkType(12), LinkType(14)] {
+            assert_eq!(view(lt, &ip), Payload::Ipv4 { offset: 0 });
+            assert_eq!(view(lt, &[0x60, 0, 0, 0]), Payload::NotIpv4(NotIpv4::Ipv6));
+            assert_eq!(view(lt, &[0x10]), Payload::NotIpv4(NotIpv4::Other(0)));
+            assert_eq!(view(lt, &[]), Payload::Truncated);
+        }
+    }
+
+    #[test]
+    fn null_and_loop() {
+        let ip = ipv4_header();
+        let with = |af: [u8; 4]| [&af[..], &ip].concat();
+        assert_eq!(
+            view(LinkType::NULL, &with(2u32.to_le_bytes())),
+            Payload::Ipv4 { offset: 4 }
+        );
+        assert_eq!(
+            view(LinkType::NULL, &with(2u32.to_be_bytes())),
+            Payload::Ipv4 { offset: 4 }
+        );
+        assert_eq!(
+            view(LinkType::NULL, &with(30u32.to_le_bytes())),
+            Payload::NotIpv4(NotIpv4::Ipv6)
+        );
+        assert_eq!(
+            view(LinkType::NULL, &with(24u32.to_be_bytes())),
+            Payload::NotIpv4(NotIpv4::Ipv6)
+        );
+        assert_eq!(
+            view(LinkType::NULL, &with(7u32.to_le_bytes())),
+            Payload::NotIpv4(NotIpv4::Other(7))
+        );
+        assert_eq!(view(LinkType::NULL, &[2, 0, 0]), Payload::Truncated);
+        assert_eq!(
+            view(LinkType::LOOP, &with(2u32.to_be_bytes())),
+            Payload::Ipv4 { offset: 4 }
+        );
+        assert_eq!(
+            view(LinkType::LOOP, &with(28u32.to_be_bytes())),
+            Payload::NotIpv4(NotIpv4::Ipv6)
+        );
+        assert_ne!(
+            view(LinkType::LOOP, &with(2u32.to_le_bytes())),
+            Payload::Ipv4 { offset: 4 }
+        );
+    }
+
+    #[test]
+    fn supported_link_types() {
+        for lt in [0, 1, 12, 14, 101, 108, 113, 228, 276] {
+            assert_eq!(check_supported(LinkType(lt)), Ok(()), "{lt}");
+        }
+        let msg = check_supported(LinkType(9)).unwrap_err();
+        assert!(
+            msg.starts_with("unsupported link type 9 (PPP); supported: 0 (NULL), 1 (ETHERNET)"),
+            "{msg}"
+        );
+        let msg = check_supported(LinkType(4242)).unwrap_err();
+        assert!(
+            msg.starts_with("unsupported link type 4242; supported:"),
+            "{msg}"
+        );
+        assert_eq!(
+            view(LinkType(9), &[0xff, 0x03, 0, 0x21, 0x45]),
+            Payload::NotIpv4(NotIpv4::Other(0))
+        );
     }
 }

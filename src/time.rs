@@ -106,16 +106,16 @@ impl fmt::Display for Span {
         if ns == 0 {
             return write!(f, "0s");
         }
-        if ns % (3600 * S) == 0 {
+        if ns.is_multiple_of(3600 * S) {
             return write!(f, "{}h", ns / (3600 * S));
         }
-        if ns % (60 * S) == 0 {
+        if ns.is_multiple_of(60 * S) {
             return write!(f, "{}m", ns / (60 * S));
         }
-        if ns % S == 0 {
+        if ns.is_multiple_of(S) {
             return write!(f, "{}s", ns / S);
         }
-        if ns % 1_000_000 == 0 && ns < S {
+        if ns.is_multiple_of(1_000_000) && ns < S {
             return write!(f, "{}ms", ns / 1_000_000);
         }
         write!(f, "{}s", ns as f64 / S as f64)

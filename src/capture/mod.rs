@@ -4,8 +4,19 @@
 //! `if_tsresol`), in batches of owned packet bytes so the engine can rewrite them in place and a
 //! reader thread can run ahead of it. Writes the same format, link type and timestamp precision
 //! back, to `PATH.partial`, renamed over `PATH` only by [`CaptureWriter::finish`].
+//!
+//! Layout: `reader.rs` sniffs the format and drives one of two sources, `pcap.rs` (a
+//! hand-written record loop: it validates each record header before waiting for its data, so a
+//! bogus length is an error and a short file a warning) and `ng.rs` (pcap-file's pcapng block
+//! reader for framing and section/interface state, packet blocks decoded here); `ts.rs`
+//! converts pcapng timestamp units; `writer.rs` frames records by hand.
 
+mod ng;
+mod pcap;
 mod reader;
+#[cfg(test)]
+mod tests;
+mod ts;
 mod writer;
 
 pub use reader::CaptureReader;
@@ -14,6 +25,7 @@ pub use writer::CaptureWriter;
 use crate::time::Timestamp;
 use std::fmt;
 use std::path::PathBuf;
+use ts::TsParams;
 
 /// A link-layer header type (the pcap `LINKTYPE_*` number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,7 +68,9 @@ pub struct PacketMeta {
     pub index: u64,
     /// Capture timestamp.
     pub ts: Timestamp,
-    /// pcapng interface id (0 for pcap).
+    /// Interface number: 0 for pcap; for pcapng the position of the packet's Interface
+    /// Description Block in the file (equal to the EPB interface id when the file has a single
+    /// section, which is the usual case).
     pub interface: u32,
     /// Link type of this packet (per interface in pcapng).
     pub linktype: LinkType,
@@ -68,6 +82,26 @@ pub struct PacketMeta {
     pub offset: u32,
     /// Captured length.
     pub len: u32,
+    /// The raw pcapng `epb_flags` word, when the packet block carried one. The writer writes it
+    /// back, with bits 0-1 taken from [`PacketMeta::direction`] when that is known.
+    pub epb_flags: Option<u32>,
+}
+
+impl Default for PacketMeta {
+    /// An empty Ethernet packet at time 0 (for callers that synthesise packets).
+    fn default() -> Self {
+        PacketMeta {
+            index: 0,
+            ts: Timestamp::default(),
+            interface: 0,
+            linktype: LinkType::ETHERNET,
+            orig_len: 0,
+            direction: CaptureDirection::Unknown,
+            offset: 0,
+            len: 0,
+            epb_flags: None,
+        }
+    }
 }
 
 /// A batch of packets read in one go: owned bytes, reused between batches (no per-packet
@@ -101,13 +135,55 @@ impl Batch {
         let m = &self.packets[i];
         &self.data[m.offset as usize..(m.offset + m.len) as usize]
     }
+    /// Interfaces first described in this batch, as (interface number, link type), in file
+    /// order. For pcapng each one should pass [`crate::link::check_supported`] before its
+    /// packets are used; pcap files describe their single interface in
+    /// [`CaptureFormat::Pcap`] instead.
+    pub fn new_interfaces(&self) -> impl Iterator<Item = (u32, LinkType)> + '_ {
+        self.format_updates.iter().filter_map(|u| match u {
+            FormatUpdate::PcapNgInterface { id, linktype, .. } => Some((*id, *linktype)),
+            FormatUpdate::PcapNgSection { .. } => None,
+        })
+    }
 }
 
-/// Format details the writer mirrors (see `writer.rs`).
+/// Format details the writer mirrors (see `writer.rs`), in the order they appeared in the file.
+///
+/// A batch never spans a pcapng section boundary: a section header is always the first thing
+/// in its batch's updates and precedes the batch's packets, so all of a batch's updates can be
+/// written before its packets.
 #[derive(Clone, Debug)]
 pub(crate) enum FormatUpdate {
-    /// A pcapng Interface Description Block, as raw block body bytes plus its byte order.
-    PcapNgInterface(Vec<u8>),
+    /// A pcapng Section Header Block: its byte order and raw body (options included).
+    PcapNgSection {
+        /// Big-endian section.
+        big_endian: bool,
+        /// The block body, in the section's byte order.
+        body: Vec<u8>,
+    },
+    /// A pcapng Interface Description Block of the current section.
+    PcapNgInterface {
+        /// Interface number in the file ([`PacketMeta::interface`]).
+        id: u32,
+        /// Its link type.
+        linktype: LinkType,
+        /// How its packets' timestamps are encoded (`if_tsresol`, `if_tsoffset`).
+        ts: TsParams,
+        /// The block body, in the section's byte order (options included).
+        body: Vec<u8>,
+    },
+}
+
+/// Why a source stopped filling a batch.
+enum Stop {
+    /// The batch is full; more may follow.
+    Full,
+    /// The file ended cleanly.
+    End,
+    /// The file ends inside a record: the warning to record.
+    Truncated(String),
+    /// A record or block is corrupt (or the file unreadable).
+    Failed(CaptureError),
 }
 
 /// What kind of file a capture is, so the writer can mirror it.
@@ -152,17 +228,83 @@ pub struct Location {
     pub offset: Option<u64>,
 }
 
+impl CaptureError {
+    /// An error at `at` in `path`; `cause` is flattened to one line.
+    pub(crate) fn new(
+        path: &std::path::Path,
+        at: Option<Location>,
+        cause: impl Into<String>,
+    ) -> Self {
+        CaptureError {
+            path: path.into(),
+            at,
+            cause: one_line(&cause.into()),
+        }
+    }
+    /// An error concerning record `packet` that starts at byte `offset`.
+    pub(crate) fn at_record(
+        path: &std::path::Path,
+        packet: u64,
+        offset: u64,
+        cause: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            path,
+            Some(Location {
+                packet: Some(packet),
+                offset: Some(offset),
+            }),
+            cause,
+        )
+    }
+    /// An error at byte `offset`, not tied to a packet.
+    pub(crate) fn at_offset(path: &std::path::Path, offset: u64, cause: impl Into<String>) -> Self {
+        Self::new(
+            path,
+            Some(Location {
+                packet: None,
+                offset: Some(offset),
+            }),
+            cause,
+        )
+    }
+}
+
+/// `e` and its chain of sources, joined with ": ", on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    one_line(&s)
+}
+
+/// Replaces line breaks and other control characters so a message stays on one line.
+fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        write!(f, "{}", one_line(&self.path.display().to_string()))?;
         if let Some(at) = self.at {
             if let Some(p) = at.packet {
                 write!(f, ": packet {p}")?;
             }
-            if let Some(o) = at.offset {
-                write!(f, " (byte offset {o})")?;
+            match (at.packet, at.offset) {
+                (Some(_), Some(o)) => write!(f, " (byte offset {o})")?,
+                (None, Some(o)) => write!(f, ": byte offset {o}")?,
+                _ => {}
             }
         }
-        write!(f, ": {}", self.cause)
+        write!(f, ": {}", one_line(&self.cause))
     }
 }

@@ -1,32 +1,350 @@
-//! Capture writing (to be written).
+//! Capture writing: mirrors the reader's format into `PATH.partial`, which [`CaptureWriter::finish`]
+//! renames to `PATH`.
+//!
+//! Records are framed by hand straight into a large `BufWriter` (pcap-file's writers validate
+//! and re-encode every field, several small writes per packet). pcap files get the input's
+//! global header back verbatim; pcapng files get the input's section and interface blocks
+//! verbatim (options included, so `if_tsresol` and `if_tsoffset` survive) and one Enhanced
+//! Packet Block per packet, with its timestamp in its interface's resolution and its flags.
+use super::ng::SHB;
 use super::*;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// Output buffer size.
+const BUF_SIZE: usize = 4 << 20;
+const IDB: u32 = 1;
+const EPB: u32 = 6;
 
 /// Writes a capture in the reader's format.
-pub struct CaptureWriter {}
+pub struct CaptureWriter {
+    /// The file `finish` produces.
+    path: PathBuf,
+    /// The file being written.
+    partial: PathBuf,
+    /// `None` only while finishing.
+    out: Option<BufWriter<File>>,
+    mode: Mode,
+    /// Set once the partial file has been renamed; otherwise dropping removes it.
+    finished: bool,
+}
+
+/// The output format and, for pcapng, what has been written of it.
+enum Mode {
+    Pcap { big_endian: bool, nanos: bool },
+    PcapNg(NgOut),
+}
+
+/// pcapng output state.
+struct NgOut {
+    /// Byte order of the section being written; `None` before the first section header.
+    section: Option<bool>,
+    /// Byte order for a section header made up here (when the input gave none).
+    default_big_endian: bool,
+    /// Interface number of the current section's first interface.
+    base: u32,
+    /// Timestamp encodings of the current section's interfaces, by EPB interface id.
+    ifaces: Vec<TsParams>,
+}
 
 impl CaptureWriter {
-    /// Creates `PATH.partial`.
-    pub fn create(path: &std::path::Path, _format: &CaptureFormat) -> Result<Self, CaptureError> {
-        Err(CaptureError {
+    /// Creates `PATH.partial` (and writes the pcap global header).
+    pub fn create(path: &Path, format: &CaptureFormat) -> Result<Self, CaptureError> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let file = File::create(&partial)
+            .map_err(|e| CaptureError::new(&partial, None, format!("cannot create: {e}")))?;
+        let mode = match format {
+            CaptureFormat::Pcap {
+                nanos, big_endian, ..
+            } => Mode::Pcap {
+                big_endian: *big_endian,
+                nanos: *nanos,
+            },
+            CaptureFormat::PcapNg { big_endian } => Mode::PcapNg(NgOut {
+                section: None,
+                default_big_endian: *big_endian,
+                base: 0,
+                ifaces: Vec::new(),
+            }),
+        };
+        let mut writer = CaptureWriter {
             path: path.into(),
-            at: None,
-            cause: "not implemented".into(),
-        })
+            partial,
+            out: Some(BufWriter::with_capacity(BUF_SIZE, file)),
+            mode,
+            finished: false,
+        };
+        if let CaptureFormat::Pcap { header, .. } = format {
+            writer.put(None, header)?;
+        }
+        Ok(writer)
     }
+
     /// Writes packet `i` of `batch` (its current, possibly rewritten, bytes).
-    pub fn write(&mut self, _batch: &Batch, _i: usize) -> Result<(), CaptureError> {
+    pub fn write(&mut self, batch: &Batch, i: usize) -> Result<(), CaptureError> {
+        let Some(m) = batch.packets.get(i) else {
+            return Err(self.error(
+                None,
+                format!("no packet {i} in a batch of {}", batch.packets.len()),
+            ));
+        };
+        let (start, len) = (m.offset as usize, m.len as usize);
+        let Some(data) = batch.data.get(start..start + len) else {
+            return Err(self.error(Some(m.index), "packet bytes lie outside the batch".into()));
+        };
+        self.write_bytes(m, data)
+    }
+
+    /// Writes `data` as a packet with `m`'s timestamp, interface, original length and flags
+    /// (used for bytes kept aside, e.g. a packet as it was before translation).
+    pub fn write_bytes(&mut self, m: &PacketMeta, data: &[u8]) -> Result<(), CaptureError> {
+        if matches!(&self.mode, Mode::PcapNg(ng) if ng.section.is_none()) {
+            self.default_section()?;
+        }
+        match &self.mode {
+            Mode::Pcap { big_endian, nanos } => {
+                let (be, nanos) = (*big_endian, *nanos);
+                self.write_pcap(m, data, be, nanos)
+            }
+            Mode::PcapNg(ng) => {
+                let be = ng.section == Some(true);
+                let local = m
+                    .interface
+                    .checked_sub(ng.base)
+                    .filter(|l| (*l as usize) < ng.ifaces.len());
+                let Some(local) = local else {
+                    let cause = format!(
+                        "interface {} has no interface description in the output",
+                        m.interface
+                    );
+                    return Err(self.error(Some(m.index), cause));
+                };
+                let ts = ng.ifaces[local as usize];
+                self.write_epb(m, data, be, local, ts)
+            }
+        }
+    }
+
+    /// Writes a pcap record.
+    fn write_pcap(
+        &mut self,
+        m: &PacketMeta,
+        data: &[u8],
+        be: bool,
+        nanos: bool,
+    ) -> Result<(), CaptureError> {
+        let ns = m.ts.nanos();
+        let Ok(secs) = u32::try_from(ns / 1_000_000_000) else {
+            return Err(self.error(
+                Some(m.index),
+                format!("timestamp {} is after 2106, beyond pcap", m.ts),
+            ));
+        };
+        let sub = (ns % 1_000_000_000) as u32;
+        let mut hdr = [0u8; 16];
+        put32(&mut hdr[0..], secs, be);
+        put32(&mut hdr[4..], if nanos { sub } else { sub / 1_000 }, be);
+        put32(&mut hdr[8..], m.len, be);
+        put32(&mut hdr[12..], m.orig_len, be);
+        self.put(Some(m.index), &hdr)?;
+        self.put(Some(m.index), data)
+    }
+
+    /// Writes an Enhanced Packet Block for interface `local` of the current section.
+    fn write_epb(
+        &mut self,
+        m: &PacketMeta,
+        data: &[u8],
+        be: bool,
+        local: u32,
+        ts: TsParams,
+    ) -> Result<(), CaptureError> {
+        let Some(units) = ts.encode(m.ts) else {
+            let cause = format!(
+                "timestamp {} cannot be expressed in its interface's resolution",
+                m.ts
+            );
+            return Err(self.error(Some(m.index), cause));
+        };
+        let flags = match m.direction {
+            CaptureDirection::Inbound => Some((m.epb_flags.unwrap_or(0) & !3) | 1),
+            CaptureDirection::Outbound => Some((m.epb_flags.unwrap_or(0) & !3) | 2),
+            CaptureDirection::Unknown => m.epb_flags,
+        };
+        let len = data.len();
+        let pad = len.next_multiple_of(4) - len;
+        let opts_len = if flags.is_some() { 12 } else { 0 };
+        let Ok(total) = u32::try_from(32 + len + pad + opts_len) else {
+            return Err(self.error(
+                Some(m.index),
+                format!("packet of {len} bytes too large for pcapng"),
+            ));
+        };
+        let mut hdr = [0u8; 28];
+        let fields = [
+            EPB,
+            total,
+            local,
+            (units >> 32) as u32,
+            units as u32,
+            len as u32,
+            m.orig_len,
+        ];
+        for (k, v) in fields.into_iter().enumerate() {
+            put32(&mut hdr[4 * k..], v, be);
+        }
+        // Padding, the flags option and end-of-options, the trailing length.
+        let mut tail = [0u8; 3 + 12 + 4];
+        let mut n = pad;
+        if let Some(f) = flags {
+            put16(&mut tail[n..], 2, be);
+            put16(&mut tail[n + 2..], 4, be);
+            put32(&mut tail[n + 4..], f, be);
+            n += 12; // the end-of-options option is all zeros
+        }
+        put32(&mut tail[n..], total, be);
+        n += 4;
+        self.put(Some(m.index), &hdr)?;
+        self.put(Some(m.index), data)?;
+        self.put(Some(m.index), &tail[..n])
+    }
+
+    /// Applies the batch's format updates (pcapng section headers and interface descriptions,
+    /// written before any packet that uses them); call once per batch before writing it.
+    pub fn begin_batch(&mut self, batch: &Batch) -> Result<(), CaptureError> {
+        if matches!(self.mode, Mode::Pcap { .. }) {
+            return Ok(());
+        }
+        for update in &batch.format_updates {
+            match update {
+                FormatUpdate::PcapNgSection { big_endian, body } => {
+                    self.section(*big_endian, body)?
+                }
+                FormatUpdate::PcapNgInterface { id, ts, body, .. } => {
+                    if matches!(&self.mode, Mode::PcapNg(ng) if ng.section.is_none()) {
+                        self.default_section()?;
+                    }
+                    let Mode::PcapNg(ng) = &mut self.mode else {
+                        return Ok(());
+                    };
+                    if ng.ifaces.is_empty() {
+                        ng.base = *id;
+                    }
+                    let be = ng.section == Some(true);
+                    if ng.base.checked_add(ng.ifaces.len() as u32) != Some(*id) {
+                        let cause = format!("interface {id} is out of order");
+                        return Err(self.error(None, cause));
+                    }
+                    ng.ifaces.push(*ts);
+                    self.block(IDB, body, be)?;
+                }
+            }
+        }
         Ok(())
     }
-    /// Writes `bytes` as a packet with `meta`'s timestamp, interface and lengths.
-    pub fn write_bytes(&mut self, _meta: &PacketMeta, _bytes: &[u8]) -> Result<(), CaptureError> {
-        Ok(())
-    }
-    /// Applies the batch's format updates (pcapng IDBs); call once per batch before writing it.
-    pub fn begin_batch(&mut self, _batch: &Batch) -> Result<(), CaptureError> {
-        Ok(())
-    }
+
     /// Flushes and renames `PATH.partial` to `PATH`.
-    pub fn finish(self) -> Result<(), CaptureError> {
+    pub fn finish(mut self) -> Result<(), CaptureError> {
+        if matches!(&self.mode, Mode::PcapNg(ng) if ng.section.is_none()) {
+            self.default_section()?;
+        }
+        let Some(out) = self.out.take() else {
+            return Err(self.error(None, "already finished".into()));
+        };
+        out.into_inner()
+            .map_err(|e| self.error(None, format!("write error: {}", e.error())))?;
+        std::fs::rename(&self.partial, &self.path).map_err(|e| {
+            self.error(
+                None,
+                format!("cannot rename to {}: {e}", self.path.display()),
+            )
+        })?;
+        self.finished = true;
         Ok(())
     }
+
+    /// Starts a pcapng section with this header block body (its section length is reset to
+    /// "unknown", since the packets may change size).
+    fn section(&mut self, big_endian: bool, body: &[u8]) -> Result<(), CaptureError> {
+        if body.len() < 16 || !body.len().is_multiple_of(4) {
+            return Err(self.error(
+                None,
+                format!("bad section header body ({} bytes)", body.len()),
+            ));
+        }
+        let mut body = body.to_vec();
+        body[8..16].fill(0xff);
+        if let Mode::PcapNg(ng) = &mut self.mode {
+            ng.section = Some(big_endian);
+            ng.ifaces.clear();
+        }
+        self.block(SHB, &body, big_endian)
+    }
+
+    /// Writes a section header of our own: version 1.0, no options.
+    fn default_section(&mut self) -> Result<(), CaptureError> {
+        let be = match &self.mode {
+            Mode::PcapNg(ng) => ng.default_big_endian,
+            Mode::Pcap { .. } => return Ok(()),
+        };
+        let mut body = [0xffu8; 16];
+        put32(&mut body[0..], 0x1a2b_3c4d, be);
+        put16(&mut body[4..], 1, be);
+        put16(&mut body[6..], 0, be);
+        self.section(be, &body)
+    }
+
+    /// Writes a pcapng block of `type_` around `body` (a multiple of 4 bytes long).
+    fn block(&mut self, type_: u32, body: &[u8], be: bool) -> Result<(), CaptureError> {
+        let Ok(total) = u32::try_from(body.len() + 12) else {
+            return Err(self.error(None, "block too large".into()));
+        };
+        let mut hdr = [0u8; 8];
+        put32(&mut hdr[0..], type_, be);
+        put32(&mut hdr[4..], total, be);
+        self.put(None, &hdr)?;
+        self.put(None, body)?;
+        self.put(None, &hdr[4..8])
+    }
+
+    /// Appends `bytes` to the output.
+    fn put(&mut self, packet: Option<u64>, bytes: &[u8]) -> Result<(), CaptureError> {
+        let res = match self.out.as_mut() {
+            Some(out) => out.write_all(bytes),
+            None => return Err(self.error(packet, "already finished".into())),
+        };
+        res.map_err(|e| self.error(packet, format!("write error: {e}")))
+    }
+
+    fn error(&self, packet: Option<u64>, cause: String) -> CaptureError {
+        let at = packet.map(|p| Location {
+            packet: Some(p),
+            offset: None,
+        });
+        CaptureError::new(&self.partial, at, cause)
+    }
+}
+
+impl Drop for CaptureWriter {
+    /// Removes the partial file unless [`CaptureWriter::finish`] renamed it.
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(out) = self.out.take() {
+                // Close without flushing: the file is going away.
+                drop(out.into_parts());
+            }
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+fn put32(buf: &mut [u8], v: u32, be: bool) {
+    buf[..4].copy_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
+}
+
+fn put16(buf: &mut [u8], v: u16, be: bool) {
+    buf[..2].copy_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
 }
