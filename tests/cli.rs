@@ -21,7 +21,12 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn one_error_line(o: &Output, must_contain: &[&str]) {
-    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "exit code; stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "one line of error, got: {err}");
@@ -45,32 +50,52 @@ fn replays_the_rfc_figure_1_capture_with_its_config_beside_it() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("172.85.0.1") && table.contains("172.85.0.3"), "{table}");
+    assert!(
+        table.contains("172.85.0.1") && table.contains("172.85.0.3"),
+        "{table}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["schema"], "lsnat-replay/1");
     let sessions = report["sessions"].as_array().unwrap();
     let find = |client: &str| sessions.iter().find(|s| s["orig_h"] == client).unwrap();
     // RFC 2391 figure 1: {s=198.76.29.7, 2745, d=172.87.0.100, 80} -> {d=172.85.0.1, 80}
     let http = find("198.76.29.7");
-    assert_eq!((http["orig_p"].as_u64(), http["resp_p"].as_u64()), (Some(2745), Some(80)));
+    assert_eq!(
+        (http["orig_p"].as_u64(), http["resp_p"].as_u64()),
+        (Some(2745), Some(80))
+    );
     assert_eq!(http["member"], "172.85.0.1");
     assert_eq!(http["translated"]["dst"], "172.85.0.1");
     assert_eq!(http["end"], "fin");
     // {s=198.23.47.2, 3200, d=172.87.0.100, 23} -> {d=172.85.0.3, 23}
     let telnet = find("198.23.47.2");
-    assert_eq!((telnet["orig_p"].as_u64(), telnet["resp_p"].as_u64()), (Some(3200), Some(23)));
+    assert_eq!(
+        (telnet["orig_p"].as_u64(), telnet["resp_p"].as_u64()),
+        (Some(3200), Some(23))
+    );
     assert_eq!(telnet["member"], "172.85.0.3");
     assert!(!out.with_extension("pcap.partial").exists());
 }
 
 #[test]
 fn missing_file_is_one_line_exit_2() {
-    one_error_line(&lsnat(&["replay", "captures/nope.pcap", "-c", "captures/rfc2391-fig1.toml"]), &["captures/nope.pcap"]);
+    one_error_line(
+        &lsnat(&[
+            "replay",
+            "captures/nope.pcap",
+            "-c",
+            "captures/rfc2391-fig1.toml",
+        ]),
+        &["captures/nope.pcap"],
+    );
 }
 
 #[test]
 fn not_a_capture_is_one_line_exit_2() {
-    one_error_line(&lsnat(&["replay", "README.md", "-c", "captures/rfc2391-fig1.toml"]), &["README.md"]);
+    one_error_line(
+        &lsnat(&["replay", "README.md", "-c", "captures/rfc2391-fig1.toml"]),
+        &["README.md"],
+    );
 }
 
 #[test]
@@ -78,8 +103,16 @@ fn invalid_config_names_file_line_and_field() {
     let cfg = tmp("bad.toml");
     let text = std::fs::read_to_string(common::root().join("captures/rfc2391-fig1.toml")).unwrap();
     std::fs::write(&cfg, text.replace("round-robin", "coin-toss")).unwrap();
-    let o = lsnat(&["replay", "captures/rfc2391-fig1.pcap", "-c", cfg.to_str().unwrap()]);
-    one_error_line(&o, &["bad.toml:", "virtual_server[0].algorithm", "coin-toss"]);
+    let o = lsnat(&[
+        "replay",
+        "captures/rfc2391-fig1.pcap",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    one_error_line(
+        &o,
+        &["bad.toml:", "virtual_server[0].algorithm", "coin-toss"],
+    );
 }
 
 #[test]
@@ -102,16 +135,40 @@ fn corrupt_truncated_and_unsupported_corpus_files() {
     let cfg = "captures/rfc2391-fig1.toml";
     let run = |f: &str| lsnat(&["replay", corpus.join(f).to_str().unwrap(), "-c", cfg, "-q"]);
     // A record header claiming 4325376 bytes: an error naming packet 7 and its offset.
-    one_error_line(&run("suricata__tls_DER-incomplete-header.pcap"), &["tls_DER-incomplete-header.pcap", "packet 7", "5035"]);
+    one_error_line(
+        &run("suricata__tls_DER-incomplete-header.pcap"),
+        &["tls_DER-incomplete-header.pcap", "packet 7", "5035"],
+    );
     // pcap version 1.4
-    one_error_line(&run("libpcap__pcap-invalid-version-1.pcap"), &["pcap-invalid-version-1.pcap"]);
+    one_error_line(
+        &run("libpcap__pcap-invalid-version-1.pcap"),
+        &["pcap-invalid-version-1.pcap"],
+    );
     // PPP link type
-    one_error_line(&run("tcpdump__mpls-traceroute.pcap"), &["mpls-traceroute.pcap", "link type 9"]);
+    one_error_line(
+        &run("tcpdump__mpls-traceroute.pcap"),
+        &["mpls-traceroute.pcap", "link type 9"],
+    );
     // A file cut inside its last record: processed up to the last whole record, with a warning.
     let out = tmp("trunc.pcap");
-    let o = lsnat(&["replay", corpus.join("suricata__http-mime-truncated_input.pcap").to_str().unwrap(), "-c", cfg, "-q", "-o", out.to_str().unwrap()]);
+    let o = lsnat(&[
+        "replay",
+        corpus
+            .join("suricata__http-mime-truncated_input.pcap")
+            .to_str()
+            .unwrap(),
+        "-c",
+        cfg,
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("warning"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(common::read_all(&out).len(), 2696);
 }
 
@@ -123,12 +180,22 @@ fn check_exits_1_on_a_changed_golden_and_0_when_equal() {
     let d = dir.to_str().unwrap();
     std::fs::copy(&snap, dir.join("rfc2391-fig1.snap")).unwrap();
     let o = lsnat(&["check", "captures/rfc2391-fig1.pcap", "--golden-dir", d]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
-    let text = std::fs::read_to_string(&snap).unwrap().replacen("172.85.0.3", "172.85.0.2", 1);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let text = std::fs::read_to_string(&snap)
+        .unwrap()
+        .replacen("172.85.0.3", "172.85.0.2", 1);
     std::fs::write(dir.join("rfc2391-fig1.snap"), text).unwrap();
     let o = lsnat(&["check", "captures/rfc2391-fig1.pcap", "--golden-dir", d]);
     assert_eq!(o.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("DIFFERS") && stdout.contains("-") && stdout.contains("+"), "{stdout}");
+    assert!(
+        stdout.contains("DIFFERS") && stdout.contains("-") && stdout.contains("+"),
+        "{stdout}"
+    );
     let _ = Path::new(d);
 }

@@ -21,7 +21,12 @@ const MALFORMED: &[(&str, &str)] = &[
 fn manifest_count(corpus: &Path, file: &str) -> Option<u64> {
     let m = std::fs::read_to_string(corpus.join("MANIFEST.tsv")).ok()?;
     let line = m.lines().find(|l| l.starts_with(&format!("{file}\t")))?;
-    line.split('\t').nth(6)?.split_whitespace().next()?.parse().ok()
+    line.split('\t')
+        .nth(6)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A config with virtual servers at the first TCP SYN's and first UDP datagram's destinations.
@@ -35,8 +40,13 @@ fn derive_config(cap: &Path) -> Option<String> {
             if link::check_supported(b.packets[i].linktype).is_err() {
                 return None;
             }
-            let Payload::Ipv4 { offset } = link::locate(b.packets[i].linktype, frame).payload else { continue };
-            let Ok(ip) = Ipv4::parse(&frame[offset..]) else { continue };
+            let Payload::Ipv4 { offset } = link::locate(b.packets[i].linktype, frame).payload
+            else {
+                continue;
+            };
+            let Ok(ip) = Ipv4::parse(&frame[offset..]) else {
+                continue;
+            };
             let s = match ip.l4(&frame[offset..]) {
                 L4::Tcp { dport, flags, .. } if flags & 0x12 == 0x02 => (6, ip.dst, dport),
                 L4::Udp { dport, .. } => (17, ip.dst, dport),
@@ -77,10 +87,19 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
     let mut files: Vec<_> = std::fs::read_dir(&corpus)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
         .collect();
     files.sort();
-    assert!(files.len() >= 30, "corpus looks incomplete: {}", files.len());
+    assert!(
+        files.len() >= 30,
+        "corpus looks incomplete: {}",
+        files.len()
+    );
     let mut translated_somewhere = 0;
     for cap in &files {
         let file = cap.file_name().unwrap().to_str().unwrap();
@@ -96,7 +115,10 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
                 Err(e) => e.to_string(),
                 Ok(_) => panic!("{file}: a malformed capture was accepted"),
             };
-            assert!(!e.contains('\n') && e.contains(file) && e.contains(word), "{file}: {e}");
+            assert!(
+                !e.contains('\n') && e.contains(file) && e.contains(word),
+                "{file}: {e}"
+            );
             assert!(!out.exists(), "{file}: output left behind after an error");
             continue;
         }
@@ -109,5 +131,8 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
             translated_somewhere += 1;
         }
     }
-    assert!(translated_somewhere >= 15, "only {translated_somewhere} corpus captures had translated packets");
+    assert!(
+        translated_somewhere >= 15,
+        "only {translated_somewhere} corpus captures had translated packets"
+    );
 }

@@ -12,8 +12,10 @@ fn captures() -> Vec<PathBuf> {
         .expect("captures/ exists")
         .map(|e| e.unwrap().path())
         .filter(|p| {
-            matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng"))
-                && p.with_extension("toml").exists()
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            ) && p.with_extension("toml").exists()
         })
         .collect();
     v.sort();
@@ -23,12 +25,16 @@ fn captures() -> Vec<PathBuf> {
 #[test]
 fn every_capture_matches_its_golden() {
     let caps = captures();
-    assert!(caps.len() >= 4, "expected the bundled captures, found {caps:?}");
+    assert!(
+        caps.len() >= 4,
+        "expected the bundled captures, found {caps:?}"
+    );
     let out_dir = tempdir("golden");
     for cap in caps {
         let name = check::name(&cap);
         let out = out_dir.join(format!("{name}.pcap"));
-        let g = check::render(&cap, None, Some(&out)).unwrap_or_else(|e| panic!("{}: {e}", cap.display()));
+        let g = check::render(&cap, None, Some(&out))
+            .unwrap_or_else(|e| panic!("{}: {e}", cap.display()));
         insta::with_settings!({
             snapshot_path => "../golden",
             prepend_module_to_snapshot => false,

@@ -147,7 +147,7 @@ impl CaptureWriter {
         let mut hdr = [0u8; 16];
         put32(&mut hdr[0..], secs, be);
         put32(&mut hdr[4..], if nanos { sub } else { sub / 1_000 }, be);
-        put32(&mut hdr[8..], m.len, be);
+        put32(&mut hdr[8..], data.len() as u32, be);
         put32(&mut hdr[12..], m.orig_len, be);
         self.put(Some(m.index), &hdr)?;
         self.put(Some(m.index), data)

@@ -40,9 +40,14 @@ fn delta(carried: u16, correct: u16) -> u16 {
 
 /// Checksum errors of a frame computed in full by etherparse (independently of lsnat's own
 /// checksum code): (IPv4 header, transport) — `None` where not checkable.
-pub fn checksum_errors(linktype: lsnat::capture::LinkType, frame: &[u8]) -> Option<(u16, Option<u16>)> {
+pub fn checksum_errors(
+    linktype: lsnat::capture::LinkType,
+    frame: &[u8],
+) -> Option<(u16, Option<u16>)> {
     use etherparse::{Icmpv4Slice, Ipv4HeaderSlice, TcpHeaderSlice, UdpHeaderSlice};
-    let Payload::Ipv4 { offset } = link::locate(linktype, frame).payload else { return None };
+    let Payload::Ipv4 { offset } = link::locate(linktype, frame).payload else {
+        return None;
+    };
     let ip = &frame[offset..];
     let h = Ipv4HeaderSlice::from_slice(ip).ok()?;
     let hdr = h.to_header();
@@ -56,7 +61,9 @@ pub fn checksum_errors(linktype: lsnat::capture::LinkType, frame: &[u8]) -> Opti
     let l4 = match h.protocol() {
         etherparse::IpNumber::TCP => TcpHeaderSlice::from_slice(payload).ok().and_then(|t| {
             let th = t.to_header();
-            let c = th.calc_checksum_ipv4(&hdr, &payload[t.slice().len()..]).ok()?;
+            let c = th
+                .calc_checksum_ipv4(&hdr, &payload[t.slice().len()..])
+                .ok()?;
             Some(delta(t.checksum(), c))
         }),
         etherparse::IpNumber::UDP => UdpHeaderSlice::from_slice(payload).ok().and_then(|u| {
@@ -81,14 +88,32 @@ pub fn checksum_errors(linktype: lsnat::capture::LinkType, frame: &[u8]) -> Opti
 pub fn assert_checksums_preserved(input: &Path, output: &Path, forwarded: &[bool]) -> usize {
     let ins = read_all(input);
     let outs = read_all(output);
-    let kept: Vec<&(PacketMeta, Vec<u8>)> =
-        ins.iter().zip(forwarded).filter(|(_, f)| **f).map(|(p, _)| p).collect();
-    assert_eq!(kept.len(), outs.len(), "{}: written packet count", output.display());
+    let kept: Vec<&(PacketMeta, Vec<u8>)> = ins
+        .iter()
+        .zip(forwarded)
+        .filter(|(_, f)| **f)
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        kept.len(),
+        outs.len(),
+        "{}: written packet count",
+        output.display()
+    );
     let mut compared = 0;
     for ((mi, bi), (mo, bo)) in kept.into_iter().zip(&outs) {
         assert_eq!(mi.ts, mo.ts, "packet {} timestamp", mi.index);
-        if let (Some(a), Some(b)) = (checksum_errors(mi.linktype, bi), checksum_errors(mo.linktype, bo)) {
-            assert_eq!(a, b, "{}: packet {}: checksum error changed by the rewrite", input.display(), mi.index);
+        if let (Some(a), Some(b)) = (
+            checksum_errors(mi.linktype, bi),
+            checksum_errors(mo.linktype, bo),
+        ) {
+            assert_eq!(
+                a,
+                b,
+                "{}: packet {}: checksum error changed by the rewrite",
+                input.display(),
+                mi.index
+            );
             compared += 1;
         }
     }
