@@ -9,7 +9,7 @@ use lsnat::replay::{self, Disposition, Observer, ReplayJob};
 use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, table};
 use lsnat::{check, config};
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 struct Progress(indicatif::ProgressBar, u64);
@@ -17,26 +17,10 @@ struct Progress(indicatif::ProgressBar, u64);
 impl Observer for Progress {
     fn packet(&mut self, _: &PacketMeta, _: &Disposition) {
         self.1 += 1;
-        if self.1 % 65536 == 0 {
+        if self.1.is_multiple_of(65536) {
             self.0.set_position(self.1);
         }
     }
-}
-
-fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
-    for i in inputs {
-        let same = match (std::fs::canonicalize(out), std::fs::canonicalize(i)) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => out == *i,
-        };
-        if same {
-            anyhow::bail!(
-                "{}: output path is an input file; refusing to write over it",
-                out.display()
-            );
-        }
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -62,7 +46,7 @@ fn replay_cmd(
         };
     }
     for out in [&output, &json, &golden].into_iter().flatten() {
-        refuse_overwrite(out, &[&capture, &config_path])?;
+        replay::refuse_overwrite(out, &[&capture, &config_path])?;
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("{}: cannot create folder: {e}", dir.display()))?;

@@ -86,64 +86,138 @@ pub enum ReplayError {
     Refused(String),
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
+/// Refuses an output path that is one of the inputs (never write over an input file).
+pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError> {
+    for input in inputs {
+        let same = match (std::fs::canonicalize(out), std::fs::canonicalize(input)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => out == *input,
+        };
+        if same {
+            return Err(ReplayError::Refused(format!(
+                "{}: output path is an input file; refusing to write over it",
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What the writer thread does with one packet of a batch.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fate {
+    /// Written to the rewritten capture.
+    forwarded: bool,
+    /// Written to this member's capture.
+    member: Option<u32>,
+    /// For the member capture, the packet as it was before translation: a range of
+    /// [`Work::originals`].
+    original: Option<(u32, u32)>,
+}
+
+/// A unit of work travelling reader → engine → writer → reader, reused (no per-packet
+/// allocation).
+#[derive(Default)]
+struct Work {
+    batch: Batch,
+    fates: Vec<Fate>,
+    originals: Vec<u8>,
+}
+
+/// The writer thread's outputs.
+struct Outputs {
+    capture: Option<CaptureWriter>,
+    members: Vec<CaptureWriter>,
+    written: u64,
+}
+
+impl Outputs {
+    fn write(&mut self, w: &Work) -> Result<(), CaptureError> {
+        if let Some(c) = self.capture.as_mut() {
+            c.begin_batch(&w.batch)?;
+        }
+        for m in &mut self.members {
+            m.begin_batch(&w.batch)?;
+        }
+        for (i, f) in w.fates.iter().enumerate() {
+            if f.forwarded
+                && let Some(c) = self.capture.as_mut()
+            {
+                c.write(&w.batch, i)?;
+                self.written += 1;
+            }
+            if let Some(m) = f.member.and_then(|m| self.members.get_mut(m as usize)) {
+                match f.original {
+                    Some((o, l)) => m.write_bytes(
+                        &w.batch.packets[i],
+                        &w.originals[o as usize..(o + l) as usize],
+                    )?,
+                    None => m.write(&w.batch, i)?,
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-/// Runs a replay, feeding `observers`.
+fn member_path(job: &ReplayJob, dir: &Path, addr: std::net::Ipv4Addr) -> PathBuf {
+    let ext = job
+        .input
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("pcap");
+    dir.join(format!("member-{addr}.{ext}"))
+}
+
+/// Runs a replay, feeding `observers`. Three threads: the reader fills batches, this thread
+/// runs the engine and the observers, the writer writes the capture(s).
 pub fn run(
     job: &ReplayJob,
     observers: &mut [&mut dyn Observer],
 ) -> Result<ReplayTotals, ReplayError> {
-    for out in job.output.iter() {
-        for input in [&job.input, &job.config_path] {
-            if same_file(out, input) {
-                return Err(ReplayError::Refused(format!(
-                    "{}: output path is an input file; refusing to write over it",
-                    out.display()
-                )));
-            }
-        }
+    if let Some(out) = &job.output {
+        refuse_overwrite(out, &[&job.input, &job.config_path])?;
     }
     let mut reader = CaptureReader::open(&job.input)?;
     let format = reader.format().clone();
-    let mut writer = match &job.output {
-        Some(p) => Some(CaptureWriter::create(p, &format)?),
-        None => None,
-    };
-    let mut members: Vec<Option<CaptureWriter>> = Vec::new();
     let mut engine = Engine::new(job.config.clone());
-    let view = job.config.view;
+    let mut outputs = Outputs {
+        capture: None,
+        members: Vec::new(),
+        written: 0,
+    };
+    if let Some(p) = &job.output {
+        outputs.capture = Some(CaptureWriter::create(p, &format)?);
+    }
     if let Some(dir) = &job.member_dir {
         std::fs::create_dir_all(dir).map_err(|e| {
             ReplayError::Refused(format!("{}: cannot create folder: {e}", dir.display()))
         })?;
-        let ext = job
-            .input
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("pcap");
         for m in engine.members() {
-            let p = dir.join(format!("member-{}.{ext}", m.addr));
-            members.push(Some(CaptureWriter::create(&p, &format)?));
+            outputs.members.push(CaptureWriter::create(
+                &member_path(job, dir, m.addr),
+                &format,
+            )?);
         }
     }
+    let member_captures = !outputs.members.is_empty();
+    let keep_originals = member_captures && job.config.view == View::Router;
 
-    let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch, CaptureError>>(3);
-    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
-    for _ in 0..4 {
-        let _ = empty_tx.send(Batch::default());
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<Work, CaptureError>>(2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Work>(2);
+    let (empty_tx, empty_rx) = mpsc::channel::<Work>();
+    for _ in 0..5 {
+        let _ = empty_tx.send(Work::default());
     }
     let mut totals = ReplayTotals::default();
     let result = std::thread::scope(|scope| -> Result<(), ReplayError> {
         let reader_thread = scope.spawn(move || {
-            while let Ok(mut batch) = empty_rx.recv() {
-                match reader.read_batch(&mut batch, BATCH_PACKETS) {
+            while let Ok(mut work) = empty_rx.recv() {
+                work.fates.clear();
+                work.originals.clear();
+                match reader.read_batch(&mut work.batch, BATCH_PACKETS) {
                     Ok(true) => {
-                        if full_tx.send(Ok(batch)).is_err() {
+                        if full_tx.send(Ok(work)).is_err() {
                             break;
                         }
                     }
@@ -156,86 +230,101 @@ pub fn run(
             }
             reader.warnings().to_vec()
         });
-        let mut scratch = Vec::new();
+        let outputs = &mut outputs;
+        let writer_thread = scope.spawn(move || -> Result<(), CaptureError> {
+            for work in done_rx.iter() {
+                outputs.write(&work)?;
+                let _ = empty_tx.send(work);
+            }
+            Ok(())
+        });
         let mut checked_links = Vec::new();
-        for batch in full_rx.iter() {
-            let mut batch = batch?;
-            if let Some(w) = writer.as_mut() {
-                w.begin_batch(&batch)?;
-            }
-            for w in members.iter_mut().flatten() {
-                w.begin_batch(&batch)?;
-            }
-            for i in 0..batch.packets.len() {
-                let meta = batch.packets[i];
-                if !checked_links.contains(&meta.linktype) {
-                    link::check_supported(meta.linktype).map_err(|m| {
-                        ReplayError::Refused(format!(
-                            "{}: packet {}: {m}",
-                            job.input.display(),
-                            meta.index
-                        ))
-                    })?;
-                    checked_links.push(meta.linktype);
-                }
-                totals.packets += 1;
-                totals.first_ts.get_or_insert(meta.ts);
-                totals.last_ts = Some(meta.ts);
-                let (_, frame) = batch.bytes_mut(i);
-                let view_l = link::locate(meta.linktype, frame);
-                let outgoing = meta.direction == CaptureDirection::Outbound
-                    || view_l.direction == CaptureDirection::Outbound;
-                let what = if outgoing {
-                    Disposition::OutgoingCopy
-                } else {
-                    match view_l.payload {
-                        Payload::NotIpv4(k) => Disposition::NotIpv4(k),
-                        Payload::Truncated => Disposition::LinkTruncated,
-                        Payload::Ipv4 { offset } => {
-                            let keep_original = !members.is_empty() && view == View::Router;
-                            if keep_original {
-                                scratch.clear();
-                                scratch.extend_from_slice(frame);
-                            }
-                            let o = engine.handle(meta.ts, &mut frame[offset..]);
-                            if let Some(m) = o.member
-                                && let Some(Some(w)) = members.get_mut(m)
-                            {
-                                if keep_original && o.flow == Flow::Outbound {
-                                    w.write_bytes(&meta, &scratch)?;
-                                } else {
-                                    w.write(&batch, i)?;
+        let engine_result = (|| -> Result<(), ReplayError> {
+            for work in full_rx.iter() {
+                let mut work = work?;
+                let Work {
+                    batch,
+                    fates,
+                    originals,
+                } = &mut work;
+                for i in 0..batch.packets.len() {
+                    let meta = batch.packets[i];
+                    if !checked_links.contains(&meta.linktype) {
+                        link::check_supported(meta.linktype).map_err(|m| {
+                            ReplayError::Refused(format!(
+                                "{}: packet {}: {m}",
+                                job.input.display(),
+                                meta.index
+                            ))
+                        })?;
+                        checked_links.push(meta.linktype);
+                    }
+                    totals.packets += 1;
+                    totals.first_ts.get_or_insert(meta.ts);
+                    totals.last_ts = Some(meta.ts);
+                    let (_, frame) = batch.bytes_mut(i);
+                    let view_l = link::locate(meta.linktype, frame);
+                    let mut fate = Fate::default();
+                    let what = if meta.direction == CaptureDirection::Outbound
+                        || view_l.direction == CaptureDirection::Outbound
+                    {
+                        Disposition::OutgoingCopy
+                    } else {
+                        match view_l.payload {
+                            Payload::NotIpv4(k) => Disposition::NotIpv4(k),
+                            Payload::Truncated => Disposition::LinkTruncated,
+                            Payload::Ipv4 { offset } => {
+                                let saved = keep_originals.then(|| {
+                                    let at = originals.len() as u32;
+                                    originals.extend_from_slice(frame);
+                                    (at, frame.len() as u32)
+                                });
+                                let o = engine.handle(meta.ts, &mut frame[offset..]);
+                                if member_captures && let Some(m) = o.member {
+                                    fate.member = Some(m as u32);
+                                    if o.flow == Flow::Outbound {
+                                        fate.original = saved;
+                                    }
                                 }
+                                if saved.is_some() && fate.original.is_none() {
+                                    originals.truncate(saved.map_or(0, |s| s.0 as usize));
+                                }
+                                Disposition::Engine(o)
                             }
-                            Disposition::Engine(o)
+                        }
+                    };
+                    fate.forwarded = match what {
+                        Disposition::OutgoingCopy => false,
+                        Disposition::Engine(o) => !matches!(o.verdict, Verdict::Drop(_)),
+                        _ => true,
+                    };
+                    fates.push(fate);
+                    for ob in observers.iter_mut() {
+                        ob.packet(&meta, &what);
+                    }
+                    while let Some(ev) = engine.poll_event() {
+                        for ob in observers.iter_mut() {
+                            ob.event(&ev);
                         }
                     }
-                };
-                let forwarded = match what {
-                    Disposition::OutgoingCopy => false,
-                    Disposition::Engine(o) => !matches!(o.verdict, Verdict::Drop(_)),
-                    _ => true,
-                };
-                if forwarded && let Some(w) = writer.as_mut() {
-                    w.write(&batch, i)?;
-                    totals.written += 1;
                 }
-                for ob in observers.iter_mut() {
-                    ob.packet(&meta, &what);
-                }
-                while let Some(ev) = engine.poll_event() {
-                    for ob in observers.iter_mut() {
-                        ob.event(&ev);
-                    }
+                if done_tx.send(work).is_err() {
+                    break; // the writer failed; its error is reported below
                 }
             }
-            batch.clear();
-            let _ = empty_tx.send(batch);
-        }
-        drop(empty_tx);
-        totals.warnings = reader_thread
+            Ok(())
+        })();
+        drop(done_tx);
+        drop(full_rx);
+        let written = writer_thread
+            .join()
+            .map_err(|_| ReplayError::Refused("the capture writer thread failed".into()))?;
+        let warnings = reader_thread
             .join()
             .map_err(|_| ReplayError::Refused("the capture reader thread failed".into()))?;
+        engine_result?;
+        written?;
+        totals.warnings = warnings;
         Ok(())
     });
     result?;
@@ -247,23 +336,20 @@ pub fn run(
     }
     totals.timestamps_backwards = engine.stats().timestamps_backwards;
     totals.members = engine.members().iter().map(|m| m.addr).collect();
-    if let Some(w) = writer {
+    totals.written = outputs.written;
+    if let Some(w) = outputs.capture.take() {
         w.finish()?;
     }
     if let Some(dir) = &job.member_dir {
-        let ext = job
-            .input
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("pcap");
-        for (m, w) in engine.members().iter().zip(members) {
-            if let Some(w) = w {
-                w.finish()?;
-                totals.member_captures.insert(
-                    m.addr.to_string(),
-                    dir.join(format!("member-{}.{ext}", m.addr)),
-                );
-            }
+        for (m, w) in engine
+            .members()
+            .iter()
+            .zip(std::mem::take(&mut outputs.members))
+        {
+            w.finish()?;
+            totals
+                .member_captures
+                .insert(m.addr.to_string(), member_path(job, dir, m.addr));
         }
     }
     Ok(totals)

@@ -199,3 +199,41 @@ fn check_exits_1_on_a_changed_golden_and_0_when_equal() {
     );
     let _ = Path::new(d);
 }
+
+#[test]
+fn member_captures_hold_what_each_server_would_see() {
+    let dir = tmp("members");
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-router.pcap",
+        "-q",
+        "--members-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut total = 0;
+    for m in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        let pkts = common::read_all(&dir.join(format!("member-{m}.pcap")));
+        assert!(!pkts.is_empty(), "{m}: empty");
+        let member: std::net::Ipv4Addr = m.parse().unwrap();
+        for (meta, b) in &pkts {
+            let lsnat::link::Payload::Ipv4 { offset } =
+                lsnat::link::locate(meta.linktype, b).payload
+            else {
+                panic!("{m}: non-IPv4 packet {}", meta.index)
+            };
+            let ip = lsnat::wire::Ipv4::parse(&b[offset..]).unwrap();
+            // The member sees client -> member and sends member -> client: never the VIP.
+            assert!(
+                ip.dst == member.octets() || ip.src == member.octets(),
+                "{m}: packet {}",
+                meta.index
+            );
+            assert_ne!(ip.src, [198, 18, 0, 100]);
+            assert_ne!(ip.dst, [198, 18, 0, 100]);
+        }
+        total += pkts.len();
+    }
+    // Every translated packet of the capture is in exactly one member's capture.
+    assert_eq!(total, 134);
+}
