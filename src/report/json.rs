@@ -128,12 +128,102 @@ struct VirtualServerJson<'a> {
     members: &'a [Ipv4Addr],
 }
 
+fn put_ip(b: &mut Vec<u8>, a: [u8; 4]) {
+    let mut n = itoa::Buffer::new();
+    b.push(b'"');
+    for (i, o) in a.iter().enumerate() {
+        if i > 0 {
+            b.push(b'.');
+        }
+        b.extend_from_slice(n.format(*o).as_bytes());
+    }
+    b.push(b'"');
+}
+
+fn put_u64(b: &mut Vec<u8>, v: u64) {
+    b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn put_f64(b: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        b.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        b.extend_from_slice(b"null");
+    }
+}
+
+/// One session record as a compact JSON object, exactly as serde_json would serialize
+/// [`SessionJson`] (the test `session_line_matches_serde` holds the two together), without its
+/// per-field string escaping: the per-session cost of the report on the replay's hot thread.
+/// `quoted_name` is the virtual server's name already JSON-quoted.
+pub fn session_line(b: &mut Vec<u8>, r: &SessionRecord, quoted_name: &str) {
+    let key = |b: &mut Vec<u8>, k: &str| {
+        b.extend_from_slice(k.as_bytes());
+    };
+    key(b, "{\"id\":");
+    put_u64(b, r.number);
+    key(b, ",\"ts\":");
+    put_f64(b, r.first.as_secs_f64());
+    key(b, ",\"proto\":\"");
+    key(b, &proto::name(r.key.protocol));
+    key(b, "\",\"virtual_server\":");
+    key(b, quoted_name);
+    key(b, ",\"orig_h\":");
+    put_ip(b, r.key.src);
+    key(b, ",\"orig_p\":");
+    put_u64(b, r.key.sport.into());
+    key(b, ",\"resp_h\":");
+    put_ip(b, r.key.dst);
+    key(b, ",\"resp_p\":");
+    put_u64(b, r.key.dport.into());
+    key(b, ",\"member\":");
+    put_ip(b, r.translated.dst);
+    key(b, ",\"translated\":{\"src\":");
+    put_ip(b, r.translated.src);
+    key(b, ",\"src_port\":");
+    put_u64(b, r.translated.sport.into());
+    key(b, ",\"dst\":");
+    put_ip(b, r.translated.dst);
+    key(b, ",\"dst_port\":");
+    put_u64(b, r.translated.dport.into());
+    key(b, "},\"first_ts_ns\":");
+    put_u64(b, r.first.nanos());
+    key(b, ",\"last_ts_ns\":");
+    put_u64(b, r.last.nanos());
+    key(b, ",\"first_reply_ts_ns\":");
+    match r.first_reply {
+        Some(t) => put_u64(b, t.nanos()),
+        None => key(b, "null"),
+    }
+    key(b, ",\"end_ts_ns\":");
+    put_u64(b, r.ended_at.nanos());
+    key(b, ",\"duration\":");
+    put_f64(b, r.last.since(r.first).as_secs_f64());
+    key(b, ",\"orig_pkts\":");
+    put_u64(b, r.orig_packets);
+    key(b, ",\"orig_ip_bytes\":");
+    put_u64(b, r.orig_bytes);
+    key(b, ",\"resp_pkts\":");
+    put_u64(b, r.resp_packets);
+    key(b, ",\"resp_ip_bytes\":");
+    put_u64(b, r.resp_bytes);
+    key(b, ",\"history\":\"");
+    key(b, r.history.as_str());
+    key(b, "\",\"end\":\"");
+    key(b, r.end.name());
+    key(b, "\",\"checksum_faults\":");
+    put_u64(b, r.checksum_faults);
+    b.push(b'}');
+}
+
 /// Streams the JSON report.
 pub struct JsonReport {
     path: PathBuf,
     partial: PathBuf,
     out: Option<BufWriter<File>>,
+    /// Virtual server names, already JSON-quoted.
     names: Vec<String>,
+    line: Vec<u8>,
     first: bool,
     error: Option<io::Error>,
 }
@@ -191,22 +281,27 @@ impl JsonReport {
             names: config
                 .virtual_servers
                 .iter()
-                .map(|v| v.name.clone())
+                .map(|v| serde_json::to_string(&v.name).unwrap_or_else(|_| "\"\"".into()))
                 .collect(),
+            line: Vec::with_capacity(512),
             first: true,
             error: None,
         })
     }
 
     fn write_session(&mut self, r: &SessionRecord) -> io::Result<()> {
-        let name = self.names.get(r.virtual_server).map_or("", String::as_str);
+        let name = self
+            .names
+            .get(r.virtual_server)
+            .map_or("\"\"", String::as_str);
         let Some(out) = self.out.as_mut() else {
             return Ok(());
         };
         out.write_all(if self.first { b"\n    " } else { b",\n    " })?;
         self.first = false;
-        serde_json::to_writer(&mut *out, &SessionJson::new(r, name))?;
-        Ok(())
+        self.line.clear();
+        session_line(&mut self.line, r, name);
+        out.write_all(&self.line)
     }
 
     /// Writes the totals and renames the file into place.
@@ -293,6 +388,63 @@ impl Observer for JsonReport {
             && let Err(e) = self.write_session(r)
         {
             self.error = Some(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EndReason, History};
+    use crate::time::Timestamp;
+
+    #[test]
+    fn session_line_matches_serde() {
+        let mut history = History::default();
+        for (l, o) in [(b's', true), (b'h', false), (b'a', true), (b'r', false)] {
+            history.mark(l, o);
+        }
+        let key = Tuple {
+            protocol: 6,
+            src: [198, 51, 100, 7],
+            sport: 2745,
+            dst: [172, 87, 0, 100],
+            dport: 80,
+        };
+        let mut r = SessionRecord {
+            number: 42,
+            virtual_server: 0,
+            member: 1,
+            key,
+            translated: Tuple {
+                dst: [172, 85, 0, 1],
+                ..key
+            },
+            first: Timestamp(1_700_000_000_123_456_789),
+            last: Timestamp(1_700_000_001_000_000_001),
+            first_reply: Some(Timestamp(1_700_000_000_200_000_000)),
+            orig_packets: 10,
+            orig_bytes: 725,
+            resp_packets: 7,
+            resp_bytes: 701,
+            checksum_faults: 1,
+            history,
+            end: EndReason::Rst,
+            ended_at: Timestamp(1_700_000_003_000_000_001),
+        };
+        for name in ["web", "we\"b\\ \u{e9}"] {
+            for reply in [Some(Timestamp(5)), None] {
+                r.first_reply = reply;
+                let mut line = Vec::new();
+                session_line(&mut line, &r, &serde_json::to_string(name).unwrap());
+                let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
+                let theirs = serde_json::to_value(SessionJson::new(&r, name)).unwrap();
+                assert_eq!(ours, theirs);
+                assert_eq!(
+                    String::from_utf8(line).unwrap(),
+                    serde_json::to_string(&SessionJson::new(&r, name)).unwrap()
+                );
+            }
         }
     }
 }

@@ -10,13 +10,26 @@ pub fn sum(data: &[u8]) -> u16 {
     fold(sum_words(data, 0))
 }
 
-/// Accumulates `data` into a 64-bit partial sum (fold with [`fold`]).
-pub fn sum_words(data: &[u8], mut acc: u64) -> u64 {
+/// Accumulates `data` into a partial sum of big-endian 16-bit words (fold with [`fold`]).
+///
+/// RFC 1071 §2: the one's-complement sum is independent of byte order, so whole 8-byte
+/// chunks are added as native 64-bit words with end-around carry and the folded result is
+/// byte-swapped once to network order; the tail (at an even offset) is added word by word.
+pub fn sum_words(data: &[u8], acc: u64) -> u64 {
     let mut chunks = data.chunks_exact(8);
+    let mut native: u64 = 0;
     for c in &mut chunks {
-        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc += (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
+        let v = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let (s, carry) = native.overflowing_add(v);
+        native = s + u64::from(carry);
     }
+    let folded = fold(native);
+    let mut acc = acc
+        + u64::from(if cfg!(target_endian = "little") {
+            folded.swap_bytes()
+        } else {
+            folded
+        });
     let rest = chunks.remainder();
     let mut pairs = rest.chunks_exact(2);
     for p in &mut pairs {
@@ -107,6 +120,28 @@ mod tests {
             sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
             0xddf2
         );
+    }
+
+    #[test]
+    fn wide_sum_equals_word_by_word_sum() {
+        let mut seed = 0x2545f4914f6cdd1du64;
+        for len in 0..300usize {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 24) as u8
+                })
+                .collect();
+            let mut naive: u64 = 0;
+            for w in data.chunks(2) {
+                naive += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+            }
+            assert_eq!(sum(&data), fold(naive), "length {len}");
+        }
+        // All-ones words exercise the end-around carry.
+        assert_eq!(sum(&[0xff; 64]), 0xffff);
     }
 
     #[test]
