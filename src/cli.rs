@@ -1,6 +1,6 @@
 //! Command-line arguments (clap).
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Replay recorded traffic through a Load Sharing NAT (RFC 2391), offline and deterministically.
@@ -25,31 +25,7 @@ pub enum ViewArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Replay a capture through the modelled LSNAT router.
-    Replay {
-        /// The capture (pcap or pcapng).
-        capture: PathBuf,
-        /// The configuration (default: the capture's name with `.toml`).
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Write the rewritten capture here (same format as the input).
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Write the JSON report here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write one capture per pool member (what each server would see) into this folder.
-        #[arg(long)]
-        members_dir: Option<PathBuf>,
-        /// Write the golden text (per-packet translation and session table) here.
-        #[arg(long)]
-        golden: Option<PathBuf>,
-        /// How the capture relates to the router (overrides the config).
-        #[arg(long, value_enum)]
-        view: Option<ViewArg>,
-        /// No summary table and no progress bar.
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    Replay(ReplayArgs),
     /// Compare replays against their goldens; exit 1 on a difference.
     Check {
         /// Captures to check (default: every capture in `captures/` with a config beside it).
@@ -61,4 +37,32 @@ pub enum Command {
         #[arg(long)]
         bless: bool,
     },
+}
+
+/// Arguments of `lsnat replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The capture (pcap or pcapng).
+    pub capture: PathBuf,
+    /// The configuration (default: the capture's name with `.toml`).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Write the rewritten capture here (same format as the input).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write one capture per pool member (what each server would see) into this folder.
+    #[arg(long)]
+    pub members_dir: Option<PathBuf>,
+    /// Write the golden text (per-packet translation and session table) here.
+    #[arg(long)]
+    pub golden: Option<PathBuf>,
+    /// How the capture relates to the router (overrides the config).
+    #[arg(long, value_enum)]
+    pub view: Option<ViewArg>,
+    /// No summary table and no progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
 }

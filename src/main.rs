@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use lsnat::capture::PacketMeta;
-use lsnat::cli::{Cli, Command, ViewArg};
+use lsnat::cli::{Cli, Command, ReplayArgs, ViewArg};
 use lsnat::engine::View;
 use lsnat::replay::{self, Disposition, Observer, ReplayJob};
 use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, table};
@@ -23,17 +23,17 @@ impl Observer for Progress {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn replay_cmd(
-    capture: PathBuf,
-    config: Option<PathBuf>,
-    output: Option<PathBuf>,
-    json: Option<PathBuf>,
-    members_dir: Option<PathBuf>,
-    golden: Option<PathBuf>,
-    view: Option<ViewArg>,
-    quiet: bool,
-) -> anyhow::Result<ExitCode> {
+fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let ReplayArgs {
+        capture,
+        config,
+        output,
+        json,
+        members_dir,
+        golden,
+        view,
+        quiet,
+    } = args;
     let config_path = config.unwrap_or_else(|| config::beside(&capture));
     if !capture.exists() {
         anyhow::bail!("{}: no such file", capture.display());
@@ -179,25 +179,7 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Replay {
-            capture,
-            config,
-            output,
-            json,
-            members_dir,
-            golden,
-            view,
-            quiet,
-        } => replay_cmd(
-            capture,
-            config,
-            output,
-            json,
-            members_dir,
-            golden,
-            view,
-            quiet,
-        ),
+        Command::Replay(args) => replay_cmd(args),
         Command::Check {
             captures,
             golden_dir,

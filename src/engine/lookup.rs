@@ -36,6 +36,22 @@ fn l4_checksum(ip: &Ipv4, b: &[u8]) -> Option<u16> {
         .map(|at| u16::from_be_bytes([b[at], b[at + 1]]))
 }
 
+/// Records in `out` how a translated packet leaves: verdict, addressing, IP and transport
+/// checksums, TTL.
+fn mark_translated(out: &mut Outcome, ip: &Ipv4, l4_after: Option<u16>) {
+    out.verdict = Verdict::Translated;
+    out.after = Tuple {
+        src: ip.src,
+        dst: ip.dst,
+        ..out.before
+    };
+    out.ip_checksum[1] = ip.checksum;
+    out.ttl[1] = ip.ttl;
+    if let (Some(c), Some(pair)) = (l4_after, out.l4_checksum.as_mut()) {
+        pair[1] = c;
+    }
+}
+
 impl Engine {
     /// Classifies and handles one packet at time `now` (timers already fired).
     pub(crate) fn process(&mut self, now: Timestamp, b: &mut [u8]) -> Outcome {
@@ -227,17 +243,7 @@ impl Engine {
         b: &[u8],
         out: &mut Outcome,
     ) {
-        out.verdict = Verdict::Translated;
-        out.after = Tuple {
-            src: ip.src,
-            dst: ip.dst,
-            ..out.before
-        };
-        out.ip_checksum[1] = ip.checksum;
-        out.ttl[1] = ip.ttl;
-        if let (Some(c), Some(pair)) = (l4_checksum(ip, b), out.l4_checksum.as_mut()) {
-            pair[1] = c;
-        }
+        mark_translated(out, ip, l4_checksum(ip, b));
         let dir = usize::from(flow == Flow::Outbound);
         let faulty = out.faults.any();
         let s = self.session_mut(slot);
@@ -448,19 +454,9 @@ impl Engine {
         if self.forwards_with_ttl(flow) {
             ipv4::decrement_ttl(&mut ip, b);
         }
-        out.verdict = Verdict::Translated;
         out.session = self.session(slot).number;
         out.member = Some(self.session(slot).member);
-        out.after = Tuple {
-            src: ip.src,
-            dst: ip.dst,
-            ..out.before
-        };
-        out.ip_checksum[1] = ip.checksum;
-        out.ttl[1] = ip.ttl;
-        if let Some(pair) = out.l4_checksum.as_mut() {
-            pair[1] = icmp_csum;
-        }
+        mark_translated(&mut out, &ip, Some(icmp_csum));
         out
     }
 }
