@@ -7,69 +7,13 @@ use lsnat::capture::{
     Batch, CaptureDirection, CaptureError, CaptureFormat, CaptureReader, CaptureWriter, LinkType,
     PacketMeta,
 };
+mod common;
+
+use common::{captures, corpus, manifest};
 use lsnat::link::{self, Payload};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-
-/// The corpus folder, if present.
-fn corpus() -> Option<PathBuf> {
-    let candidates = [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-        PathBuf::from("/work/shared/corpus"),
-    ];
-    let found = candidates
-        .into_iter()
-        .find(|p| p.join("MANIFEST.tsv").is_file());
-    if found.is_none() {
-        eprintln!("capture corpus not found (../shared/corpus): skipping corpus tests");
-    }
-    found
-}
-
-/// Packet counts from MANIFEST.tsv: the leading number of the `packets` column, by file name.
-fn manifest(dir: &Path) -> BTreeMap<String, u64> {
-    let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("MANIFEST.tsv");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .expect("manifest column")
-    };
-    let (file, packets) = (col("file"), col("packets"));
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let fields: Vec<&str> = l.split('\t').collect();
-            let digits: String = fields[packets]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            (
-                fields[file].to_owned(),
-                digits.parse().expect("packet count"),
-            )
-        })
-        .collect()
-}
-
-/// The capture files of the corpus, sorted.
-fn captures(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng")
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 /// Everything a read produced.
 struct Read {

@@ -18,17 +18,6 @@ const MALFORMED: &[(&str, &str)] = &[
     ("tcpdump__mpls-traceroute.pcap", "link type 9"),
 ];
 
-fn manifest_count(corpus: &Path, file: &str) -> Option<u64> {
-    let m = std::fs::read_to_string(corpus.join("MANIFEST.tsv")).ok()?;
-    let line = m.lines().find(|l| l.starts_with(&format!("{file}\t")))?;
-    line.split('\t')
-        .nth(6)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// A config with virtual servers at the first TCP SYN's and first UDP datagram's destinations.
 fn derive_config(cap: &Path) -> Option<String> {
     let mut services: Vec<(u8, [u8; 4], u16)> = Vec::new();
@@ -84,17 +73,8 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
     };
     let tmp = std::env::temp_dir().join(format!("lsnat-corpus-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng")
-            )
-        })
-        .collect();
-    files.sort();
+    let files = common::captures(&corpus);
+    let counts = common::manifest(&corpus);
     assert!(
         files.len() >= 30,
         "corpus looks incomplete: {}",
@@ -123,7 +103,7 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
             continue;
         }
         let g = result.unwrap_or_else(|e| panic!("{file}: {e}"));
-        if let Some(n) = manifest_count(&corpus, file) {
+        if let Some(&n) = counts.get(file) {
             assert_eq!(g.totals.packets, n, "{file}: packets read vs MANIFEST.tsv");
         }
         common::assert_checksums_preserved(cap, &out, &g.log.forwarded);

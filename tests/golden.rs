@@ -7,19 +7,12 @@ mod common;
 use lsnat::check;
 use std::path::PathBuf;
 
+/// The bundled captures that have a config beside them.
 fn captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(common::root().join("captures"))
-        .expect("captures/ exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng")
-            ) && p.with_extension("toml").exists()
-        })
-        .collect();
-    v.sort();
-    v
+    common::captures(&common::root().join("captures"))
+        .into_iter()
+        .filter(|p| p.with_extension("toml").exists())
+        .collect()
 }
 
 #[test]

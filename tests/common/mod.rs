@@ -3,6 +3,7 @@
 
 use lsnat::capture::{Batch, CaptureReader, PacketMeta};
 use lsnat::link::{self, Payload};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The repository root.
@@ -10,10 +11,58 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/corpus`, if present.
+/// `../shared/corpus` (the public capture corpus), if present; says so when it is not.
 pub fn corpus() -> Option<PathBuf> {
     let p = root().join("../shared/corpus");
-    p.is_dir().then_some(p)
+    let found = p.join("MANIFEST.tsv").is_file().then_some(p);
+    if found.is_none() {
+        eprintln!("capture corpus not found (../shared/corpus): skipping corpus tests");
+    }
+    found
+}
+
+/// Packet counts from MANIFEST.tsv: the leading number of the `packets` column, by file name.
+pub fn manifest(dir: &Path) -> BTreeMap<String, u64> {
+    let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("MANIFEST.tsv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .expect("manifest column")
+    };
+    let (file, packets) = (col("file"), col("packets"));
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let fields: Vec<&str> = l.split('\t').collect();
+            let digits: String = fields[packets]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            (
+                fields[file].to_owned(),
+                digits.parse().expect("packet count"),
+            )
+        })
+        .collect()
+}
+
+/// The capture files (pcap, pcapng) in a folder, sorted.
+pub fn captures(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("corpus dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// Every packet of a capture: metadata and bytes.
