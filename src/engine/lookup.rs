@@ -72,7 +72,7 @@ impl Engine {
             L4::IcmpQuery { icmp_type: t, .. } => {
                 (icmp_type::is_query(t), icmp_type::is_query_reply(t))
             }
-            L4::IcmpError { .. } => return self.icmp_error(now, ip, b, out),
+            L4::IcmpError { .. } => return self.icmp_error(ip, b, out),
             L4::LaterFragment => return self.later_fragment(now, ip, b, out),
             L4::Truncated => {
                 let related = self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some();
@@ -346,13 +346,7 @@ impl Engine {
     /// quotes, translate the outer header, the quoted IP header and ports, the quoted IP
     /// checksum, the quoted transport checksum when it is in the quote, and the ICMP checksum.
     /// It never binds, refreshes or ends a session.
-    fn icmp_error(
-        &mut self,
-        _now: Timestamp,
-        mut ip: Ipv4,
-        b: &mut [u8],
-        mut out: Outcome,
-    ) -> Outcome {
+    fn icmp_error(&mut self, mut ip: Ipv4, b: &mut [u8], mut out: Outcome) -> Outcome {
         let inner_at = ip.ihl + 8;
         let quoted = b.get(inner_at..ip.captured).and_then(|q| {
             let inner = Ipv4::parse(q).ok()?;

@@ -307,9 +307,23 @@ impl JsonReport {
     /// Writes the totals and renames the file into place.
     pub fn finish(mut self, summary: &Summary, totals: &ReplayTotals) -> io::Result<()> {
         if let Some(e) = self.error.take() {
-            return Err(e);
+            return Err(e); // dropping self removes the partial file
         }
-        let mut out = self.out.take().expect("finish is called once");
+        let result = self.write_trailer(summary, totals);
+        self.out = None;
+        match result {
+            Ok(()) => std::fs::rename(&self.partial, &self.path),
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.partial);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_trailer(&mut self, summary: &Summary, totals: &ReplayTotals) -> io::Result<()> {
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
         out.write_all(if self.first { b"],\n" } else { b"\n  ],\n" })?;
         let members: Vec<serde_json::Value> = totals
             .members
@@ -367,8 +381,7 @@ impl JsonReport {
             .trim_matches('\n');
         out.write_all(inner.as_bytes())?;
         out.write_all(b"\n}\n")?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&self.partial, &self.path)
+        out.flush()
     }
 }
 
