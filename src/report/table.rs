@@ -2,6 +2,7 @@
 //! bytes each way, how sessions ended.
 
 use super::Summary;
+use crate::engine::PoolEventKind;
 use crate::replay::ReplayTotals;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use std::fmt::Write as _;
@@ -127,6 +128,63 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
     right(&mut e, 1);
     fix(&mut e);
     let _ = writeln!(out, "{e}");
+    if !summary.pool_events.is_empty() {
+        const ROWS: usize = 60;
+        let start = totals.first_ts.unwrap_or_default();
+        let time = |t: crate::time::Timestamp| format!("+{:.3}s", t.since(start).as_secs_f64());
+        let mut pe = table(&[
+            "pool events",
+            "member",
+            "transition",
+            "evidence",
+            "sessions",
+        ]);
+        // Sessions answered by another member than lsnat's choice can be many: one row per
+        // member here, every one of them in the JSON report and the golden.
+        let mut differs: Vec<(std::net::Ipv4Addr, Vec<u64>)> = Vec::new();
+        for ev in &summary.pool_events {
+            if let PoolEventKind::RecordedChoiceDiffers { session, .. } = ev.kind {
+                match differs.iter_mut().find(|(m, _)| *m == ev.member) {
+                    Some((_, v)) => v.push(session),
+                    None => differs.push((ev.member, vec![session])),
+                }
+            }
+        }
+        let rows = summary
+            .pool_events
+            .iter()
+            .filter(|e| !matches!(e.kind, PoolEventKind::RecordedChoiceDiffers { .. }));
+        let shown = rows.clone().count().min(ROWS);
+        for ev in rows.take(ROWS) {
+            pe.add_row(vec![
+                time(ev.at),
+                ev.member.to_string(),
+                ev.kind.name().to_string(),
+                ev.evidence(&time, &|v| format!("virtual server {v}")),
+                super::session_list(&ev.sessions, 8),
+            ]);
+        }
+        differs.sort();
+        for (m, sessions) in &differs {
+            pe.add_row(vec![
+                "whole replay".to_string(),
+                m.to_string(),
+                "recorded-choice-differs".to_string(),
+                format!(
+                    "{} sessions bound to it were answered by another member in the capture: evidence against the recorded choice, not this member",
+                    sessions.len()
+                ),
+                super::session_list(sessions, 8),
+            ]);
+        }
+        fix(&mut pe);
+        let _ = writeln!(out, "{pe}");
+        let hidden =
+            summary.pool_events.len() - shown - differs.iter().map(|(_, s)| s.len()).sum::<usize>();
+        if hidden > 0 {
+            let _ = writeln!(out, "… {hidden} more pool events in the JSON report");
+        }
+    }
     for w in &totals.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
