@@ -274,3 +274,7 @@ impl Engine {
         });
     }
 }
+
+#[cfg(test)]
+#[path = "dead_host_tests.rs"]
+mod tests;
