@@ -38,6 +38,9 @@ use crate::time::Timestamp;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+/// A deadline: (due, kind, session number, slot, member).
+type Deadline = Reverse<(Timestamp, u8, u64, u32, u32)>;
+
 const ANSWER_DUE: u8 = 0;
 const RETRY_DUE: u8 = 1;
 
@@ -46,8 +49,7 @@ const RETRY_DUE: u8 = 1;
 #[derive(Default)]
 pub(crate) struct DeadHost {
     pub cfg: DeadHostConfig,
-    /// (due, kind, session number, slot, member).
-    timers: BinaryHeap<Reverse<(Timestamp, u8, u64, u32, u32)>>,
+    timers: BinaryHeap<Deadline>,
     /// Per member: sessions bound since its last answer (cleared, capacity kept, on answer).
     since_answer: Vec<Vec<u64>>,
 }

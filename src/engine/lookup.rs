@@ -171,8 +171,8 @@ impl Engine {
     ) -> Outcome {
         out.flow = Flow::Outbound;
         let Some(&(slot, Flow::Outbound)) = self.flows.get(&out.before) else {
-            let answers = !(out.before.protocol == proto::TCP
-                && !matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == (SYN | ACK)));
+            let answers = out.before.protocol != proto::TCP
+                || matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == (SYN | ACK));
             out.verdict = if out.before.protocol == proto::TCP
                 && !matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN)
             {
