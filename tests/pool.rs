@@ -293,3 +293,41 @@ fn drain_remove_add_weight_remap_timeline_on_the_recorded_capture() {
         insta::assert_snapshot!("lsnat-pool-timeline", g.text);
     });
 }
+
+#[test]
+fn json_report_lists_the_pool_events_with_their_evidence() {
+    let config_path = common::root().join("captures/lsnat-pool.toml");
+    let cfg = lsnat::config::load(&config_path).unwrap();
+    let out = std::env::temp_dir().join(format!("lsnat-pool-{}.json", std::process::id()));
+    let mut json =
+        lsnat::report::json::JsonReport::create(&out, &capture(), &config_path, &cfg).unwrap();
+    let mut summary = lsnat::report::Summary::default();
+    let mut seen = Seen::default();
+    let job = ReplayJob {
+        input: capture(),
+        config_path,
+        config: cfg,
+        output: None,
+        member_dir: None,
+    };
+    let totals = replay::run(&job, &mut [&mut json, &mut summary, &mut seen]).unwrap();
+    json.finish(&summary, &totals).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let events = v["pool_events"].as_array().unwrap();
+    assert_eq!(events.len(), seen.pool.len());
+    for (j, e) in events.iter().zip(&seen.pool) {
+        assert_eq!(j["ts_ns"], e.at.nanos());
+        assert_eq!(j["member"], e.member.to_string());
+        assert_eq!(j["transition"], e.kind.name());
+        assert_eq!(j["sessions"].as_array().unwrap().len(), e.sessions.len());
+    }
+    let dead = events.iter().find(|e| e["transition"] == "dead").unwrap();
+    assert_eq!(dead["member"], "203.0.113.2");
+    assert!(
+        dead["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("not answered by")
+    );
+    let _ = std::fs::remove_file(out);
+}
