@@ -11,6 +11,12 @@ bounded (socket timeouts; the caller also wraps it in `timeout`).
                                                 connection; the client closes first
   lsnat-clients.py httpclose SRC VIP PATH       one HTTP/1.1 request with "Connection: close";
                                                 reads to EOF, so the server closes first
+  lsnat-clients.py pool SECONDS MAX VIP SRC..   many short sessions: one thread per SRC, each
+                                                alternating one HTTP GET (own connection, client
+                                                closes) and one UDP exchange (own socket), until
+                                                SECONDS pass or MAX sessions were started in all;
+                                                a member that does not answer costs a short
+                                                timeout (connect 2 s, UDP 1.5 s), not a failure
   lsnat-clients.py fig1 SRC_A VIP SRC_B         RFC 2391 figure 1: A:2745 -> VIP:80 (HTTP) and,
                                                 while it is open, B:3200 -> VIP:23 (telnet)
 """
@@ -155,9 +161,70 @@ def fig1(src_a, vip, src_b):
     b.close()
 
 
+def pool(seconds, maximum, vip, *sources):
+    import threading
+    deadline = time.monotonic() + float(seconds)
+    lock = threading.Lock()
+    started = [0]
+    results = {}
+
+    def take():
+        with lock:
+            if started[0] >= int(maximum) or time.monotonic() >= deadline:
+                return None
+            started[0] += 1
+            return started[0]
+
+    def note(kind, outcome):
+        with lock:
+            results[(kind, outcome)] = results.get((kind, outcome), 0) + 1
+
+    def worker(src, phase):
+        i = phase
+        while True:
+            n = take()
+            if n is None:
+                return
+            if i % 2 == 0:
+                try:
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s.settimeout(2.0)
+                    s.bind((src, 0))
+                    s.connect((vip, 80))
+                    s.settimeout(2.0)
+                    s.sendall(f"GET /p{n} HTTP/1.1\r\nHost: {vip}\r\n\r\n".encode())
+                    data = s.recv(4096)
+                    s.close()
+                    note("tcp", "answered" if data.startswith(b"HTTP/1.1 200") else "short")
+                except OSError:
+                    s.close()
+                    note("tcp", "no answer")
+            else:
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                u.settimeout(1.5)
+                u.bind((src, 0))
+                try:
+                    u.sendto(f"pool {n} from {src}".encode(), (vip, 9999))
+                    u.recvfrom(2048)
+                    note("udp", "answered")
+                except OSError:
+                    note("udp", "no answer")
+                u.close()
+            i += 1
+            time.sleep(0.25)
+
+    threads = [threading.Thread(target=worker, args=(src, k % 2)) for k, src in enumerate(sources)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log(f"pool: {started[0]} sessions started; " +
+        ", ".join(f"{k} {o}: {n}" for (k, o), n in sorted(results.items())))
+
+
 def main():
     cmd, *args = sys.argv[1:]
-    {"udp": udp, "telnet": telnet, "rst": rst, "http": http_session, "httpclose": httpclose, "fig1": fig1}[cmd](*args)
+    {"udp": udp, "telnet": telnet, "rst": rst, "http": http_session, "httpclose": httpclose, "fig1": fig1, "pool": pool}[cmd](*args)
 
 
 if __name__ == "__main__":

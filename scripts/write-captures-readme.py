@@ -22,6 +22,9 @@ CAPTURES = [
     ("lsnat-client-side.pcap",
      "client side only: clients 198.51.100.7 / .23 ↔ VIP 198.18.0.100 (both directions), plus ARP with the router",
      "`tcpdump -i c0` (microsecond) on the clients' veth in the same run; `scripts/record-lsnat.sh`"),
+    ("lsnat-pool.pcap",
+     "router view of a busy pool with a member outage: 600 short sessions (HTTP GET on its own connection, one UDP exchange on its own socket) from six clients 198.51.100.7, .23, .30-.33 concurrently; member 203.0.113.2 dropped everything it received for about ten seconds midway (RFC 2391 §6 evidence)",
+     "`tcpdump -Q in` on out0 and in0, merged (nanoseconds), static neighbours (no ARP); `scripts/record-pool.sh`"),
     ("rfc2391-fig1.pcap",
      "RFC 2391 figure 1: 198.76.29.7:2745 HTTP and, while it is open, 198.23.47.2:3200 telnet to VIP 172.87.0.100; the kernel chose S1 (172.85.0.1) and S3 (172.85.0.3); router view",
      "recorded like lsnat-router.pcap with documentation addresses and static neighbours (no ARP), numgen map ordered S1,S3,S2, then `scripts/rewrite-addresses.py --table scripts/fig1-addresses.txt`; `scripts/record-fig1.sh`"),
@@ -50,6 +53,43 @@ def pcap_info(path):
     return n, len(data), linkname, "ns" if nanos else "µs"
 
 
+def first_ts_ns(path):
+    with open(path, "rb") as f:
+        data = f.read(40)
+    magic = data[:4]
+    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    nanos = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    sec, frac = struct.unpack(endian + "II", data[24:32])
+    return sec * 10**9 + frac * (1 if nanos else 1000)
+
+
+def pool_notes():
+    cap = os.path.join(DIR, "lsnat-pool.pcap")
+    if not os.path.exists(cap):
+        return []
+    out = ["### lsnat-pool", ""]
+    per = {}
+    with open(os.path.join(DIR, "lsnat-pool.conntrack.log")) as f:
+        for line in f:
+            if "[NEW]" in line:
+                m = [w for w in line.split() if w.startswith("src=203.0.113.")]
+                if m:
+                    per[m[0][4:]] = per.get(m[0][4:], 0) + 1
+    out.append("Sessions the kernel's round robin gave each member: " +
+               ", ".join(f"{k} {v}" for k, v in sorted(per.items())) + ".")
+    t0 = first_ts_ns(cap)
+    with open(os.path.join(DIR, "lsnat-pool.outage.txt")) as f:
+        marks = dict(line.split() for line in f if line.strip())
+    out.append(f"203.0.113.2 was cut off (nftables input policy drop in its namespace) "
+               f"{(int(marks['down']) - t0) / 1e9:+.3f} s after the first packet and restored at "
+               f"{(int(marks['up']) - t0) / 1e9:+.3f} s (wall clock of the recording host, "
+               "`lsnat-pool.outage.txt`); the capture shows its last packet before and first after.")
+    out.append("The six client threads run concurrently, so for sessions started within microseconds of")
+    out.append("each other the kernel's round-robin order and the capture's timestamp order can differ.")
+    out.append("")
+    return out
+
+
 def sessions(log):
     return subprocess.run([sys.executable, os.path.join(HERE, "conntrack-sessions.py"), log, "--markdown"],
                           check=True, capture_output=True, text=True).stdout
@@ -75,6 +115,9 @@ lines = [
 for name, what, how in CAPTURES:
     path = os.path.join(DIR, name)
     if not os.path.exists(path):
+        # the kernel's output is kept with the tests (tests/kernel/)
+        path = os.path.join(HERE, "..", "tests", "kernel", name)
+    if not os.path.exists(path):
         continue
     n, size, link, prec = pcap_info(path)
     lines.append(f"| `{name}` | {n} | {size} | {link} / {prec} | {what} | {how} |")
@@ -94,6 +137,7 @@ lines += [
     "",
     sessions(os.path.join(DIR, "lsnat-router.conntrack.log")).rstrip(),
     "",
+    *pool_notes(),
     "### rfc2391-fig1 (addresses rewritten to the figure's)",
     "",
     sessions(os.path.join(DIR, "rfc2391-fig1.conntrack.log")).rstrip(),

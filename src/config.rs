@@ -20,10 +20,21 @@
 //! ports = [80, 23]
 //! algorithm = "round-robin"
 //! members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
+//! [dead_host]                     # RFC 2391 §6 (off by default)
+//! enabled = true
+//! answer_within = "3s"
+//! retry_after = "3m"
+//! [[timeline]]                    # pool changes during the replay
+//! at = "+12.5s"                   # after the first packet, or "2024-05-01T10:00:00.5Z"
+//! action = "drain"                # add, drain, remove, weight, cost, remap
+//! member = "172.85.0.2"
 //! ```
 
-use crate::engine::{Algorithm, EngineConfig, Timeouts, View, VirtualServerConfig};
-use crate::time::Span;
+use crate::engine::{
+    Algorithm, EngineConfig, TimelineAction, TimelineAt, TimelineEntry, Timeouts, View,
+    VirtualServerConfig,
+};
+use crate::time::{Span, Timestamp};
 use crate::wire::proto;
 use serde::Deserialize;
 use std::fmt;
@@ -67,6 +78,30 @@ struct File {
     timeouts: TimeoutsFile,
     #[serde(default)]
     virtual_server: Vec<VirtualServerFile>,
+    #[serde(default)]
+    dead_host: DeadHostFile,
+    #[serde(default)]
+    timeline: Vec<TimelineFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeadHostFile {
+    enabled: Option<bool>,
+    answer_within: Option<Spanned<DurationValue>>,
+    retry_after: Option<Spanned<DurationValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineFile {
+    at: Spanned<String>,
+    action: Spanned<String>,
+    member: Spanned<String>,
+    virtual_server: Option<Spanned<String>>,
+    weight: Option<Spanned<i64>>,
+    cost: Option<Spanned<f64>>,
+    backup: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -291,7 +326,214 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             members,
         });
     }
+    let dh = &file.dead_host;
+    cfg.dead_host.enabled = dh.enabled.unwrap_or(cfg.dead_host.enabled);
+    cfg.dead_host.answer_within = duration(
+        &dh.answer_within,
+        "dead_host.answer_within",
+        cfg.dead_host.answer_within,
+    )?;
+    cfg.dead_host.retry_after = duration(
+        &dh.retry_after,
+        "dead_host.retry_after",
+        cfg.dead_host.retry_after,
+    )?;
+    for (f, d, v) in [
+        (
+            "answer_within",
+            &dh.answer_within,
+            cfg.dead_host.answer_within,
+        ),
+        ("retry_after", &dh.retry_after, cfg.dead_host.retry_after),
+    ] {
+        if let Some(d) = d
+            && v == Span(0)
+        {
+            return Err(err(
+                Some(d.span()),
+                &format!("dead_host.{f}"),
+                "must be longer than zero".into(),
+            ));
+        }
+    }
+    let listed: Vec<Ipv4Addr> = cfg
+        .virtual_servers
+        .iter()
+        .flat_map(|v| v.members.iter().copied())
+        .collect();
+    let mut added = Vec::new();
+    for (i, t) in file.timeline.iter().enumerate() {
+        let field = |f: &str| format!("timeline[{i}].{f}");
+        let at = parse_at(t.at.get_ref()).map_err(|m| err(Some(t.at.span()), &field("at"), m))?;
+        let member = t.member.get_ref().trim().parse::<Ipv4Addr>().map_err(|_| {
+            err(
+                Some(t.member.span()),
+                &field("member"),
+                format!("`{}` is not an IPv4 address", t.member.get_ref()),
+            )
+        })?;
+        let need = |what: &str| {
+            err(
+                Some(t.action.span()),
+                &field(what),
+                format!("action `{}` needs `{what}`", t.action.get_ref()),
+            )
+        };
+        let action = match t.action.get_ref().as_str() {
+            "add" => {
+                let v = t
+                    .virtual_server
+                    .as_ref()
+                    .ok_or_else(|| need("virtual_server"))?;
+                let vs = cfg
+                    .virtual_servers
+                    .iter()
+                    .position(|c| &c.name == v.get_ref())
+                    .ok_or_else(|| {
+                        err(
+                            Some(v.span()),
+                            &field("virtual_server"),
+                            format!("no virtual server named `{}`", v.get_ref()),
+                        )
+                    })?;
+                added.push(member);
+                TimelineAction::Add { virtual_server: vs }
+            }
+            "drain" => TimelineAction::Drain,
+            "remove" => TimelineAction::Remove,
+            "weight" => {
+                let w = t.weight.as_ref().ok_or_else(|| need("weight"))?;
+                let v = u32::try_from(*w.get_ref()).map_err(|_| {
+                    err(
+                        Some(w.span()),
+                        &field("weight"),
+                        format!("weight {} is out of range 0-{}", w.get_ref(), u32::MAX),
+                    )
+                })?;
+                TimelineAction::Weight(v)
+            }
+            "cost" => {
+                let c = t.cost.as_ref().ok_or_else(|| need("cost"))?;
+                if !(c.get_ref().is_finite() && *c.get_ref() >= 0.0) {
+                    return Err(err(
+                        Some(c.span()),
+                        &field("cost"),
+                        format!("cost {} must be a finite number ≥ 0", c.get_ref()),
+                    ));
+                }
+                TimelineAction::Cost(*c.get_ref())
+            }
+            "remap" => {
+                let b = t.backup.as_ref().ok_or_else(|| need("backup"))?;
+                let backup = b.get_ref().trim().parse::<Ipv4Addr>().map_err(|_| {
+                    err(
+                        Some(b.span()),
+                        &field("backup"),
+                        format!("`{}` is not an IPv4 address", b.get_ref()),
+                    )
+                })?;
+                if backup == member {
+                    return Err(err(
+                        Some(b.span()),
+                        &field("backup"),
+                        "a member cannot be its own backup".into(),
+                    ));
+                }
+                TimelineAction::Remap { backup }
+            }
+            other => {
+                return Err(err(
+                    Some(t.action.span()),
+                    &field("action"),
+                    format!(
+                        "unknown action `{other}` (expected add, drain, remove, weight, cost or remap)"
+                    ),
+                ));
+            }
+        };
+        if !matches!(action, TimelineAction::Add { .. })
+            && !listed.contains(&member)
+            && !added.contains(&member)
+        {
+            return Err(err(
+                Some(t.member.span()),
+                &field("member"),
+                format!("{member} is in no virtual server's pool (add it first)"),
+            ));
+        }
+        cfg.timeline.push(TimelineEntry { at, member, action });
+    }
     Ok(cfg)
+}
+
+/// A timeline instant: `+12.5s` (after the capture's first packet, any duration
+/// [`Span::parse`] takes) or an RFC 3339 UTC time `2024-05-01T10:00:00.25Z` (an offset such as
+/// `+02:00` is allowed instead of `Z`).
+fn parse_at(text: &str) -> Result<TimelineAt, String> {
+    let t = text.trim();
+    if let Some(rel) = t.strip_prefix('+') {
+        return Span::parse(rel).map(TimelineAt::Relative);
+    }
+    rfc3339(t).map(TimelineAt::Absolute).ok_or_else(|| {
+        format!(
+            "`{text}` is neither `+DURATION` (after the first packet) nor an RFC 3339 time like 2024-05-01T10:00:00Z"
+        )
+    })
+}
+
+fn rfc3339(t: &str) -> Option<Timestamp> {
+    let b = t.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = t.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &t[19..];
+    let mut nanos: i64 = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 || n > 9 {
+            return None;
+        }
+        nanos = frac[..n].parse::<i64>().ok()? * 10i64.pow(9 - n as u32);
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && matches!(&o[..1], "+" | "-") && &o[3..4] == ":" => {
+            let oh: i64 = o[1..3].parse().ok()?;
+            let om: i64 = o[4..6].parse().ok()?;
+            let v = oh * 3600 + om * 60;
+            if o.starts_with('-') { -v } else { v }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset;
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos as u64)
+        .map(Timestamp)
 }
 
 #[cfg(test)]
@@ -352,5 +594,64 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             "{e}"
         );
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn dead_host_and_timeline() {
+        let text = format!(
+            "{GOOD}\n[dead_host]\nenabled = true\nanswer_within = \"2s\"\n\n\
+             [[timeline]]\nat = \"+12.5s\"\naction = \"drain\"\nmember = \"172.85.0.2\"\n\n\
+             [[timeline]]\nat = \"2024-05-01T10:00:00.25Z\"\naction = \"add\"\n\
+             member = \"172.85.0.9\"\nvirtual_server = \"web\"\n\n\
+             [[timeline]]\nat = \"+20s\"\naction = \"remap\"\nmember = \"172.85.0.9\"\n\
+             backup = \"172.85.0.1\"\n"
+        );
+        let c = parse(Path::new("x.toml"), &text).unwrap();
+        assert!(c.dead_host.enabled);
+        assert_eq!(c.dead_host.answer_within, Span::from_secs(2));
+        assert_eq!(c.dead_host.retry_after, Span::from_secs(180));
+        assert_eq!(
+            c.timeline[0].at,
+            TimelineAt::Relative(Span::from_millis(12_500))
+        );
+        assert_eq!(c.timeline[0].action, TimelineAction::Drain);
+        // 2024-05-01T10:00:00Z = 1714557600 (date -u -d ... +%s)
+        assert_eq!(
+            c.timeline[1].at,
+            TimelineAt::Absolute(Timestamp(1_714_557_600_250_000_000))
+        );
+        assert_eq!(
+            c.timeline[1].action,
+            TimelineAction::Add { virtual_server: 0 }
+        );
+        assert_eq!(
+            rfc3339("2024-05-01T12:00:00+02:00"),
+            Some(Timestamp(1_714_557_600_000_000_000))
+        );
+
+        let bad = text.replace("action = \"drain\"", "action = \"pause\"");
+        let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.toml:22: field `timeline[0].action`: unknown action `pause`"),
+            "{e}"
+        );
+        let bad = text.replace("+12.5s", "yesterday");
+        let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.toml:21: field `timeline[0].at`: `yesterday`"),
+            "{e}"
+        );
+        let bad = text.replace("member = \"172.85.0.2\"", "member = \"172.85.0.7\"");
+        let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "t.toml:23: field `timeline[0].member`: 172.85.0.7 is in no virtual server's pool (add it first)"
+        );
+        let bad = text.replace("answer_within = \"2s\"", "answer_within = \"0s\"");
+        let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "t.toml:18: field `dead_host.answer_within`: must be longer than zero"
+        );
     }
 }

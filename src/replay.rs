@@ -8,7 +8,7 @@
 use crate::capture::{
     Batch, CaptureDirection, CaptureError, CaptureReader, CaptureWriter, PacketMeta,
 };
-use crate::engine::{Engine, EngineConfig, Event, Flow, Outcome, Verdict, View};
+use crate::engine::{Engine, EngineConfig, Event, Flow, Outcome, PoolEvent, Verdict, View};
 use crate::link::{self, NotIpv4, Payload};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -37,6 +37,9 @@ pub trait Observer {
     fn packet(&mut self, _meta: &PacketMeta, _what: &Disposition) {}
     /// A session event, right after the packet (or timer) that caused it.
     fn event(&mut self, _event: &Event) {}
+    /// A pool member transition (dead host detection, timeline), right after the packet (or
+    /// timer) that caused it and that packet's session events.
+    fn pool_event(&mut self, _event: &PoolEvent) {}
 }
 
 /// What to replay and where to write.
@@ -307,6 +310,11 @@ pub fn run(
                             ob.event(&ev);
                         }
                     }
+                    while let Some(ev) = engine.poll_pool_event() {
+                        for ob in observers.iter_mut() {
+                            ob.pool_event(&ev);
+                        }
+                    }
                 }
                 if done_tx.send(work).is_err() {
                     break; // the writer failed; its error is reported below
@@ -332,6 +340,11 @@ pub fn run(
     while let Some(ev) = engine.poll_event() {
         for ob in observers.iter_mut() {
             ob.event(&ev);
+        }
+    }
+    while let Some(ev) = engine.poll_pool_event() {
+        for ob in observers.iter_mut() {
+            ob.pool_event(&ev);
         }
     }
     totals.timestamps_backwards = engine.stats().timestamps_backwards;

@@ -53,18 +53,34 @@ impl Engine {
         {
             return Err(DropReason::TableFull);
         }
-        self.candidates.clear();
-        for &m in &self.vss.list[vs].members {
-            self.candidates.push(Candidate {
-                member: m,
-                bound: self.pool.member(m).bound,
-            });
-        }
-        if self.candidates.is_empty() {
-            return Err(DropReason::NoMemberAvailable);
-        }
-        let pick = self.vss.list[vs].load_share.select(&self.candidates);
-        let member = self.candidates[pick.min(self.candidates.len() - 1)].member;
+        // RFC 2391 §6: a dead member due for a retry gets this session as its probe, without
+        // consulting the algorithm (see `dead_host`).
+        let probe = self.probe_member(vs);
+        let member = match probe {
+            Some(m) => m,
+            None => {
+                self.candidates.clear();
+                for &m in &self.vss.list[vs].members {
+                    // Only members that take new sessions: alive, not draining, removed or a
+                    // backup (see `server_pool::ServerPool::accepts_new`).
+                    if !self.pool.accepts_new(m) {
+                        continue;
+                    }
+                    self.candidates.push(Candidate {
+                        member: m,
+                        bound: self.pool.member(m).bound,
+                    });
+                }
+                if self.candidates.is_empty() {
+                    return Err(DropReason::NoMemberAvailable);
+                }
+                let pick = self.vss.list[vs].load_share.select(&self.candidates);
+                let chosen = self.candidates[pick.min(self.candidates.len() - 1)].member;
+                // A static remap (pool timeline) sends the chosen member's new sessions to its
+                // backup.
+                self.pool.member(chosen).remap.unwrap_or(chosen)
+            }
+        };
         let member_addr = self.pool.member(member).addr.octets();
 
         let number = self.next_number;
@@ -93,6 +109,9 @@ impl Engine {
             history: Default::default(),
             tcp: Default::default(),
             closed: None,
+            answered_elsewhere: None,
+            member_removed: false,
+            after_removal: [0; 2],
         };
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -113,6 +132,7 @@ impl Engine {
         self.pool.bind(member);
         self.stats.sessions_bound += 1;
         self.stats.peak_sessions = self.stats.peak_sessions.max(self.live as u64);
+        self.dead_host_bound(now, member, number, slot, probe.is_some());
         self.events.push_back(Event::Bound {
             number,
             at: now,

@@ -1,7 +1,7 @@
 //! What the engine is told at start: virtual servers, their pools and algorithms, timeouts.
 //! Built by [`crate::config`] from a TOML file; the engine never reads files itself.
 
-use crate::time::Span;
+use crate::time::{Span, Timestamp};
 use std::net::Ipv4Addr;
 
 /// How the capture relates to the modelled router.
@@ -95,8 +95,75 @@ pub struct VirtualServerConfig {
     pub members: Vec<Ipv4Addr>,
 }
 
+/// Dead host detection (RFC 2391 §6): see [`super::dead_host`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeadHostConfig {
+    /// Off by default: a replay then binds exactly as before.
+    pub enabled: bool,
+    /// A member that does not answer a newly assigned session within this is declared dead
+    /// (RFC 2391: "If no response is detected in a few seconds").
+    pub answer_within: Span,
+    /// After this pause a dead member is tried again with one new session (RFC 2391: "after a
+    /// long pause (say, in the order of a few minutes)").
+    pub retry_after: Span,
+}
+
+impl Default for DeadHostConfig {
+    fn default() -> Self {
+        DeadHostConfig {
+            enabled: false,
+            answer_within: Span::from_secs(3),
+            retry_after: Span::from_secs(180),
+        }
+    }
+}
+
+/// When a timeline entry applies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TimelineAt {
+    /// At this capture timestamp.
+    Absolute(Timestamp),
+    /// This long after the capture's first packet.
+    Relative(Span),
+}
+
+/// What a timeline entry does to a member (RFC 2391 §3, §4.1; RSerPool §3–4).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TimelineAction {
+    /// Add the member to a virtual server's pool (index into `virtual_servers`); a draining
+    /// or removed member added again becomes active.
+    Add {
+        /// The virtual server.
+        virtual_server: usize,
+    },
+    /// No new sessions; bound sessions continue to their end.
+    Drain,
+    /// Out of the pool: no new sessions; bound sessions are not moved (RFC 2391 §2.5).
+    Remove,
+    /// Set its weight.
+    Weight(u32),
+    /// Set its cost.
+    Cost(f64),
+    /// New sessions chosen for it go to `backup` instead (static remap); bound sessions stay.
+    Remap {
+        /// The backup member.
+        backup: Ipv4Addr,
+    },
+}
+
+/// One timeline entry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimelineEntry {
+    /// When.
+    pub at: TimelineAt,
+    /// Which member.
+    pub member: Ipv4Addr,
+    /// What.
+    pub action: TimelineAction,
+}
+
 /// The engine's whole configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
     /// Input view.
     pub view: View,
@@ -110,6 +177,10 @@ pub struct EngineConfig {
     pub fragment_timeout: Span,
     /// Virtual servers.
     pub virtual_servers: Vec<VirtualServerConfig>,
+    /// Dead host detection (RFC 2391 §6).
+    pub dead_host: DeadHostConfig,
+    /// Pool changes during the replay, in configuration order (applied in time order).
+    pub timeline: Vec<TimelineEntry>,
 }
 
 impl Default for EngineConfig {
@@ -121,6 +192,8 @@ impl Default for EngineConfig {
             max_sessions: None,
             fragment_timeout: Span::from_secs(30),
             virtual_servers: Vec::new(),
+            dead_host: DeadHostConfig::default(),
+            timeline: Vec::new(),
         }
     }
 }

@@ -312,3 +312,184 @@ impl fmt::Display for History {
         f.write_str(self.as_str())
     }
 }
+
+/// What happened to a pool member (RFC 2391 §6 dead host detection; §3, §4.1 and RSerPool §3–4
+/// pool changes). One [`PoolEvent`] per transition, with its evidence.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PoolEventKind {
+    /// Declared dead: `unanswered` (bound at `bound_at`) got no answer in time and the member
+    /// answered no newly assigned session since. `probe`: it was the retry probe.
+    Dead {
+        /// The session that went unanswered.
+        unanswered: u64,
+        /// When it was bound.
+        bound_at: Timestamp,
+        /// The member's last answer before, if any.
+        last_answer: Option<Timestamp>,
+        /// Whether the unanswered session was a retry probe.
+        probe: bool,
+    },
+    /// The retry pause is over: the next new session will be its probe.
+    ProbeDue,
+    /// One new session assigned to a dead member to try it again (the algorithm is bypassed).
+    Probe {
+        /// The probe session.
+        session: u64,
+    },
+    /// Declared alive again: it answered after the probe was assigned.
+    Alive {
+        /// The probe session.
+        probe: u64,
+        /// The session whose answer revived it (0: a session of the recorded router that lsnat
+        /// had bound elsewhere).
+        answered: u64,
+    },
+    /// The probe's answer came from another member (the recorded router chose that one): no
+    /// evidence either way; the next new session probes again.
+    ProbeInconclusive {
+        /// The probe session.
+        probe: u64,
+        /// The member that answered it.
+        answered_by: Ipv4Addr,
+    },
+    /// A session lsnat bound to this member was answered by another member in the capture:
+    /// evidence against the recorded router's choice, not against this member.
+    RecordedChoiceDiffers {
+        /// The session.
+        session: u64,
+        /// The member that answered it in the capture.
+        answered_by: Ipv4Addr,
+    },
+    /// Added to a virtual server's pool (timeline).
+    Added {
+        /// Virtual server index.
+        virtual_server: usize,
+    },
+    /// Draining (timeline): `sessions` are still bound and continue.
+    Draining,
+    /// The last session of a draining member ended.
+    Drained,
+    /// Removed (timeline): `sessions` are still bound; they are not moved (RFC 2391 §2.5).
+    Removed,
+    /// A session still bound to its member when the member was removed has ended.
+    RemovedSessionEnded {
+        /// The session.
+        session: u64,
+        /// Its packets after the removal: [client → member, member → client].
+        packets_after: [u64; 2],
+    },
+    /// Weight changed (timeline).
+    Weight {
+        /// Before.
+        from: u32,
+        /// After.
+        to: u32,
+    },
+    /// Cost changed (timeline).
+    Cost {
+        /// Before.
+        from: f64,
+        /// After.
+        to: f64,
+    },
+    /// New sessions chosen for it go to `backup` (timeline); bound sessions stay.
+    Remapped {
+        /// The backup.
+        backup: Ipv4Addr,
+    },
+}
+
+/// A pool member's transition, with its timestamp and evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolEvent {
+    /// When (capture time).
+    pub at: Timestamp,
+    /// The member.
+    pub member: Ipv4Addr,
+    /// What happened.
+    pub kind: PoolEventKind,
+    /// The sessions concerned: for `dead`, those bound to it since its last answer (sent to it
+    /// before it was found dead); for `draining` and `removed`, those still bound.
+    pub sessions: Vec<u64>,
+}
+
+impl PoolEventKind {
+    /// Stable kebab-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PoolEventKind::Dead { .. } => "dead",
+            PoolEventKind::ProbeDue => "probe-due",
+            PoolEventKind::Probe { .. } => "probe",
+            PoolEventKind::Alive { .. } => "alive",
+            PoolEventKind::ProbeInconclusive { .. } => "probe-inconclusive",
+            PoolEventKind::RecordedChoiceDiffers { .. } => "recorded-choice-differs",
+            PoolEventKind::Added { .. } => "added",
+            PoolEventKind::Draining => "draining",
+            PoolEventKind::Drained => "drained",
+            PoolEventKind::Removed => "removed",
+            PoolEventKind::RemovedSessionEnded { .. } => "removed-session-ended",
+            PoolEventKind::Weight { .. } => "weight",
+            PoolEventKind::Cost { .. } => "cost",
+            PoolEventKind::Remapped { .. } => "remapped",
+        }
+    }
+}
+
+impl PoolEvent {
+    /// The evidence in words; `time` renders a timestamp (relative or absolute, the report
+    /// chooses), `vs` names a virtual server.
+    pub fn evidence(
+        &self,
+        time: &dyn Fn(Timestamp) -> String,
+        vs: &dyn Fn(usize) -> String,
+    ) -> String {
+        match self.kind {
+            PoolEventKind::Dead {
+                unanswered,
+                bound_at,
+                last_answer,
+                probe,
+            } => format!(
+                "{} s{unanswered} bound at {} not answered by {}; last answer {}",
+                if probe { "probe" } else { "session" },
+                time(bound_at),
+                time(self.at),
+                last_answer.map_or("never".into(), time)
+            ),
+            PoolEventKind::ProbeDue => "retry pause over".into(),
+            PoolEventKind::Probe { session } => {
+                format!("s{session} assigned to it without consulting the algorithm")
+            }
+            PoolEventKind::Alive { probe, answered } => match answered {
+                0 => {
+                    format!("answered a session the recorded router gave it, after probe s{probe}")
+                }
+                a if a == probe => format!("probe s{probe} answered"),
+                a => format!("s{a} answered after probe s{probe}"),
+            },
+            PoolEventKind::ProbeInconclusive { probe, answered_by } => {
+                format!("probe s{probe} was answered by {answered_by} (the recorded choice)")
+            }
+            PoolEventKind::RecordedChoiceDiffers {
+                session,
+                answered_by,
+            } => format!(
+                "s{session} answered by {answered_by} in the capture: evidence against the recorded choice, not this member"
+            ),
+            PoolEventKind::Added { virtual_server } => format!("to {}", vs(virtual_server)),
+            PoolEventKind::Draining => "no new sessions; bound sessions continue".into(),
+            PoolEventKind::Drained => "last bound session ended".into(),
+            PoolEventKind::Removed => "no new sessions; bound sessions are not moved".into(),
+            PoolEventKind::RemovedSessionEnded {
+                session,
+                packets_after,
+            } => format!(
+                "s{session} ended; {} packets to it and {} from it after the removal",
+                packets_after[0], packets_after[1]
+            ),
+            PoolEventKind::Weight { from, to } => format!("weight {from} -> {to}"),
+            PoolEventKind::Cost { from, to } => format!("cost {from} -> {to}"),
+            PoolEventKind::Remapped { backup } => format!("new sessions go to {backup}"),
+        }
+    }
+}

@@ -171,6 +171,8 @@ impl Engine {
     ) -> Outcome {
         out.flow = Flow::Outbound;
         let Some(&(slot, Flow::Outbound)) = self.flows.get(&out.before) else {
+            let answers = out.before.protocol != proto::TCP
+                || matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == (SYN | ACK));
             out.verdict = if out.before.protocol == proto::TCP
                 && !matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN)
             {
@@ -178,6 +180,13 @@ impl Engine {
             } else {
                 Verdict::Pass(PassReason::OutboundWithoutSession)
             };
+            // RFC 2391 §6: a member answering a session lsnat did not bind to it (router view).
+            if answers
+                && self.vss.view == View::Router
+                && let Some(m) = self.pool.find(out.before.src)
+            {
+                self.dead_host_stray_reply(now, m, out.before);
+            }
             out.flow = Flow::None;
             return out;
         };
@@ -252,7 +261,11 @@ impl Engine {
         s.last = now;
         s.packets[dir] += 1;
         s.bytes[dir] += ip.total_len as u64;
-        if dir == 1 && s.first_reply.is_none() {
+        if s.member_removed {
+            s.after_removal[dir] += 1;
+        }
+        let answer = dir == 1 && s.first_reply.is_none();
+        if answer {
             s.first_reply = Some(now);
         }
         if faulty {
@@ -287,6 +300,11 @@ impl Engine {
         };
         if closed_now {
             self.arm_close(slot);
+        }
+        if answer {
+            // RFC 2391 §6: the member answered a newly assigned session.
+            let (m, number) = (out.member.unwrap_or(0), out.session);
+            self.dead_host_answer(now, m, number);
         }
     }
 

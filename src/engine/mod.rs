@@ -16,22 +16,29 @@
 
 pub mod binding;
 pub mod config;
+pub mod dead_host;
 pub mod event;
 pub mod load_share;
 pub mod lookup;
+pub mod pool_timeline;
 pub mod server_pool;
 mod session;
 pub mod unbinding;
 mod virtual_server;
 
-pub use config::{Algorithm, EngineConfig, Timeouts, View, VirtualServerConfig};
-pub use event::{
-    ChecksumFaults, DropReason, EndReason, Event, Flow, History, Outcome, PassReason,
-    SessionRecord, Tuple, Verdict,
+pub use config::{
+    Algorithm, DeadHostConfig, EngineConfig, TimelineAction, TimelineAt, TimelineEntry, Timeouts,
+    View, VirtualServerConfig,
 };
-pub use server_pool::{Member, ServerPool};
+pub use event::{
+    ChecksumFaults, DropReason, EndReason, Event, Flow, History, Outcome, PassReason, PoolEvent,
+    PoolEventKind, SessionRecord, Tuple, Verdict,
+};
+pub use server_pool::{Admin, Health, Member, ServerPool};
 
 use crate::time::Timestamp;
+use dead_host::DeadHost;
+use pool_timeline::Timeline;
 use rustc_hash::FxHashMap;
 use session::Session;
 use std::cmp::Reverse;
@@ -75,6 +82,12 @@ pub struct Engine {
     stats: EngineStats,
     /// Scratch for load-share candidates (no per-session allocation).
     candidates: Vec<load_share::Candidate>,
+    /// Dead host detection (RFC 2391 §6).
+    dead_host: DeadHost,
+    /// Pool changes during the replay.
+    timeline: Timeline,
+    /// Pool member transitions, drained with [`Engine::poll_pool_event`].
+    pool_events: VecDeque<PoolEvent>,
 }
 
 impl Engine {
@@ -108,6 +121,9 @@ impl Engine {
             events: VecDeque::new(),
             stats: EngineStats::default(),
             candidates: Vec::new(),
+            dead_host: DeadHost::new(cfg.dead_host),
+            timeline: Timeline::new(cfg.timeline),
+            pool_events: VecDeque::new(),
         }
     }
 
@@ -122,6 +138,7 @@ impl Engine {
     pub fn advance(&mut self, now: Timestamp) -> Timestamp {
         let now = if !self.started {
             self.started = true;
+            self.timeline.resolve(now);
             now
         } else if now < self.now {
             self.stats.timestamps_backwards += 1;
@@ -130,8 +147,15 @@ impl Engine {
             now
         };
         self.now = now;
-        self.expire(now);
+        self.apply_timeline(now);
+        self.run_timers(now);
         now
+    }
+
+    /// Fires the session timers and the dead-host deadlines due at or before `now`.
+    fn run_timers(&mut self, now: Timestamp) {
+        self.expire(now);
+        self.dead_host_expire(now);
     }
 
     /// Ends the replay at `end`: every session still bound is reported, as open or (if it had
@@ -158,6 +182,12 @@ impl Engine {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next pool member transition, if any (dead host detection, timeline). Drain after
+    /// every [`Engine::handle`], like [`Engine::poll_event`].
+    pub fn poll_pool_event(&mut self) -> Option<PoolEvent> {
+        self.pool_events.pop_front()
     }
 
     /// The pool members (index = `SessionRecord::member`).

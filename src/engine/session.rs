@@ -29,6 +29,13 @@ pub(crate) struct Session {
     pub tcp: TcpTrack,
     /// When both FINs were acknowledged or an RST was seen, and which.
     pub closed: Option<(Timestamp, EndReason)>,
+    /// Another member answered it in the capture (dead host detection, router view): the
+    /// recorded router chose that one.
+    pub answered_elsewhere: Option<usize>,
+    /// Its member was removed while it was bound (pool timeline).
+    pub member_removed: bool,
+    /// Packets after the removal: [client → member, member → client].
+    pub after_removal: [u64; 2],
 }
 
 impl Session {

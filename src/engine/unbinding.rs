@@ -83,6 +83,8 @@ impl Engine {
         self.live -= 1;
         self.pool.unbind(s.member);
         self.events.push_back(Event::Ended(s.record(reason, at)));
+        let removed = s.member_removed.then_some(s.after_removal);
+        self.timeline_unbound(at, s.member, s.number, removed);
     }
 }
 

@@ -3,7 +3,7 @@
 //! are compared by `cargo test` (insta) and by `lsnat check`.
 
 use crate::capture::PacketMeta;
-use crate::engine::{Event, Flow, SessionRecord, Verdict};
+use crate::engine::{Event, Flow, PoolEvent, SessionRecord, Verdict};
 use crate::replay::{Disposition, Observer};
 use crate::time::Timestamp;
 use crate::wire::proto;
@@ -16,6 +16,7 @@ pub struct GoldenLog {
     start: Option<Timestamp>,
     packets: String,
     sessions: Vec<SessionRecord>,
+    pool_events: Vec<PoolEvent>,
     /// Per packet: whether it was written to the rewritten capture (for checksum cross-checks).
     pub forwarded: Vec<bool>,
 }
@@ -98,6 +99,10 @@ impl Observer for GoldenLog {
             self.sessions.push(*r);
         }
     }
+
+    fn pool_event(&mut self, event: &PoolEvent) {
+        self.pool_events.push(event.clone());
+    }
 }
 
 impl GoldenLog {
@@ -142,6 +147,32 @@ impl GoldenLog {
                     String::new()
                 },
             );
+        }
+        if !self.pool_events.is_empty() {
+            let _ = writeln!(
+                out,
+                "## pool events: time, member, transition, evidence, sessions"
+            );
+            let time = |t| rel(self.start, t);
+            let vs = |v: usize| names.get(v).cloned().unwrap_or_else(|| v.to_string());
+            for ev in &self.pool_events {
+                let _ = write!(
+                    out,
+                    "{} {} {} {}",
+                    rel(self.start, ev.at),
+                    ev.member,
+                    ev.kind.name(),
+                    ev.evidence(&time, &vs)
+                );
+                if !ev.sessions.is_empty() {
+                    let _ = write!(
+                        out,
+                        " sessions {}",
+                        super::session_list(&ev.sessions, usize::MAX)
+                    );
+                }
+                let _ = writeln!(out);
+            }
         }
         out
     }

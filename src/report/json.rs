@@ -3,7 +3,7 @@
 //! the capture. Written to `PATH.partial` and renamed to `PATH` when complete.
 
 use super::Summary;
-use crate::engine::{EngineConfig, Event, SessionRecord, Tuple};
+use crate::engine::{EngineConfig, Event, PoolEvent, SessionRecord, Tuple};
 use crate::replay::{Observer, ReplayTotals};
 use crate::wire::proto;
 use serde::Serialize;
@@ -226,6 +226,8 @@ pub struct JsonReport {
     line: Vec<u8>,
     first: bool,
     error: Option<io::Error>,
+    /// Pool member transitions, written with the totals.
+    pool_events: Vec<PoolEvent>,
 }
 
 impl JsonReport {
@@ -286,6 +288,7 @@ impl JsonReport {
             line: Vec::with_capacity(512),
             first: true,
             error: None,
+            pool_events: Vec::new(),
         })
     }
 
@@ -349,8 +352,30 @@ impl JsonReport {
             .iter()
             .map(|d| serde_json::json!({"packet": d.index, "reason": d.reason, "tuple": TupleJson::from(d.tuple), "proto": proto::name(d.tuple.protocol)}))
             .collect();
+        let first = totals.first_ts.unwrap_or_default();
+        let time = |t: crate::time::Timestamp| format!("+{:.6}s", t.since(first).as_secs_f64());
+        let vs_name = |v: usize| {
+            self.names
+                .get(v)
+                .and_then(|n| serde_json::from_str::<String>(n).ok())
+                .unwrap_or_else(|| v.to_string())
+        };
+        let pool_events: Vec<serde_json::Value> = self
+            .pool_events
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "ts_ns": e.at.nanos(),
+                    "member": e.member,
+                    "transition": e.kind.name(),
+                    "evidence": e.evidence(&time, &vs_name),
+                    "sessions": e.sessions,
+                })
+            })
+            .collect();
         let rest = serde_json::json!({
             "members": members,
+            "pool_events": pool_events,
             "packets": {
                 "read": summary.packets,
                 "ipv4": summary.ipv4,
@@ -395,6 +420,10 @@ impl Drop for JsonReport {
 }
 
 impl Observer for JsonReport {
+    fn pool_event(&mut self, event: &PoolEvent) {
+        self.pool_events.push(event.clone());
+    }
+
     fn event(&mut self, event: &Event) {
         if let Event::Ended(r) = event
             && self.error.is_none()

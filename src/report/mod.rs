@@ -7,7 +7,7 @@ pub mod json;
 pub mod table;
 
 use crate::capture::PacketMeta;
-use crate::engine::{EndReason, Event, Flow, SessionRecord, Tuple, Verdict};
+use crate::engine::{EndReason, Event, Flow, PoolEvent, SessionRecord, Tuple, Verdict};
 use crate::replay::{Disposition, Observer};
 use std::collections::BTreeMap;
 
@@ -71,6 +71,17 @@ pub struct Summary {
     pub ends: BTreeMap<EndReason, u64>,
     /// Per member (index = `SessionRecord::member`).
     pub members: Vec<MemberTotals>,
+    /// Pool member transitions (dead host detection, timeline), in order.
+    pub pool_events: Vec<PoolEvent>,
+}
+
+/// The sessions of a pool event in short: `s3 s7 s9` or `s3 s7 … (12)`.
+pub fn session_list(sessions: &[u64], max: usize) -> String {
+    let mut out: Vec<String> = sessions.iter().take(max).map(|n| format!("s{n}")).collect();
+    if sessions.len() > max {
+        out.push(format!("… ({} in all)", sessions.len()));
+    }
+    out.join(" ")
 }
 
 impl Summary {
@@ -140,5 +151,9 @@ impl Observer for Summary {
             }
             Event::Ended(r) => self.ended(r),
         }
+    }
+
+    fn pool_event(&mut self, event: &PoolEvent) {
+        self.pool_events.push(event.clone());
     }
 }

@@ -2,6 +2,7 @@
 //! bytes each way, how sessions ended.
 
 use super::Summary;
+use crate::engine::PoolEventKind;
 use crate::replay::ReplayTotals;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use std::fmt::Write as _;
@@ -127,6 +128,92 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
     right(&mut e, 1);
     fix(&mut e);
     let _ = writeln!(out, "{e}");
+    if !summary.pool_events.is_empty() {
+        const ROWS: usize = 60;
+        let start = totals.first_ts.unwrap_or_default();
+        let time = |t: crate::time::Timestamp| format!("+{:.3}s", t.since(start).as_secs_f64());
+        let mut pe = table(&[
+            "pool events",
+            "member",
+            "transition",
+            "evidence",
+            "sessions",
+        ]);
+        // Per-session events can be many: one row per member and kind here, every one of them
+        // in the JSON report and the golden.
+        let per_session = |k: &PoolEventKind| match *k {
+            PoolEventKind::RecordedChoiceDiffers { session, .. } => Some((session, [0, 0])),
+            PoolEventKind::RemovedSessionEnded {
+                session,
+                packets_after,
+            } => Some((session, packets_after)),
+            _ => None,
+        };
+        let mut grouped: Vec<(std::net::Ipv4Addr, &'static str, Vec<u64>, [u64; 2])> = Vec::new();
+        for ev in &summary.pool_events {
+            if let Some((session, p)) = per_session(&ev.kind) {
+                let name = ev.kind.name();
+                match grouped
+                    .iter_mut()
+                    .find(|(m, n, _, _)| *m == ev.member && *n == name)
+                {
+                    Some((_, _, v, q)) => {
+                        v.push(session);
+                        q[0] += p[0];
+                        q[1] += p[1];
+                    }
+                    None => grouped.push((ev.member, name, vec![session], p)),
+                }
+            }
+        }
+        let rows = summary
+            .pool_events
+            .iter()
+            .filter(|e| per_session(&e.kind).is_none());
+        let shown = rows.clone().count().min(ROWS);
+        for ev in rows.take(ROWS) {
+            pe.add_row(vec![
+                time(ev.at),
+                ev.member.to_string(),
+                ev.kind.name().to_string(),
+                ev.evidence(&time, &|v| format!("virtual server {v}")),
+                super::session_list(&ev.sessions, 8),
+            ]);
+        }
+        grouped.sort();
+        for g in &mut grouped {
+            g.2.sort_unstable();
+        }
+        for (m, name, sessions, p) in &grouped {
+            let evidence = if *name == "recorded-choice-differs" {
+                format!(
+                    "{} sessions bound to it were answered by another member in the capture: evidence against the recorded choice, not this member",
+                    sessions.len()
+                )
+            } else {
+                format!(
+                    "{} sessions bound when it was removed have ended; {} packets to it and {} from it after the removal",
+                    sessions.len(),
+                    p[0],
+                    p[1]
+                )
+            };
+            pe.add_row(vec![
+                "whole replay".to_string(),
+                m.to_string(),
+                name.to_string(),
+                evidence,
+                super::session_list(sessions, 8),
+            ]);
+        }
+        fix(&mut pe);
+        let _ = writeln!(out, "{pe}");
+        let hidden =
+            summary.pool_events.len() - shown - grouped.iter().map(|g| g.2.len()).sum::<usize>();
+        if hidden > 0 {
+            let _ = writeln!(out, "… {hidden} more pool events in the JSON report");
+        }
+    }
     for w in &totals.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
