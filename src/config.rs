@@ -6,6 +6,12 @@
 //! view = "router"                 # or "client-side"
 //! [router]
 //! ttl_decrement = true
+//! fragment_timeout = "30s"        # first-fragment translations and held fragments
+//! fragment_hold_max = 64          # later fragments held for their first (0: none)
+//! fragment_hold_bytes = 262144
+//! icmp_time_exceeded = false      # answer TTL <= 1 with ICMP time exceeded
+//! # address = "198.51.100.1"      # router, clients' side (default: the VIP addressed)
+//! # member_side_address = "203.0.113.254"
 //! [timeouts]                      # RFC 2391 §2.4 defaults
 //! tcp = "24h"
 //! udp = "60s"
@@ -74,6 +80,11 @@ struct File {
 struct Router {
     ttl_decrement: Option<bool>,
     fragment_timeout: Option<Spanned<DurationValue>>,
+    fragment_hold_max: Option<Spanned<i64>>,
+    fragment_hold_bytes: Option<Spanned<i64>>,
+    icmp_time_exceeded: Option<bool>,
+    address: Option<Spanned<String>>,
+    member_side_address: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -176,6 +187,47 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         "router.fragment_timeout",
         cfg.fragment_timeout,
     )?;
+    let count = |v: &Option<Spanned<i64>>, field: &str, default: usize| match v {
+        None => Ok(default),
+        Some(n) => usize::try_from(*n.get_ref()).map_err(|_| {
+            err(
+                Some(n.span()),
+                field,
+                format!("must be 0 or positive, not {}", n.get_ref()),
+            )
+        }),
+    };
+    let r = &file.router;
+    cfg.fragment_hold_max = count(
+        &r.fragment_hold_max,
+        "router.fragment_hold_max",
+        cfg.fragment_hold_max,
+    )?;
+    cfg.fragment_hold_bytes = count(
+        &r.fragment_hold_bytes,
+        "router.fragment_hold_bytes",
+        cfg.fragment_hold_bytes,
+    )?;
+    if let Some(b) = r.icmp_time_exceeded {
+        cfg.icmp_time_exceeded = b;
+    }
+    let router_addr = |v: &Option<Spanned<String>>, field: &str| match v {
+        None => Ok(None),
+        Some(s) => s
+            .get_ref()
+            .trim()
+            .parse::<Ipv4Addr>()
+            .map(Some)
+            .map_err(|_| {
+                err(
+                    Some(s.span()),
+                    field,
+                    format!("`{}` is not an IPv4 address", s.get_ref()),
+                )
+            }),
+    };
+    cfg.address = router_addr(&r.address, "router.address")?;
+    cfg.member_side_address = router_addr(&r.member_side_address, "router.member_side_address")?;
     let d = Timeouts::default();
     let t = &file.timeouts;
     cfg.timeouts = Timeouts {

@@ -106,7 +106,7 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
         if let Some(&n) = counts.get(file) {
             assert_eq!(g.totals.packets, n, "{file}: packets read vs MANIFEST.tsv");
         }
-        common::assert_checksums_preserved(cap, &out, &g.log.forwarded);
+        common::assert_checksums_preserved(cap, &out, &g.log.written);
         if g.text.contains(" xlat ") {
             translated_somewhere += 1;
         }
