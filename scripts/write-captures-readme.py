@@ -28,6 +28,12 @@ CAPTURES = [
     ("rfc2391-fig1.kernel-out.pcap",
      "figure 1: what the router's kernel sent (figure addresses)",
      "`-Q out` on out0 and in0, merged, rewritten; `scripts/record-fig1.sh`"),
+    ("lsnat-edges.pcap",
+     "packet-translation edge cases, router view: ICMP echo and an echo with TTL 1 (the kernel answers time exceeded from the VIP), HTTP twice from client port 40000 (reused client port), an RST from a member, UDP on service ports 9999/5000/5001, a 3000-byte UDP datagram fragmented both ways, one whose fragments arrive first fragment last (raw socket), ICMP port unreachable from a member (port 5002: VIP service, no member listens) and from a client (it closed its socket before a delayed echo)",
+     "`tcpdump -Q in` on out0 and in0, merged; static neighbours (no ARP); nftables udp rule for dport {9999, 5000, 5001, 5002}; `scripts/record-edges.sh`"),
+    ("lsnat-edges.kernel-out.pcap",
+     "what the router's kernel sent for lsnat-edges.pcap, including its ICMP time exceeded and the fragments it reassembled for conntrack and sent again in offset order",
+     "`tcpdump -Q out` on out0 and in0 in the same run, merged; `scripts/record-edges.sh`"),
     ("rfc2391-fig1.raw.pcap",
      "figure 1 router view as recorded, before the address rewrite (198.51.100.7/.23, VIP 198.18.0.100, members 203.0.113.1-3); input of rewrite-addresses.py",
      "`scripts/record-fig1.sh`"),
@@ -75,6 +81,8 @@ lines = [
 for name, what, how in CAPTURES:
     path = os.path.join(DIR, name)
     if not os.path.exists(path):
+        path = os.path.join(DIR, "..", "tests", "kernel", name)
+    if not os.path.exists(path):
         continue
     n, size, link, prec = pcap_info(path)
     lines.append(f"| `{name}` | {n} | {size} | {link} / {prec} | {what} | {how} |")
@@ -93,6 +101,15 @@ lines += [
     "### lsnat-router / lsnat-any-sll2 / lsnat-client-side",
     "",
     sessions(os.path.join(DIR, "lsnat-router.conntrack.log")).rstrip(),
+    "",
+    "### lsnat-edges",
+    "",
+    sessions(os.path.join(DIR, "lsnat-edges.conntrack.log")).rstrip(),
+    "",
+    "The TTL-1 echo request from A (packet 5) has no conntrack entry (never forwarded, never",
+    "confirmed) but consumed the ICMP rule's numgen turn for 203.0.113.2: B's ping went to",
+    "203.0.113.3. lsnat drops that packet before binding, so it sends B's ping to 203.0.113.2;",
+    "`tests/kernel.rs` states and checks this difference.",
     "",
     "### rfc2391-fig1 (addresses rewritten to the figure's)",
     "",
