@@ -405,4 +405,35 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         );
         assert!(!e.contains('\n'));
     }
+
+    #[test]
+    fn router_keys_for_fragments_and_time_exceeded() {
+        let text = GOOD.replace(
+            "ttl_decrement",
+            "fragment_hold_max = 8\nfragment_hold_bytes = 4096\nicmp_time_exceeded = true\n\
+             address = \"198.51.100.1\"\nmember_side_address = \"203.0.113.254\"\nttl_decrement",
+        );
+        let c = parse(Path::new("x.toml"), &text).unwrap();
+        assert_eq!((c.fragment_hold_max, c.fragment_hold_bytes), (8, 4096));
+        assert!(c.icmp_time_exceeded);
+        assert_eq!(c.address, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(c.member_side_address, Some(Ipv4Addr::new(203, 0, 113, 254)));
+        let d = parse(Path::new("x.toml"), GOOD).unwrap();
+        assert_eq!(
+            (d.fragment_hold_max, d.icmp_time_exceeded, d.address),
+            (64, false, None)
+        );
+        let bad = GOOD.replace("ttl_decrement", "address = \"router\"\nttl_decrement");
+        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "lab.toml:4: field `router.address`: `router` is not an IPv4 address"
+        );
+        let bad = GOOD.replace("ttl_decrement", "fragment_hold_max = -1\nttl_decrement");
+        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("lab.toml:4: field `router.fragment_hold_max`"),
+            "{e}"
+        );
+    }
 }
