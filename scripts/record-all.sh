@@ -26,5 +26,6 @@ attempt() {
 attempt record-lsnat.sh
 attempt record-fig1.sh
 attempt record-pool.sh
+attempt record-edges.sh
 python3 "$HERE/write-captures-readme.py" "$OUT"
 echo "[record] done: $(ls "$OUT"/*.pcap | wc -l) captures in $OUT" >&2

@@ -6,6 +6,12 @@
 //! view = "router"                 # or "client-side"
 //! [router]
 //! ttl_decrement = true
+//! fragment_timeout = "30s"        # first-fragment translations and held fragments
+//! fragment_hold_max = 64          # later fragments held for their first (0: none)
+//! fragment_hold_bytes = 262144
+//! icmp_time_exceeded = false      # answer TTL <= 1 with ICMP time exceeded
+//! # address = "198.51.100.1"      # router, clients' side (default: the VIP addressed)
+//! # member_side_address = "203.0.113.254"
 //! [timeouts]                      # RFC 2391 §2.4 defaults
 //! tcp = "24h"
 //! udp = "60s"
@@ -109,6 +115,11 @@ struct TimelineFile {
 struct Router {
     ttl_decrement: Option<bool>,
     fragment_timeout: Option<Spanned<DurationValue>>,
+    fragment_hold_max: Option<Spanned<i64>>,
+    fragment_hold_bytes: Option<Spanned<i64>>,
+    icmp_time_exceeded: Option<bool>,
+    address: Option<Spanned<String>>,
+    member_side_address: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -211,6 +222,47 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         "router.fragment_timeout",
         cfg.fragment_timeout,
     )?;
+    let count = |v: &Option<Spanned<i64>>, field: &str, default: usize| match v {
+        None => Ok(default),
+        Some(n) => usize::try_from(*n.get_ref()).map_err(|_| {
+            err(
+                Some(n.span()),
+                field,
+                format!("must be 0 or positive, not {}", n.get_ref()),
+            )
+        }),
+    };
+    let r = &file.router;
+    cfg.fragment_hold_max = count(
+        &r.fragment_hold_max,
+        "router.fragment_hold_max",
+        cfg.fragment_hold_max,
+    )?;
+    cfg.fragment_hold_bytes = count(
+        &r.fragment_hold_bytes,
+        "router.fragment_hold_bytes",
+        cfg.fragment_hold_bytes,
+    )?;
+    if let Some(b) = r.icmp_time_exceeded {
+        cfg.icmp_time_exceeded = b;
+    }
+    let router_addr = |v: &Option<Spanned<String>>, field: &str| match v {
+        None => Ok(None),
+        Some(s) => s
+            .get_ref()
+            .trim()
+            .parse::<Ipv4Addr>()
+            .map(Some)
+            .map_err(|_| {
+                err(
+                    Some(s.span()),
+                    field,
+                    format!("`{}` is not an IPv4 address", s.get_ref()),
+                )
+            }),
+    };
+    cfg.address = router_addr(&r.address, "router.address")?;
+    cfg.member_side_address = router_addr(&r.member_side_address, "router.member_side_address")?;
     let d = Timeouts::default();
     let t = &file.timeouts;
     cfg.timeouts = Timeouts {
@@ -652,6 +704,37 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         assert_eq!(
             e,
             "t.toml:18: field `dead_host.answer_within`: must be longer than zero"
+        );
+    }
+
+    #[test]
+    fn router_keys_for_fragments_and_time_exceeded() {
+        let text = GOOD.replace(
+            "ttl_decrement",
+            "fragment_hold_max = 8\nfragment_hold_bytes = 4096\nicmp_time_exceeded = true\n\
+             address = \"198.51.100.1\"\nmember_side_address = \"203.0.113.254\"\nttl_decrement",
+        );
+        let c = parse(Path::new("x.toml"), &text).unwrap();
+        assert_eq!((c.fragment_hold_max, c.fragment_hold_bytes), (8, 4096));
+        assert!(c.icmp_time_exceeded);
+        assert_eq!(c.address, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(c.member_side_address, Some(Ipv4Addr::new(203, 0, 113, 254)));
+        let d = parse(Path::new("x.toml"), GOOD).unwrap();
+        assert_eq!(
+            (d.fragment_hold_max, d.icmp_time_exceeded, d.address),
+            (64, false, None)
+        );
+        let bad = GOOD.replace("ttl_decrement", "address = \"router\"\nttl_decrement");
+        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "lab.toml:4: field `router.address`: `router` is not an IPv4 address"
+        );
+        let bad = GOOD.replace("ttl_decrement", "fragment_hold_max = -1\nttl_decrement");
+        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("lab.toml:4: field `router.fragment_hold_max`"),
+            "{e}"
         );
     }
 }

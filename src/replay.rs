@@ -5,10 +5,13 @@
 //! packet's [`Disposition`] and every session [`Event`] to the observers (reports, goldens).
 //! Batches go back to the reader for reuse, so nothing is allocated per packet.
 
+use crate::capture::LinkType;
 use crate::capture::{
     Batch, CaptureDirection, CaptureError, CaptureReader, CaptureWriter, PacketMeta,
 };
-use crate::engine::{Engine, EngineConfig, Event, Flow, Outcome, PoolEvent, Verdict, View};
+use crate::engine::{
+    EmitKind, Engine, EngineConfig, Event, Flow, Outcome, PoolEvent, Verdict, View,
+};
 use crate::link::{self, NotIpv4, Payload};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -40,6 +43,50 @@ pub trait Observer {
     /// A pool member transition (dead host detection, timeline), right after the packet (or
     /// timer) that caused it and that packet's session events.
     fn pool_event(&mut self, _event: &PoolEvent) {}
+    /// A packet the engine emitted on its own, right after the packet that caused it (or, for
+    /// held fragments dropped at a timeout or at the end, whenever that happened): for a held
+    /// fragment's fate `origin` is the held packet as captured; for a packet the router
+    /// originated, the packet it answers. `now` is the capture time it happened at.
+    fn emitted(&mut self, _origin: &PacketMeta, _now: Timestamp, _kind: &EmitKind) {}
+}
+
+/// A packet written after packet `after` of a batch: a held fragment released, or a packet the
+/// modelled router originated. Its bytes are a range of [`Work::extra_data`].
+#[derive(Clone, Copy, Debug)]
+struct Extra {
+    after: u32,
+    meta: PacketMeta,
+    at: u32,
+    len: u32,
+    /// Also written to this member's capture.
+    member: Option<u32>,
+}
+
+/// What the replay keeps of a held packet until the engine decides its fate: its metadata
+/// and its frame as captured (link header and datagram), in a reused buffer.
+struct HeldPacket {
+    meta: PacketMeta,
+    l3: usize,
+    frame: Vec<u8>,
+}
+
+/// The link header for a packet the router sends back toward where `frame` came from: an
+/// Ethernet header (with any VLAN tags) gets its MAC addresses swapped; a Linux cooked header
+/// (SLL, SLL2) gets packet type 4, "sent by us"; raw IP has none; other headers (BSD null /
+/// loopback) are kept as they are.
+pub fn reply_link_header(linktype: LinkType, header: &[u8], out: &mut Vec<u8>) {
+    let at = out.len();
+    out.extend_from_slice(header);
+    let h = &mut out[at..];
+    match linktype {
+        LinkType::ETHERNET if h.len() >= 12 => {
+            let (dst, src) = h.split_at_mut(6);
+            dst.swap_with_slice(&mut src[..6]);
+        }
+        LinkType::LINUX_SLL if h.len() >= 2 => h[..2].copy_from_slice(&4u16.to_be_bytes()),
+        LinkType::LINUX_SLL2 if h.len() >= 11 => h[10] = 4,
+        _ => {}
+    }
 }
 
 /// What to replay and where to write.
@@ -125,6 +172,8 @@ struct Work {
     batch: Batch,
     fates: Vec<Fate>,
     originals: Vec<u8>,
+    extras: Vec<Extra>,
+    extra_data: Vec<u8>,
 }
 
 /// The writer thread's outputs.
@@ -142,12 +191,23 @@ impl Outputs {
         for m in &mut self.members {
             m.begin_batch(&w.batch)?;
         }
+        let mut extras = w.extras.iter().peekable();
         for (i, f) in w.fates.iter().enumerate() {
             if f.forwarded
                 && let Some(c) = self.capture.as_mut()
             {
                 c.write(&w.batch, i)?;
                 self.written += 1;
+            }
+            while let Some(x) = extras.next_if(|x| x.after as usize == i) {
+                let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
+                if let Some(c) = self.capture.as_mut() {
+                    c.write_bytes(&x.meta, bytes)?;
+                    self.written += 1;
+                }
+                if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
+                    m.write_bytes(&x.meta, bytes)?;
+                }
             }
             if let Some(m) = f.member.and_then(|m| self.members.get_mut(m as usize)) {
                 match f.original {
@@ -161,6 +221,11 @@ impl Outputs {
         }
         Ok(())
     }
+}
+
+fn take_held(held: &mut Vec<(u64, HeldPacket)>, hold: u64) -> Option<HeldPacket> {
+    let i = held.iter().position(|(h, _)| *h == hold)?;
+    Some(held.remove(i).1)
 }
 
 fn member_path(job: &ReplayJob, dir: &Path, addr: std::net::Ipv4Addr) -> PathBuf {
@@ -213,11 +278,16 @@ pub fn run(
         let _ = empty_tx.send(Work::default());
     }
     let mut totals = ReplayTotals::default();
+    // Held fragments by hold number, and reused buffers for them.
+    let mut held: Vec<(u64, HeldPacket)> = Vec::new();
+    let mut held_spare: Vec<Vec<u8>> = Vec::new();
     let result = std::thread::scope(|scope| -> Result<(), ReplayError> {
         let reader_thread = scope.spawn(move || {
             while let Ok(mut work) = empty_rx.recv() {
                 work.fates.clear();
                 work.originals.clear();
+                work.extras.clear();
+                work.extra_data.clear();
                 match reader.read_batch(&mut work.batch, BATCH_PACKETS) {
                     Ok(true) => {
                         if full_tx.send(Ok(work)).is_err() {
@@ -249,6 +319,8 @@ pub fn run(
                     batch,
                     fates,
                     originals,
+                    extras,
+                    extra_data,
                 } = &mut work;
                 for i in 0..batch.packets.len() {
                     let meta = batch.packets[i];
@@ -283,6 +355,20 @@ pub fn run(
                                     (at, frame.len() as u32)
                                 });
                                 let o = engine.handle(meta.ts, &mut frame[offset..]);
+                                if let Verdict::Held(h) = o.verdict {
+                                    // The engine leaves a packet it holds untouched.
+                                    let mut copy = held_spare.pop().unwrap_or_default();
+                                    copy.clear();
+                                    copy.extend_from_slice(frame);
+                                    held.push((
+                                        h,
+                                        HeldPacket {
+                                            meta,
+                                            l3: offset,
+                                            frame: copy,
+                                        },
+                                    ));
+                                }
                                 if member_captures && let Some(m) = o.member {
                                     fate.member = Some(m as u32);
                                     if o.flow == Flow::Outbound {
@@ -298,12 +384,115 @@ pub fn run(
                     };
                     fate.forwarded = match what {
                         Disposition::OutgoingCopy => false,
-                        Disposition::Engine(o) => !matches!(o.verdict, Verdict::Drop(_)),
+                        Disposition::Engine(o) => {
+                            !matches!(o.verdict, Verdict::Drop(_) | Verdict::Held(_))
+                        }
                         _ => true,
                     };
                     fates.push(fate);
                     for ob in observers.iter_mut() {
                         ob.packet(&meta, &what);
+                    }
+                    let now = meta.ts;
+                    let trigger = batch.bytes(i);
+                    let trigger_l3 = match what {
+                        Disposition::Engine(_) => {
+                            match link::locate(meta.linktype, trigger).payload {
+                                Payload::Ipv4 { offset } => offset,
+                                _ => 0,
+                            }
+                        }
+                        _ => 0,
+                    };
+                    while let Some(e) = engine.poll_emitted() {
+                        let after = i as u32;
+                        match e.kind {
+                            EmitKind::HeldFragment { hold, outcome } => {
+                                let Some(h) = take_held(&mut held, hold) else {
+                                    continue;
+                                };
+                                for ob in observers.iter_mut() {
+                                    ob.emitted(&h.meta, now, &e.kind);
+                                }
+                                if !e.bytes.is_empty() {
+                                    let at = extra_data.len() as u32;
+                                    extra_data.extend_from_slice(&h.frame[..h.l3]);
+                                    extra_data.extend_from_slice(e.bytes);
+                                    let len = extra_data.len() as u32 - at;
+                                    // Written when the router forwards it: at the releasing
+                                    // packet's time, with its own link header.
+                                    let meta = PacketMeta {
+                                        ts: now,
+                                        len,
+                                        ..h.meta
+                                    };
+                                    let member = outcome.member.filter(|_| member_captures);
+                                    let member = match (member, outcome.flow, keep_originals) {
+                                        (Some(m), Flow::Outbound, true) => {
+                                            // What the member sent: the fragment as held.
+                                            let o = extra_data.len() as u32;
+                                            extra_data.extend_from_slice(&h.frame);
+                                            extras.push(Extra {
+                                                after,
+                                                meta: PacketMeta {
+                                                    ts: now,
+                                                    len: h.frame.len() as u32,
+                                                    ..h.meta
+                                                },
+                                                at: o,
+                                                len: h.frame.len() as u32,
+                                                member: Some(m as u32),
+                                            });
+                                            extras.push(Extra {
+                                                after,
+                                                meta,
+                                                at,
+                                                len,
+                                                member: None,
+                                            });
+                                            held_spare.push(h.frame);
+                                            continue;
+                                        }
+                                        (m, _, _) => m.map(|m| m as u32),
+                                    };
+                                    extras.push(Extra {
+                                        after,
+                                        meta,
+                                        at,
+                                        len,
+                                        member,
+                                    });
+                                }
+                                held_spare.push(h.frame);
+                            }
+                            EmitKind::IcmpTimeExceeded { .. } => {
+                                for ob in observers.iter_mut() {
+                                    ob.emitted(&meta, now, &e.kind);
+                                }
+                                let at = extra_data.len() as u32;
+                                reply_link_header(
+                                    meta.linktype,
+                                    &trigger[..trigger_l3],
+                                    extra_data,
+                                );
+                                extra_data.extend_from_slice(e.bytes);
+                                let len = extra_data.len() as u32 - at;
+                                let meta = PacketMeta {
+                                    ts: now,
+                                    len,
+                                    orig_len: len,
+                                    direction: CaptureDirection::Outbound,
+                                    ..meta
+                                };
+                                extras.push(Extra {
+                                    after,
+                                    meta,
+                                    at,
+                                    len,
+                                    member: None,
+                                });
+                            }
+                        }
                     }
                     while let Some(ev) = engine.poll_event() {
                         for ob in observers.iter_mut() {
@@ -336,7 +525,17 @@ pub fn run(
         Ok(())
     });
     result?;
-    engine.finish(totals.last_ts.unwrap_or_default());
+    let end = totals.last_ts.unwrap_or_default();
+    engine.finish(end);
+    while let Some(e) = engine.poll_emitted() {
+        if let EmitKind::HeldFragment { hold, .. } = e.kind
+            && let Some(h) = take_held(&mut held, hold)
+        {
+            for ob in observers.iter_mut() {
+                ob.emitted(&h.meta, end, &e.kind);
+            }
+        }
+    }
     while let Some(ev) = engine.poll_event() {
         for ob in observers.iter_mut() {
             ob.event(&ev);

@@ -106,7 +106,7 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
         if let Some(&n) = counts.get(file) {
             assert_eq!(g.totals.packets, n, "{file}: packets read vs MANIFEST.tsv");
         }
-        common::assert_checksums_preserved(cap, &out, &g.log.forwarded);
+        common::assert_checksums_preserved(cap, &out, &g.log.written);
         if g.text.contains(" xlat ") {
             translated_somewhere += 1;
         }
@@ -115,4 +115,40 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
         translated_somewhere >= 15,
         "only {translated_somewhere} corpus captures had translated packets"
     );
+}
+
+/// An ICMP error for which no session exists is dropped and reported (RFC 3022 §4.3: a NAT
+/// translates errors about the sessions it holds). The capture holds one port unreachable from
+/// 192.168.1.102 to 192.168.1.1, quoting a DNS reply 192.168.1.1:53 → 192.168.1.102:59207;
+/// with 192.168.1.1 as the VIP of a UDP :53 service, it refers to a session never bound.
+#[test]
+fn icmp_error_without_a_session_is_dropped_and_reported() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let cap = corpus.join("zeek__icmp-destunreach-udp.pcap");
+    let tmp = std::env::temp_dir().join(format!("lsnat-destunreach-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let cfg = tmp.join("destunreach.toml");
+    std::fs::write(
+        &cfg,
+        "[[virtual_server]]\nvip = \"192.168.1.1\"\nprotocol = \"udp\"\nports = [53]\nmembers = [\"192.0.2.1\", \"192.0.2.2\"]\n",
+    )
+    .unwrap();
+    let out = tmp.join("out.pcap");
+    let g = lsnat::check::render(&cap, Some(&cfg), Some(&out)).unwrap();
+    assert!(
+        g.text.contains(
+            "    1 +0.000000 DROP  icmp-error-no-session -   icmp 192.168.1.102 > 192.168.1.1 id 0"
+        ),
+        "{}",
+        g.text
+    );
+    assert!(
+        g.text.contains("dropped: icmp-error-no-session"),
+        "{}",
+        g.text
+    );
+    assert_eq!(g.log.written, [], "nothing forwarded");
+    assert!(common::read_all(&out).is_empty());
 }

@@ -95,3 +95,210 @@ fn sll2_any_capture_translation_equals_the_kernels_outgoing_copies() {
         "kernel sent datagrams lsnat did not"
     );
 }
+
+/// `scripts/record-edges.sh`: ICMP echo, an echo with TTL 1, a reused client port, an RST from
+/// a member, UDP on three service ports, a 3000-byte datagram fragmented both ways, one whose
+/// fragments arrived first fragment last, ICMP port unreachable from a member and from a client.
+///
+/// Two legitimate differences from the kernel, stated and checked here:
+///
+/// 1. **TTL 1 and the load-share cursor.** nftables' NAT runs in prerouting, before the forward
+///    path's TTL check, so the TTL-1 echo request advanced the ICMP rule's `numgen` counter
+///    (member 2's turn was consumed by a packet never forwarded). lsnat drops a packet arriving
+///    with TTL ≤ 1 before binding (RFC 1812 §5.3.1: it is not forwarded; RFC 2391 §4.1 binds
+///    sessions of forwarded packets), so its next ICMP session goes to member 2, the kernel's to
+///    member 3. [`ttl_1_packet_consumed_a_kernel_turn_only`] checks exactly that against the
+///    conntrack log; the byte comparison realigns by listing the ping pool in the order the
+///    kernel effectively used it (1, 3, 2).
+/// 2. **Fragments that arrive before their first fragment.** The kernel reassembles for
+///    conntrack and sends the fragments in offset order once the datagram is complete (same
+///    geometry); lsnat forwards the first fragment when it comes and releases the held ones
+///    right after it in arrival order. The bytes are identical; the order differs.
+///
+/// The ICMP time exceeded the router sends for the TTL-1 echo differs only in the IP
+/// identification (the kernel's is random; lsnat's is 0) and so in the IP header checksum.
+#[test]
+fn edge_cases_match_the_kernel_byte_for_byte() {
+    let root = common::root();
+    let cap = root.join("captures/lsnat-edges.pcap");
+    let text = std::fs::read_to_string(root.join("captures/lsnat-edges.toml")).unwrap();
+    let ping_at = text.find("name = \"ping\"").expect("ping virtual server");
+    let (head, tail) = text.split_at(ping_at);
+    let realigned_tail = tail.replacen(
+        "[\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]",
+        "[\"203.0.113.1\", \"203.0.113.3\", \"203.0.113.2\"]",
+        1,
+    );
+    assert_ne!(tail, realigned_tail, "ping pool not found");
+    let tmp = std::env::temp_dir().join(format!("lsnat-kernel-edges-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let config = tmp.join("realigned.toml");
+    std::fs::write(&config, format!("{head}{realigned_tail}")).unwrap();
+    let out = tmp.join("edges.pcap");
+    lsnat::check::render(&cap, Some(&config), Some(&out)).unwrap();
+
+    let ours = ipv4_datagrams(&out);
+    let theirs = ipv4_datagrams(&root.join("tests/kernel/lsnat-edges.kernel-out.pcap"));
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "datagrams forwarded: lsnat vs kernel"
+    );
+    let mut pool: HashMap<&[u8], usize> = HashMap::new();
+    for (_, d) in &theirs {
+        *pool.entry(d.as_slice()).or_default() += 1;
+    }
+    let icmp_type = |d: &[u8]| (d[9] == 1).then(|| d[usize::from(d[0] & 15) * 4]);
+    let mut unmatched = Vec::new();
+    let (mut errors, mut later_fragments) = (0, 0);
+    for (index, d) in &ours {
+        match pool.get_mut(d.as_slice()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                errors += usize::from(icmp_type(d) == Some(3));
+                later_fragments += usize::from(d[6] & 0x1f != 0 || d[7] != 0);
+            }
+            _ => unmatched.push((*index, d.clone())),
+        }
+    }
+    // Both ICMP port unreachables (from a member, from a client): outer header, quoted IP
+    // header and UDP ports, quoted IP and UDP checksums, ICMP checksum all equal the kernel's.
+    assert_eq!(errors, 2, "ICMP errors translated byte-identically");
+    // Later fragments: 2 of the client's datagram, 2 of its echo, and the same again for the
+    // datagram whose first fragment came last (released from the hold buffer).
+    assert_eq!(later_fragments, 8);
+
+    // What is left on each side is the time exceeded, compared field by field.
+    assert_eq!(unmatched.len(), 1, "unmatched: {unmatched:02x?}");
+    let (_, te) = &unmatched[0];
+    let kernel_te: Vec<&Vec<u8>> = theirs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| icmp_type(d) == Some(11))
+        .collect();
+    assert_eq!(kernel_te.len(), 1);
+    let k = kernel_te[0];
+    assert_eq!(
+        te.len(),
+        k.len(),
+        "length: IP header + 8 + the whole 84-byte echo"
+    );
+    assert_eq!(
+        te[..4],
+        k[..4],
+        "version, IHL, TOS 0xc0 (precedence 6), total length"
+    );
+    assert_eq!(
+        te[6..10],
+        k[6..10],
+        "flags, fragment offset, TTL 64, protocol"
+    );
+    assert_eq!(
+        te[12..],
+        k[12..],
+        "addresses (source: the VIP), ICMP header, checksum and quote"
+    );
+    assert_eq!(&te[4..6], &[0, 0], "lsnat's IP identification");
+    assert_ne!(
+        te[4..6],
+        k[4..6],
+        "the kernel's IP identification is its own"
+    );
+    let sum = |b: &[u8]| {
+        let mut s: u32 = b
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s
+    };
+    assert_eq!(sum(&te[..20]), 0xffff, "lsnat's IP header checksum");
+
+    // The order difference of the out-of-order datagram (IP id 0x4c53 from client A).
+    let offsets = |v: &[(u64, Vec<u8>)]| -> Vec<u16> {
+        v.iter()
+            .filter(|(_, d)| d[4..6] == [0x4c, 0x53] && d[12..16] == [198, 51, 100, 7])
+            .map(|(_, d)| u16::from_be_bytes([d[6] & 0x1f, d[7]]) * 8)
+            .collect()
+    };
+    assert_eq!(
+        offsets(&theirs),
+        [0, 1480, 2960],
+        "kernel: reassembled, sent in order"
+    );
+    assert_eq!(
+        offsets(&ours),
+        [0, 2960, 1480],
+        "lsnat: first, then held in arrival order"
+    );
+}
+
+/// The members each session went to, lsnat (with the recording's own config) against the
+/// kernel's conntrack log: all equal but the ICMP session right after the TTL-1 echo, where the
+/// kernel's `numgen` had moved one turn further (see above).
+#[test]
+fn ttl_1_packet_consumed_a_kernel_turn_only() {
+    use lsnat::engine::Event;
+    use lsnat::replay::{Observer, ReplayJob};
+    struct Bound(Vec<(u8, [u8; 4], u16, usize)>);
+    impl Observer for Bound {
+        fn event(&mut self, e: &Event) {
+            if let Event::Bound { key, member, .. } = e {
+                self.0.push((key.protocol, key.src, key.sport, *member));
+            }
+        }
+    }
+    let root = common::root();
+    let cap = root.join("captures/lsnat-edges.pcap");
+    let cfg_path = root.join("captures/lsnat-edges.toml");
+    let job = ReplayJob {
+        input: cap,
+        config_path: cfg_path.clone(),
+        config: lsnat::config::load(&cfg_path).unwrap(),
+        output: None,
+        member_dir: None,
+    };
+    let mut bound = Bound(Vec::new());
+    let totals = lsnat::replay::run(&job, &mut [&mut bound]).unwrap();
+    let log = std::fs::read_to_string(root.join("captures/lsnat-edges.conntrack.log")).unwrap();
+    let field = |line: &str, name: &str, nth: usize| -> Option<String> {
+        line.split_whitespace()
+            .filter_map(|w| w.strip_prefix(name))
+            .nth(nth)
+            .map(str::to_owned)
+    };
+    let kernel: Vec<(u8, [u8; 4], u16, std::net::Ipv4Addr)> = log
+        .lines()
+        .filter(|l| l.contains("[NEW]"))
+        .map(|l| {
+            let proto = match l.split_whitespace().nth(4) {
+                Some("icmp") => 1,
+                Some("tcp") => 6,
+                _ => 17,
+            };
+            let src: std::net::Ipv4Addr = field(l, "src=", 0).unwrap().parse().unwrap();
+            let port = field(l, "sport=", 0)
+                .or_else(|| field(l, "id=", 0))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let member = field(l, "src=", 1).unwrap().parse().unwrap();
+            (proto, src.octets(), port, member)
+        })
+        .collect();
+    assert_eq!(kernel.len(), bound.0.len(), "sessions: kernel vs lsnat");
+    let members = &totals.members;
+    let mut shifted = 0;
+    for ((kp, ks, kport, kmember), (p, s, port, m)) in kernel.iter().zip(&bound.0) {
+        assert_eq!((kp, ks, kport), (p, s, port), "sessions in the same order");
+        if *kmember != members[*m] {
+            // Only the ICMP session after the TTL-1 echo: the kernel's next member.
+            assert_eq!(*p, 1, "only the ping virtual server's cursor differs");
+            assert_eq!(*kmember, members[(m + 1) % members.len()]);
+            shifted += 1;
+        }
+    }
+    assert_eq!(shifted, 1);
+}

@@ -173,8 +173,22 @@ pub struct EngineConfig {
     pub timeouts: Timeouts,
     /// Session-table limit: when full, the longest-idle session is retired (RFC 2391 §2.4).
     pub max_sessions: Option<usize>,
-    /// How long the translation of a fragmented datagram is kept for its later fragments.
+    /// How long the translation of a fragmented datagram is kept for its later fragments, and
+    /// how long a later fragment that came first waits for its first fragment.
     pub fragment_timeout: Span,
+    /// Most later fragments held at once while waiting for their first fragment (0: none are
+    /// held; they are dropped as `fragment-without-first`).
+    pub fragment_hold_max: usize,
+    /// Most bytes of such fragments held at once.
+    pub fragment_hold_bytes: usize,
+    /// Answer a packet dropped for TTL ≤ 1 with an ICMP time exceeded (RFC 1812 §4.3.2.3).
+    pub icmp_time_exceeded: bool,
+    /// The router's address on the clients' side: source of the ICMP errors it sends toward
+    /// clients. `None`: the virtual server's address the client sent to.
+    pub address: Option<Ipv4Addr>,
+    /// The router's address on the members' side: source of the ICMP errors it sends toward
+    /// members and other hosts inside. `None`: `address`; with neither, none is sent.
+    pub member_side_address: Option<Ipv4Addr>,
     /// Virtual servers.
     pub virtual_servers: Vec<VirtualServerConfig>,
     /// Dead host detection (RFC 2391 §6).
@@ -191,6 +205,11 @@ impl Default for EngineConfig {
             timeouts: Timeouts::default(),
             max_sessions: None,
             fragment_timeout: Span::from_secs(30),
+            fragment_hold_max: 64,
+            fragment_hold_bytes: 256 * 1024,
+            icmp_time_exceeded: false,
+            address: None,
+            member_side_address: None,
             virtual_servers: Vec::new(),
             dead_host: DeadHostConfig::default(),
             timeline: Vec::new(),

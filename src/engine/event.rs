@@ -36,6 +36,10 @@ pub enum DropReason {
     FragmentWithoutFirst,
     /// An ICMP error quoting a datagram of no known session.
     IcmpErrorWithoutSession,
+    /// A fragment held for its first fragment, which did not come within `fragment_timeout`.
+    FragmentHoldTimeout,
+    /// A fragment that came before its first fragment while the hold buffer was full.
+    FragmentHoldFull,
 }
 
 impl DropReason {
@@ -49,6 +53,8 @@ impl DropReason {
             DropReason::MalformedIpv4 => "malformed-ipv4",
             DropReason::FragmentWithoutFirst => "fragment-without-first",
             DropReason::IcmpErrorWithoutSession => "icmp-error-no-session",
+            DropReason::FragmentHoldTimeout => "fragment-hold-timeout",
+            DropReason::FragmentHoldFull => "fragment-hold-full",
         }
     }
 }
@@ -88,6 +94,9 @@ pub enum Verdict {
     Drop(DropReason),
     /// Forwarded unchanged.
     Pass(PassReason),
+    /// A later fragment that came before its first fragment, held (hold number, 1-based). Its
+    /// fate comes later as an [`Emitted`] with [`EmitKind::HeldFragment`] of the same number.
+    Held(u64),
 }
 
 /// A packet's addressing: protocol, source and destination with their ports (ICMP query: the
@@ -492,4 +501,36 @@ impl PoolEvent {
             PoolEventKind::Remapped { backup } => format!("new sessions go to {backup}"),
         }
     }
+}
+
+/// What a packet the engine emits on its own (not the packet just handled) is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitKind {
+    /// The fate of fragment `hold` (see [`Verdict::Held`]): released with its first fragment
+    /// (translated or passed: the bytes are the datagram to forward) or dropped (no bytes:
+    /// timeout, end of the replay, or the first fragment was dropped).
+    HeldFragment {
+        /// Hold number.
+        hold: u64,
+        /// Its outcome, as if it had just been handled.
+        outcome: Outcome,
+    },
+    /// An ICMP time exceeded (type 11 code 0) the modelled router sends in answer to the packet
+    /// just handled, which arrived with TTL ≤ 1 (RFC 792, RFC 1812 §4.3.2.3, §5.3.1).
+    IcmpTimeExceeded {
+        /// Its addressing: router address → the dropped packet's source.
+        tuple: Tuple,
+        /// The session of the dropped packet, 0 when none.
+        session: u64,
+    },
+}
+
+/// A packet the engine emits: what it is, and its IPv4 datagram (valid until the engine is
+/// called again). Drain with [`super::Engine::poll_emitted`] after every call that passes time.
+#[derive(Clone, Copy, Debug)]
+pub struct Emitted<'a> {
+    /// What it is.
+    pub kind: EmitKind,
+    /// The IPv4 datagram to send (empty for a dropped held fragment).
+    pub bytes: &'a [u8],
 }

@@ -6,8 +6,8 @@
 //! fragments of a datagram translated like its first fragment.
 
 use super::event::{ChecksumFaults, DropReason, Flow, Outcome, PassReason, Tuple, Verdict};
+use super::fragments::{FragmentKey, HoldRefused};
 use super::session::tcp_history;
-use super::unbinding::FragmentKey;
 use super::{Engine, View};
 use crate::time::Timestamp;
 use crate::wire::checksum::{update16, update32};
@@ -52,6 +52,21 @@ fn mark_translated(out: &mut Outcome, ip: &Ipv4, l4_after: Option<u16>) {
     }
 }
 
+/// A packet's outcome before anything is decided: passed as unrelated, its addressing,
+/// checksums and TTL as it arrived.
+pub(crate) fn base_outcome(ip: &Ipv4, l4: &L4, b: &[u8]) -> Outcome {
+    let before = tuple_of(ip, l4);
+    let mut out = Outcome::new(Verdict::Pass(PassReason::Unrelated));
+    out.before = before;
+    out.after = before;
+    out.ip_checksum = [ip.checksum; 2];
+    out.ttl = [ip.ttl; 2];
+    if let Some(c) = l4_checksum(ip, b) {
+        out.l4_checksum = Some([c; 2]);
+    }
+    out
+}
+
 impl Engine {
     /// Classifies and handles one packet at time `now` (timers already fired).
     pub(crate) fn process(&mut self, now: Timestamp, b: &mut [u8]) -> Outcome {
@@ -59,21 +74,14 @@ impl Engine {
             return Outcome::new(Verdict::Drop(DropReason::MalformedIpv4));
         };
         let l4 = ip.l4(b);
-        let before = tuple_of(&ip, &l4);
-        let mut out = Outcome::new(Verdict::Pass(PassReason::Unrelated));
-        out.before = before;
-        out.after = before;
-        out.ip_checksum = [ip.checksum; 2];
-        out.ttl = [ip.ttl; 2];
-        if let Some(c) = l4_checksum(&ip, b) {
-            out.l4_checksum = Some([c; 2]);
-        }
+        let mut out = base_outcome(&ip, &l4, b);
+        let before = out.before;
         let (icmp_in, icmp_out) = match l4 {
             L4::IcmpQuery { icmp_type: t, .. } => {
                 (icmp_type::is_query(t), icmp_type::is_query_reply(t))
             }
             L4::IcmpError { .. } => return self.icmp_error(ip, b, out),
-            L4::LaterFragment => return self.later_fragment(now, ip, b, out),
+            L4::LaterFragment => return self.later_fragment(now, ip, b, out, true),
             L4::Truncated => {
                 let related = self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some();
                 if related {
@@ -310,12 +318,15 @@ impl Engine {
 
     /// A later fragment: translated like the first fragment of its datagram (RFC 3022 §4.2
     /// fragments; only the first carries the transport header, so only the IP header changes).
-    fn later_fragment(
+    /// One that comes before its first fragment is held for it when `may_hold` (see
+    /// [`super::fragments`]).
+    pub(crate) fn later_fragment(
         &mut self,
         now: Timestamp,
         ip: Ipv4,
         b: &mut [u8],
         mut out: Outcome,
+        may_hold: bool,
     ) -> Outcome {
         let key = FragmentKey {
             src: ip.src,
@@ -330,7 +341,13 @@ impl Engine {
         });
         let Some(e) = entry else {
             if self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some() {
-                out.verdict = Verdict::Drop(DropReason::FragmentWithoutFirst);
+                out.verdict = match may_hold.then(|| self.hold.hold(now, key, &b[..ip.captured])) {
+                    Some(Ok(id)) => Verdict::Held(id),
+                    Some(Err(HoldRefused::Full)) => Verdict::Drop(DropReason::FragmentHoldFull),
+                    Some(Err(HoldRefused::Disabled)) | None => {
+                        Verdict::Drop(DropReason::FragmentWithoutFirst)
+                    }
+                };
             }
             return out;
         };

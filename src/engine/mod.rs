@@ -18,11 +18,13 @@ pub mod binding;
 pub mod config;
 pub mod dead_host;
 pub mod event;
+pub mod fragments;
 pub mod load_share;
 pub mod lookup;
 pub mod pool_timeline;
 pub mod server_pool;
 mod session;
+pub mod time_exceeded;
 pub mod unbinding;
 mod virtual_server;
 
@@ -31,19 +33,22 @@ pub use config::{
     View, VirtualServerConfig,
 };
 pub use event::{
-    ChecksumFaults, DropReason, EndReason, Event, Flow, History, Outcome, PassReason, PoolEvent,
-    PoolEventKind, SessionRecord, Tuple, Verdict,
+    ChecksumFaults, DropReason, EmitKind, Emitted, EndReason, Event, Flow, History, Outcome,
+    PassReason, PoolEvent, PoolEventKind, SessionRecord, Tuple, Verdict,
 };
+pub use fragments::HoldLimits;
 pub use server_pool::{Admin, Health, Member, ServerPool};
 
 use crate::time::Timestamp;
+use crate::wire;
+use crate::wire::ipv4::{Ipv4, L4};
 use dead_host::DeadHost;
+use fragments::{FragmentHold, FragmentKey, FragmentTable};
 use pool_timeline::Timeline;
 use rustc_hash::FxHashMap;
 use session::Session;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use unbinding::FragmentTable;
 use virtual_server::{VirtualServer, VirtualServers};
 
 /// Counters the engine keeps about its own input.
@@ -75,6 +80,15 @@ pub struct Engine {
     /// Lazy longest-idle heap, kept only with a session-table limit: (last seen, number, slot).
     idle: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
     frags: FragmentTable,
+    /// Later fragments waiting for their first fragment.
+    hold: FragmentHold,
+    icmp_time_exceeded: bool,
+    address: Option<[u8; 4]>,
+    member_side_address: Option<[u8; 4]>,
+    /// Packets emitted on the engine's own account (released fragments, ICMP errors), back to
+    /// back, and their descriptions: drained with `poll_emitted`, reused.
+    emit_buf: Vec<u8>,
+    emit_queue: VecDeque<(EmitKind, usize, usize)>,
     now: Timestamp,
     started: bool,
     next_number: u64,
@@ -115,6 +129,16 @@ impl Engine {
             timers: BinaryHeap::new(),
             idle: BinaryHeap::new(),
             frags: FragmentTable::new(cfg.fragment_timeout),
+            hold: FragmentHold::new(HoldLimits {
+                max_fragments: cfg.fragment_hold_max,
+                max_bytes: cfg.fragment_hold_bytes,
+                timeout: cfg.fragment_timeout,
+            }),
+            icmp_time_exceeded: cfg.icmp_time_exceeded,
+            address: cfg.address.map(|a| a.octets()),
+            member_side_address: cfg.member_side_address.map(|a| a.octets()),
+            emit_buf: Vec::new(),
+            emit_queue: VecDeque::new(),
             now: Timestamp(0),
             started: false,
             next_number: 1,
@@ -129,9 +153,146 @@ impl Engine {
 
     /// Handles one IPv4 datagram (`packet` starts at the IPv4 header and may be cut short by
     /// the capture's snaplen), rewriting it in place when it is translated.
+    ///
+    /// Packets the engine emits because of it (held fragments it releases, an ICMP time
+    /// exceeded) are drained with [`Engine::poll_emitted`] before the next call.
     pub fn handle(&mut self, now: Timestamp, packet: &mut [u8]) -> Outcome {
         let now = self.advance(now);
-        self.process(now, packet)
+        // A first fragment releases the later fragments that came before it: note its
+        // datagram's identity as it arrived (only when something is held).
+        let first = (self.hold.len() > 0)
+            .then(|| Ipv4::parse(packet).ok())
+            .flatten()
+            .filter(|ip| ip.more_fragments && ip.frag_offset == 0)
+            .map(|ip| FragmentKey {
+                src: ip.src,
+                dst: ip.dst,
+                protocol: ip.protocol,
+                ident: ip.ident,
+            })
+            .filter(|key| self.hold.holds(key));
+        let out = self.process(now, packet);
+        if out.verdict == Verdict::Drop(DropReason::TtlExceeded) && self.icmp_time_exceeded {
+            self.answer_time_exceeded(packet, &out);
+        }
+        if let Some(key) = first {
+            self.release(now, key, &out);
+        }
+        out
+    }
+
+    /// The next packet the engine emitted on its own account, if any. Drain after every
+    /// [`Engine::handle`], [`Engine::advance`] and [`Engine::finish`]: the bytes are valid until
+    /// the next of those calls.
+    pub fn poll_emitted(&mut self) -> Option<Emitted<'_>> {
+        let (kind, at, len) = self.emit_queue.pop_front()?;
+        Some(Emitted {
+            kind,
+            bytes: &self.emit_buf[at..at + len],
+        })
+    }
+
+    /// Later fragments held now, waiting for their first fragment.
+    pub fn held_fragments(&self) -> usize {
+        self.hold.len()
+    }
+
+    fn emit(&mut self, kind: EmitKind, bytes: &[u8]) {
+        let at = self.emit_buf.len();
+        self.emit_buf.extend_from_slice(bytes);
+        self.emit_queue.push_back((kind, at, bytes.len()));
+    }
+
+    /// Sends the ICMP time exceeded for a packet just dropped for its TTL (RFC 1812 §5.3.1),
+    /// from the router's address on the side the packet came from: toward a client, the
+    /// configured `address` or else the virtual server's address it was sent to (what the
+    /// client knows, and what Linux's NAT answers from); toward a member, `member_side_address`
+    /// or else `address`.
+    fn answer_time_exceeded(&mut self, packet: &[u8], out: &Outcome) {
+        let Ok(ip) = Ipv4::parse(packet) else {
+            return;
+        };
+        if !time_exceeded::may_answer(&ip, &ip.l4(packet)) {
+            return;
+        }
+        let src = match out.flow {
+            Flow::Inbound => self.address.unwrap_or(out.before.dst),
+            _ => match self.member_side_address.or(self.address) {
+                Some(a) => a,
+                None => return,
+            },
+        };
+        let at = self.emit_buf.len();
+        if let Some(len) = time_exceeded::build(&mut self.emit_buf, src, &packet[..ip.captured]) {
+            let tuple = Tuple {
+                protocol: wire::proto::ICMP,
+                src,
+                sport: 0,
+                dst: ip.src,
+                dport: 0,
+            };
+            let session = out.session;
+            self.emit_queue
+                .push_back((EmitKind::IcmpTimeExceeded { tuple, session }, at, len));
+        }
+    }
+
+    /// Releases the fragments held for datagram `key`, whose first fragment just got `first`:
+    /// translated like it when it was translated, passed or dropped like it otherwise.
+    fn release(&mut self, now: Timestamp, key: FragmentKey, first: &Outcome) {
+        while let Some(mut h) = self.hold.take(&key) {
+            let outcome = match first.verdict {
+                Verdict::Translated => match Ipv4::parse(&h.data) {
+                    Ok(ip) => {
+                        let base = lookup::base_outcome(&ip, &L4::LaterFragment, &h.data);
+                        self.later_fragment(now, ip, &mut h.data, base, false)
+                    }
+                    Err(_) => Outcome::new(Verdict::Drop(DropReason::MalformedIpv4)),
+                },
+                Verdict::Pass(r) => Self::held_outcome(&h.data, Verdict::Pass(r)),
+                Verdict::Drop(r) => Self::held_outcome(&h.data, Verdict::Drop(r)),
+                Verdict::Held(_) => {
+                    Self::held_outcome(&h.data, Verdict::Drop(DropReason::FragmentWithoutFirst))
+                }
+            };
+            let data = std::mem::take(&mut h.data);
+            let forward = !matches!(outcome.verdict, Verdict::Drop(_));
+            self.emit(
+                EmitKind::HeldFragment {
+                    hold: h.id,
+                    outcome,
+                },
+                if forward { &data } else { &[] },
+            );
+            self.hold.recycle(data);
+        }
+    }
+
+    fn held_outcome(data: &[u8], verdict: Verdict) -> Outcome {
+        match Ipv4::parse(data) {
+            Ok(ip) => {
+                let mut o = lookup::base_outcome(&ip, &L4::LaterFragment, data);
+                o.verdict = verdict;
+                o
+            }
+            Err(_) => Outcome::new(verdict),
+        }
+    }
+
+    /// Drops the held fragments whose first fragment did not come in time.
+    fn expire_held(&mut self, now: Timestamp) {
+        while let Some((h, _due)) = self.hold.take_expired(now) {
+            let outcome =
+                Self::held_outcome(&h.data, Verdict::Drop(DropReason::FragmentHoldTimeout));
+            self.emit(
+                EmitKind::HeldFragment {
+                    hold: h.id,
+                    outcome,
+                },
+                &[],
+            );
+            self.hold.recycle(h.data);
+        }
     }
 
     /// Lets capture time pass to `now` without a packet, firing due timers.
@@ -147,8 +308,12 @@ impl Engine {
             now
         };
         self.now = now;
+        if self.emit_queue.is_empty() {
+            self.emit_buf.clear();
+        }
         self.apply_timeline(now);
         self.run_timers(now);
+        self.expire_held(now);
         now
     }
 
@@ -160,8 +325,23 @@ impl Engine {
 
     /// Ends the replay at `end`: every session still bound is reported, as open or (if it had
     /// closed and was in its grace period) with its close reason.
+    /// Fragments still held never saw their first fragment: they are dropped
+    /// (`fragment-without-first`, drained with [`Engine::poll_emitted`]).
     pub fn finish(&mut self, end: Timestamp) {
         let end = end.max(self.now);
+        self.expire_held(end);
+        while let Some(h) = self.hold.take_any() {
+            let outcome =
+                Self::held_outcome(&h.data, Verdict::Drop(DropReason::FragmentWithoutFirst));
+            self.emit(
+                EmitKind::HeldFragment {
+                    hold: h.id,
+                    outcome,
+                },
+                &[],
+            );
+            self.hold.recycle(h.data);
+        }
         let mut open: Vec<(u64, u32)> = self
             .slots
             .iter()
@@ -228,3 +408,6 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hold_tests;

@@ -8,13 +8,11 @@
 //! the heap, and timers fire in capture-time order, ties broken by session number.
 
 use super::Engine;
-use super::event::{EndReason, Event, Flow};
+use super::event::{EndReason, Event};
 use super::session::Session;
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
-use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
-use std::collections::VecDeque;
 
 impl Engine {
     /// The idle timeout for a protocol.
@@ -85,70 +83,5 @@ impl Engine {
         self.events.push_back(Event::Ended(s.record(reason, at)));
         let removed = s.member_removed.then_some(s.after_removal);
         self.timeline_unbound(at, s.member, s.number, removed);
-    }
-}
-
-/// Identifies the fragments of one datagram (RFC 791): source, destination, protocol, id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct FragmentKey {
-    pub src: [u8; 4],
-    pub dst: [u8; 4],
-    pub protocol: u8,
-    pub ident: u16,
-}
-
-/// The translation a first fragment got, kept for the later fragments of its datagram.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct FragmentEntry {
-    pub slot: u32,
-    pub number: u64,
-    pub flow: Flow,
-    pub expires: Timestamp,
-}
-
-/// First-fragment translations, expiring after a configurable time.
-pub(crate) struct FragmentTable {
-    timeout: Span,
-    map: FxHashMap<FragmentKey, FragmentEntry>,
-    order: VecDeque<(Timestamp, FragmentKey)>,
-}
-
-impl FragmentTable {
-    pub fn new(timeout: Span) -> Self {
-        FragmentTable {
-            timeout,
-            map: FxHashMap::default(),
-            order: VecDeque::new(),
-        }
-    }
-
-    pub fn insert(&mut self, now: Timestamp, key: FragmentKey, slot: u32, number: u64, flow: Flow) {
-        let expires = now.add(self.timeout);
-        self.map.insert(
-            key,
-            FragmentEntry {
-                slot,
-                number,
-                flow,
-                expires,
-            },
-        );
-        self.order.push_back((expires, key));
-    }
-
-    pub fn get(&self, key: &FragmentKey) -> Option<FragmentEntry> {
-        self.map.get(key).copied()
-    }
-
-    pub fn expire(&mut self, now: Timestamp) {
-        while let Some(&(t, key)) = self.order.front() {
-            if t > now {
-                break;
-            }
-            self.order.pop_front();
-            if self.map.get(&key).is_some_and(|e| e.expires <= now) {
-                self.map.remove(&key);
-            }
-        }
     }
 }

@@ -3,7 +3,7 @@
 //! are compared by `cargo test` (insta) and by `lsnat check`.
 
 use crate::capture::PacketMeta;
-use crate::engine::{Event, Flow, PoolEvent, SessionRecord, Verdict};
+use crate::engine::{EmitKind, Event, Flow, Outcome, PoolEvent, SessionRecord, Verdict};
 use crate::replay::{Disposition, Observer};
 use crate::time::Timestamp;
 use crate::wire::proto;
@@ -19,6 +19,20 @@ pub struct GoldenLog {
     pool_events: Vec<PoolEvent>,
     /// Per packet: whether it was written to the rewritten capture (for checksum cross-checks).
     pub forwarded: Vec<bool>,
+    /// The rewritten capture's records, in order: where each one came from.
+    pub written: Vec<Written>,
+}
+
+/// Where a record of the rewritten capture came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Input packet (1-based index), written when it was handled.
+    Packet(u64),
+    /// Input packet held for its first fragment and written when released (at the release's
+    /// time).
+    Released(u64),
+    /// A packet the modelled router originated (an ICMP time exceeded).
+    Originated,
 }
 
 fn rel(start: Option<Timestamp>, t: Timestamp) -> String {
@@ -51,47 +65,43 @@ impl Observer for GoldenLog {
                 true
             }
             Disposition::Engine(o) => {
-                let dir = match o.flow {
-                    Flow::Inbound => "in ",
-                    Flow::Outbound => "out",
-                    Flow::None => "-  ",
-                };
-                let verdict = match o.verdict {
-                    Verdict::Translated => "xlat".to_string(),
-                    Verdict::Pass(r) => format!("pass  {}", r.name()),
-                    Verdict::Drop(r) => format!("DROP  {}", r.name()),
-                };
-                let _ = write!(
-                    p,
-                    "{verdict} {dir} {} {}",
-                    proto::name(o.before.protocol),
-                    o.before
-                );
-                if o.verdict == Verdict::Translated {
-                    let _ = write!(p, " => {}", o.after);
-                    let _ = write!(
-                        p,
-                        " ttl {}>{} ip {:04x}>{:04x}",
-                        o.ttl[0], o.ttl[1], o.ip_checksum[0], o.ip_checksum[1]
-                    );
-                    if let Some([a, b]) = o.l4_checksum {
-                        let _ = write!(p, " l4 {a:04x}>{b:04x}");
-                    }
-                    if o.faults.ip != 0 {
-                        let _ = write!(p, " BAD-IP-CSUM({:04x})", o.faults.ip);
-                    }
-                    if let Some(e) = o.faults.l4.filter(|&e| e != 0) {
-                        let _ = write!(p, " BAD-L4-CSUM({e:04x})");
-                    }
-                }
-                if o.session != 0 {
-                    let _ = write!(p, " s{}{}", o.session, if o.bound { " new" } else { "" });
-                }
-                let _ = writeln!(p);
-                !matches!(o.verdict, Verdict::Drop(_))
+                render_outcome(p, o);
+                !matches!(o.verdict, Verdict::Drop(_) | Verdict::Held(_))
             }
         };
         self.forwarded.push(forwarded);
+        if forwarded {
+            self.written.push(Written::Packet(meta.index));
+        }
+    }
+
+    fn emitted(&mut self, origin: &PacketMeta, now: Timestamp, kind: &EmitKind) {
+        let start = *self.start.get_or_insert(now);
+        let p = &mut self.packets;
+        let _ = write!(p, "   -> {} ", rel(Some(start), now));
+        match kind {
+            EmitKind::HeldFragment { hold, outcome } => {
+                let _ = write!(p, "h{hold} (packet {}): ", origin.index);
+                render_outcome(p, outcome);
+                if !matches!(outcome.verdict, Verdict::Drop(_)) {
+                    self.written.push(Written::Released(origin.index));
+                }
+            }
+            EmitKind::IcmpTimeExceeded { tuple, session } => {
+                let _ = write!(
+                    p,
+                    "emit  icmp time-exceeded {} > {} (answering packet {})",
+                    Ipv4Addr::from(tuple.src),
+                    Ipv4Addr::from(tuple.dst),
+                    origin.index
+                );
+                self.written.push(Written::Originated);
+                if *session != 0 {
+                    let _ = write!(p, " s{session}");
+                }
+                let _ = writeln!(p);
+            }
+        }
     }
 
     fn event(&mut self, event: &Event) {
@@ -103,6 +113,48 @@ impl Observer for GoldenLog {
     fn pool_event(&mut self, event: &PoolEvent) {
         self.pool_events.push(event.clone());
     }
+}
+
+/// One outcome: verdict, flow, tuple before => after, TTL and checksums, session.
+fn render_outcome(p: &mut String, o: &Outcome) {
+    let dir = match o.flow {
+        Flow::Inbound => "in ",
+        Flow::Outbound => "out",
+        Flow::None => "-  ",
+    };
+    let verdict = match o.verdict {
+        Verdict::Translated => "xlat".to_string(),
+        Verdict::Pass(r) => format!("pass  {}", r.name()),
+        Verdict::Drop(r) => format!("DROP  {}", r.name()),
+        Verdict::Held(h) => format!("HOLD  h{h}"),
+    };
+    let _ = write!(
+        p,
+        "{verdict} {dir} {} {}",
+        proto::name(o.before.protocol),
+        o.before
+    );
+    if o.verdict == Verdict::Translated {
+        let _ = write!(p, " => {}", o.after);
+        let _ = write!(
+            p,
+            " ttl {}>{} ip {:04x}>{:04x}",
+            o.ttl[0], o.ttl[1], o.ip_checksum[0], o.ip_checksum[1]
+        );
+        if let Some([a, b]) = o.l4_checksum {
+            let _ = write!(p, " l4 {a:04x}>{b:04x}");
+        }
+        if o.faults.ip != 0 {
+            let _ = write!(p, " BAD-IP-CSUM({:04x})", o.faults.ip);
+        }
+        if let Some(e) = o.faults.l4.filter(|&e| e != 0) {
+            let _ = write!(p, " BAD-L4-CSUM({e:04x})");
+        }
+    }
+    if o.session != 0 {
+        let _ = write!(p, " s{}{}", o.session, if o.bound { " new" } else { "" });
+    }
+    let _ = writeln!(p);
 }
 
 impl GoldenLog {

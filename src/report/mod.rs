@@ -7,8 +7,11 @@ pub mod json;
 pub mod table;
 
 use crate::capture::PacketMeta;
-use crate::engine::{EndReason, Event, Flow, PoolEvent, SessionRecord, Tuple, Verdict};
+use crate::engine::{
+    EmitKind, EndReason, Event, Flow, Outcome, PoolEvent, SessionRecord, Tuple, Verdict,
+};
 use crate::replay::{Disposition, Observer};
+use crate::time::Timestamp;
 use std::collections::BTreeMap;
 
 /// At most this many dropped packets are listed one by one (all are counted).
@@ -73,6 +76,16 @@ pub struct Summary {
     pub members: Vec<MemberTotals>,
     /// Pool member transitions (dead host detection, timeline), in order.
     pub pool_events: Vec<PoolEvent>,
+    /// Later fragments held for their first fragment (each is also counted, once its fate is
+    /// known, as translated, passed or dropped).
+    pub fragments_held: u64,
+    /// Held fragments released (translated or passed) when their first fragment came.
+    pub fragments_released: u64,
+    /// Held fragments dropped: their first fragment did not come in time or at all, or was
+    /// dropped.
+    pub fragments_expired: u64,
+    /// ICMP time exceeded messages the modelled router sent.
+    pub icmp_time_exceeded_sent: u64,
 }
 
 /// The sessions of a pool event in short: `s3 s7 s9` or `s3 s7 … (12)`.
@@ -107,6 +120,35 @@ impl Summary {
     }
 }
 
+impl Summary {
+    fn outcome(&mut self, meta: &PacketMeta, o: &Outcome) {
+        match o.verdict {
+            Verdict::Held(_) => self.fragments_held += 1,
+            Verdict::Translated => {
+                if o.flow == Flow::Outbound {
+                    self.translated_outbound += 1;
+                } else {
+                    self.translated_inbound += 1;
+                }
+                if o.faults.any() {
+                    self.checksum_faults += 1;
+                }
+            }
+            Verdict::Pass(r) => *self.passed.entry(r.name()).or_default() += 1,
+            Verdict::Drop(r) => {
+                *self.dropped.entry(r.name()).or_default() += 1;
+                if self.dropped_packets.len() < DROP_LIST_LIMIT {
+                    self.dropped_packets.push(DroppedPacket {
+                        index: meta.index,
+                        reason: r.name(),
+                        tuple: o.before,
+                    });
+                }
+            }
+        }
+    }
+}
+
 impl Observer for Summary {
     fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
         self.packets += 1;
@@ -116,30 +158,22 @@ impl Observer for Summary {
             Disposition::LinkTruncated => self.link_truncated += 1,
             Disposition::Engine(o) => {
                 self.ipv4 += 1;
-                match o.verdict {
-                    Verdict::Translated => {
-                        if o.flow == Flow::Outbound {
-                            self.translated_outbound += 1;
-                        } else {
-                            self.translated_inbound += 1;
-                        }
-                        if o.faults.any() {
-                            self.checksum_faults += 1;
-                        }
-                    }
-                    Verdict::Pass(r) => *self.passed.entry(r.name()).or_default() += 1,
-                    Verdict::Drop(r) => {
-                        *self.dropped.entry(r.name()).or_default() += 1;
-                        if self.dropped_packets.len() < DROP_LIST_LIMIT {
-                            self.dropped_packets.push(DroppedPacket {
-                                index: meta.index,
-                                reason: r.name(),
-                                tuple: o.before,
-                            });
-                        }
-                    }
-                }
+                self.outcome(meta, o);
             }
+        }
+    }
+
+    fn emitted(&mut self, origin: &PacketMeta, _now: Timestamp, kind: &EmitKind) {
+        match kind {
+            EmitKind::HeldFragment { outcome, .. } => {
+                if matches!(outcome.verdict, Verdict::Drop(_)) {
+                    self.fragments_expired += 1;
+                } else {
+                    self.fragments_released += 1;
+                }
+                self.outcome(origin, outcome);
+            }
+            EmitKind::IcmpTimeExceeded { .. } => self.icmp_time_exceeded_sent += 1,
         }
     }
 

@@ -81,6 +81,30 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
             summary.link_truncated,
         );
     }
+    if summary.fragments_held > 0 {
+        row(
+            &mut p,
+            "fragments held for their first fragment".into(),
+            summary.fragments_held,
+        );
+        row(
+            &mut p,
+            "  held, then released with it".into(),
+            summary.fragments_released,
+        );
+        row(
+            &mut p,
+            "  held, then dropped".into(),
+            summary.fragments_expired,
+        );
+    }
+    if summary.icmp_time_exceeded_sent > 0 {
+        row(
+            &mut p,
+            "ICMP time exceeded sent by the router".into(),
+            summary.icmp_time_exceeded_sent,
+        );
+    }
     if summary.checksum_faults > 0 {
         row(
             &mut p,

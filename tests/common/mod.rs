@@ -3,6 +3,7 @@
 
 use lsnat::capture::{Batch, CaptureReader, PacketMeta};
 use lsnat::link::{self, Payload};
+pub use lsnat::report::golden::Written;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -132,38 +133,47 @@ pub fn checksum_errors(
 }
 
 /// Checks that every packet written to `output` carries the same checksum errors (usually none)
-/// as the packet it came from in `input`; `forwarded[i]` says whether input packet i was written.
-/// Returns how many packets were compared.
-pub fn assert_checksums_preserved(input: &Path, output: &Path, forwarded: &[bool]) -> usize {
+/// as the packet it came from in `input` (`written` says which, in output order), and that the
+/// packets the router originated have none. Returns how many packets were compared.
+pub fn assert_checksums_preserved(input: &Path, output: &Path, written: &[Written]) -> usize {
     let ins = read_all(input);
     let outs = read_all(output);
-    let kept: Vec<&(PacketMeta, Vec<u8>)> = ins
-        .iter()
-        .zip(forwarded)
-        .filter(|(_, f)| **f)
-        .map(|(p, _)| p)
-        .collect();
     assert_eq!(
-        kept.len(),
+        written.len(),
         outs.len(),
         "{}: written packet count",
         output.display()
     );
+    let by_index = |i: u64| &ins[(i - 1) as usize];
     let mut compared = 0;
-    for ((mi, bi), (mo, bo)) in kept.into_iter().zip(&outs) {
-        assert_eq!(mi.ts, mo.ts, "packet {} timestamp", mi.index);
-        if let (Some(a), Some(b)) = (
-            checksum_errors(mi.linktype, bi),
-            checksum_errors(mo.linktype, bo),
-        ) {
-            assert_eq!(
-                a,
-                b,
-                "{}: packet {}: checksum error changed by the rewrite",
-                input.display(),
-                mi.index
-            );
-            compared += 1;
+    for (w, (mo, bo)) in written.iter().zip(&outs) {
+        let theirs = checksum_errors(mo.linktype, bo);
+        match *w {
+            Written::Packet(i) | Written::Released(i) => {
+                let (mi, bi) = by_index(i);
+                if matches!(w, Written::Packet(_)) {
+                    assert_eq!(mi.ts, mo.ts, "packet {} timestamp", mi.index);
+                }
+                if let (Some(a), Some(b)) = (checksum_errors(mi.linktype, bi), theirs) {
+                    assert_eq!(
+                        a,
+                        b,
+                        "{}: packet {}: checksum error changed by the rewrite",
+                        input.display(),
+                        mi.index
+                    );
+                    compared += 1;
+                }
+            }
+            Written::Originated => {
+                assert_eq!(
+                    theirs,
+                    Some((0, Some(0))),
+                    "{}: originated packet",
+                    output.display()
+                );
+                compared += 1;
+            }
         }
     }
     compared
