@@ -28,6 +28,12 @@ CAPTURES = [
     ("rfc2391-fig1.kernel-out.pcap",
      "figure 1: what the router's kernel sent (figure addresses)",
      "`-Q out` on out0 and in0, merged, rewritten; `scripts/record-fig1.sh`"),
+    ("lsnat-idle.pcap",
+     "router view of sessions that pause mid-session and continue (for `lsnat audit`): telnet :23 from A pausing 5, 12, 25 s; HTTP keep-alive from B pausing 3, 20 s and from A pausing 8 s; UDP :9999 from A pausing 15 then 4 s, from B pausing 2 s, from B once, from A pausing 20 s; ping from A, 3 echoes 14 s apart",
+     "`tcpdump -Q in` on out0 and in0, merged, static neighbours (no ARP); clients run concurrently, about 45 s; `scripts/record-idle.sh`"),
+    ("lsnat-idle.kernel-out.pcap",
+     "idle-gap run: what the router's kernel sent (the kernel kept every session bound through every pause)",
+     "`-Q out` on out0 and in0, merged; `scripts/record-idle.sh` (kept in tests/kernel/)"),
     ("rfc2391-fig1.raw.pcap",
      "figure 1 router view as recorded, before the address rewrite (198.51.100.7/.23, VIP 198.18.0.100, members 203.0.113.1-3); input of rewrite-addresses.py",
      "`scripts/record-fig1.sh`"),
@@ -75,6 +81,9 @@ lines = [
 for name, what, how in CAPTURES:
     path = os.path.join(DIR, name)
     if not os.path.exists(path):
+        # the kernel's own output is kept as test reference data in tests/kernel/
+        path = os.path.join(HERE, "..", "tests", "kernel", name)
+    if not os.path.exists(path):
         continue
     n, size, link, prec = pcap_info(path)
     lines.append(f"| `{name}` | {n} | {size} | {link} / {prec} | {what} | {how} |")
@@ -93,6 +102,10 @@ lines += [
     "### lsnat-router / lsnat-any-sll2 / lsnat-client-side",
     "",
     sessions(os.path.join(DIR, "lsnat-router.conntrack.log")).rstrip(),
+    "",
+    "### lsnat-idle",
+    "",
+    sessions(os.path.join(DIR, "lsnat-idle.conntrack.log")).rstrip(),
     "",
     "### rfc2391-fig1 (addresses rewritten to the figure's)",
     "",

@@ -12,6 +12,7 @@
 //! icmp = "60s"
 //! other = "60s"
 //! tcp_close_grace = "2s"
+//! # tcp_opening, tcp_closing (default: tcp), tcp_rst (default: tcp_close_grace)
 //! max_sessions = 0                # 0: no limit
 //! [[virtual_server]]
 //! name = "web"
@@ -84,6 +85,9 @@ struct TimeoutsFile {
     icmp: Option<Spanned<DurationValue>>,
     other: Option<Spanned<DurationValue>>,
     tcp_close_grace: Option<Spanned<DurationValue>>,
+    tcp_opening: Option<Spanned<DurationValue>>,
+    tcp_closing: Option<Spanned<DurationValue>>,
+    tcp_rst: Option<Spanned<DurationValue>>,
     max_sessions: Option<Spanned<i64>>,
 }
 
@@ -171,6 +175,10 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             DurationValue::Text(t) => Span::parse(t).map_err(|m| err(Some(s.span()), field, m)),
         },
     };
+    let optional = |d: &Option<Spanned<DurationValue>>, field: &str| match d {
+        None => Ok(None),
+        Some(_) => duration(d, field, Span::default()).map(Some),
+    };
     cfg.fragment_timeout = duration(
         &file.router.fragment_timeout,
         "router.fragment_timeout",
@@ -188,6 +196,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             "timeouts.tcp_close_grace",
             d.tcp_close_grace,
         )?,
+        tcp_opening: optional(&t.tcp_opening, "timeouts.tcp_opening")?,
+        tcp_closing: optional(&t.tcp_closing, "timeouts.tcp_closing")?,
+        tcp_rst: optional(&t.tcp_rst, "timeouts.tcp_rst")?,
     };
     if let Some(m) = &t.max_sessions {
         cfg.max_sessions = match *m.get_ref() {

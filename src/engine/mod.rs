@@ -27,7 +27,7 @@ mod virtual_server;
 pub use config::{Algorithm, EngineConfig, Timeouts, View, VirtualServerConfig};
 pub use event::{
     ChecksumFaults, DropReason, EndReason, Event, Flow, History, Outcome, PassReason,
-    SessionRecord, Tuple, Verdict,
+    SessionRecord, TcpState, Tuple, Verdict,
 };
 pub use server_pool::{Member, ServerPool};
 
