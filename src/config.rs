@@ -68,6 +68,10 @@ struct File {
     timeouts: TimeoutsFile,
     #[serde(default)]
     virtual_server: Vec<VirtualServerFile>,
+    /// Named timeout policies for `lsnat audit` (read by [`crate::audit::policy`]).
+    #[serde(default)]
+    #[allow(dead_code)]
+    policy: Vec<toml::Table>,
 }
 
 #[derive(Deserialize, Default)]
