@@ -19,6 +19,12 @@ bounded (socket timeouts; the caller also wraps it in `timeout`).
                                                 timeout (connect 2 s, UDP 1.5 s), not a failure
   lsnat-clients.py fig1 SRC_A VIP SRC_B         RFC 2391 figure 1: A:2745 -> VIP:80 (HTTP) and,
                                                 while it is open, B:3200 -> VIP:23 (telnet)
+  lsnat-clients.py idle-telnet SRC VIP GAPS     port 23 session: a line, then for each GAP (seconds,
+                                                comma-separated) a pause and another line; quit
+  lsnat-clients.py idle-http SRC VIP GAPS       HTTP keep-alive: a GET, then a pause and a GET per GAP;
+                                                the client closes
+  lsnat-clients.py idle-udp SRC VIP GAPS        one UDP socket: an exchange, then a pause and an
+                                                exchange per GAP
 """
 import http.client
 import socket
@@ -220,11 +226,57 @@ def pool(seconds, maximum, vip, *sources):
         t.join()
     log(f"pool: {started[0]} sessions started; " +
         ", ".join(f"{k} {o}: {n}" for (k, o), n in sorted(results.items())))
+def gaps(spec):
+    return [float(g) for g in spec.split(",") if g]
+
+
+def idle_telnet(src, vip, spec):
+    s = tcp_connect(src, vip, 23)
+    log(f"idle-telnet {s.getsockname()} -> {vip}:23 gaps {spec}")
+    f = s.makefile("rb")
+    readline(f)  # banner
+    s.sendall(b"line 0\r\n")
+    readline(f)
+    for i, g in enumerate(gaps(spec), 1):
+        time.sleep(g)
+        s.sendall(f"line {i} after {g:g}s idle\r\n".encode())
+        readline(f)
+    s.sendall(b"quit\r\n")
+    readline(f)
+    rest = f.read()
+    log(f"  server closed first (trailing {rest!r})")
+    f.close()
+    s.close()
+
+
+def idle_http(src, vip, spec):
+    conn = http.client.HTTPConnection(vip, 80, timeout=TIMEOUT, source_address=addr(src))
+    conn.connect()
+    log(f"idle-http {conn.sock.getsockname()} -> {vip}:80 gaps {spec}")
+    http_get(conn, "/idle0")
+    for i, g in enumerate(gaps(spec), 1):
+        time.sleep(g)
+        http_get(conn, f"/idle{i}")
+    conn.close()
+
+
+def idle_udp(src, vip, spec):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(TIMEOUT)
+    s.bind(addr(src))
+    waits = [0.0] + gaps(spec)
+    for i, g in enumerate(waits):
+        time.sleep(g)
+        s.sendto(f"request {i} after {g:g}s idle".encode(), (vip, 9999))
+        data, peer = s.recvfrom(2048)
+        log(f"udp {s.getsockname()} <- {peer}: {data.decode().strip()}")
+    s.close()
 
 
 def main():
     cmd, *args = sys.argv[1:]
-    {"udp": udp, "telnet": telnet, "rst": rst, "http": http_session, "httpclose": httpclose, "fig1": fig1, "pool": pool}[cmd](*args)
+    {"udp": udp, "telnet": telnet, "rst": rst, "http": http_session, "httpclose": httpclose, "fig1": fig1,
+     "pool": pool, "idle-telnet": idle_telnet, "idle-http": idle_http, "idle-udp": idle_udp}[cmd](*args)
 
 
 if __name__ == "__main__":

@@ -27,5 +27,6 @@ attempt record-lsnat.sh
 attempt record-fig1.sh
 attempt record-pool.sh
 attempt record-edges.sh
+attempt record-idle.sh
 python3 "$HERE/write-captures-readme.py" "$OUT"
 echo "[record] done: $(ls "$OUT"/*.pcap | wc -l) captures in $OUT" >&2

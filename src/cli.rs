@@ -26,6 +26,9 @@ pub enum ViewArg {
 pub enum Command {
     /// Replay a capture through the modelled LSNAT router.
     Replay(ReplayArgs),
+    /// What session-timeout policies would do to a capture: sessions broken, table cost,
+    /// idle gaps, RFC compliance; exit 1 when a `--require-compliant` policy fails a MUST floor.
+    Audit(AuditArgs),
     /// Compare replays against their goldens; exit 1 on a difference.
     Check {
         /// Captures to check (default: every capture in `captures/` with a config beside it).
@@ -63,6 +66,44 @@ pub struct ReplayArgs {
     #[arg(long, value_enum)]
     pub view: Option<ViewArg>,
     /// No summary table and no progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `lsnat audit`.
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// The capture (pcap or pcapng).
+    pub capture: PathBuf,
+    /// The configuration (default: the capture's name with `.toml`): virtual servers, the view,
+    /// the `config` policy ([timeouts]) and named `[[policy]]` tables.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// A policy: a preset (rfc2391, linux-conntrack, ipvs, rfc-minimum, rfc-recommended),
+    /// `config`, a `[[policy]]` name, or KEY=VALUE,... on top of the config's timeouts
+    /// (e.g. `tcp=2h,tcp-transitory=4m,udp=5m`). Repeatable. Default: config and every preset.
+    #[arg(short, long = "policy")]
+    pub policies: Vec<String>,
+    /// Vary one timeout: KEY=LO..HI[:STEPS] (e.g. `udp=10s..10m`), other timeouts from the
+    /// first --policy (or the config).
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Exit 1 if this policy fails a MUST-level floor (repeatable; audited even if not listed).
+    #[arg(long)]
+    pub require_compliant: Vec<String>,
+    /// Write the JSON report (schema lsnat-audit/1) here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the sweep's SVG chart here (needs --sweep).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// How many worst cases to list per policy.
+    #[arg(long, default_value_t = 5)]
+    pub worst: usize,
+    /// How the capture relates to the router (overrides the config).
+    #[arg(long, value_enum)]
+    pub view: Option<ViewArg>,
+    /// No tables on stdout.
     #[arg(short, long)]
     pub quiet: bool,
 }

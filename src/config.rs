@@ -18,6 +18,7 @@
 //! icmp = "60s"
 //! other = "60s"
 //! tcp_close_grace = "2s"
+//! # tcp_opening, tcp_closing (default: tcp), tcp_rst (default: tcp_close_grace)
 //! max_sessions = 0                # 0: no limit
 //! [[virtual_server]]
 //! name = "web"
@@ -88,6 +89,10 @@ struct File {
     dead_host: DeadHostFile,
     #[serde(default)]
     timeline: Vec<TimelineFile>,
+    /// Named timeout policies for `lsnat audit` (read by [`crate::audit::policy`]).
+    #[serde(default)]
+    #[allow(dead_code)]
+    policy: Vec<toml::Table>,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,6 +135,9 @@ struct TimeoutsFile {
     icmp: Option<Spanned<DurationValue>>,
     other: Option<Spanned<DurationValue>>,
     tcp_close_grace: Option<Spanned<DurationValue>>,
+    tcp_opening: Option<Spanned<DurationValue>>,
+    tcp_closing: Option<Spanned<DurationValue>>,
+    tcp_rst: Option<Spanned<DurationValue>>,
     max_sessions: Option<Spanned<i64>>,
 }
 
@@ -217,6 +225,10 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             DurationValue::Text(t) => Span::parse(t).map_err(|m| err(Some(s.span()), field, m)),
         },
     };
+    let optional = |d: &Option<Spanned<DurationValue>>, field: &str| match d {
+        None => Ok(None),
+        Some(_) => duration(d, field, Span::default()).map(Some),
+    };
     cfg.fragment_timeout = duration(
         &file.router.fragment_timeout,
         "router.fragment_timeout",
@@ -275,6 +287,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             "timeouts.tcp_close_grace",
             d.tcp_close_grace,
         )?,
+        tcp_opening: optional(&t.tcp_opening, "timeouts.tcp_opening")?,
+        tcp_closing: optional(&t.tcp_closing, "timeouts.tcp_closing")?,
+        tcp_rst: optional(&t.tcp_rst, "timeouts.tcp_rst")?,
     };
     if let Some(m) = &t.max_sessions {
         cfg.max_sessions = match *m.get_ref() {

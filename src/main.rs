@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use lsnat::capture::PacketMeta;
-use lsnat::cli::{Cli, Command, ReplayArgs, ViewArg};
+use lsnat::cli::{AuditArgs, Cli, Command, ReplayArgs, ViewArg};
 use lsnat::engine::View;
 use lsnat::replay::{self, Disposition, Observer, ReplayJob};
 use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, table};
@@ -123,6 +123,125 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `text` to `path` through `PATH.partial` (no partial output on failure).
+fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create folder: {e}", dir.display()))?;
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, text)
+        .and_then(|_| std::fs::rename(&partial, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            anyhow::anyhow!("{}: cannot write: {e}", path.display())
+        })
+}
+
+fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    use lsnat::audit::{self, AuditJob, policy, report, svg, sweep::Sweep};
+    let config_path = args.config.unwrap_or_else(|| config::beside(&args.capture));
+    if !args.capture.exists() {
+        anyhow::bail!("{}: no such file", args.capture.display());
+    }
+    let mut cfg = config::load(&config_path)?;
+    if let Some(v) = args.view {
+        cfg.view = match v {
+            ViewArg::Router => View::Router,
+            ViewArg::ClientSide => View::ClientSide,
+        };
+    }
+    for out in [&args.json, &args.svg].into_iter().flatten() {
+        replay::refuse_overwrite(out, &[&args.capture, &config_path])?;
+    }
+    if args.svg.is_some() && args.sweep.is_none() {
+        anyhow::bail!("--svg draws a sweep: give --sweep KEY=LO..HI too");
+    }
+    let file_policies = audit::file_policies(&config_path, &cfg).map_err(anyhow::Error::msg)?;
+    let mut names = args.policies.clone();
+    if names.is_empty() && args.sweep.is_none() {
+        names.push("config".into());
+        names.extend(policy::PRESETS.iter().map(|s| s.to_string()));
+        names.extend(file_policies.iter().map(|p| p.name.clone()));
+    }
+    for r in &args.require_compliant {
+        if !names.contains(r) {
+            names.push(r.clone());
+        }
+    }
+    let mut policies = Vec::new();
+    for n in &names {
+        let p = audit::resolve(n, &cfg, &file_policies).map_err(anyhow::Error::msg)?;
+        if !policies.iter().any(|q: &policy::Policy| q.name == p.name) {
+            policies.push(p);
+        }
+    }
+    let sweep = match &args.sweep {
+        Some(s) => {
+            let base = policies
+                .first()
+                .cloned()
+                .unwrap_or_else(|| audit::config_policy(&cfg));
+            Some(Sweep::parse(s, &base).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let job = AuditJob {
+        capture: args.capture.clone(),
+        config_path: config_path.clone(),
+        config: cfg,
+        policies,
+        sweep,
+    };
+    let a = audit::run(&job)?;
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&report::to_json(&a, args.worst))?;
+        write_output(p, &(text + "\n"))?;
+    }
+    if let (Some(p), Some((s, points))) = (&args.svg, &a.sweep) {
+        let title = format!(
+            "lsnat audit: {} sweep on {}",
+            s.key,
+            args.capture
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        write_output(p, &svg::render(&title, &s.key, &s.values, points))?;
+    }
+    if !args.quiet {
+        let text = report::render(&a, args.worst, None);
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
+    let mut failing = Vec::new();
+    for r in &args.require_compliant {
+        if let Some(res) = a.results.iter().find(|x| {
+            x.policy.name == *r
+                || audit::resolve(r, &job.config, &file_policies)
+                    .is_ok_and(|p| p.name == x.policy.name)
+        }) && !audit::compliance::meets_musts(&res.checks)
+        {
+            let ids: Vec<&str> = res
+                .checks
+                .iter()
+                .filter(|c| c.level == audit::compliance::Level::Must && !c.pass)
+                .map(|c| c.id)
+                .collect();
+            failing.push(format!("{} ({})", res.policy.name, ids.join(", ")));
+        }
+    }
+    if !failing.is_empty() {
+        eprintln!(
+            "lsnat: policy fails a MUST-level floor: {}",
+            failing.join("; ")
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn default_captures() -> anyhow::Result<Vec<PathBuf>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("captures").map_err(|e| anyhow::anyhow!("captures: {e}"))? {
@@ -180,6 +299,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay_cmd(args),
+        Command::Audit(args) => audit_cmd(args),
         Command::Check {
             captures,
             golden_dir,

@@ -6,64 +6,12 @@
 
 mod common;
 
-use lsnat::link::{self, Payload};
-use lsnat::wire::ipv4::{Ipv4, L4};
-use std::fmt::Write as _;
-use std::path::Path;
-
 /// Files that must be refused, and a word the error must contain.
 const MALFORMED: &[(&str, &str)] = &[
     ("libpcap__pcap-invalid-version-1.pcap", "version"),
     ("suricata__tls_DER-incomplete-header.pcap", "packet 7"),
     ("tcpdump__mpls-traceroute.pcap", "link type 9"),
 ];
-
-/// A config with virtual servers at the first TCP SYN's and first UDP datagram's destinations.
-fn derive_config(cap: &Path) -> Option<String> {
-    let mut services: Vec<(u8, [u8; 4], u16)> = Vec::new();
-    let mut r = lsnat::capture::CaptureReader::open(cap).ok()?;
-    let mut b = lsnat::capture::Batch::default();
-    'outer: while let Ok(true) = r.read_batch(&mut b, 1024) {
-        for i in 0..b.packets.len() {
-            let frame = b.bytes(i);
-            if link::check_supported(b.packets[i].linktype).is_err() {
-                return None;
-            }
-            let Payload::Ipv4 { offset } = link::locate(b.packets[i].linktype, frame).payload
-            else {
-                continue;
-            };
-            let Ok(ip) = Ipv4::parse(&frame[offset..]) else {
-                continue;
-            };
-            let s = match ip.l4(&frame[offset..]) {
-                L4::Tcp { dport, flags, .. } if flags & 0x12 == 0x02 => (6, ip.dst, dport),
-                L4::Udp { dport, .. } => (17, ip.dst, dport),
-                _ => continue,
-            };
-            if !services.iter().any(|x| x.0 == s.0) {
-                services.push(s);
-            }
-            if services.len() == 2 {
-                break 'outer;
-            }
-        }
-    }
-    let mut t = String::from("view = \"client-side\"\n");
-    for (p, vip, port) in &services {
-        let _ = write!(
-            t,
-            "[[virtual_server]]\nvip = \"{}\"\nprotocol = \"{}\"\nports = [{port}]\nmembers = [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"]\n",
-            std::net::Ipv4Addr::from(*vip),
-            if *p == 6 { "tcp" } else { "udp" }
-        );
-    }
-    // A placeholder service when the capture has neither, so the replay still runs.
-    if services.is_empty() {
-        t.push_str("[[virtual_server]]\nvip = \"203.0.113.250\"\nprotocol = \"tcp\"\nports = [1]\nmembers = [\"192.0.2.1\"]\n");
-    }
-    Some(t)
-}
 
 #[test]
 fn every_corpus_capture_replays_or_is_refused_clearly() {
@@ -84,7 +32,7 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
     for cap in &files {
         let file = cap.file_name().unwrap().to_str().unwrap();
         let cfg = tmp.join(format!("{file}.toml"));
-        let cfg_text = derive_config(cap).unwrap_or_else(|| {
+        let cfg_text = common::derive_config(cap).unwrap_or_else(|| {
             "[[virtual_server]]\nvip = \"203.0.113.250\"\nprotocol = \"tcp\"\nports = [1]\nmembers = [\"192.0.2.1\"]\n".into()
         });
         std::fs::write(&cfg, cfg_text).unwrap();

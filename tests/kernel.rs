@@ -59,6 +59,13 @@ fn lsnat_router_capture_matches_the_kernel_byte_for_byte() {
     assert!(compare("lsnat-router.pcap", "lsnat-router.kernel-out.pcap") > 100);
 }
 
+/// Sessions that pause 2-25 s mid-session (`scripts/record-idle.sh`): still one session each,
+/// translated exactly as the kernel did after every pause.
+#[test]
+fn lsnat_idle_capture_matches_the_kernel_byte_for_byte() {
+    assert!(compare("lsnat-idle.pcap", "lsnat-idle.kernel-out.pcap") > 80);
+}
+
 #[test]
 fn rfc2391_figure_1_matches_the_kernel_byte_for_byte() {
     assert!(compare("rfc2391-fig1.pcap", "rfc2391-fig1.kernel-out.pcap") > 20);

@@ -64,6 +64,31 @@ pub struct Timeouts {
     /// How long a TCP session is kept after both FINs are acknowledged or an RST
     /// (RFC 2391: "a couple of seconds").
     pub tcp_close_grace: Span,
+    /// Idle timeout of a TCP session still opening (SYN seen, handshake not completed);
+    /// `None`: the TCP timeout (RFC 2391 has one TCP idle timeout). RFC 5382 REQ-5 / RFC 7857
+    /// §2.1 call it transitory (≥ 4 min).
+    pub tcp_opening: Option<Span>,
+    /// Idle timeout of a TCP session closing (a FIN seen, not both acknowledged); `None`: the
+    /// TCP timeout.
+    pub tcp_closing: Option<Span>,
+    /// How long a TCP session is kept after an RST; `None`: `tcp_close_grace`. RFC 7857 §2.1
+    /// says 4 min.
+    pub tcp_rst: Option<Span>,
+}
+
+impl Timeouts {
+    /// The idle timeout of a TCP session in the opening state.
+    pub fn opening(&self) -> Span {
+        self.tcp_opening.unwrap_or(self.tcp)
+    }
+    /// The idle timeout of a TCP session in the closing state.
+    pub fn closing(&self) -> Span {
+        self.tcp_closing.unwrap_or(self.tcp)
+    }
+    /// How long a TCP session is kept after an RST.
+    pub fn rst(&self) -> Span {
+        self.tcp_rst.unwrap_or(self.tcp_close_grace)
+    }
 }
 
 impl Default for Timeouts {
@@ -74,6 +99,9 @@ impl Default for Timeouts {
             icmp: Span::from_secs(60),
             other: Span::from_secs(60),
             tcp_close_grace: Span::from_secs(2),
+            tcp_opening: None,
+            tcp_closing: None,
+            tcp_rst: None,
         }
     }
 }

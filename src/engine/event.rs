@@ -143,6 +143,37 @@ impl ChecksumFaults {
     }
 }
 
+/// Where a TCP session stands (RFC 5382 §5 / RFC 7857 §2.1 "transitory" vs "established";
+/// RFC 2391 §2.4 end of session). It chooses which idle timeout applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TcpState {
+    /// SYN seen, the handshake not yet completed (member's SYN-ACK, then the client's ACK).
+    #[default]
+    Opening,
+    /// Handshake completed, no FIN yet.
+    Established,
+    /// A FIN seen, not both acknowledged.
+    Closing,
+    /// Both FINs acknowledged: kept for the close grace.
+    Closed,
+    /// An RST seen: kept for the RST linger.
+    Reset,
+}
+
+impl TcpState {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Opening => "opening",
+            TcpState::Established => "established",
+            TcpState::Closing => "closing",
+            TcpState::Closed => "closed",
+            TcpState::Reset => "reset",
+        }
+    }
+}
+
 /// The per-packet result of [`super::Engine::handle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
@@ -168,6 +199,8 @@ pub struct Outcome {
     pub ttl: [u8; 2],
     /// Input checksum errors (only checked for packets the engine translates).
     pub faults: ChecksumFaults,
+    /// For a translated TCP packet: its session's state after it.
+    pub tcp_state: Option<TcpState>,
 }
 
 impl Outcome {
@@ -184,6 +217,7 @@ impl Outcome {
             l4_checksum: None,
             ttl: [0; 2],
             faults: ChecksumFaults::default(),
+            tcp_state: None,
         }
     }
 }

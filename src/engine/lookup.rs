@@ -291,12 +291,15 @@ impl Engine {
                 let payload = (ip.total_len.saturating_sub(ip.ihl + header_len.max(20))) as u32;
                 tcp_history(&mut s.history, dir == 0, flags, payload);
                 if s.closed.is_none() {
+                    let before = s.tcp.state;
                     let end = s.tcp.on_segment(dir, seq, ack, flags, payload);
                     if let Some(reason) = end {
                         s.closed = Some((now, reason));
                     }
-                    end.is_some()
+                    out.tcp_state = Some(s.tcp.state);
+                    end.is_some() || s.tcp.state != before
                 } else {
+                    out.tcp_state = Some(s.tcp.state);
                     false
                 }
             }

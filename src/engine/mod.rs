@@ -34,7 +34,7 @@ pub use config::{
 };
 pub use event::{
     ChecksumFaults, DropReason, EmitKind, Emitted, EndReason, Event, Flow, History, Outcome,
-    PassReason, PoolEvent, PoolEventKind, SessionRecord, Tuple, Verdict,
+    PassReason, PoolEvent, PoolEventKind, SessionRecord, TcpState, Tuple, Verdict,
 };
 pub use fragments::HoldLimits;
 pub use server_pool::{Admin, Health, Member, ServerPool};

@@ -2,7 +2,7 @@
 //! and how a TCP session's end is detected (§2.4: "FIN is acknowledged by both halves of the
 //! session or when either half receives RST").
 
-use super::event::{EndReason, History, SessionRecord, Tuple};
+use super::event::{EndReason, History, SessionRecord, TcpState, Tuple};
 use crate::time::Timestamp;
 use crate::wire::tcp_flags::{ACK, FIN, RST, SYN};
 
@@ -61,12 +61,19 @@ impl Session {
     }
 }
 
-/// TCP end-of-session tracking (RFC 2391 §2.4, RFC 793 §3.5).
+/// TCP state and end-of-session tracking (RFC 2391 §2.4, RFC 793 §3.5). The state chooses the
+/// idle timeout (RFC 5382 §5, RFC 7857 §2.1: separate opening and closing timeouts): opening
+/// from the SYN until the client acknowledges the member's SYN-ACK, then established until a
+/// FIN is seen, closing until both FINs are acknowledged (closed) or an RST (reset).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TcpTrack {
     /// For each direction, the acknowledgement number that acknowledges its FIN.
     fin_ack_needed: [Option<u32>; 2],
     fin_acked: [bool; 2],
+    /// The member's SYN-ACK was seen.
+    syn_acked: bool,
+    /// Where the session stands.
+    pub state: TcpState,
 }
 
 impl TcpTrack {
@@ -81,7 +88,20 @@ impl TcpTrack {
         payload_len: u32,
     ) -> Option<EndReason> {
         if flags & RST != 0 {
+            self.state = TcpState::Reset;
             return Some(EndReason::Rst);
+        }
+        if flags & (SYN | ACK) == SYN | ACK && dir == 1 {
+            self.syn_acked = true;
+        } else if self.state == TcpState::Opening
+            && self.syn_acked
+            && dir == 0
+            && flags & (SYN | ACK) == ACK
+        {
+            self.state = TcpState::Established;
+        }
+        if flags & FIN != 0 && self.state < TcpState::Closing {
+            self.state = TcpState::Closing;
         }
         let other = 1 - dir;
         if flags & ACK != 0
@@ -101,7 +121,11 @@ impl TcpTrack {
                 _ => self.fin_ack_needed[dir] = Some(end),
             }
         }
-        (self.fin_acked[0] && self.fin_acked[1]).then_some(EndReason::Fin)
+        let closed = self.fin_acked[0] && self.fin_acked[1];
+        if closed {
+            self.state = TcpState::Closed;
+        }
+        closed.then_some(EndReason::Fin)
     }
 }
 
@@ -148,6 +172,29 @@ mod tests {
         assert_eq!(t.on_segment(0, u32::MAX, 1, FIN | ACK, 0), None);
         assert_eq!(t.on_segment(1, 7, 0, FIN | ACK, 0), None); // acks u32::MAX + 1 = 0
         assert_eq!(t.on_segment(0, 0, 8, ACK, 0), Some(EndReason::Fin));
+    }
+
+    #[test]
+    fn states_follow_handshake_and_close() {
+        let mut t = TcpTrack::default();
+        assert_eq!(t.state, TcpState::Opening);
+        t.on_segment(0, 100, 0, SYN, 0);
+        assert_eq!(t.state, TcpState::Opening);
+        t.on_segment(0, 101, 0, ACK, 0); // an ACK before the SYN-ACK does not establish
+        assert_eq!(t.state, TcpState::Opening);
+        t.on_segment(1, 5000, 101, SYN | ACK, 0);
+        assert_eq!(t.state, TcpState::Opening);
+        t.on_segment(0, 101, 5001, ACK, 0);
+        assert_eq!(t.state, TcpState::Established);
+        t.on_segment(1, 5001, 101, FIN | ACK, 0);
+        assert_eq!(t.state, TcpState::Closing);
+        t.on_segment(0, 101, 5002, FIN | ACK, 0);
+        assert_eq!(t.state, TcpState::Closing);
+        assert_eq!(t.on_segment(1, 5002, 102, ACK, 0), Some(EndReason::Fin));
+        assert_eq!(t.state, TcpState::Closed);
+        let mut t = TcpTrack::default();
+        t.on_segment(1, 1, 1, RST | ACK, 0);
+        assert_eq!(t.state, TcpState::Reset);
     }
 
     #[test]

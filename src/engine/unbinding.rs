@@ -4,39 +4,56 @@
 //!
 //! Timers are lazy: one heap entry per session, pushed at binding with `last seen + timeout`.
 //! Packets only move `last seen`; when an entry comes due, the session's real deadline is
-//! recomputed and the entry is either fired or pushed again. A packet therefore never touches
-//! the heap, and timers fire in capture-time order, ties broken by session number.
+//! recomputed and the entry is either fired or pushed again. Only the few packets that change a
+//! TCP session's state (handshake done, first FIN, close, RST) push an entry, since the new
+//! state's timeout may be shorter; timers fire in capture-time order, ties broken by session
+//! number.
 
 use super::Engine;
-use super::event::{EndReason, Event};
+use super::event::{EndReason, Event, TcpState};
 use super::session::Session;
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
 use std::cmp::Reverse;
 
 impl Engine {
-    /// The idle timeout for a protocol.
+    /// The shortest idle timeout a session of this protocol can have (for TCP, over the
+    /// opening, established and closing states): the first timer of a new session is armed with
+    /// it, so a lazy timer is never later than the real deadline.
     pub(crate) fn idle_timeout(&self, protocol: u8) -> Span {
+        let t = &self.timeouts;
         match protocol {
-            proto::TCP => self.timeouts.tcp,
-            proto::UDP => self.timeouts.udp,
-            proto::ICMP => self.timeouts.icmp,
-            _ => self.timeouts.other,
+            proto::TCP => t.tcp.min(t.opening()).min(t.closing()),
+            proto::UDP => t.udp,
+            proto::ICMP => t.icmp,
+            _ => t.other,
+        }
+    }
+
+    /// The idle timeout of a session in its current state (RFC 5382 §5, RFC 7857 §2.1).
+    fn session_timeout(&self, s: &Session) -> Span {
+        if s.key.protocol != proto::TCP {
+            return self.idle_timeout(s.key.protocol);
+        }
+        match s.tcp.state {
+            TcpState::Opening => self.timeouts.opening(),
+            TcpState::Closing => self.timeouts.closing(),
+            _ => self.timeouts.tcp,
         }
     }
 
     /// When `s` is due to be unbound, and why.
     fn deadline(&self, s: &Session) -> (Timestamp, EndReason) {
         match s.closed {
+            Some((at, EndReason::Rst)) => (at.add(self.timeouts.rst()), EndReason::Rst),
             Some((at, reason)) => (at.add(self.timeouts.tcp_close_grace), reason),
-            None => (
-                s.last.add(self.idle_timeout(s.key.protocol)),
-                EndReason::IdleTimeout,
-            ),
+            None => (s.last.add(self.session_timeout(s)), EndReason::IdleTimeout),
         }
     }
 
-    /// Arms the close timer of a session that just closed (its deadline moved earlier).
+    /// Arms a timer at a session's current deadline: when it closed, or when its TCP state
+    /// changed to one with a shorter timeout (the deadline may have moved earlier than the
+    /// entry already in the heap).
     pub(crate) fn arm_close(&mut self, slot: u32) {
         let s = self.session(slot);
         let (d, _) = self.deadline(s);

@@ -1,0 +1,467 @@
+//! `lsnat audit`: goldens for every preset on the project's captures; broken-session counts on
+//! `captures/lsnat-idle.pcap` checked against gaps computed here from the packets themselves;
+//! sweep points equal to the same policies given one by one; the audit on every readable corpus
+//! capture; the command line's exit codes and outputs.
+
+mod common;
+
+use lsnat::audit::{self, AuditJob, Effect, policy, report};
+use lsnat::engine::Tuple;
+use lsnat::link::{self, Payload};
+use lsnat::time::Span;
+use lsnat::wire::ipv4::{Ipv4, L4};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn job(capture: &Path, config: Option<&Path>, names: &[&str]) -> AuditJob {
+    let config_path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| capture.with_extension("toml"));
+    let cfg = lsnat::config::load(&config_path).unwrap();
+    let policies = names
+        .iter()
+        .map(|n| audit::resolve(n, &cfg, &[]).unwrap())
+        .collect();
+    AuditJob {
+        capture: capture.to_path_buf(),
+        config_path,
+        config: cfg,
+        policies,
+        sweep: None,
+    }
+}
+
+fn all_policies() -> Vec<&'static str> {
+    let mut v = vec!["config"];
+    v.extend(policy::PRESETS);
+    v
+}
+
+#[test]
+fn audit_goldens_for_every_preset() {
+    let root = common::root();
+    for name in [
+        "lsnat-idle",
+        "lsnat-router",
+        "rfc2391-fig1",
+        "lsnat-client-side",
+    ] {
+        let cap = root.join("captures").join(format!("{name}.pcap"));
+        let mut names = all_policies();
+        if name == "lsnat-idle" {
+            // a short policy that breaks sessions, and a sweep, so both are in a golden too
+            names.push("tcp=10s,udp=10s,icmp=10s");
+        }
+        let mut j = job(&cap, None, &names);
+        if name == "lsnat-idle" {
+            let base = audit::config_policy(&j.config);
+            j.sweep = Some(audit::sweep::Sweep::parse("udp=5s..40s:6", &base).unwrap());
+        }
+        let a = audit::run(&j).unwrap();
+        let text = report::render(&a, 10, Some(150));
+        insta::with_settings!({
+            snapshot_path => "../golden/audit",
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(name, text);
+            if let Some((s, points)) = &a.sweep {
+                let svg = audit::svg::render("lsnat audit: udp sweep on lsnat-idle.pcap", &s.key, &s.values, points);
+                insta::assert_snapshot!(format!("{name}-sweep-svg"), svg);
+            }
+        });
+    }
+}
+
+/// Session keys (client → VIP) of the packets of lsnat-idle, with each packet's time, read
+/// straight from the capture: inbound packets to the VIP, replies from a member (router view).
+/// Returns (all packets, the client's packets) by key.
+type ByKey = BTreeMap<Tuple, Vec<u64>>;
+fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey) {
+    const VIP: [u8; 4] = [198, 18, 0, 100];
+    let mut by_key: ByKey = BTreeMap::new();
+    let mut inbound: ByKey = BTreeMap::new();
+    for (meta, frame) in common::read_all(cap) {
+        let Payload::Ipv4 { offset } = link::locate(meta.linktype, &frame).payload else {
+            continue;
+        };
+        let b = &frame[offset..];
+        let ip = Ipv4::parse(b).unwrap();
+        let (sport, dport) = match ip.l4(b) {
+            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => (sport, dport),
+            L4::IcmpQuery { id, .. } => (id, 0),
+            _ => continue,
+        };
+        let key = if ip.dst == VIP {
+            let k = Tuple {
+                protocol: ip.protocol,
+                src: ip.src,
+                sport,
+                dst: VIP,
+                dport,
+            };
+            inbound.entry(k).or_default().push(meta.ts.0);
+            Tuple {
+                protocol: ip.protocol,
+                src: ip.src,
+                sport,
+                dst: VIP,
+                dport,
+            }
+        } else if ip.src[..3] == [203, 0, 113] {
+            Tuple {
+                protocol: ip.protocol,
+                src: ip.dst,
+                sport: if ip.protocol == 1 { sport } else { dport },
+                dst: VIP,
+                dport: if ip.protocol == 1 { 0 } else { sport },
+            }
+        } else {
+            continue;
+        };
+        by_key.entry(key).or_default().push(meta.ts.0);
+    }
+    (by_key, inbound)
+}
+
+/// With every idle timeout at 10 s, exactly the sessions that were silent ≥ 10 s are broken:
+/// each TCP session at its first such gap (its next packet is dropped), each UDP/ICMP session
+/// at every such gap (it binds again). Gaps are computed here from the packets: a TCP break is
+/// exactly the gap between two packets of the session. A UDP/ICMP session bound (or rebound) to
+/// another member than the kernel chose does not own the replies the capture holds from the
+/// kernel's member, so its gap runs from its own last packet: at least the gap between any two
+/// packets of the key, at most the gap between the client's packets.
+#[test]
+fn broken_sessions_on_lsnat_idle_are_the_ones_with_long_gaps() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let limit = 10_000_000_000u64;
+    let (any, inbound) = sessions_from_packets(&cap);
+    let gaps = |times: &[u64]| -> Vec<u64> {
+        times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|&g| g >= limit)
+            .collect()
+    };
+    // key → (long gaps between any packets, long gaps between the client's packets)
+    let mut expected: BTreeMap<Tuple, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
+    for (key, times) in &any {
+        let mut a = gaps(times);
+        let mut i = gaps(&inbound[key]);
+        if key.protocol == 6 {
+            a.truncate(1);
+            i.truncate(1);
+        }
+        if !a.is_empty() {
+            expected.insert(*key, (a, i));
+        }
+    }
+    // the recording's design: telnet (12 s, then 25 s) and HTTP B (20 s); UDP 15 s and 20 s;
+    // ping 14 s twice. HTTP A's 8 s pause and UDP B's 2 s pause break nothing.
+    assert_eq!(expected.values().map(|v| v.0.len()).sum::<usize>(), 6);
+    let a = audit::run(&job(&cap, None, &["tcp=10s,udp=10s,icmp=10s"])).unwrap();
+    let r = &a.results[0];
+    let mut got: BTreeMap<Tuple, Vec<u64>> = BTreeMap::new();
+    let mut in_order = r.broken.clone();
+    in_order.sort_by_key(|b| b.packet);
+    for b in &in_order {
+        got.entry(b.key).or_default().push(b.gap.0);
+    }
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (key, gaps) in &got {
+        let (a, i) = &expected[key];
+        assert_eq!(gaps.len(), a.len(), "{key}");
+        if key.protocol == 6 {
+            assert_eq!(gaps[0], a[0], "{key}: a TCP break is the exact gap");
+        }
+        for k in 0..gaps.len() {
+            assert!(a[k] <= gaps[k] && gaps[k] <= i[k], "{key}: break {k}");
+        }
+    }
+    assert_eq!(r.count(Effect::TcpDropped), 2);
+    assert_eq!(r.count(Effect::OrphanedReply), 0);
+    // round robin over three members: the 15 s UDP session's next binding comes after two other
+    // UDP bindings, so it lands on its old member; the rest move.
+    assert_eq!(r.count(Effect::ReboundSameMember), 1);
+    assert_eq!(r.count(Effect::ReboundOtherMember), 3);
+    assert!(r.broken.iter().all(|b| b.timeout == Span::from_secs(10)));
+    // RFC 2391's defaults keep every session of this capture.
+    let a = audit::run(&job(&cap, None, &["rfc2391"])).unwrap();
+    assert_eq!(a.results[0].total_broken(), 0);
+}
+
+/// The gap table's "nothing breaks with a timeout above the largest gap" is exact: one
+/// nanosecond more breaks nothing, the largest gap itself breaks a session.
+#[test]
+fn the_largest_gap_is_the_exact_threshold() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let a = audit::run(&job(&cap, None, &[])).unwrap();
+    for (class, key) in [("udp", "udp"), ("icmp", "icmp"), ("tcp-established", "tcp")] {
+        let d = &a
+            .gaps
+            .sessions
+            .iter()
+            .find(|(c, _)| c.name() == class)
+            .unwrap()
+            .1;
+        let safe = d.safe_timeout().unwrap();
+        let at = |ns: u64| {
+            let p = format!("{key}={ns}ns");
+            audit::run(&job(&cap, None, &[&p])).unwrap().results[0].total_broken()
+        };
+        assert_eq!(at(safe.0), 0, "{class}: {key} just above the largest gap");
+        assert!(at(d.max.0) >= 1, "{class}: {key} equal to the largest gap");
+    }
+}
+
+fn lsnat() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lsnat"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lsnat-audit-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn strip_names(mut v: serde_json::Value) -> serde_json::Value {
+    let o = v.as_object_mut().unwrap();
+    for k in ["name", "source", "value_ns"] {
+        o.remove(k);
+    }
+    v
+}
+
+/// `--sweep` points and the same values given as `--policy`, through the command line and its
+/// JSON: every number equal.
+#[test]
+fn sweep_points_equal_individual_policy_runs() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let sweep_json = tmp("sweep.json");
+    let svg = tmp("sweep.svg");
+    let st = lsnat()
+        .args([
+            "audit",
+            cap.to_str().unwrap(),
+            "-q",
+            "--sweep",
+            "udp=5s..40s:6",
+        ])
+        .args([
+            "--json",
+            sweep_json.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sweep_json).unwrap()).unwrap();
+    assert_eq!(s["schema"], "lsnat-audit/1");
+    let points = s["sweep"]["points"].as_array().unwrap().clone();
+    assert_eq!(points.len(), 6);
+    let mut cmd = lsnat();
+    cmd.args(["audit", cap.to_str().unwrap(), "-q"]);
+    for p in &points {
+        cmd.args(["-p", &format!("udp={}ns", p["value_ns"])]);
+    }
+    let single_json = tmp("single.json");
+    assert!(
+        cmd.args(["--json", single_json.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let one: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&single_json).unwrap()).unwrap();
+    let singles = one["policies"].as_array().unwrap();
+    assert_eq!(singles.len(), points.len());
+    let mut broken = Vec::new();
+    for (p, q) in points.iter().zip(singles) {
+        assert_eq!(strip_names(p.clone()), strip_names(q.clone()));
+        broken.push(p["broken"]["total"].as_u64().unwrap());
+    }
+    // 5 s cuts the 15 s and 20 s pauses (UDP only); 40 s cuts nothing
+    assert_eq!(broken.first(), Some(&2));
+    assert_eq!(broken.last(), Some(&0));
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 3);
+    assert!(svg.contains("udp timeout") && svg.contains("sessions broken"));
+}
+
+#[test]
+fn exit_codes_gate_on_must_floors_and_bad_input() {
+    let cap = common::root().join("captures/rfc2391-fig1.pcap");
+    let cap = cap.to_str().unwrap();
+    let out = lsnat()
+        .args(["audit", cap, "-q", "--require-compliant", "ipvs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ipvs") && err.contains("rfc5382-req5-established"),
+        "{err}"
+    );
+    let out = lsnat()
+        .args(["audit", cap, "-q", "--require-compliant", "rfc-minimum"])
+        .args(["--require-compliant", "tcp=3h,tcp-transitory=5m,udp=5m"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for bad in [
+        vec!["-p", "no-such-preset"],
+        vec!["-p", "udp=soon"],
+        vec!["--sweep", "udp=10m..10s"],
+        vec!["--svg", "/tmp/x.svg"],
+    ] {
+        let out = lsnat()
+            .args(["audit", cap, "-q"])
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{bad:?}: {err}");
+    }
+    let out = lsnat()
+        .args(["audit", "/nonexistent.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn config_file_policies_are_audited() {
+    let root = common::root();
+    let cfg = tmp("with-policies.toml");
+    let text = std::fs::read_to_string(root.join("captures/lsnat-idle.toml")).unwrap()
+        + "\n[[policy]]\nname = \"short-udp\"\nbase = \"rfc-recommended\"\nudp = \"10s\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    let out = lsnat()
+        .args([
+            "audit",
+            root.join("captures/lsnat-idle.pcap").to_str().unwrap(),
+        ])
+        .args([
+            "-c",
+            cfg.to_str().unwrap(),
+            "-p",
+            "short-udp",
+            "--require-compliant",
+            "short-udp",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("short-udp"));
+    // `lsnat replay` accepts the same file
+    let st = lsnat()
+        .args([
+            "replay",
+            root.join("captures/lsnat-idle.pcap").to_str().unwrap(),
+        ])
+        .args(["-c", cfg.to_str().unwrap(), "-q"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Files the reader refuses (as tests/corpus.rs expects).
+const MALFORMED: &[&str] = &[
+    "libpcap__pcap-invalid-version-1.pcap",
+    "suricata__tls_DER-incomplete-header.pcap",
+    "tcpdump__mpls-traceroute.pcap",
+];
+
+/// The largest gap between two consecutive packets of one TCP or UDP flow (either direction),
+/// computed here from the packets.
+fn largest_flow_gap(cap: &Path) -> u64 {
+    type Flow = (u8, [u8; 4], u16, [u8; 4], u16);
+    let mut last: BTreeMap<Flow, u64> = BTreeMap::new();
+    let mut max = 0;
+    for (meta, frame) in common::read_all(cap) {
+        let v = link::locate(meta.linktype, &frame);
+        if v.direction == lsnat::capture::CaptureDirection::Outbound
+            || meta.direction == lsnat::capture::CaptureDirection::Outbound
+        {
+            continue;
+        }
+        let Payload::Ipv4 { offset } = v.payload else {
+            continue;
+        };
+        let b = &frame[offset..];
+        let Ok(ip) = Ipv4::parse(b) else { continue };
+        let (sport, dport) = match ip.l4(b) {
+            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => (sport, dport),
+            _ => continue,
+        };
+        let (a, z) = ((ip.src, sport), (ip.dst, dport));
+        let (a, z) = if a <= z { (a, z) } else { (z, a) };
+        let k = (ip.protocol, a.0, a.1, z.0, z.1);
+        if let Some(&t) = last.get(&k) {
+            max = max.max(meta.ts.0.saturating_sub(t));
+        }
+        let t = last.entry(k).or_insert(meta.ts.0);
+        *t = (*t).max(meta.ts.0);
+    }
+    max
+}
+
+/// Every readable corpus capture is audited under every preset; where a TCP or UDP flow was
+/// silent for more than 30 s, the audit's flow gaps say so, with the same largest gap.
+#[test]
+fn every_corpus_capture_is_audited() {
+    let Some(corpus) = common::corpus() else {
+        eprintln!("skipping: ../shared/corpus is absent");
+        return;
+    };
+    let mut with_long_gaps = Vec::new();
+    for cap in common::captures(&corpus) {
+        let file = cap.file_name().unwrap().to_str().unwrap().to_string();
+        if MALFORMED.contains(&file.as_str()) {
+            continue;
+        }
+        let cfg = tmp(&format!("{file}.toml"));
+        let text = common::derive_config(&cap).unwrap_or_else(|| {
+            "[[virtual_server]]\nvip = \"203.0.113.250\"\nprotocol = \"tcp\"\nports = [1]\nmembers = [\"192.0.2.1\"]\n".into()
+        });
+        std::fs::write(&cfg, text).unwrap();
+        let a = audit::run(&job(&cap, Some(&cfg), &all_policies()))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(a.results.len(), 6, "{file}");
+        let _ = report::render(&a, 5, Some(150));
+        let _ = report::to_json(&a, 5);
+        let gap = largest_flow_gap(&cap);
+        if gap > 30_000_000_000 {
+            let reported = a
+                .gaps
+                .flows
+                .iter()
+                .filter(|(n, _)| matches!(*n, "tcp" | "udp"))
+                .map(|(_, d)| (d.max.0, d.over_30s))
+                .max()
+                .unwrap_or_default();
+            assert_eq!(reported.0, gap, "{file}: largest TCP/UDP flow gap");
+            assert!(reported.1 > 0, "{file}: gaps over 30 s");
+            with_long_gaps.push(file);
+        }
+    }
+    eprintln!("corpus captures with TCP/UDP idle gaps over 30 s: {with_long_gaps:?}");
+    assert!(
+        with_long_gaps.len() >= 4,
+        "expected several corpus captures with long idle gaps: {with_long_gaps:?}"
+    );
+}
