@@ -22,7 +22,9 @@
 //! members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
 //! ```
 
-use crate::engine::{Algorithm, EngineConfig, Timeouts, View, VirtualServerConfig};
+use crate::engine::{
+    Algorithm, EngineConfig, Mode, NaptConfig, StaticMapping, Timeouts, View, VirtualServerConfig,
+};
 use crate::time::Span;
 use crate::wire::proto;
 use serde::Deserialize;
@@ -67,6 +69,31 @@ struct File {
     timeouts: TimeoutsFile,
     #[serde(default)]
     virtual_server: Vec<VirtualServerFile>,
+    napt: Option<Spanned<NaptFile>>,
+    #[serde(default)]
+    static_mapping: Vec<Spanned<StaticMappingFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NaptFile {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    inside: Vec<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticMappingFile {
+    member: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    backup: Spanned<String>,
+    backup_port: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -74,6 +101,11 @@ struct File {
 struct Router {
     ttl_decrement: Option<bool>,
     fragment_timeout: Option<Spanned<DurationValue>>,
+    mode: Option<Spanned<String>>,
+    inside_address: Option<Spanned<String>>,
+    outside_address: Option<Spanned<String>>,
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -160,6 +192,74 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     }
     if let Some(b) = file.router.ttl_decrement {
         cfg.ttl_decrement = b;
+    }
+    let ip = |s: &Spanned<String>, field: &str| {
+        s.get_ref().trim().parse::<Ipv4Addr>().map_err(|_| {
+            err(
+                Some(s.span()),
+                field,
+                format!("`{}` is not an IPv4 address", s.get_ref()),
+            )
+        })
+    };
+    if let Some(m) = &file.router.mode {
+        cfg.mode = match m.get_ref().as_str() {
+            "lsnat" => Mode::Lsnat,
+            "ls-napt" => Mode::LsNapt,
+            other => {
+                return Err(err(
+                    Some(m.span()),
+                    "router.mode",
+                    format!("unknown mode `{other}` (expected `lsnat` or `ls-napt`)"),
+                ));
+            }
+        };
+    }
+    if let Some(a) = &file.router.inside_address {
+        cfg.inside_address = Some(ip(a, "router.inside_address")?);
+    }
+    if let Some(a) = &file.router.outside_address {
+        cfg.outside_address = Some(ip(a, "router.outside_address")?);
+    }
+    for a in &file.router.addresses {
+        cfg.router_addresses.push(ip(a, "router.addresses")?);
+    }
+    if let Some(n) = &file.napt
+        && n.get_ref().enabled
+    {
+        let mut inside = Vec::new();
+        for p in &n.get_ref().inside {
+            let bad = || {
+                err(
+                    Some(p.span()),
+                    "napt.inside",
+                    format!("`{}` is not an IPv4 prefix (a.b.c.d/len)", p.get_ref()),
+                )
+            };
+            let (a, len) = p
+                .get_ref()
+                .trim()
+                .split_once('/')
+                .unwrap_or((p.get_ref(), "32"));
+            let a: Ipv4Addr = a.parse().map_err(|_| bad())?;
+            let len: u8 = len.parse().ok().filter(|&l| l <= 32).ok_or_else(bad)?;
+            inside.push((a, len));
+        }
+        if inside.is_empty() {
+            return Err(err(
+                Some(n.span()),
+                "napt.inside",
+                "NAPT needs the inside networks whose outbound sessions it translates".into(),
+            ));
+        }
+        if cfg.outside_address.is_none() {
+            return Err(err(
+                Some(n.span()),
+                "router.outside_address",
+                "NAPT needs the router's outside address (RFC 2391 §3.2)".into(),
+            ));
+        }
+        cfg.napt = Some(NaptConfig { inside });
     }
     let duration = |d: &Option<Spanned<DurationValue>>, field: &str, default: Span| match d {
         None => Ok(default),
@@ -279,6 +379,16 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 "the server pool is empty".into(),
             ));
         }
+        if cfg.mode == Mode::LsNapt && !matches!(protocol, proto::TCP | proto::UDP | proto::ICMP) {
+            return Err(err(
+                Some(v.protocol.span()),
+                &field("protocol"),
+                format!(
+                    "LS-NAPT load-shares only TCP, UDP and ICMP query sessions (RFC 2391 §3.3), not `{}`",
+                    v.protocol.get_ref()
+                ),
+            ));
+        }
         cfg.virtual_servers.push(VirtualServerConfig {
             name: v
                 .name
@@ -289,6 +399,63 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             ports,
             algorithm,
             members,
+        });
+    }
+    for (i, m) in file.static_mapping.iter().enumerate() {
+        let field = |f: &str| format!("static_mapping[{i}].{f}");
+        let port = |p: &Option<Spanned<i64>>, f: &str| match p {
+            None => Ok(None),
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|&n| n != 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    err(
+                        Some(p.span()),
+                        &field(f),
+                        format!("port {} is out of range 1-65535", p.get_ref()),
+                    )
+                }),
+        };
+        let s = m.get_ref();
+        let member = ip(&s.member, &field("member"))?;
+        let backup = ip(&s.backup, &field("backup"))?;
+        let port_ = port(&s.port, "port")?;
+        let backup_port = port(&s.backup_port, "backup_port")?;
+        if !cfg
+            .virtual_servers
+            .iter()
+            .any(|v| v.members.contains(&member))
+        {
+            return Err(err(
+                Some(s.member.span()),
+                &field("member"),
+                format!("{member} is not a member of any virtual server's pool"),
+            ));
+        }
+        if backup_port.is_some() && port_.is_none() {
+            return Err(err(
+                Some(m.span()),
+                &field("backup_port"),
+                "a backup port needs the member's `port` it replaces".into(),
+            ));
+        }
+        if cfg
+            .static_mappings
+            .iter()
+            .any(|o: &StaticMapping| o.member == member && o.port == port_)
+        {
+            return Err(err(
+                Some(m.span()),
+                &field("member"),
+                format!("{member} is mapped twice for the same port"),
+            ));
+        }
+        cfg.static_mappings.push(StaticMapping {
+            member,
+            port: port_,
+            backup,
+            backup_port,
         });
     }
     Ok(cfg)

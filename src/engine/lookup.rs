@@ -5,6 +5,7 @@
 //! updated incrementally, ICMP error payloads translated too (RFC 3022 §4.3), and later
 //! fragments of a datagram translated like its first fragment.
 
+use super::binding::reply_key;
 use super::event::{ChecksumFaults, DropReason, Flow, Outcome, PassReason, Tuple, Verdict};
 use super::session::tcp_history;
 use super::unbinding::FragmentKey;
@@ -52,6 +53,30 @@ fn mark_translated(out: &mut Outcome, ip: &Ipv4, l4_after: Option<u16>) {
     }
 }
 
+/// Rewrites a packet's addresses and TU ports (ICMP query: identifier) to those of `to`,
+/// changing only the fields that differ, each with its checksum updates (RFC 1624 eqn. 3;
+/// RFC 3022 §4.1: NAPT changes the TU port and its checksum too).
+pub(crate) fn rewrite_tuple(ip: &mut Ipv4, b: &mut [u8], l4: &L4, to: &Tuple) {
+    if ip.src != to.src {
+        ipv4::set_src(ip, b, to.src);
+    }
+    if ip.dst != to.dst {
+        ipv4::set_dst(ip, b, to.dst);
+    }
+    match *l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => {
+            if sport != to.sport {
+                ipv4::set_sport(ip, b, to.sport);
+            }
+            if dport != to.dport {
+                ipv4::set_dport(ip, b, to.dport);
+            }
+        }
+        L4::IcmpQuery { id, .. } if id != to.sport => ipv4::set_icmp_id(ip, b, to.sport),
+        _ => {}
+    }
+}
+
 impl Engine {
     /// Classifies and handles one packet at time `now` (timers already fired).
     pub(crate) fn process(&mut self, now: Timestamp, b: &mut [u8]) -> Outcome {
@@ -87,6 +112,15 @@ impl Engine {
         if icmp_in && let Some(vs) = self.vss.inbound(ip.dst, ip.protocol, before.dport) {
             return self.inbound(now, vs, ip, l4, b, out);
         }
+        // A reply of a bound session: this also covers statically mapped backups (§4.1) and
+        // LS-NAPT replies to the router's address (§3.3).
+        if icmp_out && matches!(self.flows.get(&before), Some((_, Flow::Outbound))) {
+            return self.outbound(now, ip, l4, b, out);
+        }
+        // §3.2: NAPT of sessions inside hosts start, and of their replies.
+        if self.napt.is_some() && self.napt_packet(now, ip, l4, b, &mut out) {
+            return out;
+        }
         if icmp_out
             && self
                 .vss
@@ -95,7 +129,13 @@ impl Engine {
             return self.outbound(now, ip, l4, b, out);
         }
         if self.vss.is_vip(ip.dst) {
-            out.verdict = Verdict::Pass(PassReason::NotAService);
+            // §3: with a router-owned VIP the router's own services are disabled there, so a
+            // packet to any other port is not forwarded; otherwise it passes untouched.
+            out.verdict = if self.router_addresses.contains(&ip.dst) {
+                Verdict::Drop(DropReason::ServiceRestricted)
+            } else {
+                Verdict::Pass(PassReason::NotAService)
+            };
         }
         out
     }
@@ -106,7 +146,7 @@ impl Engine {
 
     /// Whether the modelled router decrements TTL on this flow. In the client-side view the
     /// outbound packets are shown as the member sent them, before any router.
-    fn forwards_with_ttl(&self, flow: Flow) -> bool {
+    pub(crate) fn forwards_with_ttl(&self, flow: Flow) -> bool {
         self.ttl_decrement && (flow == Flow::Inbound || self.vss.view == View::Router)
     }
 
@@ -155,10 +195,8 @@ impl Engine {
                 }
             }
         };
-        let member = self.session(slot).translated.dst;
-        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, |ip, b| {
-            ipv4::set_dst(ip, b, member)
-        })
+        let target = self.session(slot).translated;
+        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, target)
     }
 
     fn outbound(
@@ -187,17 +225,17 @@ impl Engine {
             return out;
         }
         let s = self.session(slot);
-        let new_src = match self.vss.view {
-            View::Router => s.key.dst,
-            View::ClientSide => s.translated.dst,
+        // Router view: back to VIP:service → client:port. Client-side view: what the member
+        // sent, member:service → (LS-NAPT: router address:port, else client:port).
+        let target = match self.vss.view {
+            View::Router => reply_key(&s.key, s.key.dst),
+            View::ClientSide => reply_key(&s.translated, s.translated.dst),
         };
-        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, |ip, b| {
-            ipv4::set_src(ip, b, new_src)
-        })
+        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, target)
     }
 
-    /// Rewrites a packet of session `slot` with `rewrite`, decrements TTL, and updates the
-    /// session's counters and TCP state.
+    /// Rewrites a packet of session `slot` to `target` (addresses and TU ports), decrements
+    /// TTL, and updates the session's counters and TCP state.
     #[allow(clippy::too_many_arguments)]
     fn translate(
         &mut self,
@@ -208,13 +246,13 @@ impl Engine {
         l4: L4,
         b: &mut [u8],
         mut out: Outcome,
-        rewrite: impl FnOnce(&mut Ipv4, &mut [u8]),
+        target: Tuple,
     ) -> Outcome {
         out.faults = ChecksumFaults {
             ip: ip.header_checksum_error(b),
             l4: ip.l4_checksum_error(b),
         };
-        rewrite(&mut ip, b);
+        rewrite_tuple(&mut ip, b, &l4, &target);
         if self.forwards_with_ttl(flow) {
             ipv4::decrement_ttl(&mut ip, b);
         }
@@ -229,6 +267,10 @@ impl Engine {
             self.frags.insert(now, key, slot, number, flow);
         }
         self.finish_translation(now, slot, flow, &ip, l4, b, &mut out);
+        if !matches!(l4, L4::Other) {
+            out.after.sport = target.sport;
+            out.after.dport = target.dport;
+        }
         out
     }
 
@@ -324,9 +366,10 @@ impl Engine {
         }
         let s = self.session(e.slot);
         let (new_src, new_dst) = match (e.flow, self.vss.view) {
-            (Flow::Inbound, _) => (ip.src, s.translated.dst),
-            (_, View::Router) => (s.key.dst, ip.dst),
-            (_, View::ClientSide) => (s.translated.dst, ip.dst),
+            // The session's translated tuple both ways (LS-NAPT changes the client side too).
+            (Flow::Inbound, _) => (s.translated.src, s.translated.dst),
+            (_, View::Router) => (s.key.dst, s.key.src),
+            (_, View::ClientSide) => (s.translated.dst, s.translated.src),
         };
         let mut ip = ip;
         out.faults = ChecksumFaults {
