@@ -25,5 +25,6 @@ attempt() {
 }
 attempt record-lsnat.sh
 attempt record-fig1.sh
+attempt record-modes.sh
 python3 "$HERE/write-captures-readme.py" "$OUT"
 echo "[record] done: $(ls "$OUT"/*.pcap | wc -l) captures in $OUT" >&2
