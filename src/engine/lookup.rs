@@ -11,7 +11,7 @@ use super::session::tcp_history;
 use super::unbinding::FragmentKey;
 use super::{Engine, View};
 use crate::time::Timestamp;
-use crate::wire::checksum::{update16, update32};
+use crate::wire::checksum::update16;
 use crate::wire::ipv4::{self, Ipv4, L4};
 use crate::wire::tcp_flags::{ACK, SYN};
 use crate::wire::{icmp_type, proto};
@@ -443,50 +443,61 @@ impl Engine {
             return out;
         }
         let s = self.session(slot);
-        let (vip, member) = (s.key.dst, s.translated.dst);
-        // The client side always sees the VIP; the member side sees the member.
-        let (from, to) = match (flow, self.vss.view) {
-            (Flow::Inbound, _) => (vip, member),
-            (_, View::Router) => (member, vip),
-            (_, View::ClientSide) => (vip, member),
+        // The session's translated tuple both ways (modes work: LS-NAPT changes the client's
+        // address and TU port too, a static mapping may change the service port). `quote_to` is
+        // the quoted datagram as the receiving side must see it; the outer addresses change
+        // only where they are the session's own endpoints (an intermediate router's stay).
+        let (quote_to, [src_from, src_to], [dst_from, dst_to]) = match (flow, self.vss.view) {
+            // From the client side, quoting VIP:svc → client: toward the member.
+            (Flow::Inbound, _) => (
+                reply_key(&s.translated, s.translated.dst),
+                [s.key.src, s.translated.src],
+                [s.key.dst, s.translated.dst],
+            ),
+            // From the member side, quoting (router|client):port → member:svc: to the client.
+            (_, View::Router) => (
+                s.key,
+                [s.translated.dst, s.key.dst],
+                [s.translated.src, s.key.src],
+            ),
+            (_, View::ClientSide) => (
+                s.translated,
+                [s.key.dst, s.translated.dst],
+                [s.key.src, s.translated.src],
+            ),
         };
         out.faults.ip = ip.header_checksum_error(b);
         out.faults.l4 = ip.l4_checksum_error(b);
         let icmp_csum_at = ip.ihl + 2;
         let mut icmp_csum = u16::from_be_bytes([b[icmp_csum_at], b[icmp_csum_at + 1]]);
         {
+            // Rewrite the quoted header (its IP and transport checksums follow, RFC 1624), then
+            // fold every 16-bit word of the quote that changed into the ICMP checksum. Changes
+            // stay within the quoted IP header and the first 18 bytes after it.
+            const SNAP: usize = 80;
             let q = &mut b[inner_at..ip.captured];
+            let n = q.len().min(SNAP);
+            let mut before = [0u8; SNAP];
+            before[..n].copy_from_slice(&q[..n]);
             let mut inner = inner;
-            let (addr_at, old) = if flow == Flow::Inbound {
-                (12, inner.src)
-            } else {
-                (16, inner.dst)
+            let l4q = inner.l4(q);
+            rewrite_tuple(&mut inner, q, &l4q, &quote_to);
+            let word = |d: &[u8], i: usize| {
+                u16::from_be_bytes([d[i], if i + 1 < n { d[i + 1] } else { 0 }])
             };
-            if old == from {
-                let old_ic = inner.checksum;
-                let old_l4 = inner
-                    .l4_checksum_offset()
-                    .map(|o| u16::from_be_bytes([q[o], q[o + 1]]));
-                if addr_at == 12 {
-                    ipv4::set_src(&mut inner, q, to);
-                } else {
-                    ipv4::set_dst(&mut inner, q, to);
-                }
-                icmp_csum = update32(icmp_csum, from, to);
-                icmp_csum = update16(icmp_csum, old_ic, inner.checksum);
-                if let (Some(o), Some(old)) = (inner.l4_checksum_offset(), old_l4) {
-                    let new = u16::from_be_bytes([q[o], q[o + 1]]);
+            for i in (0..n).step_by(2) {
+                let (old, new) = (word(&before, i), word(q, i));
+                if old != new {
                     icmp_csum = update16(icmp_csum, old, new);
                 }
             }
         }
         b[icmp_csum_at..icmp_csum_at + 2].copy_from_slice(&icmp_csum.to_be_bytes());
-        if flow == Flow::Inbound {
-            if ip.dst == from {
-                ipv4::set_dst(&mut ip, b, to);
-            }
-        } else if ip.src == from {
-            ipv4::set_src(&mut ip, b, to);
+        if ip.src == src_from && src_from != src_to {
+            ipv4::set_src(&mut ip, b, src_to);
+        }
+        if ip.dst == dst_from && dst_from != dst_to {
+            ipv4::set_dst(&mut ip, b, dst_to);
         }
         if self.forwards_with_ttl(flow) {
             ipv4::decrement_ttl(&mut ip, b);

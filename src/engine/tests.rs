@@ -464,3 +464,61 @@ fn a_router_owned_vip_drops_other_ports() {
         Verdict::Drop(DropReason::ServiceRestricted)
     );
 }
+
+/// An ICMP port unreachable quoting an LS-NAPT session, both ways: every address, TU port and
+/// checksum inside and outside follows the session's translated tuple.
+#[test]
+fn icmp_errors_quoting_ls_napt_sessions_use_the_translated_tuple() {
+    use etherparse::Icmpv4Type;
+    use etherparse::icmpv4::DestUnreachableHeader;
+    let cfg = || EngineConfig {
+        virtual_servers: vec![VirtualServerConfig {
+            members: vec![M[0].into()],
+            ..config(Algorithm::RoundRobin).virtual_servers[1].clone()
+        }],
+        ..ls_napt()
+    };
+    let unreach = |src: [u8; 4], dst: [u8; 4], quote: &[u8]| {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4(src, dst, 64)
+            .icmpv4(Icmpv4Type::DestinationUnreachable(
+                DestUnreachableHeader::Port,
+            ))
+            .write(&mut out, quote)
+            .unwrap();
+        out
+    };
+    let check_quote = |b: &[u8], src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16| {
+        let ip = Ipv4::parse(b).unwrap();
+        assert_eq!(ip.header_checksum_error(b), 0);
+        assert_eq!(ip.l4_checksum_error(b), Some(0), "ICMP checksum");
+        let (inner, s, d) = parsed(&b[ip.ihl + 8..]);
+        assert_eq!((inner.src, s, inner.dst, d), (src, sport, dst, dport));
+        ip
+    };
+
+    // Member side: the member refuses what the router sent it (router:1024 → member:53).
+    let mut e = Engine::new(cfg());
+    let mut q = udp(CLIENT, 80, VIP, 53); // port < 1024: LS-NAPT gives 1024
+    e.handle(t(1), &mut q);
+    let mut err = unreach(M[0], ROUTER_IN, &q);
+    let o = e.handle(t(1), &mut err);
+    assert_eq!(
+        (o.verdict, o.flow, o.session),
+        (Verdict::Translated, Flow::Outbound, 1)
+    );
+    let ip = check_quote(&err, CLIENT, 80, VIP, 53);
+    assert_eq!((ip.src, ip.dst), (VIP, CLIENT));
+
+    // Client side: the client refuses the member's reply (VIP:53 → client:80).
+    let mut e = Engine::new(cfg());
+    let mut q = udp(CLIENT, 80, VIP, 53);
+    e.handle(t(1), &mut q);
+    let mut r = udp(M[0], 53, ROUTER_IN, 1024);
+    e.handle(t(1), &mut r);
+    let mut err = unreach(CLIENT, VIP, &r);
+    let o = e.handle(t(1), &mut err);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
+    let ip = check_quote(&err, M[0], 53, ROUTER_IN, 1024);
+    assert_eq!((ip.src, ip.dst), (ROUTER_IN, M[0]));
+}
