@@ -520,4 +520,80 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         );
         assert!(!e.contains('\n'));
     }
+
+    const MODES: &str = r#"
+[router]
+mode = "ls-napt"
+inside_address = "203.0.113.254"
+outside_address = "198.51.100.1"
+addresses = ["192.0.2.1"]
+[napt]
+enabled = true
+inside = ["203.0.113.0/24", "10.0.0.1"]
+[[virtual_server]]
+vip = "198.51.100.1"
+protocol = "tcp"
+ports = [80]
+members = ["203.0.113.1", "203.0.113.2"]
+[[static_mapping]]
+member = "203.0.113.2"
+backup = "203.0.113.3"
+[[static_mapping]]
+member = "203.0.113.1"
+port = 80
+backup = "203.0.113.3"
+backup_port = 8080
+"#;
+
+    #[test]
+    fn parses_modes_napt_and_static_mappings() {
+        let c = parse(Path::new("m.toml"), MODES).unwrap();
+        assert_eq!(c.mode, Mode::LsNapt);
+        assert_eq!(c.inside_address, Some(Ipv4Addr::new(203, 0, 113, 254)));
+        assert_eq!(c.outside_address, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(c.router_addresses, [Ipv4Addr::new(192, 0, 2, 1)]);
+        assert_eq!(
+            c.napt.unwrap().inside,
+            [
+                (Ipv4Addr::new(203, 0, 113, 0), 24),
+                (Ipv4Addr::new(10, 0, 0, 1), 32)
+            ]
+        );
+        assert_eq!(c.static_mappings.len(), 2);
+        assert_eq!(c.static_mappings[1].port, Some(80));
+        assert_eq!(c.static_mappings[1].backup_port, Some(8080));
+        // Defaults keep today's behaviour.
+        let d = parse(Path::new("x.toml"), GOOD).unwrap();
+        assert_eq!((d.mode, d.napt, d.static_mappings.len()), (Mode::Lsnat, None, 0));
+    }
+
+    #[test]
+    fn mode_errors_name_file_line_and_field() {
+        let e = |text: String| parse(Path::new("m.toml"), &text).unwrap_err().to_string();
+        assert_eq!(
+            e(MODES.replace("\"ls-napt\"", "\"napt\"")),
+            "m.toml:3: field `router.mode`: unknown mode `napt` (expected `lsnat` or `ls-napt`)"
+        );
+        assert!(
+            e(MODES.replace("\"tcp\"", "\"gre\"")).starts_with(
+                "m.toml:12: field `virtual_server[0].protocol`: LS-NAPT load-shares only TCP, UDP and ICMP"
+            )
+        );
+        assert_eq!(
+            e(MODES.replace("10.0.0.1\"", "10.0.0.1/33\"")),
+            "m.toml:9: field `napt.inside`: `10.0.0.1/33` is not an IPv4 prefix (a.b.c.d/len)"
+        );
+        assert!(
+            e(MODES.replace("outside_address = \"198.51.100.1\"\n", ""))
+                .contains("field `router.outside_address`: NAPT needs the router's outside address")
+        );
+        assert_eq!(
+            e(MODES.replace("member = \"203.0.113.2\"", "member = \"203.0.113.9\"")),
+            "m.toml:16: field `static_mapping[0].member`: 203.0.113.9 is not a member of any virtual server's pool"
+        );
+        assert_eq!(
+            e(MODES.replace("backup_port = 8080", "backup_port = 70000")),
+            "m.toml:22: field `static_mapping[1].backup_port`: port 70000 is out of range 1-65535"
+        );
+    }
 }
