@@ -564,7 +564,10 @@ backup_port = 8080
         assert_eq!(c.static_mappings[1].backup_port, Some(8080));
         // Defaults keep today's behaviour.
         let d = parse(Path::new("x.toml"), GOOD).unwrap();
-        assert_eq!((d.mode, d.napt, d.static_mappings.len()), (Mode::Lsnat, None, 0));
+        assert_eq!(
+            (d.mode, d.napt, d.static_mappings.len()),
+            (Mode::Lsnat, None, 0)
+        );
     }
 
     #[test]
@@ -584,8 +587,9 @@ backup_port = 8080
             "m.toml:9: field `napt.inside`: `10.0.0.1/33` is not an IPv4 prefix (a.b.c.d/len)"
         );
         assert!(
-            e(MODES.replace("outside_address = \"198.51.100.1\"\n", ""))
-                .contains("field `router.outside_address`: NAPT needs the router's outside address")
+            e(MODES.replace("outside_address = \"198.51.100.1\"\n", "")).contains(
+                "field `router.outside_address`: NAPT needs the router's outside address"
+            )
         );
         assert_eq!(
             e(MODES.replace("member = \"203.0.113.2\"", "member = \"203.0.113.9\"")),

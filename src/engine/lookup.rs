@@ -114,8 +114,8 @@ impl Engine {
         }
         // A reply of a bound session: this also covers statically mapped backups (§4.1) and
         // LS-NAPT replies to the router's address (§3.3).
-        if icmp_out && matches!(self.flows.get(&before), Some((_, Flow::Outbound))) {
-            return self.outbound(now, ip, l4, b, out);
+        if icmp_out && let Some(&(slot, Flow::Outbound)) = self.flows.get(&before) {
+            return self.outbound(now, Some(slot), ip, l4, b, out);
         }
         // §3.2: NAPT of sessions inside hosts start, and of their replies.
         if self.napt.is_some() && self.napt_packet(now, ip, l4, b, &mut out) {
@@ -126,7 +126,7 @@ impl Engine {
                 .vss
                 .outbound(&self.pool, ip.src, ip.protocol, before.sport)
         {
-            return self.outbound(now, ip, l4, b, out);
+            return self.outbound(now, None, ip, l4, b, out);
         }
         if self.vss.is_vip(ip.dst) {
             // §3: with a router-owned VIP the router's own services are disabled there, so a
@@ -199,16 +199,18 @@ impl Engine {
         self.translate(now, slot, Flow::Inbound, ip, l4, b, out, target)
     }
 
+    /// An outbound packet; `hit` is its session's slot, already looked up by its reply key.
     fn outbound(
         &mut self,
         now: Timestamp,
+        hit: Option<u32>,
         ip: Ipv4,
         l4: L4,
         b: &mut [u8],
         mut out: Outcome,
     ) -> Outcome {
         out.flow = Flow::Outbound;
-        let Some(&(slot, Flow::Outbound)) = self.flows.get(&out.before) else {
+        let Some(slot) = hit else {
             out.verdict = if out.before.protocol == proto::TCP
                 && !matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN)
             {
