@@ -20,6 +20,8 @@
 #   LAB_PREFIX      namespace name prefix                    (default lsrec)
 #   LAB_MAP_ORDER   member indexes for numgen slots 0 1 2     (default "1 2 3")
 #   LAB_STATIC_NEIGH=1  install permanent neighbour entries so no ARP is exchanged (default 0)
+#   LAB_NFT_RULES   an nftables ruleset (nft -f text) loaded in the router instead of the default
+#                   LSNAT DNAT table; lab_lsnat_rules prints the default for a caller to extend
 
 LAB_PREFIX=${LAB_PREFIX:-lsrec}
 LAB_MAP_ORDER=${LAB_MAP_ORDER:-"1 2 3"}
@@ -165,20 +167,33 @@ lab_up() {
 
     # LSNAT: round-robin DNAT of client->VIP sessions to the pool, one rule (one counter) per
     # protocol, no masquerade: replies from members are un-DNATed by conntrack on their way out.
+    if [ -n "${LAB_NFT_RULES:-}" ]; then
+        ip netns exec "$NS_RTR" nft -f - <<<"$LAB_NFT_RULES"
+        lab_log "lab up (prefix $LAB_PREFIX, custom nftables ruleset, static neigh $LAB_STATIC_NEIGH)"
+    else
+        lab_lsnat_rules | ip netns exec "$NS_RTR" nft -f -
+        lab_log "lab up (prefix $LAB_PREFIX, numgen map order $LAB_MAP_ORDER, static neigh $LAB_STATIC_NEIGH)"
+    fi
+}
+
+# The default LSNAT ruleset: round-robin DNAT of client->VIP sessions to the pool, one rule (one
+# counter) per protocol. $1: extra lines for the prerouting chain; $2: extra text after the table.
+lab_lsnat_rules() {
     local s0 s1 s2
     read -r s0 s1 s2 <<<"$LAB_MAP_ORDER"
     local map="{ 0 : ${MEMBERS[$((s0 - 1))]}, 1 : ${MEMBERS[$((s1 - 1))]}, 2 : ${MEMBERS[$((s2 - 1))]} }"
-    ip netns exec "$NS_RTR" nft -f - <<NFT
+    cat <<NFT
 table ip lsnat {
     chain prerouting {
         type nat hook prerouting priority dstnat; policy accept;
         ip daddr $VIP tcp dport { 23, 80 } dnat to numgen inc mod 3 map $map
         ip daddr $VIP udp dport 9999 dnat to numgen inc mod 3 map $map
         ip daddr $VIP icmp type echo-request dnat to numgen inc mod 3 map $map
+${1:-}
     }
 }
+${2:-}
 NFT
-    lab_log "lab up (prefix $LAB_PREFIX, numgen map $map, static neigh $LAB_STATIC_NEIGH)"
 }
 
 # Start the member services (HTTP :80, UDP echo :9999, line-echo "telnet" :23) for at most $1 s.

@@ -25,6 +25,14 @@ bounded (socket timeouts; the caller also wraps it in `timeout`).
                                                 the client closes
   lsnat-clients.py idle-udp SRC VIP GAPS        one UDP socket: an exchange, then a pause and an
                                                 exchange per GAP
+  lsnat-clients.py clash SRC_A VIP SRC_B PORT N  A:PORT -> VIP:80 held open while N more HTTP
+                                                sessions from A run, then B:PORT -> VIP:80: with
+                                                N+1 members and round robin, A and B share a member
+                                                and a client port (an LS-NAPT port clash)
+  lsnat-clients.py probe SRC VIP PROTO PORT     one TCP connect (SYN) or UDP datagram to a port
+                                                that should not answer; never fails
+  lsnat-clients.py gre SRC VIP COUNT            COUNT GRE (protocol 47) datagrams on a raw socket,
+                                                each answered by the member's GRE echo
 """
 import http.client
 import socket
@@ -270,13 +278,69 @@ def idle_udp(src, vip, spec):
         s.sendto(f"request {i} after {g:g}s idle".encode(), (vip, 9999))
         data, peer = s.recvfrom(2048)
         log(f"udp {s.getsockname()} <- {peer}: {data.decode().strip()}")
+def clash(src_a, vip, src_b, port, fillers):
+    a = http.client.HTTPConnection(vip, 80, timeout=TIMEOUT, source_address=(src_a, int(port)))
+    a.connect()
+    log(f"A http {a.sock.getsockname()} -> {vip}:80 (held open)")
+    http_get(a, "/clash-a")
+    for i in range(int(fillers)):
+        http_session(src_a, vip, f"/filler{i}")
+        time.sleep(0.1)
+    b = http.client.HTTPConnection(vip, 80, timeout=TIMEOUT, source_address=(src_b, int(port)))
+    b.connect()
+    log(f"B http {b.sock.getsockname()} -> {vip}:80 (same client port as A)")
+    http_get(b, "/clash-b")
+    http_get(a, "/clash-a2")
+    b.close()
+    time.sleep(0.1)
+    a.close()
+
+
+def probe(src, vip, proto, port):
+    if proto == "tcp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(1.5)
+        s.bind((src, 0))
+        try:
+            s.connect((vip, int(port)))
+            log(f"tcp probe {vip}:{port}: connected (unexpected)")
+        except OSError as e:
+            log(f"tcp probe {vip}:{port}: {e}")
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(1.0)
+        s.bind((src, 0))
+        s.sendto(b"probe", (vip, int(port)))
+        try:
+            s.recvfrom(2048)
+            log(f"udp probe {vip}:{port}: answered (unexpected)")
+        except OSError as e:
+            log(f"udp probe {vip}:{port}: {e}")
+    s.close()
+
+
+def gre(src, vip, count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)
+    s.settimeout(TIMEOUT)
+    s.bind((src, 0))
+    for i in range(int(count)):
+        # GRE version 0, no options, protocol type 0x88B5 (IEEE local experimental), a text payload.
+        s.sendto(struct.pack("!HH", 0, 0x88B5) + f"gre {i} from {src}".encode(), (vip, 0))
+        while True:
+            data, peer = s.recvfrom(2048)
+            ihl = (data[0] & 0x0F) * 4
+            if data[16:20] == socket.inet_aton(src):
+                break
+        log(f"gre {src} <- {peer[0]}: {data[ihl + 4:].decode(errors='replace')}")
+        time.sleep(0.05)
     s.close()
 
 
 def main():
     cmd, *args = sys.argv[1:]
     {"udp": udp, "telnet": telnet, "rst": rst, "http": http_session, "httpclose": httpclose, "fig1": fig1,
-     "pool": pool, "idle-telnet": idle_telnet, "idle-http": idle_http, "idle-udp": idle_udp}[cmd](*args)
+     "pool": pool, "idle-telnet": idle_telnet, "idle-http": idle_http, "idle-udp": idle_udp,
+     "clash": clash, "probe": probe, "gre": gre}[cmd](*args)
 
 
 if __name__ == "__main__":

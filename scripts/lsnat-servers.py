@@ -7,6 +7,7 @@
 - UDP echo on 9999: replies "<member> echo: <data>"
 - a line-echo "telnet" on TCP 23: greets, echoes each line, and on "quit" says bye and closes
   first (server-initiated FIN)
+- a GRE echo (IP protocol 47, raw socket): answers each GRE datagram addressed to ADDR
 
 Stops on SIGINT/SIGTERM (the caller wraps it in `timeout`).
 """
@@ -83,10 +84,27 @@ def udp_echo():
         s.sendto(f"{ADDR} echo: ".encode() + data, peer)
 
 
+def gre_echo():
+    # GRE (protocol 47) on a raw socket: answer each datagram with the same GRE header and the
+    # payload prefixed by this member's address (the kernel builds the IP header).
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)
+    except OSError as e:
+        sys.stderr.write(f"gre echo unavailable: {e}\n")
+        return
+    while True:
+        data, peer = s.recvfrom(2048)
+        ihl = (data[0] & 0x0F) * 4
+        if data[16:20] != socket.inet_aton(ADDR):
+            continue
+        sys.stderr.write(f"gre {peer[0]} {data[ihl:]!r}\n")
+        s.sendto(data[ihl:ihl + 4] + f"{ADDR} echo: ".encode() + data[ihl + 4:], (peer[0], 0))
+
+
 def main():
     web = WebServer((ADDR, 80), Web)
     tel = TCPServer((ADDR, 23), Telnet)
-    for target in (web.serve_forever, tel.serve_forever, udp_echo):
+    for target in (web.serve_forever, tel.serve_forever, udp_echo, gre_echo):
         threading.Thread(target=target, daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -28,5 +28,6 @@ attempt record-fig1.sh
 attempt record-pool.sh
 attempt record-edges.sh
 attempt record-idle.sh
+attempt record-modes.sh
 python3 "$HERE/write-captures-readme.py" "$OUT"
 echo "[record] done: $(ls "$OUT"/*.pcap | wc -l) captures in $OUT" >&2

@@ -46,6 +46,24 @@ CAPTURES = [
     ("rfc2391-fig1.raw.pcap",
      "figure 1 router view as recorded, before the address rewrite (198.51.100.7/.23, VIP 198.18.0.100, members 203.0.113.1-3); input of rewrite-addresses.py",
      "`scripts/record-fig1.sh`"),
+    ("modes-ls-napt.pcap",
+     "RFC 2391 §3.3 LS-NAPT (figure 3): DNAT round robin plus `oifname in0 masquerade`: sessions reach members from 203.0.113.254 and a TU port; pings, HTTP (client and server close, RST), UDP, and A:41000 / B:41000 to the same member (a port clash: the kernel picked a random port)",
+     "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh` (kernel output in `tests/kernel/`)"),
+    ("modes-lsnat-napt.pcap",
+     "RFC 2391 §3.2 (figure 2): LSNAT for client→VIP plus `oifname out0 ip saddr 203.0.113.0/24 masquerade`: members start UDP, HTTP and ping sessions to an outside host (198.51.100.7), translated to 198.51.100.1",
+     "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
+    ("modes-static-member.pcap",
+     "RFC 2391 §3/§4.1: pool 203.0.113.1–2 with member .2 statically mapped to the backup .3 (the kernel's round-robin map sends .2's slot to .3); TCP 80/23, UDP, ICMP",
+     "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
+    ("modes-static-port.pcap",
+     "RFC 2391 §3: only member .2's telnet (port 23) mapped to the backup .3; port 80 and UDP keep .2 (separate nftables rules per port)",
+     "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
+    ("modes-service-restriction.pcap",
+     "RFC 2391 §3: router-owned VIP (an nftables input-hook drop for the VIP): a TCP SYN to :8080 (and its retry) and a UDP datagram to :7777 are not forwarded; HTTP, UDP 9999 and ping are load-shared",
+     "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
+    ("modes-gre.pcap",
+     "RFC 2391 §2.2 other protocols: GRE (protocol 47, raw sockets, payload type 0x88B5) from A and B load-shared by `ip protocol gre dnat to numgen ...`, answered by a GRE echo on each member; one HTTP session",
+     "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
 ]
 
 
@@ -166,6 +184,12 @@ lines += [
     "",
     sessions(os.path.join(DIR, "rfc2391-fig1.conntrack.log")).rstrip(),
     "",
+    "### modes-* (scripts/record-modes.sh, one lab run per capture)",
+    "",
+] + [x for n in ["modes-ls-napt", "modes-lsnat-napt", "modes-static-member", "modes-static-port",
+                 "modes-service-restriction", "modes-gre"]
+     if os.path.exists(os.path.join(DIR, n + ".conntrack.log"))
+     for x in (f"#### {n}", "", sessions(os.path.join(DIR, n + ".conntrack.log")).rstrip(), "")] + [
     "Notes:",
     "- Round robin has one counter per nftables rule: TCP, UDP and ICMP sessions advance separately.",
     "- UDP and ICMP entries are still alive when the log stops (no DESTROY); TCP ones end in",

@@ -38,8 +38,8 @@
 //! ```
 
 use crate::engine::{
-    Algorithm, EngineConfig, TimelineAction, TimelineAt, TimelineEntry, Timeouts, View,
-    VirtualServerConfig,
+    Algorithm, EngineConfig, Mode, NaptConfig, StaticMapping, TimelineAction, TimelineAt,
+    TimelineEntry, Timeouts, View, VirtualServerConfig,
 };
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
@@ -93,6 +93,9 @@ struct File {
     #[serde(default)]
     #[allow(dead_code)]
     policy: Vec<toml::Table>,
+    napt: Option<Spanned<NaptFile>>,
+    #[serde(default)]
+    static_mapping: Vec<Spanned<StaticMappingFile>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -115,6 +118,28 @@ struct TimelineFile {
     backup: Option<Spanned<String>>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NaptFile {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    inside: Vec<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticMappingFile {
+    member: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    backup: Spanned<String>,
+    backup_port: Option<Spanned<i64>>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Router {
@@ -125,6 +150,11 @@ struct Router {
     icmp_time_exceeded: Option<bool>,
     address: Option<Spanned<String>>,
     member_side_address: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    inside_address: Option<Spanned<String>>,
+    outside_address: Option<Spanned<String>>,
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,6 +244,74 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     }
     if let Some(b) = file.router.ttl_decrement {
         cfg.ttl_decrement = b;
+    }
+    let ip = |s: &Spanned<String>, field: &str| {
+        s.get_ref().trim().parse::<Ipv4Addr>().map_err(|_| {
+            err(
+                Some(s.span()),
+                field,
+                format!("`{}` is not an IPv4 address", s.get_ref()),
+            )
+        })
+    };
+    if let Some(m) = &file.router.mode {
+        cfg.mode = match m.get_ref().as_str() {
+            "lsnat" => Mode::Lsnat,
+            "ls-napt" => Mode::LsNapt,
+            other => {
+                return Err(err(
+                    Some(m.span()),
+                    "router.mode",
+                    format!("unknown mode `{other}` (expected `lsnat` or `ls-napt`)"),
+                ));
+            }
+        };
+    }
+    if let Some(a) = &file.router.inside_address {
+        cfg.inside_address = Some(ip(a, "router.inside_address")?);
+    }
+    if let Some(a) = &file.router.outside_address {
+        cfg.outside_address = Some(ip(a, "router.outside_address")?);
+    }
+    for a in &file.router.addresses {
+        cfg.router_addresses.push(ip(a, "router.addresses")?);
+    }
+    if let Some(n) = &file.napt
+        && n.get_ref().enabled
+    {
+        let mut inside = Vec::new();
+        for p in &n.get_ref().inside {
+            let bad = || {
+                err(
+                    Some(p.span()),
+                    "napt.inside",
+                    format!("`{}` is not an IPv4 prefix (a.b.c.d/len)", p.get_ref()),
+                )
+            };
+            let (a, len) = p
+                .get_ref()
+                .trim()
+                .split_once('/')
+                .unwrap_or((p.get_ref(), "32"));
+            let a: Ipv4Addr = a.parse().map_err(|_| bad())?;
+            let len: u8 = len.parse().ok().filter(|&l| l <= 32).ok_or_else(bad)?;
+            inside.push((a, len));
+        }
+        if inside.is_empty() {
+            return Err(err(
+                Some(n.span()),
+                "napt.inside",
+                "NAPT needs the inside networks whose outbound sessions it translates".into(),
+            ));
+        }
+        if cfg.outside_address.is_none() {
+            return Err(err(
+                Some(n.span()),
+                "router.outside_address",
+                "NAPT needs the router's outside address (RFC 2391 §3.2)".into(),
+            ));
+        }
+        cfg.napt = Some(NaptConfig { inside });
     }
     let duration = |d: &Option<Spanned<DurationValue>>, field: &str, default: Span| match d {
         None => Ok(default),
@@ -381,6 +479,16 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 "the server pool is empty".into(),
             ));
         }
+        if cfg.mode == Mode::LsNapt && !matches!(protocol, proto::TCP | proto::UDP | proto::ICMP) {
+            return Err(err(
+                Some(v.protocol.span()),
+                &field("protocol"),
+                format!(
+                    "LS-NAPT load-shares only TCP, UDP and ICMP query sessions (RFC 2391 §3.3), not `{}`",
+                    v.protocol.get_ref()
+                ),
+            ));
+        }
         cfg.virtual_servers.push(VirtualServerConfig {
             name: v
                 .name
@@ -529,6 +637,63 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             ));
         }
         cfg.timeline.push(TimelineEntry { at, member, action });
+    }
+    for (i, m) in file.static_mapping.iter().enumerate() {
+        let field = |f: &str| format!("static_mapping[{i}].{f}");
+        let port = |p: &Option<Spanned<i64>>, f: &str| match p {
+            None => Ok(None),
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|&n| n != 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    err(
+                        Some(p.span()),
+                        &field(f),
+                        format!("port {} is out of range 1-65535", p.get_ref()),
+                    )
+                }),
+        };
+        let s = m.get_ref();
+        let member = ip(&s.member, &field("member"))?;
+        let backup = ip(&s.backup, &field("backup"))?;
+        let port_ = port(&s.port, "port")?;
+        let backup_port = port(&s.backup_port, "backup_port")?;
+        if !cfg
+            .virtual_servers
+            .iter()
+            .any(|v| v.members.contains(&member))
+        {
+            return Err(err(
+                Some(s.member.span()),
+                &field("member"),
+                format!("{member} is not a member of any virtual server's pool"),
+            ));
+        }
+        if backup_port.is_some() && port_.is_none() {
+            return Err(err(
+                Some(m.span()),
+                &field("backup_port"),
+                "a backup port needs the member's `port` it replaces".into(),
+            ));
+        }
+        if cfg
+            .static_mappings
+            .iter()
+            .any(|o: &StaticMapping| o.member == member && o.port == port_)
+        {
+            return Err(err(
+                Some(m.span()),
+                &field("member"),
+                format!("{member} is mapped twice for the same port"),
+            ));
+        }
+        cfg.static_mappings.push(StaticMapping {
+            member,
+            port: port_,
+            backup,
+            backup_port,
+        });
     }
     Ok(cfg)
 }
@@ -750,6 +915,86 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         assert!(
             e.starts_with("lab.toml:4: field `router.fragment_hold_max`"),
             "{e}"
+        );
+    }
+
+    const MODES: &str = r#"
+[router]
+mode = "ls-napt"
+inside_address = "203.0.113.254"
+outside_address = "198.51.100.1"
+addresses = ["192.0.2.1"]
+[napt]
+enabled = true
+inside = ["203.0.113.0/24", "10.0.0.1"]
+[[virtual_server]]
+vip = "198.51.100.1"
+protocol = "tcp"
+ports = [80]
+members = ["203.0.113.1", "203.0.113.2"]
+[[static_mapping]]
+member = "203.0.113.2"
+backup = "203.0.113.3"
+[[static_mapping]]
+member = "203.0.113.1"
+port = 80
+backup = "203.0.113.3"
+backup_port = 8080
+"#;
+
+    #[test]
+    fn parses_modes_napt_and_static_mappings() {
+        let c = parse(Path::new("m.toml"), MODES).unwrap();
+        assert_eq!(c.mode, Mode::LsNapt);
+        assert_eq!(c.inside_address, Some(Ipv4Addr::new(203, 0, 113, 254)));
+        assert_eq!(c.outside_address, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(c.router_addresses, [Ipv4Addr::new(192, 0, 2, 1)]);
+        assert_eq!(
+            c.napt.unwrap().inside,
+            [
+                (Ipv4Addr::new(203, 0, 113, 0), 24),
+                (Ipv4Addr::new(10, 0, 0, 1), 32)
+            ]
+        );
+        assert_eq!(c.static_mappings.len(), 2);
+        assert_eq!(c.static_mappings[1].port, Some(80));
+        assert_eq!(c.static_mappings[1].backup_port, Some(8080));
+        // Defaults keep today's behaviour.
+        let d = parse(Path::new("x.toml"), GOOD).unwrap();
+        assert_eq!(
+            (d.mode, d.napt, d.static_mappings.len()),
+            (Mode::Lsnat, None, 0)
+        );
+    }
+
+    #[test]
+    fn mode_errors_name_file_line_and_field() {
+        let e = |text: String| parse(Path::new("m.toml"), &text).unwrap_err().to_string();
+        assert_eq!(
+            e(MODES.replace("\"ls-napt\"", "\"napt\"")),
+            "m.toml:3: field `router.mode`: unknown mode `napt` (expected `lsnat` or `ls-napt`)"
+        );
+        assert!(
+            e(MODES.replace("\"tcp\"", "\"gre\"")).starts_with(
+                "m.toml:12: field `virtual_server[0].protocol`: LS-NAPT load-shares only TCP, UDP and ICMP"
+            )
+        );
+        assert_eq!(
+            e(MODES.replace("10.0.0.1\"", "10.0.0.1/33\"")),
+            "m.toml:9: field `napt.inside`: `10.0.0.1/33` is not an IPv4 prefix (a.b.c.d/len)"
+        );
+        assert!(
+            e(MODES.replace("outside_address = \"198.51.100.1\"\n", "")).contains(
+                "field `router.outside_address`: NAPT needs the router's outside address"
+            )
+        );
+        assert_eq!(
+            e(MODES.replace("member = \"203.0.113.2\"", "member = \"203.0.113.9\"")),
+            "m.toml:16: field `static_mapping[0].member`: 203.0.113.9 is not a member of any virtual server's pool"
+        );
+        assert_eq!(
+            e(MODES.replace("backup_port = 8080", "backup_port = 70000")),
+            "m.toml:22: field `static_mapping[1].backup_port`: port 70000 is out of range 1-65535"
         );
     }
 }

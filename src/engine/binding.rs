@@ -6,7 +6,9 @@
 use super::event::{DropReason, EndReason, Event, Flow, Tuple};
 use super::load_share::Candidate;
 use super::session::Session;
-use super::{Engine, View};
+use super::static_mapping::Target;
+use super::tu_port::PoolKey;
+use super::{Engine, Mode, View};
 use crate::time::Timestamp;
 use crate::wire::proto;
 use std::cmp::Reverse;
@@ -56,7 +58,7 @@ impl Engine {
         // RFC 2391 §6: a dead member due for a retry gets this session as its probe, without
         // consulting the algorithm (see `dead_host`).
         let probe = self.probe_member(vs);
-        let member = match probe {
+        let chosen = match probe {
             Some(m) => m,
             None => {
                 self.candidates.clear();
@@ -81,17 +83,49 @@ impl Engine {
                 self.pool.member(chosen).remap.unwrap_or(chosen)
             }
         };
-        let member_addr = self.pool.member(member).addr.octets();
+        let has_ports = matches!(key.protocol, proto::TCP | proto::UDP);
+        // §4.1: a member statically mapped to a backup gets no new sessions.
+        let target = self.statics.apply(
+            Target {
+                member: chosen,
+                addr: self.pool.member(chosen).addr.octets(),
+                port: key.dport,
+            },
+            key.dport,
+            has_ports,
+        );
+        let member = target.member;
+        let mut translated = Tuple {
+            dst: target.addr,
+            dport: target.port,
+            ..key
+        };
+        // §3.3 LS-NAPT: the client's address and TU port (ICMP: query identifier) become the
+        // router's address and a TU port it allocates for this member.
+        let napt = self.mode == Mode::LsNapt
+            && matches!(key.protocol, proto::TCP | proto::UDP | proto::ICMP);
+        if napt {
+            let addr = self.napt_source.unwrap_or(key.dst);
+            let pool = PoolKey {
+                addr,
+                peer: target.addr,
+                protocol: key.protocol,
+            };
+            let port = self
+                .ports
+                .allocate(pool, key.sport)
+                .ok_or(DropReason::NaptPortsExhausted)?;
+            translated.src = addr;
+            translated.sport = port;
+        }
 
         let number = self.next_number;
         self.next_number += 1;
-        let translated = Tuple {
-            dst: member_addr,
-            ..key
-        };
-        let reply_from = match self.vss.view {
-            View::Router => member_addr,
-            View::ClientSide => key.dst,
+        // Outbound packets arrive from the member to the translated source (router view), or
+        // from the VIP to the client (client-side view).
+        let reply = match self.vss.view {
+            View::Router => reply_key(&translated, translated.dst),
+            View::ClientSide => reply_key(&key, key.dst),
         };
         let session = Session {
             number,
@@ -99,7 +133,8 @@ impl Engine {
             member,
             key,
             translated,
-            reply_key: reply_key(&key, reply_from),
+            reply_key: reply,
+            napt,
             first: now,
             last: now,
             first_reply: None,

@@ -146,6 +146,29 @@ impl Default for DeadHostConfig {
     }
 }
 
+/// The router's mode (RFC 2391 §3.1–3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// LSNAT (§3.1, §3.2): only the destination (VIP → member) of inbound sessions changes.
+    #[default]
+    Lsnat,
+    /// LS-NAPT (§3.3): the VIP is the router's own address; besides the destination, the
+    /// client's address and TU port are replaced by the router's address and a TU port it
+    /// allocates. Only TCP, UDP and ICMP query sessions can be load-shared.
+    LsNapt,
+}
+
+impl Mode {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Lsnat => "lsnat",
+            Mode::LsNapt => "ls-napt",
+        }
+    }
+}
+
 /// When a timeline entry applies.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum TimelineAt {
@@ -190,6 +213,27 @@ pub struct TimelineEntry {
     pub action: TimelineAction,
 }
 
+/// NAPT of sessions that inside hosts start toward the outside (RFC 2391 §3.2, RFC 3022 §2.2).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct NaptConfig {
+    /// The inside networks (address, prefix length) whose outbound sessions are translated.
+    pub inside: Vec<(Ipv4Addr, u8)>,
+}
+
+/// A static mapping of a member (or one TU service port of it) to a backup (RFC 2391 §3,
+/// §4.1): new sessions bound to `member` (on `port`) go to `backup` (on `backup_port`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaticMapping {
+    /// The member being replaced.
+    pub member: Ipv4Addr,
+    /// Only sessions to this service port (TCP/UDP); `None`: every session.
+    pub port: Option<u16>,
+    /// The backup.
+    pub backup: Ipv4Addr,
+    /// The backup's port for that service; `None`: the same port.
+    pub backup_port: Option<u16>,
+}
+
 /// The engine's whole configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
@@ -223,6 +267,20 @@ pub struct EngineConfig {
     pub dead_host: DeadHostConfig,
     /// Pool changes during the replay, in configuration order (applied in time order).
     pub timeline: Vec<TimelineEntry>,
+    /// LSNAT or LS-NAPT (router-wide).
+    pub mode: Mode,
+    /// The router's inside address: in LS-NAPT the source address sessions get toward the
+    /// members (`None`: the VIP itself, as in RFC 2391 figure 3).
+    pub inside_address: Option<Ipv4Addr>,
+    /// The router's outside address: the address NAPT gives outbound sessions (§3.2).
+    pub outside_address: Option<Ipv4Addr>,
+    /// Further addresses owned by the router. A VIP that is one of the router's addresses (or
+    /// any VIP in LS-NAPT) restricts service (§3): packets to its other ports are dropped.
+    pub router_addresses: Vec<Ipv4Addr>,
+    /// NAPT of inside-initiated sessions (§3.2); `None`: untranslated (§3.1).
+    pub napt: Option<NaptConfig>,
+    /// Static mappings of members to backups (§3, §4.1).
+    pub static_mappings: Vec<StaticMapping>,
 }
 
 impl Default for EngineConfig {
@@ -241,6 +299,12 @@ impl Default for EngineConfig {
             virtual_servers: Vec::new(),
             dead_host: DeadHostConfig::default(),
             timeline: Vec::new(),
+            mode: Mode::Lsnat,
+            inside_address: None,
+            outside_address: None,
+            router_addresses: Vec::new(),
+            napt: None,
+            static_mappings: Vec::new(),
         }
     }
 }

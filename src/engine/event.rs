@@ -40,6 +40,14 @@ pub enum DropReason {
     FragmentHoldTimeout,
     /// A fragment that came before its first fragment while the hold buffer was full.
     FragmentHoldFull,
+    /// LS-NAPT or NAPT could not give a new session a TU port: every port of the pool for
+    /// (router address, member or outside host, protocol) is held (RFC 2391 §3.3). The session
+    /// is refused, never overlapped with another.
+    NaptPortsExhausted,
+    /// To a VIP that is the router's own address, on a port (or protocol) that is not a
+    /// load-shared service: load sharing is restricted to the listed services and the router's
+    /// own services are disabled on that address (RFC 2391 §3).
+    ServiceRestricted,
 }
 
 impl DropReason {
@@ -55,6 +63,8 @@ impl DropReason {
             DropReason::IcmpErrorWithoutSession => "icmp-error-no-session",
             DropReason::FragmentHoldTimeout => "fragment-hold-timeout",
             DropReason::FragmentHoldFull => "fragment-hold-full",
+            DropReason::NaptPortsExhausted => "napt-ports-exhausted",
+            DropReason::ServiceRestricted => "router-vip-not-a-service",
         }
     }
 }

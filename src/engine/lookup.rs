@@ -5,12 +5,13 @@
 //! updated incrementally, ICMP error payloads translated too (RFC 3022 §4.3), and later
 //! fragments of a datagram translated like its first fragment.
 
+use super::binding::reply_key;
 use super::event::{ChecksumFaults, DropReason, Flow, Outcome, PassReason, Tuple, Verdict};
 use super::fragments::{FragmentKey, HoldRefused};
 use super::session::tcp_history;
 use super::{Engine, View};
 use crate::time::Timestamp;
-use crate::wire::checksum::{update16, update32};
+use crate::wire::checksum::update16;
 use crate::wire::ipv4::{self, Ipv4, L4};
 use crate::wire::tcp_flags::{ACK, SYN};
 use crate::wire::{icmp_type, proto};
@@ -67,6 +68,30 @@ pub(crate) fn base_outcome(ip: &Ipv4, l4: &L4, b: &[u8]) -> Outcome {
     out
 }
 
+/// Rewrites a packet's addresses and TU ports (ICMP query: identifier) to those of `to`,
+/// changing only the fields that differ, each with its checksum updates (RFC 1624 eqn. 3;
+/// RFC 3022 §4.1: NAPT changes the TU port and its checksum too).
+pub(crate) fn rewrite_tuple(ip: &mut Ipv4, b: &mut [u8], l4: &L4, to: &Tuple) {
+    if ip.src != to.src {
+        ipv4::set_src(ip, b, to.src);
+    }
+    if ip.dst != to.dst {
+        ipv4::set_dst(ip, b, to.dst);
+    }
+    match *l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => {
+            if sport != to.sport {
+                ipv4::set_sport(ip, b, to.sport);
+            }
+            if dport != to.dport {
+                ipv4::set_dport(ip, b, to.dport);
+            }
+        }
+        L4::IcmpQuery { id, .. } if id != to.sport => ipv4::set_icmp_id(ip, b, to.sport),
+        _ => {}
+    }
+}
+
 impl Engine {
     /// Classifies and handles one packet at time `now` (timers already fired).
     pub(crate) fn process(&mut self, now: Timestamp, b: &mut [u8]) -> Outcome {
@@ -95,15 +120,30 @@ impl Engine {
         if icmp_in && let Some(vs) = self.vss.inbound(ip.dst, ip.protocol, before.dport) {
             return self.inbound(now, vs, ip, l4, b, out);
         }
+        // A reply of a bound session: this also covers statically mapped backups (§4.1) and
+        // LS-NAPT replies to the router's address (§3.3).
+        if icmp_out && let Some(&(slot, Flow::Outbound)) = self.flows.get(&before) {
+            return self.outbound(now, Some(slot), ip, l4, b, out);
+        }
+        // §3.2: NAPT of sessions inside hosts start, and of their replies.
+        if self.napt.is_some() && self.napt_packet(now, ip, l4, b, &mut out) {
+            return out;
+        }
         if icmp_out
             && self
                 .vss
                 .outbound(&self.pool, ip.src, ip.protocol, before.sport)
         {
-            return self.outbound(now, ip, l4, b, out);
+            return self.outbound(now, None, ip, l4, b, out);
         }
         if self.vss.is_vip(ip.dst) {
-            out.verdict = Verdict::Pass(PassReason::NotAService);
+            // §3: with a router-owned VIP the router's own services are disabled there, so a
+            // packet to any other port is not forwarded; otherwise it passes untouched.
+            out.verdict = if self.router_addresses.contains(&ip.dst) {
+                Verdict::Drop(DropReason::ServiceRestricted)
+            } else {
+                Verdict::Pass(PassReason::NotAService)
+            };
         }
         out
     }
@@ -114,7 +154,7 @@ impl Engine {
 
     /// Whether the modelled router decrements TTL on this flow. In the client-side view the
     /// outbound packets are shown as the member sent them, before any router.
-    fn forwards_with_ttl(&self, flow: Flow) -> bool {
+    pub(crate) fn forwards_with_ttl(&self, flow: Flow) -> bool {
         self.ttl_decrement && (flow == Flow::Inbound || self.vss.view == View::Router)
     }
 
@@ -163,22 +203,22 @@ impl Engine {
                 }
             }
         };
-        let member = self.session(slot).translated.dst;
-        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, |ip, b| {
-            ipv4::set_dst(ip, b, member)
-        })
+        let target = self.session(slot).translated;
+        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, target)
     }
 
+    /// An outbound packet; `hit` is its session's slot, already looked up by its reply key.
     fn outbound(
         &mut self,
         now: Timestamp,
+        hit: Option<u32>,
         ip: Ipv4,
         l4: L4,
         b: &mut [u8],
         mut out: Outcome,
     ) -> Outcome {
         out.flow = Flow::Outbound;
-        let Some(&(slot, Flow::Outbound)) = self.flows.get(&out.before) else {
+        let Some(slot) = hit else {
             let answers = out.before.protocol != proto::TCP
                 || matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == (SYN | ACK));
             out.verdict = if out.before.protocol == proto::TCP
@@ -204,17 +244,17 @@ impl Engine {
             return out;
         }
         let s = self.session(slot);
-        let new_src = match self.vss.view {
-            View::Router => s.key.dst,
-            View::ClientSide => s.translated.dst,
+        // Router view: back to VIP:service → client:port. Client-side view: what the member
+        // sent, member:service → (LS-NAPT: router address:port, else client:port).
+        let target = match self.vss.view {
+            View::Router => reply_key(&s.key, s.key.dst),
+            View::ClientSide => reply_key(&s.translated, s.translated.dst),
         };
-        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, |ip, b| {
-            ipv4::set_src(ip, b, new_src)
-        })
+        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, target)
     }
 
-    /// Rewrites a packet of session `slot` with `rewrite`, decrements TTL, and updates the
-    /// session's counters and TCP state.
+    /// Rewrites a packet of session `slot` to `target` (addresses and TU ports), decrements
+    /// TTL, and updates the session's counters and TCP state.
     #[allow(clippy::too_many_arguments)]
     fn translate(
         &mut self,
@@ -225,13 +265,13 @@ impl Engine {
         l4: L4,
         b: &mut [u8],
         mut out: Outcome,
-        rewrite: impl FnOnce(&mut Ipv4, &mut [u8]),
+        target: Tuple,
     ) -> Outcome {
         out.faults = ChecksumFaults {
             ip: ip.header_checksum_error(b),
             l4: ip.l4_checksum_error(b),
         };
-        rewrite(&mut ip, b);
+        rewrite_tuple(&mut ip, b, &l4, &target);
         if self.forwards_with_ttl(flow) {
             ipv4::decrement_ttl(&mut ip, b);
         }
@@ -246,6 +286,10 @@ impl Engine {
             self.frags.insert(now, key, slot, number, flow);
         }
         self.finish_translation(now, slot, flow, &ip, l4, b, &mut out);
+        if !matches!(l4, L4::Other) {
+            out.after.sport = target.sport;
+            out.after.dport = target.dport;
+        }
         out
     }
 
@@ -362,9 +406,10 @@ impl Engine {
         }
         let s = self.session(e.slot);
         let (new_src, new_dst) = match (e.flow, self.vss.view) {
-            (Flow::Inbound, _) => (ip.src, s.translated.dst),
-            (_, View::Router) => (s.key.dst, ip.dst),
-            (_, View::ClientSide) => (s.translated.dst, ip.dst),
+            // The session's translated tuple both ways (LS-NAPT changes the client side too).
+            (Flow::Inbound, _) => (s.translated.src, s.translated.dst),
+            (_, View::Router) => (s.key.dst, s.key.src),
+            (_, View::ClientSide) => (s.translated.dst, s.translated.src),
         };
         let mut ip = ip;
         out.faults = ChecksumFaults {
@@ -438,50 +483,61 @@ impl Engine {
             return out;
         }
         let s = self.session(slot);
-        let (vip, member) = (s.key.dst, s.translated.dst);
-        // The client side always sees the VIP; the member side sees the member.
-        let (from, to) = match (flow, self.vss.view) {
-            (Flow::Inbound, _) => (vip, member),
-            (_, View::Router) => (member, vip),
-            (_, View::ClientSide) => (vip, member),
+        // The session's translated tuple both ways (modes work: LS-NAPT changes the client's
+        // address and TU port too, a static mapping may change the service port). `quote_to` is
+        // the quoted datagram as the receiving side must see it; the outer addresses change
+        // only where they are the session's own endpoints (an intermediate router's stay).
+        let (quote_to, [src_from, src_to], [dst_from, dst_to]) = match (flow, self.vss.view) {
+            // From the client side, quoting VIP:svc → client: toward the member.
+            (Flow::Inbound, _) => (
+                reply_key(&s.translated, s.translated.dst),
+                [s.key.src, s.translated.src],
+                [s.key.dst, s.translated.dst],
+            ),
+            // From the member side, quoting (router|client):port → member:svc: to the client.
+            (_, View::Router) => (
+                s.key,
+                [s.translated.dst, s.key.dst],
+                [s.translated.src, s.key.src],
+            ),
+            (_, View::ClientSide) => (
+                s.translated,
+                [s.key.dst, s.translated.dst],
+                [s.key.src, s.translated.src],
+            ),
         };
         out.faults.ip = ip.header_checksum_error(b);
         out.faults.l4 = ip.l4_checksum_error(b);
         let icmp_csum_at = ip.ihl + 2;
         let mut icmp_csum = u16::from_be_bytes([b[icmp_csum_at], b[icmp_csum_at + 1]]);
         {
+            // Rewrite the quoted header (its IP and transport checksums follow, RFC 1624), then
+            // fold every 16-bit word of the quote that changed into the ICMP checksum. Changes
+            // stay within the quoted IP header and the first 18 bytes after it.
+            const SNAP: usize = 80;
             let q = &mut b[inner_at..ip.captured];
+            let n = q.len().min(SNAP);
+            let mut before = [0u8; SNAP];
+            before[..n].copy_from_slice(&q[..n]);
             let mut inner = inner;
-            let (addr_at, old) = if flow == Flow::Inbound {
-                (12, inner.src)
-            } else {
-                (16, inner.dst)
+            let l4q = inner.l4(q);
+            rewrite_tuple(&mut inner, q, &l4q, &quote_to);
+            let word = |d: &[u8], i: usize| {
+                u16::from_be_bytes([d[i], if i + 1 < n { d[i + 1] } else { 0 }])
             };
-            if old == from {
-                let old_ic = inner.checksum;
-                let old_l4 = inner
-                    .l4_checksum_offset()
-                    .map(|o| u16::from_be_bytes([q[o], q[o + 1]]));
-                if addr_at == 12 {
-                    ipv4::set_src(&mut inner, q, to);
-                } else {
-                    ipv4::set_dst(&mut inner, q, to);
-                }
-                icmp_csum = update32(icmp_csum, from, to);
-                icmp_csum = update16(icmp_csum, old_ic, inner.checksum);
-                if let (Some(o), Some(old)) = (inner.l4_checksum_offset(), old_l4) {
-                    let new = u16::from_be_bytes([q[o], q[o + 1]]);
+            for i in (0..n).step_by(2) {
+                let (old, new) = (word(&before, i), word(q, i));
+                if old != new {
                     icmp_csum = update16(icmp_csum, old, new);
                 }
             }
         }
         b[icmp_csum_at..icmp_csum_at + 2].copy_from_slice(&icmp_csum.to_be_bytes());
-        if flow == Flow::Inbound {
-            if ip.dst == from {
-                ipv4::set_dst(&mut ip, b, to);
-            }
-        } else if ip.src == from {
-            ipv4::set_src(&mut ip, b, to);
+        if ip.src == src_from && src_from != src_to {
+            ipv4::set_src(&mut ip, b, src_to);
+        }
+        if ip.dst == dst_from && dst_from != dst_to {
+            ipv4::set_dst(&mut ip, b, dst_to);
         }
         if self.forwards_with_ttl(flow) {
             ipv4::decrement_ttl(&mut ip, b);

@@ -21,16 +21,19 @@ pub mod event;
 pub mod fragments;
 pub mod load_share;
 pub mod lookup;
+mod napt;
 pub mod pool_timeline;
 pub mod server_pool;
 mod session;
+mod static_mapping;
 pub mod time_exceeded;
+pub mod tu_port;
 pub mod unbinding;
 mod virtual_server;
 
 pub use config::{
-    Algorithm, DeadHostConfig, EngineConfig, TimelineAction, TimelineAt, TimelineEntry, Timeouts,
-    View, VirtualServerConfig,
+    Algorithm, DeadHostConfig, EngineConfig, Mode, NaptConfig, StaticMapping, TimelineAction,
+    TimelineAt, TimelineEntry, Timeouts, View, VirtualServerConfig,
 };
 pub use event::{
     ChecksumFaults, DropReason, EmitKind, Emitted, EndReason, Event, Flow, History, Outcome,
@@ -102,17 +105,45 @@ pub struct Engine {
     timeline: Timeline,
     /// Pool member transitions, drained with [`Engine::poll_pool_event`].
     pool_events: VecDeque<PoolEvent>,
+    /// LSNAT or LS-NAPT (RFC 2391 §3.1–3.3).
+    mode: Mode,
+    /// LS-NAPT: the source address sessions get toward members (`None`: the VIP).
+    napt_source: Option<[u8; 4]>,
+    /// Addresses the router owns (VIPs among them restrict service, §3).
+    router_addresses: Vec<[u8; 4]>,
+    /// TU ports held by LS-NAPT and NAPT sessions.
+    ports: tu_port::TuPorts,
+    /// NAPT of inside-initiated sessions (§3.2).
+    napt: Option<napt::Napt>,
+    /// Static mappings of members to backups (§4.1).
+    statics: static_mapping::StaticMappings,
 }
 
 impl Engine {
     /// Builds an engine. The configuration must already be validated (see [`crate::config`]).
     pub fn new(cfg: EngineConfig) -> Engine {
         let mut pool = ServerPool::default();
-        let list = cfg
+        let list: Vec<VirtualServer> = cfg
             .virtual_servers
             .into_iter()
             .map(|v| VirtualServer::new(v, &mut pool))
             .collect();
+        let statics = static_mapping::StaticMappings::new(&cfg.static_mappings, &mut pool);
+        let mut router_addresses: Vec<[u8; 4]> = cfg
+            .router_addresses
+            .iter()
+            .chain(cfg.inside_address.iter())
+            .chain(cfg.outside_address.iter())
+            .map(|a| a.octets())
+            .collect();
+        if cfg.mode == Mode::LsNapt {
+            // RFC 2391 §3.3: in LS-NAPT the virtual server address is the router's own.
+            router_addresses.extend(list.iter().map(|v| v.vip));
+        }
+        let napt = match (&cfg.napt, cfg.outside_address) {
+            (Some(n), Some(addr)) => Some(napt::Napt::new(&n.inside, addr)),
+            _ => None,
+        };
         Engine {
             timeouts: cfg.timeouts,
             ttl_decrement: cfg.ttl_decrement,
@@ -148,6 +179,12 @@ impl Engine {
             dead_host: DeadHost::new(cfg.dead_host),
             timeline: Timeline::new(cfg.timeline),
             pool_events: VecDeque::new(),
+            mode: cfg.mode,
+            napt_source: cfg.inside_address.map(|a| a.octets()),
+            router_addresses,
+            ports: tu_port::TuPorts::default(),
+            napt,
+            statics,
         }
     }
 

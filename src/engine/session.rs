@@ -18,6 +18,8 @@ pub(crate) struct Session {
     pub translated: Tuple,
     /// The key its outbound packets arrive with.
     pub reply_key: Tuple,
+    /// LS-NAPT: `translated.sport` is a TU port it holds (RFC 2391 §3.3).
+    pub napt: bool,
     pub first: Timestamp,
     pub last: Timestamp,
     pub first_reply: Option<Timestamp>,

@@ -255,3 +255,270 @@ fn timestamps_going_backwards_hold_time() {
     let r = ended(&mut e);
     assert_eq!((r[0].first, r[0].last), (t(100), t(100)));
 }
+
+const ROUTER_IN: [u8; 4] = [203, 0, 113, 254];
+const ROUTER_OUT: [u8; 4] = [198, 51, 100, 1];
+
+fn ls_napt() -> EngineConfig {
+    EngineConfig {
+        mode: Mode::LsNapt,
+        inside_address: Some(ROUTER_IN.into()),
+        ..config(Algorithm::RoundRobin)
+    }
+}
+
+fn parsed(b: &[u8]) -> (Ipv4, u16, u16) {
+    let ip = Ipv4::parse(b).unwrap();
+    assert_eq!(ip.header_checksum_error(b), 0);
+    assert_eq!(ip.l4_checksum_error(b), Some(0));
+    let (s, d) = match ip.l4(b) {
+        crate::wire::ipv4::L4::Udp { sport, dport, .. }
+        | crate::wire::ipv4::L4::Tcp { sport, dport, .. } => (sport, dport),
+        _ => (0, 0),
+    };
+    (ip, s, d)
+}
+
+#[test]
+fn ls_napt_translates_the_client_side_and_moves_a_clashing_port() {
+    let mut e = Engine::new(EngineConfig {
+        virtual_servers: vec![VirtualServerConfig {
+            members: vec![M[0].into()],
+            ..config(Algorithm::RoundRobin).virtual_servers[1].clone()
+        }],
+        ..ls_napt()
+    });
+    let b = [198, 51, 100, 23];
+    let mut q = udp(CLIENT, 40000, VIP, 53);
+    e.handle(t(1), &mut q);
+    let (ip, s, d) = parsed(&q);
+    assert_eq!((ip.src, s, ip.dst, d), (ROUTER_IN, 40000, M[0], 53));
+    // Another client, same port, same member: the next free port.
+    let mut q2 = udp(b, 40000, VIP, 53);
+    let o = e.handle(t(1), &mut q2);
+    assert_eq!((o.after.src, o.after.sport), (ROUTER_IN, 40001));
+    // Replies come back to the router's address and port and go to each client.
+    let mut r = udp(M[0], 53, ROUTER_IN, 40001);
+    let o = e.handle(t(2), &mut r);
+    assert_eq!(
+        (o.verdict, o.flow, o.session),
+        (Verdict::Translated, Flow::Outbound, 2)
+    );
+    let (ip, s, d) = parsed(&r);
+    assert_eq!((ip.src, s, ip.dst, d), (VIP, 53, b, 40000));
+    let mut r = udp(M[0], 53, ROUTER_IN, 40000);
+    e.handle(t(2), &mut r);
+    let (ip, _, d) = parsed(&r);
+    assert_eq!((ip.dst, d), (CLIENT, 40000));
+    // Both idle out: the ports are free again, so a third client keeps its own port.
+    e.advance(t(100));
+    let recs = ended(&mut e);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[1].translated.sport, 40001);
+    let mut q3 = udp([198, 51, 100, 99], 40000, VIP, 53);
+    assert_eq!(e.handle(t(101), &mut q3).after.sport, 40000);
+}
+
+#[test]
+fn ls_napt_client_ports_below_1024_and_icmp_ids() {
+    let mut e = Engine::new(EngineConfig {
+        virtual_servers: vec![
+            config(Algorithm::RoundRobin).virtual_servers[0].clone(),
+            VirtualServerConfig {
+                name: "ping".into(),
+                protocol: 1,
+                ports: vec![],
+                ..config(Algorithm::RoundRobin).virtual_servers[0].clone()
+            },
+        ],
+        ..ls_napt()
+    });
+    let mut syn = tcp(CLIENT, 80, VIP, 80, 1, 0, "S");
+    assert_eq!(e.handle(t(1), &mut syn).after.sport, 1024);
+    let (_, s, _) = parsed(&syn);
+    assert_eq!(s, 1024);
+    let mut ping = Vec::new();
+    PacketBuilder::ipv4(CLIENT, VIP, 64)
+        .icmpv4_echo_request(7, 1)
+        .write(&mut ping, b"x")
+        .unwrap();
+    let o = e.handle(t(1), &mut ping);
+    assert_eq!((o.after.src, o.after.sport), (ROUTER_IN, 1024));
+    let ip = Ipv4::parse(&ping).unwrap();
+    assert_eq!(ip.l4_checksum_error(&ping), Some(0));
+    let mut reply = Vec::new();
+    PacketBuilder::ipv4(M[0], ROUTER_IN, 64)
+        .icmpv4_echo_reply(1024, 1)
+        .write(&mut reply, b"x")
+        .unwrap();
+    let o = e.handle(t(1), &mut reply);
+    assert_eq!(
+        (o.verdict, o.after.dst, o.after.sport),
+        (Verdict::Translated, CLIENT, 7)
+    );
+    assert_eq!(
+        Ipv4::parse(&reply).unwrap().l4_checksum_error(&reply),
+        Some(0)
+    );
+}
+
+#[test]
+fn ls_napt_refuses_a_session_when_the_member_pool_is_exhausted() {
+    let mut e = Engine::new(EngineConfig {
+        virtual_servers: vec![VirtualServerConfig {
+            members: vec![M[0].into()],
+            ..config(Algorithm::RoundRobin).virtual_servers[1].clone()
+        }],
+        ..ls_napt()
+    });
+    let n = u32::from(tu_port::LAST - tu_port::FIRST) + 1;
+    for i in 0..n {
+        let c = (0xC612_0000u32 + i).to_be_bytes(); // 198.18.x.y clients
+        let mut q = udp(c, 5000, VIP, 53);
+        assert_eq!(e.handle(t(1), &mut q).verdict, Verdict::Translated, "{i}");
+    }
+    let mut q = udp(CLIENT, 5000, VIP, 53);
+    let o = e.handle(t(1), &mut q);
+    assert_eq!(o.verdict, Verdict::Drop(DropReason::NaptPortsExhausted));
+    assert_eq!(
+        DropReason::NaptPortsExhausted.name(),
+        "napt-ports-exhausted"
+    );
+    assert_eq!(e.live_sessions(), n as usize);
+}
+
+#[test]
+fn static_mapping_sends_new_sessions_to_the_backup_port() {
+    let backup = [203, 0, 113, 9];
+    let mut e = Engine::new(EngineConfig {
+        static_mappings: vec![StaticMapping {
+            member: M[0].into(),
+            port: Some(80),
+            backup: backup.into(),
+            backup_port: Some(8080),
+        }],
+        ..config(Algorithm::RoundRobin)
+    });
+    let mut syn = tcp(CLIENT, 2745, VIP, 80, 1, 0, "S");
+    let o = e.handle(t(1), &mut syn);
+    assert_eq!((o.after.dst, o.after.dport), (backup, 8080));
+    assert_eq!(e.members()[o.member.unwrap()].addr, Ipv4Addr::from(backup));
+    let mut synack = tcp(backup, 8080, CLIENT, 2745, 9, 2, "SA");
+    let o = e.handle(t(1), &mut synack);
+    assert_eq!(o.verdict, Verdict::Translated);
+    let (ip, s, d) = parsed(&synack);
+    assert_eq!((ip.src, s, ip.dst, d), (VIP, 80, CLIENT, 2745));
+}
+
+#[test]
+fn napt_translates_inside_initiated_sessions_and_their_replies() {
+    let outside = [192, 0, 2, 50];
+    let mut e = Engine::new(EngineConfig {
+        outside_address: Some(ROUTER_OUT.into()),
+        napt: Some(NaptConfig {
+            inside: vec![([203, 0, 113, 0].into(), 24)],
+        }),
+        ..config(Algorithm::RoundRobin)
+    });
+    let mut q = udp(M[1], 33000, outside, 53);
+    let o = e.handle(t(1), &mut q);
+    assert_eq!(
+        (o.verdict, o.flow, o.session),
+        (Verdict::Translated, Flow::Outbound, 0)
+    );
+    let (ip, s, _) = parsed(&q);
+    assert_eq!((ip.src, s), (ROUTER_OUT, 33000));
+    let mut q2 = udp(M[2], 33000, outside, 53);
+    e.handle(t(1), &mut q2);
+    let (_, s, _) = parsed(&q2);
+    assert_eq!(s, 33001);
+    let mut r = udp(outside, 53, ROUTER_OUT, 33001);
+    let o = e.handle(t(2), &mut r);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
+    let (ip, _, d) = parsed(&r);
+    assert_eq!((ip.dst, d), (M[2], 33000));
+    // After the idle timeout the mapping is gone and its port free.
+    e.advance(t(200));
+    let mut late = udp(outside, 53, ROUTER_OUT, 33001);
+    assert_eq!(
+        e.handle(t(200), &mut late).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+    let mut q3 = udp(M[0], 33001, outside, 53);
+    e.handle(t(201), &mut q3);
+    assert_eq!(parsed(&q3).1, 33001);
+}
+
+#[test]
+fn a_router_owned_vip_drops_other_ports() {
+    let mut cfg = config(Algorithm::RoundRobin);
+    let mut q = udp(CLIENT, 5000, VIP, 5353);
+    assert_eq!(
+        Engine::new(cfg.clone()).handle(t(1), &mut q).verdict,
+        Verdict::Pass(PassReason::NotAService)
+    );
+    cfg.router_addresses = vec![VIP.into()];
+    let mut q = udp(CLIENT, 5000, VIP, 5353);
+    assert_eq!(
+        Engine::new(cfg).handle(t(1), &mut q).verdict,
+        Verdict::Drop(DropReason::ServiceRestricted)
+    );
+}
+
+/// An ICMP port unreachable quoting an LS-NAPT session, both ways: every address, TU port and
+/// checksum inside and outside follows the session's translated tuple.
+#[test]
+fn icmp_errors_quoting_ls_napt_sessions_use_the_translated_tuple() {
+    use etherparse::Icmpv4Type;
+    use etherparse::icmpv4::DestUnreachableHeader;
+    let cfg = || EngineConfig {
+        virtual_servers: vec![VirtualServerConfig {
+            members: vec![M[0].into()],
+            ..config(Algorithm::RoundRobin).virtual_servers[1].clone()
+        }],
+        ..ls_napt()
+    };
+    let unreach = |src: [u8; 4], dst: [u8; 4], quote: &[u8]| {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4(src, dst, 64)
+            .icmpv4(Icmpv4Type::DestinationUnreachable(
+                DestUnreachableHeader::Port,
+            ))
+            .write(&mut out, quote)
+            .unwrap();
+        out
+    };
+    let check_quote = |b: &[u8], src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16| {
+        let ip = Ipv4::parse(b).unwrap();
+        assert_eq!(ip.header_checksum_error(b), 0);
+        assert_eq!(ip.l4_checksum_error(b), Some(0), "ICMP checksum");
+        let (inner, s, d) = parsed(&b[ip.ihl + 8..]);
+        assert_eq!((inner.src, s, inner.dst, d), (src, sport, dst, dport));
+        ip
+    };
+
+    // Member side: the member refuses what the router sent it (router:1024 → member:53).
+    let mut e = Engine::new(cfg());
+    let mut q = udp(CLIENT, 80, VIP, 53); // port < 1024: LS-NAPT gives 1024
+    e.handle(t(1), &mut q);
+    let mut err = unreach(M[0], ROUTER_IN, &q);
+    let o = e.handle(t(1), &mut err);
+    assert_eq!(
+        (o.verdict, o.flow, o.session),
+        (Verdict::Translated, Flow::Outbound, 1)
+    );
+    let ip = check_quote(&err, CLIENT, 80, VIP, 53);
+    assert_eq!((ip.src, ip.dst), (VIP, CLIENT));
+
+    // Client side: the client refuses the member's reply (VIP:53 → client:80).
+    let mut e = Engine::new(cfg());
+    let mut q = udp(CLIENT, 80, VIP, 53);
+    e.handle(t(1), &mut q);
+    let mut r = udp(M[0], 53, ROUTER_IN, 1024);
+    e.handle(t(1), &mut r);
+    let mut err = unreach(CLIENT, VIP, &r);
+    let o = e.handle(t(1), &mut err);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
+    let ip = check_quote(&err, M[0], 53, ROUTER_IN, 1024);
+    assert_eq!((ip.src, ip.dst), (ROUTER_IN, M[0]));
+}

@@ -82,6 +82,7 @@ impl Engine {
             }
         }
         self.frags.expire(now);
+        self.napt_expire(now);
     }
 
     /// Removes a session and reports it.
@@ -93,6 +94,17 @@ impl Engine {
             if self.flows.get(&k).is_some_and(|&(sl, _)| sl == slot) {
                 self.flows.remove(&k);
             }
+        }
+        if s.napt {
+            // LS-NAPT (RFC 2391 §3.3): the session's TU port is free again.
+            self.ports.release(
+                super::tu_port::PoolKey {
+                    addr: s.translated.src,
+                    peer: s.translated.dst,
+                    protocol: s.key.protocol,
+                },
+                s.translated.sport,
+            );
         }
         self.free.push(slot);
         self.live -= 1;

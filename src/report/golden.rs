@@ -153,6 +153,9 @@ fn render_outcome(p: &mut String, o: &Outcome) {
     }
     if o.session != 0 {
         let _ = write!(p, " s{}{}", o.session, if o.bound { " new" } else { "" });
+    } else if o.verdict == Verdict::Translated {
+        // A NAPT session an inside host started (RFC 2391 §3.2): not load-shared.
+        let _ = write!(p, " napt");
     }
     let _ = writeln!(p);
 }
@@ -178,7 +181,12 @@ impl GoldenLog {
                 names.get(r.virtual_server).map_or("?", String::as_str),
                 proto::name(r.key.protocol),
                 r.key,
-                Ipv4Addr::from(r.translated.dst),
+                if r.translated.src != r.key.src || r.translated.dport != r.key.dport {
+                    // LS-NAPT (§3.3) or a port-remapping static mapping: the whole tuple.
+                    r.translated.to_string()
+                } else {
+                    Ipv4Addr::from(r.translated.dst).to_string()
+                },
                 rel(self.start, r.first),
                 rel(self.start, r.last),
                 r.first_reply.map_or("-".into(), |t| rel(self.start, t)),

@@ -1,0 +1,272 @@
+//! NAPT for sessions that inside hosts start toward the outside, on the same router as LSNAT
+//! (RFC 2391 §3.2: "The NAT configuration is required for translation of outbound sessions
+//! ... The illustration below will assume NAPT on the outbound and LSNAT on the inbound";
+//! RFC 3022 §2.2). The inside host's address and TU port (ICMP: query identifier) are replaced
+//! by the router's outside address and a TU port from [`super::tu_port`]; replies addressed to
+//! that address and port are translated back. These are traditional NAT sessions, not
+//! load-shared ones: they are kept in their own table, carry no session number in reports, and
+//! end like any session (§2.4: TCP close plus the grace period, or the idle timeout), which
+//! frees their port.
+
+use super::Engine;
+use super::binding::reply_key;
+use super::event::{ChecksumFaults, DropReason, Flow, Outcome, Tuple, Verdict};
+use super::lookup::rewrite_tuple;
+use super::session::TcpTrack;
+use super::tu_port::PoolKey;
+use crate::time::Timestamp;
+use crate::wire::ipv4::{self, Ipv4, L4};
+use crate::wire::proto;
+use crate::wire::tcp_flags::{ACK, SYN};
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::Ipv4Addr;
+
+/// One outbound NAPT session.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    number: u64,
+    /// Inside host → outside host, as it arrived.
+    key: Tuple,
+    /// Router's outside address and port → outside host.
+    translated: Tuple,
+    /// Outside host → router's outside address and port: how replies arrive.
+    reply: Tuple,
+    last: Timestamp,
+    tcp: TcpTrack,
+    closed: Option<Timestamp>,
+}
+
+/// The NAPT table.
+pub(crate) struct Napt {
+    /// Inside networks as (network, mask).
+    inside: Vec<(u32, u32)>,
+    /// The outside address sessions get.
+    address: [u8; 4],
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    flows: FxHashMap<Tuple, (u32, Flow)>,
+    timers: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
+    next: u64,
+}
+
+impl Napt {
+    pub fn new(inside: &[(Ipv4Addr, u8)], address: Ipv4Addr) -> Napt {
+        Napt {
+            inside: inside
+                .iter()
+                .map(|&(a, len)| {
+                    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                    (u32::from(a) & mask, mask)
+                })
+                .collect(),
+            address: address.octets(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            flows: FxHashMap::default(),
+            timers: BinaryHeap::new(),
+            next: 1,
+        }
+    }
+
+    fn is_inside(&self, a: [u8; 4]) -> bool {
+        let a = u32::from_be_bytes(a);
+        self.inside.iter().any(|&(net, mask)| a & mask == net)
+    }
+}
+
+impl Engine {
+    /// Handles a packet of a NAPT session, or one that starts one. Returns `false` (leaving
+    /// `out` untouched) when the packet is neither.
+    pub(crate) fn napt_packet(
+        &mut self,
+        now: Timestamp,
+        ip: Ipv4,
+        l4: L4,
+        b: &mut [u8],
+        out: &mut Outcome,
+    ) -> bool {
+        let Some(napt) = self.napt.as_ref() else {
+            return false;
+        };
+        let t = out.before;
+        let (slot, flow) = match napt.flows.get(&t) {
+            Some(&hit) => hit,
+            None => {
+                // Only TCP, UDP and ICMP query sessions have a TU port (or identifier) to
+                // translate; other protocols pass untranslated.
+                let starts = match l4 {
+                    L4::Tcp { flags, .. } => flags & (SYN | ACK) == SYN,
+                    L4::Udp { .. } => true,
+                    L4::IcmpQuery { icmp_type, .. } => crate::wire::icmp_type::is_query(icmp_type),
+                    _ => false,
+                };
+                if !starts || !napt.is_inside(t.src) || napt.is_inside(t.dst) {
+                    return false;
+                }
+                out.flow = Flow::Outbound;
+                if self.forwards_with_ttl(Flow::Outbound) && ip.ttl <= 1 {
+                    out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+                    return true;
+                }
+                match self.napt_bind(now, t) {
+                    Some(s) => (s, Flow::Outbound),
+                    None => {
+                        out.verdict = Verdict::Drop(DropReason::NaptPortsExhausted);
+                        return true;
+                    }
+                }
+            }
+        };
+        out.flow = flow;
+        if self.forwards_with_ttl(flow) && ip.ttl <= 1 {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            return true;
+        }
+        let napt = self.napt.as_mut().expect("checked above");
+        let e = napt.entries[slot as usize]
+            .as_mut()
+            .expect("NAPT flow points at a live entry");
+        let target = if flow == Flow::Outbound {
+            e.translated
+        } else {
+            reply_key(&e.key, e.key.dst)
+        };
+        e.last = now;
+        if let L4::Tcp {
+            seq,
+            ack,
+            flags,
+            header_len,
+            ..
+        } = l4
+            && e.closed.is_none()
+        {
+            let payload = (ip.total_len.saturating_sub(ip.ihl + header_len.max(20))) as u32;
+            let dir = usize::from(flow == Flow::Inbound);
+            if e.tcp.on_segment(dir, seq, ack, flags, payload).is_some() {
+                e.closed = Some(now);
+                let due = now.add(self.timeouts.tcp_close_grace);
+                let number = e.number;
+                napt.timers.push(Reverse((due, number, slot)));
+            }
+        }
+        let mut ip = ip;
+        out.faults = ChecksumFaults {
+            ip: ip.header_checksum_error(b),
+            l4: ip.l4_checksum_error(b),
+        };
+        rewrite_tuple(&mut ip, b, &l4, &target);
+        if self.forwards_with_ttl(flow) {
+            ipv4::decrement_ttl(&mut ip, b);
+        }
+        out.verdict = Verdict::Translated;
+        out.after = Tuple {
+            protocol: t.protocol,
+            ..target
+        };
+        out.ip_checksum[1] = ip.checksum;
+        out.ttl[1] = ip.ttl;
+        if let (Some(at), Some(pair)) = (ip.l4_checksum_offset(), out.l4_checksum.as_mut()) {
+            pair[1] = u16::from_be_bytes([b[at], b[at + 1]]);
+        }
+        true
+    }
+
+    /// Starts a NAPT session for `key` (inside → outside): allocates the TU port.
+    fn napt_bind(&mut self, now: Timestamp, key: Tuple) -> Option<u32> {
+        let due = now.add(self.idle_timeout(key.protocol));
+        let napt = self.napt.as_mut()?;
+        let pool = PoolKey {
+            addr: napt.address,
+            peer: key.dst,
+            protocol: key.protocol,
+        };
+        let port = self.ports.allocate(pool, key.sport)?;
+        let translated = Tuple {
+            src: napt.address,
+            sport: port,
+            ..key
+        };
+        let reply = reply_key(&translated, translated.dst);
+        let number = napt.next;
+        napt.next += 1;
+        let e = Entry {
+            number,
+            key,
+            translated,
+            reply,
+            last: now,
+            tcp: TcpTrack::default(),
+            closed: None,
+        };
+        let slot = match napt.free.pop() {
+            Some(s) => {
+                napt.entries[s as usize] = Some(e);
+                s
+            }
+            None => {
+                napt.entries.push(Some(e));
+                (napt.entries.len() - 1) as u32
+            }
+        };
+        napt.flows.insert(key, (slot, Flow::Outbound));
+        napt.flows.insert(reply, (slot, Flow::Inbound));
+        napt.timers.push(Reverse((due, number, slot)));
+        Some(slot)
+    }
+
+    /// Ends NAPT sessions due by `now` (idle timeout or TCP close grace), freeing their ports.
+    pub(crate) fn napt_expire(&mut self, now: Timestamp) {
+        let grace = self.timeouts.tcp_close_grace;
+        let idle = [
+            self.idle_timeout(proto::TCP),
+            self.idle_timeout(proto::UDP),
+            self.idle_timeout(proto::ICMP),
+            self.idle_timeout(0),
+        ];
+        let Some(napt) = self.napt.as_mut() else {
+            return;
+        };
+        while let Some(&Reverse((due, number, slot))) = napt.timers.peek() {
+            if due > now {
+                break;
+            }
+            napt.timers.pop();
+            let Some(e) = napt.entries[slot as usize] else {
+                continue;
+            };
+            if e.number != number {
+                continue;
+            }
+            let deadline = match e.closed {
+                Some(at) => at.add(grace),
+                None => e.last.add(match e.key.protocol {
+                    proto::TCP => idle[0],
+                    proto::UDP => idle[1],
+                    proto::ICMP => idle[2],
+                    _ => idle[3],
+                }),
+            };
+            if deadline > now {
+                if deadline != due {
+                    napt.timers.push(Reverse((deadline, number, slot)));
+                }
+                continue;
+            }
+            napt.entries[slot as usize] = None;
+            napt.free.push(slot);
+            napt.flows.remove(&e.key);
+            napt.flows.remove(&e.reply);
+            self.ports.release(
+                PoolKey {
+                    addr: e.translated.src,
+                    peer: e.translated.dst,
+                    protocol: e.key.protocol,
+                },
+                e.translated.sport,
+            );
+        }
+    }
+}

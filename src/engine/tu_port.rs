@@ -1,0 +1,193 @@
+//! TU port allocation for LS-NAPT and NAPT (RFC 2391 §2.1, §3.3; RFC 3022 §2.2).
+//!
+//! An LS-NAPT router replaces the client's address and TU port with its own address and a TU
+//! port it assigns; NAPT does the same for sessions inside hosts start. Ports come from a pool
+//! per (router address, peer, protocol): the peer is the member for LS-NAPT and the outside
+//! host for NAPT. RFC 2391 §3.3 sets 0–1023 aside as well-known service ports, leaving
+//! 1024–65535 ("63K TCP client ports and 63K of UDP client ports ... to communicate with each
+//! load-share server"); ICMP query identifiers are drawn the same way.
+//!
+//! Policy (deterministic): keep the session's own port when it is ≥ 1024 and free (what Linux
+//! masquerade does when nothing clashes), else take the next free port upward from it,
+//! wrapping from 65535 to 1024. A port is never handed out twice while a session holds it;
+//! when a pool is exhausted the new session is refused.
+
+use rustc_hash::FxHashMap;
+
+/// The lowest port handed out (RFC 2391 §3.3: 0–1023 are well-known service ports).
+pub const FIRST: u16 = 1024;
+/// The highest port handed out.
+pub const LAST: u16 = 65535;
+
+/// Which pool a port comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    /// The router's address the sessions leave with.
+    pub addr: [u8; 4],
+    /// The member (LS-NAPT) or outside host (NAPT) on the other side.
+    pub peer: [u8; 4],
+    /// IP protocol (TCP, UDP, ICMP have separate port spaces).
+    pub protocol: u8,
+}
+
+/// One pool: a bit per port, set while held.
+struct Pool {
+    bits: Box<[u64; 1024]>,
+    held: u32,
+}
+
+impl Pool {
+    fn is_held(&self, p: u16) -> bool {
+        self.bits[usize::from(p) / 64] & (1 << (p % 64)) != 0
+    }
+
+    fn set(&mut self, p: u16, on: bool) {
+        let w = &mut self.bits[usize::from(p) / 64];
+        if on {
+            *w |= 1 << (p % 64);
+        } else {
+            *w &= !(1 << (p % 64));
+        }
+    }
+
+    /// The next free port at or after `from` (within FIRST..=LAST), wrapping once.
+    fn next_free(&self, from: u16) -> Option<u16> {
+        if self.held > u32::from(LAST - FIRST) {
+            return None;
+        }
+        let from = from.max(FIRST);
+        self.first_free(from, LAST)
+            .or_else(|| (from > FIRST).then(|| self.first_free(FIRST, from - 1))?)
+    }
+
+    /// The lowest free port in `lo..=hi`, a 64-bit word at a time.
+    fn first_free(&self, lo: u16, hi: u16) -> Option<u16> {
+        let (lo, hi) = (usize::from(lo), usize::from(hi));
+        for w in lo / 64..=hi / 64 {
+            let mut free = !self.bits[w];
+            if w == lo / 64 {
+                free &= u64::MAX << (lo % 64);
+            }
+            if w == hi / 64 && hi % 64 != 63 {
+                free &= (1u64 << (hi % 64 + 1)) - 1;
+            }
+            if free != 0 {
+                return Some((w * 64 + free.trailing_zeros() as usize) as u16);
+            }
+        }
+        None
+    }
+}
+
+/// Every pool of the router. Pools are created on first use and dropped when empty.
+#[derive(Default)]
+pub(crate) struct TuPorts {
+    pools: FxHashMap<PoolKey, Pool>,
+}
+
+impl TuPorts {
+    /// Allocates a port for a session whose own port is `wanted`; `None` when the pool is
+    /// exhausted (all 64,512 ports held).
+    pub fn allocate(&mut self, key: PoolKey, wanted: u16) -> Option<u16> {
+        let pool = self.pools.entry(key).or_insert_with(|| Pool {
+            bits: Box::new([0; 1024]),
+            held: 0,
+        });
+        let port = if wanted >= FIRST && !pool.is_held(wanted) {
+            wanted
+        } else {
+            pool.next_free(wanted.saturating_add(1))?
+        };
+        pool.set(port, true);
+        pool.held += 1;
+        Some(port)
+    }
+
+    /// Gives `port` back when its session is unbound.
+    pub fn release(&mut self, key: PoolKey, port: u16) {
+        if let Some(pool) = self.pools.get_mut(&key)
+            && pool.is_held(port)
+        {
+            pool.set(port, false);
+            pool.held -= 1;
+            if pool.held == 0 {
+                self.pools.remove(&key);
+            }
+        }
+    }
+
+    /// Ports held in a pool.
+    #[cfg(test)]
+    pub fn held(&self, key: PoolKey) -> u32 {
+        self.pools.get(&key).map_or(0, |p| p.held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: PoolKey = PoolKey {
+        addr: [203, 0, 113, 254],
+        peer: [203, 0, 113, 1],
+        protocol: 6,
+    };
+
+    #[test]
+    fn keeps_a_free_client_port_and_moves_up_on_a_clash() {
+        let mut t = TuPorts::default();
+        assert_eq!(t.allocate(K, 40000), Some(40000));
+        // A second client with the same port toward the same member: the next one up.
+        assert_eq!(t.allocate(K, 40000), Some(40001));
+        assert_eq!(t.allocate(K, 40000), Some(40002));
+        // Another member, another protocol: separate pools.
+        let other = PoolKey {
+            peer: [203, 0, 113, 2],
+            ..K
+        };
+        assert_eq!(t.allocate(other, 40000), Some(40000));
+        assert_eq!(
+            t.allocate(PoolKey { protocol: 17, ..K }, 40000),
+            Some(40000)
+        );
+    }
+
+    #[test]
+    fn well_known_client_ports_are_not_kept_and_the_search_wraps() {
+        let mut t = TuPorts::default();
+        assert_eq!(t.allocate(K, 80), Some(1024));
+        assert_eq!(t.allocate(K, 0), Some(1025));
+        assert_eq!(t.allocate(K, 65535), Some(65535));
+        // 65535 held: wraps to the lowest free port.
+        assert_eq!(t.allocate(K, 65535), Some(1026));
+    }
+
+    #[test]
+    fn no_reuse_while_held_and_release_on_unbind() {
+        let mut t = TuPorts::default();
+        assert_eq!(t.allocate(K, 5000), Some(5000));
+        assert_eq!(t.allocate(K, 5000), Some(5001));
+        t.release(K, 5000);
+        assert_eq!(t.held(K), 1);
+        assert_eq!(t.allocate(K, 5000), Some(5000));
+        t.release(K, 5000);
+        t.release(K, 5001);
+        t.release(K, 5001); // twice: harmless
+        assert_eq!(t.held(K), 0);
+    }
+
+    #[test]
+    fn exhaustion_refuses_then_a_release_frees_exactly_one() {
+        let mut t = TuPorts::default();
+        let n = u32::from(LAST - FIRST) + 1;
+        for i in 0..n {
+            assert!(t.allocate(K, 30000).is_some(), "allocation {i}");
+        }
+        assert_eq!(t.held(K), 64_512);
+        assert_eq!(t.allocate(K, 30000), None);
+        assert_eq!(t.allocate(K, 80), None);
+        t.release(K, 4242);
+        assert_eq!(t.allocate(K, 30000), Some(4242));
+        assert_eq!(t.allocate(K, 30000), None);
+    }
+}
