@@ -20,9 +20,22 @@
 //! ports = [80, 23]
 //! algorithm = "round-robin"
 //! members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
+//! # or members as tables: { addr = "172.85.0.3", weight = 3, cost = 2.0 } (cost "inf" allowed)
+//! session_weight = 1              # weight of one session of this service (RFC 2391 §5.1 (4))
+//! window = "10s"                  # traffic window (same for every virtual server that sets it)
+//! traffic = "bytes"               # or "packets"
+//! smoothing = 0.3                 # response-time EWMA factor (same for all)
+//! capacity_file = "caps.jsonl"    # member-reported capacities, relative to this file
+//! hash_key = "source"             # or "session", for source-hash and maglev
+//! [virtual_server.affinity]
+//! prefix = 32
+//! timeout = "5m"
 //! ```
 
-use crate::engine::{Algorithm, EngineConfig, Timeouts, View, VirtualServerConfig};
+use crate::engine::{
+    AffinityConfig, Algorithm, AlgorithmParams, EngineConfig, HashKey, MemberSettings, Timeouts,
+    TrafficMeasure, View, VirtualServerConfig,
+};
 use crate::time::Span;
 use crate::wire::proto;
 use serde::Deserialize;
@@ -104,7 +117,44 @@ struct VirtualServerFile {
     ports: Spanned<Vec<i64>>,
     #[serde(default = "default_algorithm")]
     algorithm: Spanned<String>,
-    members: Spanned<Vec<Spanned<String>>>,
+    members: Spanned<Vec<Spanned<MemberFile>>>,
+    session_weight: Option<Spanned<i64>>,
+    window: Option<Spanned<DurationValue>>,
+    traffic: Option<Spanned<String>>,
+    smoothing: Option<Spanned<f64>>,
+    capacity_file: Option<Spanned<String>>,
+    hash_key: Option<Spanned<String>>,
+    affinity: Option<Spanned<AffinityFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MemberFile {
+    Addr(String),
+    Table(MemberTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberTable {
+    addr: String,
+    weight: Option<i64>,
+    cost: Option<CostValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CostValue {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AffinityFile {
+    prefix: Option<i64>,
+    timeout: Option<DurationValue>,
 }
 
 fn no_ports() -> Spanned<Vec<i64>> {
@@ -209,6 +259,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             "no [[virtual_server]] defined: nothing to load-share".into(),
         ));
     }
+    let mut window: Option<(Span, String)> = None;
+    let mut smoothing: Option<(f64, String)> = None;
+    let mut settings: Vec<(MemberSettings, String)> = Vec::new();
     for (i, v) in file.virtual_server.iter().enumerate() {
         let field = |f: &str| format!("virtual_server[{i}].{f}");
         let addr = |s: &Spanned<String>, f: &str| {
@@ -262,7 +315,49 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         })?;
         let mut members = Vec::new();
         for m in v.members.get_ref() {
-            let a = addr(m, "members")?;
+            let (text, weight, cost) = match m.get_ref() {
+                MemberFile::Addr(s) => (s, None, None),
+                MemberFile::Table(t) => (&t.addr, t.weight, t.cost.as_ref()),
+            };
+            let a = addr(&Spanned::new(m.span(), text.clone()), "members")?;
+            if weight.is_some() || cost.is_some() {
+                let bad = |cause: String| err(Some(m.span()), &field("members"), cause);
+                let weight = match weight {
+                    None => 1,
+                    Some(w) => u32::try_from(w)
+                        .map_err(|_| bad(format!("member {a}: weight {w} is not 0 or more")))?,
+                };
+                let cost = match cost {
+                    None => 1.0,
+                    Some(CostValue::Int(n)) => *n as f64,
+                    Some(CostValue::Float(f)) => *f,
+                    Some(CostValue::Text(t)) if matches!(t.as_str(), "inf" | "infinity") => {
+                        f64::INFINITY
+                    }
+                    Some(CostValue::Text(t)) => {
+                        return Err(bad(format!(
+                            "member {a}: cost `{t}` is not a number or \"inf\""
+                        )));
+                    }
+                };
+                if cost.is_nan() || cost < 0.0 {
+                    return Err(bad(format!("member {a}: cost must be 0 or more")));
+                }
+                let s = MemberSettings {
+                    addr: a,
+                    weight,
+                    cost,
+                };
+                match settings.iter().find(|(o, _)| o.addr == a) {
+                    Some((o, where_)) if *o != s => {
+                        return Err(bad(format!(
+                            "member {a}: weight/cost differ from {where_} (a member is one server)"
+                        )));
+                    }
+                    Some(_) => {}
+                    None => settings.push((s, field("members"))),
+                }
+            }
             if members.contains(&a) {
                 return Err(err(
                     Some(m.span()),
@@ -279,6 +374,124 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 "the server pool is empty".into(),
             ));
         }
+        let session_weight = match &v.session_weight {
+            None => 1,
+            Some(w) => u32::try_from(*w.get_ref()).map_err(|_| {
+                err(
+                    Some(w.span()),
+                    &field("session_weight"),
+                    format!("must be 0 or more, not {}", w.get_ref()),
+                )
+            })?,
+        };
+        let mut params = AlgorithmParams::default();
+        if let Some(t) = &v.traffic {
+            params.traffic = match t.get_ref().as_str() {
+                "bytes" => TrafficMeasure::Bytes,
+                "packets" => TrafficMeasure::Packets,
+                o => {
+                    return Err(err(
+                        Some(t.span()),
+                        &field("traffic"),
+                        format!("`{o}` (expected `bytes` or `packets`)"),
+                    ));
+                }
+            };
+        }
+        if let Some(h) = &v.hash_key {
+            params.hash_key = Some(match h.get_ref().as_str() {
+                "source" => HashKey::Source,
+                "session" => HashKey::Session,
+                o => {
+                    return Err(err(
+                        Some(h.span()),
+                        &field("hash_key"),
+                        format!("`{o}` (expected `source` or `session`)"),
+                    ));
+                }
+            });
+        }
+        if let Some(w) = &v.window {
+            let span = duration(
+                &Some(Spanned::new(w.span(), clone_duration(w.get_ref()))),
+                &field("window"),
+                Span(0),
+            )?;
+            if span.0 == 0 {
+                return Err(err(
+                    Some(w.span()),
+                    &field("window"),
+                    "must be longer than 0".into(),
+                ));
+            }
+            match &window {
+                Some((o, where_)) if *o != span => {
+                    return Err(err(
+                        Some(w.span()),
+                        &field("window"),
+                        format!(
+                            "differs from {where_}: members' traffic is counted once for all virtual servers"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => window = Some((span, field("window"))),
+            }
+        }
+        if let Some(a) = &v.smoothing {
+            let x = *a.get_ref();
+            if !(x > 0.0 && x <= 1.0) {
+                return Err(err(
+                    Some(a.span()),
+                    &field("smoothing"),
+                    format!("{x} is not in (0, 1]"),
+                ));
+            }
+            match &smoothing {
+                Some((o, where_)) if *o != x => {
+                    return Err(err(
+                        Some(a.span()),
+                        &field("smoothing"),
+                        format!(
+                            "differs from {where_}: members' response times are smoothed once for all virtual servers"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => smoothing = Some((x, field("smoothing"))),
+            }
+        }
+        if let Some(c) = &v.capacity_file {
+            let p = path.parent().unwrap_or(Path::new("")).join(c.get_ref());
+            let reports = crate::capacity::load(&p)
+                .map_err(|e| err(Some(c.span()), &field("capacity_file"), e.to_string()))?;
+            cfg.capacity_reports.extend(reports);
+        }
+        let affinity = match &v.affinity {
+            None => None,
+            Some(a) => {
+                let prefix = a.get_ref().prefix.unwrap_or(32);
+                if !(0..=32).contains(&prefix) {
+                    return Err(err(
+                        Some(a.span()),
+                        &field("affinity.prefix"),
+                        format!("{prefix} is not a prefix length 0-32"),
+                    ));
+                }
+                let timeout = match &a.get_ref().timeout {
+                    None => Span::from_secs(300),
+                    Some(t) => duration(
+                        &Some(Spanned::new(a.span(), clone_duration(t))),
+                        &field("affinity.timeout"),
+                        Span(0),
+                    )?,
+                };
+                Some(AffinityConfig {
+                    prefix: prefix as u8,
+                    timeout,
+                })
+            }
+        };
         cfg.virtual_servers.push(VirtualServerConfig {
             name: v
                 .name
@@ -289,9 +502,26 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             ports,
             algorithm,
             members,
+            session_weight,
+            params,
+            affinity,
         });
     }
+    if let Some((w, _)) = window {
+        cfg.load_tracking.window = w;
+    }
+    if let Some((s, _)) = smoothing {
+        cfg.load_tracking.smoothing = s;
+    }
+    cfg.member_settings = settings.into_iter().map(|(s, _)| s).collect();
     Ok(cfg)
+}
+
+fn clone_duration(d: &DurationValue) -> DurationValue {
+    match d {
+        DurationValue::Seconds(n) => DurationValue::Seconds(*n),
+        DurationValue::Text(t) => DurationValue::Text(t.clone()),
+    }
 }
 
 #[cfg(test)]

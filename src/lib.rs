@@ -1,6 +1,7 @@
 #![doc = include_str!("../ARCHITECTURE.md")]
 #![warn(missing_docs)]
 
+pub mod capacity;
 pub mod capture;
 pub mod check;
 pub mod cli;

@@ -3,8 +3,9 @@
 //! (§5). A TCP session starts only with a SYN without ACK (§2.3); any other session starts with
 //! its first packet.
 
+use super::decision::{AffinityBreak, AffinityOutcome, Decision};
 use super::event::{DropReason, EndReason, Event, Flow, Tuple};
-use super::load_share::Candidate;
+use super::load_share::{Candidate, Request};
 use super::session::Session;
 use super::{Engine, View};
 use crate::time::Timestamp;
@@ -53,18 +54,7 @@ impl Engine {
         {
             return Err(DropReason::TableFull);
         }
-        self.candidates.clear();
-        for &m in &self.vss.list[vs].members {
-            self.candidates.push(Candidate {
-                member: m,
-                bound: self.pool.member(m).bound,
-            });
-        }
-        if self.candidates.is_empty() {
-            return Err(DropReason::NoMemberAvailable);
-        }
-        let pick = self.vss.list[vs].load_share.select(&self.candidates);
-        let member = self.candidates[pick.min(self.candidates.len() - 1)].member;
+        let (member, decision) = self.choose(now, vs, key)?;
         let member_addr = self.pool.member(member).addr.octets();
 
         let number = self.next_number;
@@ -110,7 +100,11 @@ impl Engine {
         }
         self.slots[slot as usize] = Some(session);
         self.live += 1;
-        self.pool.bind(member);
+        self.pool
+            .bind(member, self.vss.list[vs].config.session_weight);
+        if let Some(cfg) = self.vss.list[vs].config.affinity {
+            self.affinity.remember(vs, &cfg, key.src, member, now);
+        }
         self.stats.sessions_bound += 1;
         self.stats.peak_sessions = self.stats.peak_sessions.max(self.live as u64);
         self.events.push_back(Event::Bound {
@@ -119,8 +113,110 @@ impl Engine {
             virtual_server: vs,
             member,
             key,
+            decision,
         });
         Ok(slot)
+    }
+
+    /// The load figures of member `m` now (traffic window slid to `now`).
+    fn candidate(&mut self, m: usize, now: Timestamp) -> Candidate {
+        let p = self.pool.member_mut(m);
+        p.traffic.advance(now);
+        let (traffic_packets, traffic_bytes) = p.traffic.totals();
+        Candidate {
+            member: m,
+            addr: p.addr.octets(),
+            bound: p.bound,
+            weighted_load: p.weighted_load,
+            traffic_packets,
+            traffic_bytes,
+            response_ns: p.response_ns,
+            capacity: p.capacity,
+            weight: p.weight,
+            cost: p.cost,
+        }
+    }
+
+    /// Chooses the member for a new session of virtual server `vs`: client affinity first (when
+    /// configured), else the virtual server's load-share algorithm over the members that can take
+    /// a new session. Members with an infinite access cost (RFC 2391 §5.2: unreachable) are never
+    /// candidates; they are listed in the decision with an infinite figure.
+    fn choose(
+        &mut self,
+        now: Timestamp,
+        vs: usize,
+        key: Tuple,
+    ) -> Result<(usize, Decision), DropReason> {
+        let algorithm = self.vss.list[vs].config.algorithm;
+        let mut decision = Decision::new(algorithm);
+        self.candidates.clear();
+        let mut unreachable = 0usize;
+        for i in 0..self.vss.list[vs].members.len() {
+            let m = self.vss.list[vs].members[i];
+            let c = self.candidate(m, now);
+            if c.cost.is_finite() {
+                self.candidates.push(c);
+            } else {
+                unreachable += 1;
+            }
+        }
+        if let Some(cfg) = self.vss.list[vs].config.affinity {
+            decision.affinity = match self.affinity.lookup(vs, &cfg, key.src, now) {
+                None => AffinityOutcome::New,
+                Some((_, true)) => AffinityOutcome::Broken(AffinityBreak::Timeout),
+                Some((r, false)) => {
+                    if let Some(c) = self.candidates.iter().find(|c| c.member == r.member) {
+                        decision.chosen = r.member as u32;
+                        decision.affinity = AffinityOutcome::Kept;
+                        decision.push(r.member, f64::NAN, c.bound);
+                        return Ok((r.member, decision));
+                    }
+                    AffinityOutcome::Broken(self.why_unavailable(vs, r.member))
+                }
+            };
+        }
+        let n = self.candidates.len();
+        let pick = if n == 0 {
+            None
+        } else {
+            self.scratch.reset(n);
+            let request = Request { key, now };
+            self.vss.list[vs]
+                .load_share
+                .select(&request, &self.candidates, &mut self.scratch)
+                .filter(|&p| p < n)
+        };
+        for (c, &f) in self.candidates.iter().zip(&self.scratch.figures) {
+            decision.push(c.member, f, c.bound);
+        }
+        if unreachable > 0 {
+            for i in 0..self.vss.list[vs].members.len() {
+                let m = self.vss.list[vs].members[i];
+                if !self.pool.member(m).cost.is_finite() {
+                    decision.push(m, f64::INFINITY, self.pool.member(m).bound);
+                }
+            }
+        }
+        decision.hash = self.scratch.hash;
+        let Some(pick) = pick else {
+            return Err(DropReason::NoMemberAvailable);
+        };
+        let member = self.candidates[pick].member;
+        decision.chosen = member as u32;
+        Ok((member, decision))
+    }
+
+    /// Why member `m`, remembered by affinity, is not a candidate of virtual server `vs` now.
+    /// (Dead-host detection and draining, when they filter candidates, answer `Dead` and
+    /// `Draining` here.)
+    fn why_unavailable(&self, vs: usize, m: usize) -> AffinityBreak {
+        if !self.vss.list[vs].members.contains(&m) {
+            AffinityBreak::Removed
+        } else if !self.pool.member(m).cost.is_finite() {
+            AffinityBreak::Unreachable
+        } else {
+            AffinityBreak::Dead
+        }
     }
 
     /// RFC 2391 §2.4: "retire the longest idle session when it becomes necessary".

@@ -159,6 +159,8 @@ pub struct Outcome {
     pub ttl: [u8; 2],
     /// Input checksum errors (only checked for packets the engine translates).
     pub faults: ChecksumFaults,
+    /// IP total length of a translated packet (0 otherwise).
+    pub ip_bytes: u16,
 }
 
 impl Outcome {
@@ -175,6 +177,7 @@ impl Outcome {
             l4_checksum: None,
             ttl: [0; 2],
             faults: ChecksumFaults::default(),
+            ip_bytes: 0,
         }
     }
 }
@@ -261,6 +264,8 @@ pub enum Event {
         member: usize,
         /// Session key.
         key: Tuple,
+        /// Why this member: the algorithm, the figures it compared, affinity.
+        decision: super::decision::Decision,
     },
     /// A session was unbound (RFC 2391 §4.3).
     Ended(SessionRecord),

@@ -47,6 +47,7 @@ fn mark_translated(out: &mut Outcome, ip: &Ipv4, l4_after: Option<u16>) {
     };
     out.ip_checksum[1] = ip.checksum;
     out.ttl[1] = ip.ttl;
+    out.ip_bytes = ip.total_len as u16;
     if let (Some(c), Some(pair)) = (l4_after, out.l4_checksum.as_mut()) {
         pair[1] = c;
     }
@@ -252,7 +253,9 @@ impl Engine {
         s.last = now;
         s.packets[dir] += 1;
         s.bytes[dir] += ip.total_len as u64;
-        if dir == 1 && s.first_reply.is_none() {
+        let member = s.member;
+        let answered = (dir == 1 && s.first_reply.is_none()).then(|| now.since(s.first));
+        if answered.is_some() {
             s.first_reply = Some(now);
         }
         if faulty {
@@ -285,6 +288,11 @@ impl Engine {
                 false
             }
         };
+        // Load figures for the load-share algorithms (RFC 2391 §5.1 (3), (5)).
+        self.pool.traffic(member, now, ip.total_len as u64);
+        if let Some(rt) = answered {
+            self.pool.response(member, rt);
+        }
         if closed_now {
             self.arm_close(slot);
         }

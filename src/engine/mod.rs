@@ -14,8 +14,10 @@
 //!        ─► Outcome (per packet) + Events (per session, drained with poll_event)
 //! ```
 
+pub mod affinity;
 pub mod binding;
 pub mod config;
+pub mod decision;
 pub mod event;
 pub mod load_share;
 pub mod lookup;
@@ -24,7 +26,11 @@ mod session;
 pub mod unbinding;
 mod virtual_server;
 
-pub use config::{Algorithm, EngineConfig, Timeouts, View, VirtualServerConfig};
+pub use config::{
+    AffinityConfig, Algorithm, AlgorithmParams, CapacityReport, EngineConfig, HashKey,
+    LoadTracking, MemberSettings, Timeouts, TrafficMeasure, View, VirtualServerConfig,
+};
+pub use decision::{AffinityBreak, AffinityOutcome, DECISION_LIST, Decision, DecisionEntry};
 pub use event::{
     ChecksumFaults, DropReason, EndReason, Event, Flow, History, Outcome, PassReason,
     SessionRecord, Tuple, Verdict,
@@ -75,17 +81,32 @@ pub struct Engine {
     stats: EngineStats,
     /// Scratch for load-share candidates (no per-session allocation).
     candidates: Vec<load_share::Candidate>,
+    /// Scratch for the figures an algorithm compares.
+    scratch: load_share::Scratch,
+    /// Client affinity (RSerPool requirements §5).
+    affinity: affinity::AffinityTable,
+    /// Member-reported capacities, applied as capture time passes them.
+    capacity_reports: Vec<CapacityReport>,
+    next_capacity: usize,
 }
 
 impl Engine {
     /// Builds an engine. The configuration must already be validated (see [`crate::config`]).
     pub fn new(cfg: EngineConfig) -> Engine {
-        let mut pool = ServerPool::default();
+        let mut pool = ServerPool::new(cfg.load_tracking.window, cfg.load_tracking.smoothing);
         let list = cfg
             .virtual_servers
             .into_iter()
             .map(|v| VirtualServer::new(v, &mut pool))
             .collect();
+        for s in &cfg.member_settings {
+            let i = pool.intern(s.addr);
+            let m = pool.member_mut(i);
+            m.weight = s.weight;
+            m.cost = s.cost;
+        }
+        let mut capacity_reports = cfg.capacity_reports;
+        capacity_reports.sort_by_key(|r| r.at);
         Engine {
             timeouts: cfg.timeouts,
             ttl_decrement: cfg.ttl_decrement,
@@ -108,6 +129,10 @@ impl Engine {
             events: VecDeque::new(),
             stats: EngineStats::default(),
             candidates: Vec::new(),
+            scratch: load_share::Scratch::default(),
+            affinity: affinity::AffinityTable::default(),
+            capacity_reports,
+            next_capacity: 0,
         }
     }
 
@@ -131,7 +156,22 @@ impl Engine {
         };
         self.now = now;
         self.expire(now);
+        self.apply_capacity_reports(now);
         now
+    }
+
+    /// Applies every member-reported capacity (RFC 2391 §5.1, active category) due by `now`.
+    /// Reports for addresses that are not pool members are ignored.
+    fn apply_capacity_reports(&mut self, now: Timestamp) {
+        while let Some(r) = self.capacity_reports.get(self.next_capacity) {
+            if r.at > now {
+                break;
+            }
+            if let Some(m) = self.pool.find(r.member.octets()) {
+                self.pool.member_mut(m).capacity = Some(r.capacity);
+            }
+            self.next_capacity += 1;
+        }
     }
 
     /// Ends the replay at `end`: every session still bound is reported, as open or (if it had

@@ -81,7 +81,11 @@ impl Engine {
         }
         self.free.push(slot);
         self.live -= 1;
-        self.pool.unbind(s.member);
+        let vs = &self.vss.list[s.vs];
+        self.pool.unbind(s.member, vs.config.session_weight);
+        if let Some(cfg) = vs.config.affinity {
+            self.affinity.touch(s.vs, &cfg, s.key.src, s.member, at);
+        }
         self.events.push_back(Event::Ended(s.record(reason, at)));
     }
 }
