@@ -15,8 +15,8 @@ pub struct DecisionEntry {
     /// The figure compared (see [`Algorithm::figure`]); NaN: not compared or not measured;
     /// infinity: excluded (unreachable, weight 0, capacity 0).
     pub figure: f64,
-    /// Sessions bound to it at the time.
-    pub bound: u64,
+    /// Sessions bound to it at the time (saturating at u32::MAX).
+    pub bound: u32,
 }
 
 /// Why client affinity could not be kept.
@@ -112,7 +112,7 @@ impl Decision {
             self.entries[usize::from(self.listed)] = DecisionEntry {
                 member: member as u32,
                 figure,
-                bound,
+                bound: u32::try_from(bound).unwrap_or(u32::MAX),
             };
             self.listed += 1;
         }

@@ -249,7 +249,9 @@ pub struct SessionRecord {
     pub ended_at: Timestamp,
 }
 
-/// A session-level event.
+/// A session-level event. `Bound` carries its fixed-size [`super::Decision`] (no allocation per
+/// session); events are drained after every packet, so the queue stays a few entries long.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A session was bound to a member (RFC 2391 §4.1).
