@@ -5,6 +5,7 @@ pub mod capacity;
 pub mod capture;
 pub mod check;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod link;

@@ -167,8 +167,9 @@ impl Engine {
                 Some((r, false)) => {
                     if let Some(c) = self.candidates.iter().find(|c| c.member == r.member) {
                         decision.chosen = r.member as u32;
+                        decision.chosen_addr = c.addr;
                         decision.affinity = AffinityOutcome::Kept;
-                        decision.push(r.member, f64::NAN, c.bound);
+                        decision.push(r.member, c.addr, f64::NAN, c.bound);
                         return Ok((r.member, decision));
                     }
                     AffinityOutcome::Broken(self.why_unavailable(vs, r.member))
@@ -187,13 +188,14 @@ impl Engine {
                 .filter(|&p| p < n)
         };
         for (c, &f) in self.candidates.iter().zip(&self.scratch.figures) {
-            decision.push(c.member, f, c.bound);
+            decision.push(c.member, c.addr, f, c.bound);
         }
         if unreachable > 0 {
             for i in 0..self.vss.list[vs].members.len() {
                 let m = self.vss.list[vs].members[i];
-                if !self.pool.member(m).cost.is_finite() {
-                    decision.push(m, f64::INFINITY, self.pool.member(m).bound);
+                let p = self.pool.member(m);
+                if !p.cost.is_finite() {
+                    decision.push(m, p.addr.octets(), f64::INFINITY, p.bound);
                 }
             }
         }
@@ -203,6 +205,7 @@ impl Engine {
         };
         let member = self.candidates[pick].member;
         decision.chosen = member as u32;
+        decision.chosen_addr = self.candidates[pick].addr;
         Ok((member, decision))
     }
 

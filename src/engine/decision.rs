@@ -12,6 +12,8 @@ pub const DECISION_LIST: usize = 16;
 pub struct DecisionEntry {
     /// Pool index of the member.
     pub member: u32,
+    /// Its address.
+    pub addr: [u8; 4],
     /// The figure compared (see [`Algorithm::figure`]); NaN: not compared or not measured;
     /// infinity: excluded (unreachable, weight 0, capacity 0).
     pub figure: f64,
@@ -80,6 +82,8 @@ pub struct Decision {
     pub algorithm: Algorithm,
     /// Pool index of the chosen member.
     pub chosen: u32,
+    /// Its address.
+    pub chosen_addr: [u8; 4],
     /// How many members were considered (candidates plus excluded ones).
     pub considered: u32,
     /// How many of them are in `entries`.
@@ -98,6 +102,7 @@ impl Decision {
         Decision {
             algorithm,
             chosen: 0,
+            chosen_addr: [0; 4],
             considered: 0,
             listed: 0,
             entries: [DecisionEntry::default(); DECISION_LIST],
@@ -107,10 +112,11 @@ impl Decision {
     }
 
     /// Adds a candidate (kept only if there is room; always counted).
-    pub fn push(&mut self, member: usize, figure: f64, bound: u64) {
+    pub fn push(&mut self, member: usize, addr: [u8; 4], figure: f64, bound: u64) {
         if usize::from(self.listed) < DECISION_LIST {
             self.entries[usize::from(self.listed)] = DecisionEntry {
                 member: member as u32,
+                addr,
                 figure,
                 bound: u32::try_from(bound).unwrap_or(u32::MAX),
             };
@@ -129,12 +135,14 @@ impl PartialEq for Decision {
     fn eq(&self, o: &Self) -> bool {
         self.algorithm == o.algorithm
             && self.chosen == o.chosen
+            && self.chosen_addr == o.chosen_addr
             && self.considered == o.considered
             && self.hash == o.hash
             && self.affinity == o.affinity
             && self.entries().len() == o.entries().len()
             && self.entries().iter().zip(o.entries()).all(|(a, b)| {
                 a.member == b.member
+                    && a.addr == b.addr
                     && a.bound == b.bound
                     && a.figure.to_bits() == b.figure.to_bits()
             })
