@@ -271,3 +271,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod engine_tests;
