@@ -117,7 +117,7 @@ struct VirtualServerFile {
     ports: Spanned<Vec<i64>>,
     #[serde(default = "default_algorithm")]
     algorithm: Spanned<String>,
-    members: Spanned<Vec<Spanned<MemberFile>>>,
+    members: Spanned<Vec<Spanned<toml::Value>>>,
     session_weight: Option<Spanned<i64>>,
     window: Option<Spanned<DurationValue>>,
     traffic: Option<Spanned<String>>,
@@ -127,27 +127,47 @@ struct VirtualServerFile {
     affinity: Option<Spanned<AffinityFile>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum MemberFile {
-    Addr(String),
-    Table(MemberTable),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MemberTable {
-    addr: String,
-    weight: Option<i64>,
-    cost: Option<CostValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CostValue {
-    Int(i64),
-    Float(f64),
-    Text(String),
+/// A member: `"203.0.113.1"` or `{ addr = "203.0.113.3", weight = 3, cost = 2.0 }`.
+fn member_entry(v: &toml::Value) -> Result<(String, Option<i64>, Option<f64>), String> {
+    match v {
+        toml::Value::String(s) => Ok((s.clone(), None, None)),
+        toml::Value::Table(t) => {
+            if let Some(k) = t
+                .keys()
+                .find(|k| !matches!(k.as_str(), "addr" | "weight" | "cost"))
+            {
+                return Err(format!(
+                    "unknown member field `{k}` (expected addr, weight, cost)"
+                ));
+            }
+            let addr = match t.get("addr") {
+                Some(toml::Value::String(s)) => s.clone(),
+                _ => return Err("a member table needs `addr = \"IPv4 address\"`".into()),
+            };
+            let weight = match t.get("weight") {
+                None => None,
+                Some(toml::Value::Integer(w)) => Some(*w),
+                Some(o) => return Err(format!("member {addr}: weight {o} is not an integer")),
+            };
+            let cost = match t.get("cost") {
+                None => None,
+                Some(toml::Value::Integer(n)) => Some(*n as f64),
+                Some(toml::Value::Float(f)) => Some(*f),
+                Some(toml::Value::String(s)) if matches!(s.as_str(), "inf" | "infinity") => {
+                    Some(f64::INFINITY)
+                }
+                Some(o) => {
+                    return Err(format!(
+                        "member {addr}: cost {o} is not a number or \"inf\""
+                    ));
+                }
+            };
+            Ok((addr, weight, cost))
+        }
+        o => Err(format!(
+            "member {o} is neither an address string nor a table {{ addr, weight, cost }}"
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -315,11 +335,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         })?;
         let mut members = Vec::new();
         for m in v.members.get_ref() {
-            let (text, weight, cost) = match m.get_ref() {
-                MemberFile::Addr(s) => (s, None, None),
-                MemberFile::Table(t) => (&t.addr, t.weight, t.cost.as_ref()),
-            };
-            let a = addr(&Spanned::new(m.span(), text.clone()), "members")?;
+            let (text, weight, cost) = member_entry(m.get_ref())
+                .map_err(|cause| err(Some(m.span()), &field("members"), cause))?;
+            let a = addr(&Spanned::new(m.span(), text), "members")?;
             if weight.is_some() || cost.is_some() {
                 let bad = |cause: String| err(Some(m.span()), &field("members"), cause);
                 let weight = match weight {
@@ -327,19 +345,7 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                     Some(w) => u32::try_from(w)
                         .map_err(|_| bad(format!("member {a}: weight {w} is not 0 or more")))?,
                 };
-                let cost = match cost {
-                    None => 1.0,
-                    Some(CostValue::Int(n)) => *n as f64,
-                    Some(CostValue::Float(f)) => *f,
-                    Some(CostValue::Text(t)) if matches!(t.as_str(), "inf" | "infinity") => {
-                        f64::INFINITY
-                    }
-                    Some(CostValue::Text(t)) => {
-                        return Err(bad(format!(
-                            "member {a}: cost `{t}` is not a number or \"inf\""
-                        )));
-                    }
-                };
+                let cost = cost.unwrap_or(1.0);
                 if cost.is_nan() || cost < 0.0 {
                     return Err(bad(format!("member {a}: cost must be 0 or more")));
                 }
@@ -582,5 +588,92 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             "{e}"
         );
         assert!(!e.contains('\n'));
+    }
+
+    const ALGO: &str = r#"
+[[virtual_server]]
+name = "ftp"
+vip = "198.18.0.100"
+protocol = "tcp"
+ports = [21]
+algorithm = "least-weighted-load"
+session_weight = 5
+window = "5s"
+traffic = "packets"
+members = ["203.0.113.1", { addr = "203.0.113.3", weight = 3, cost = 2 }, { addr = "203.0.113.2", cost = "inf" }]
+[virtual_server.affinity]
+prefix = 24
+timeout = "5m"
+[[virtual_server]]
+name = "telnet"
+vip = "198.18.0.100"
+protocol = "tcp"
+ports = [23]
+algorithm = "wlc"
+smoothing = 0.5
+members = ["203.0.113.1", "203.0.113.3"]
+"#;
+
+    #[test]
+    fn member_tables_weights_costs_and_parameters() {
+        let c = parse(Path::new("a.toml"), ALGO).unwrap();
+        let v = &c.virtual_servers[0];
+        assert_eq!(v.session_weight, 5);
+        assert_eq!(v.params.traffic, TrafficMeasure::Packets);
+        assert_eq!(
+            v.affinity,
+            Some(AffinityConfig {
+                prefix: 24,
+                timeout: Span::from_secs(300)
+            })
+        );
+        assert_eq!(c.virtual_servers[1].session_weight, 1);
+        assert_eq!(c.virtual_servers[1].affinity, None);
+        assert_eq!(c.load_tracking.window, Span::from_secs(5));
+        assert_eq!(c.load_tracking.smoothing, 0.5);
+        assert_eq!(c.member_settings.len(), 2);
+        assert_eq!(
+            (c.member_settings[0].weight, c.member_settings[0].cost),
+            (3, 2.0)
+        );
+        assert_eq!(
+            (c.member_settings[1].weight, c.member_settings[1].cost),
+            (1, f64::INFINITY)
+        );
+    }
+
+    #[test]
+    fn algorithm_parameter_errors_name_line_and_field() {
+        let e = |text: String| parse(Path::new("a.toml"), &text).unwrap_err().to_string();
+        let bad = ALGO.replace("cost = \"inf\"", "cost = \"lots\"");
+        assert!(e(bad).starts_with(
+            "a.toml:11: field `virtual_server[0].members`: member 203.0.113.2: cost \"lots\" is not"
+        ),);
+        let bad = ALGO.replace("smoothing = 0.5", "smoothing = 0.5\nwindow = \"9s\"");
+        let msg = e(bad);
+        assert!(
+            msg.starts_with(
+                "a.toml:22: field `virtual_server[1].window`: differs from virtual_server[0].window"
+            ),
+            "{msg}"
+        );
+        let bad = ALGO.replace("prefix = 24", "prefix = 33");
+        assert!(e(bad).contains("field `virtual_server[0].affinity.prefix`: 33 is not"));
+        let bad = ALGO.replace("\"packets\"", "\"frames\"");
+        assert!(e(bad).starts_with("a.toml:10: field `virtual_server[0].traffic`"));
+        let bad = ALGO.replace(
+            "members = [\"203.0.113.1\", \"203.0.113.3\"]",
+            "members = [\"203.0.113.1\", { addr = \"203.0.113.3\", weight = 2 }]",
+        );
+        assert!(e(bad).contains("weight/cost differ from virtual_server[0].members"));
+        let bad = ALGO.replace(
+            "window = \"5s\"",
+            "capacity_file = \"/nonexistent/caps.jsonl\"",
+        );
+        let msg = e(bad);
+        assert!(
+            msg.starts_with("a.toml:9: field `virtual_server[0].capacity_file`: /nonexistent/caps.jsonl: cannot read"),
+            "{msg}"
+        );
     }
 }
