@@ -67,7 +67,7 @@ fn every_algorithm_matches_its_golden() {
 }
 
 #[test]
-fn round_robin_and_least_load_decide_as_the_capture_golden() {
+fn round_robin_config_decides_as_the_capture_golden() {
     // The per-algorithm configs for the recorded capture bind every session to the same member
     // as the capture's own golden (round-robin, same member order) does.
     let root = common::root();

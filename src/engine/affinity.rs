@@ -1,7 +1,8 @@
 //! Client affinity (RSerPool requirements, RFC 3237 §5; IPVS "persistence"): a client address,
 //! masked to a configured prefix, goes back to the member it used last while that member can
-//! take new sessions, until the affinity timeout has passed since the client's last session was
-//! bound or ended. The table is keyed by (virtual server, masked client) and grows with the
+//! take new sessions, as long as the client has a session bound there or the affinity timeout
+//! has not passed since its last session there was bound or ended (as IPVS persistence
+//! templates outlive their connections by the timeout). The table is keyed by (virtual server, masked client) and grows with the
 //! distinct clients seen; an entry is checked lazily when that client binds again.
 
 use super::config::AffinityConfig;
@@ -15,6 +16,8 @@ pub struct Remembered {
     pub member: usize,
     /// When its last session was bound or ended.
     pub last: Timestamp,
+    /// Its sessions bound to that member now.
+    pub live: u32,
 }
 
 /// The affinity table of all virtual servers.
@@ -43,7 +46,7 @@ impl AffinityTable {
         now: Timestamp,
     ) -> Option<(Remembered, bool)> {
         let r = *self.map.get(&(vs as u32, masked(client, cfg.prefix)))?;
-        let expired = now.since(r.last) > cfg.timeout;
+        let expired = r.live == 0 && now.since(r.last) > cfg.timeout;
         Some((r, expired))
     }
 
@@ -56,10 +59,21 @@ impl AffinityTable {
         member: usize,
         now: Timestamp,
     ) {
-        self.map.insert(
-            (vs as u32, masked(client, cfg.prefix)),
-            Remembered { member, last: now },
-        );
+        let e = self
+            .map
+            .entry((vs as u32, masked(client, cfg.prefix)))
+            .or_insert(Remembered {
+                member,
+                last: now,
+                live: 0,
+            });
+        if e.member != member {
+            // Broken affinity: the client's sessions on the old member no longer count.
+            e.member = member;
+            e.live = 0;
+        }
+        e.live += 1;
+        e.last = now;
     }
 
     /// A session of `client` on `member` ended at `at`: the timeout counts from here.
@@ -73,9 +87,9 @@ impl AffinityTable {
     ) {
         if let Some(r) = self.map.get_mut(&(vs as u32, masked(client, cfg.prefix)))
             && r.member == member
-            && at > r.last
         {
-            r.last = at;
+            r.live = r.live.saturating_sub(1);
+            r.last = r.last.max(at);
         }
     }
 }
@@ -100,29 +114,37 @@ mod tests {
             prefix: 24,
             timeout: Span::from_secs(60),
         };
-        let mut t = AffinityTable::default();
-        t.remember(0, &cfg, [192, 0, 2, 1], 2, Timestamp(0));
         let s = |x: u64| Timestamp(x * 1_000_000_000);
-        // Another address of the same /24 shares the affinity.
+        let mut t = AffinityTable::default();
+        t.remember(0, &cfg, [192, 0, 2, 1], 2, s(0));
+        // While a session is bound there, affinity holds however long ago it was bound.
         assert_eq!(
-            t.lookup(0, &cfg, [192, 0, 2, 9], s(60)),
+            t.lookup(0, &cfg, [192, 0, 2, 9], s(500)).map(|r| r.1),
+            Some(false)
+        );
+        // Another address of the same /24 shares the affinity; the timeout runs from the end.
+        t.touch(0, &cfg, [192, 0, 2, 1], 2, s(30));
+        assert_eq!(
+            t.lookup(0, &cfg, [192, 0, 2, 9], s(90)),
             Some((
                 Remembered {
                     member: 2,
-                    last: s(0)
+                    last: s(30),
+                    live: 0
                 },
                 false
             ))
         );
         assert_eq!(
-            t.lookup(0, &cfg, [192, 0, 2, 9], s(61)).map(|r| r.1),
+            t.lookup(0, &cfg, [192, 0, 2, 9], s(91)).map(|r| r.1),
             Some(true)
         );
-        t.touch(0, &cfg, [192, 0, 2, 1], 2, s(30));
-        assert_eq!(
-            t.lookup(0, &cfg, [192, 0, 2, 9], s(61)).map(|r| r.1),
-            Some(false)
-        );
         assert_eq!(t.lookup(1, &cfg, [192, 0, 2, 9], s(1)), None);
+        // Moved to member 1: sessions ending on member 2 no longer touch it.
+        t.remember(0, &cfg, [192, 0, 2, 1], 2, s(100));
+        t.remember(0, &cfg, [192, 0, 2, 1], 1, s(200));
+        t.touch(0, &cfg, [192, 0, 2, 1], 2, s(210));
+        let r = t.lookup(0, &cfg, [192, 0, 2, 1], s(210)).unwrap().0;
+        assert_eq!((r.member, r.live, r.last), (1, 1, s(200)));
     }
 }

@@ -224,6 +224,7 @@ fn unreachable_members_are_never_chosen() {
 #[test]
 fn affinity_kept_new_and_broken() {
     let mut e = Engine::new(cfg(Algorithm::RoundRobin, |c| {
+        c.timeouts.tcp = Span::from_secs(30);
         c.virtual_servers[1].affinity = Some(AffinityConfig {
             prefix: 24,
             timeout: Span::from_secs(60),
@@ -247,13 +248,16 @@ fn affinity_kept_new_and_broken() {
     });
     assert_eq!(o.after.dst, M[1]);
     while e.poll_event().is_some() {}
-    // After the timeout (counted from the last binding): broken by timeout.
-    let (m, d) = bind(&mut e, ms(10 + 60_001), 1, 1003, 23);
+    // Still bound (idle < 30 s) long after binding: kept.
+    let (m, d) = bind(&mut e, ms(20_000), 1, 1003, 23);
+    assert_eq!((m, d.affinity), (0, AffinityOutcome::Kept));
+    // The sessions idle out at 20 s + 30 s; 60 s after that, affinity has timed out.
+    let (m, d) = bind(&mut e, ms(50_000 + 60_001), 1, 1004, 23);
     assert_eq!(d.affinity, AffinityOutcome::Broken(AffinityBreak::Timeout));
     assert_eq!(m, 2);
     // ftp has no affinity configured.
     assert_eq!(
-        bind(&mut e, ms(70_100), 1, 1004, 21).1.affinity,
+        bind(&mut e, ms(110_100), 1, 1005, 21).1.affinity,
         AffinityOutcome::Off
     );
 }
