@@ -107,3 +107,54 @@ pub fn diff(stored: &str, fresh: &str) -> String {
         .header("golden", "replay")
         .to_string()
 }
+
+/// The load-share golden of `capture` replayed with `config_path` (tests/algorithms/): every
+/// session's binding decision (algorithm, each candidate's figure and bound sessions, chosen
+/// member, affinity), then the load report per member and per `interval`, fairness and the
+/// algorithms with their parameters. Per-packet lines are left to the capture's own golden.
+pub fn render_algorithm(
+    capture: &Path,
+    config_path: &Path,
+    interval: crate::time::Span,
+) -> anyhow::Result<String> {
+    use crate::report::load::LoadReport;
+    let cfg = config::load(config_path)?;
+    let job = ReplayJob {
+        input: capture.to_path_buf(),
+        config_path: config_path.to_path_buf(),
+        config: cfg.clone(),
+        output: None,
+        member_dir: None,
+    };
+    let mut load = LoadReport::new(&cfg, Some(interval), true);
+    let mut summary = Summary::default();
+    let totals = replay::run(&job, &mut [&mut load, &mut summary])?;
+    let file = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut text = format!(
+        "# lsnat replay of {} with {}\n## decisions: session, time, virtual server, key -> member, algorithm, [member=figure/bound ...]\n",
+        file(capture),
+        file(config_path)
+    );
+    text.push_str(&load.render_decisions(totals.first_ts.unwrap_or_default()));
+    text.push_str("## load\n");
+    text.push_str(&load.render(Some(100)));
+    let dropped: Vec<String> = summary
+        .dropped
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    text.push_str(&format!(
+        "sessions bound {}; dropped: {}\n",
+        summary.sessions,
+        if dropped.is_empty() {
+            "none".to_string()
+        } else {
+            dropped.join(", ")
+        }
+    ));
+    Ok(text)
+}

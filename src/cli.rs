@@ -68,6 +68,15 @@ pub struct ReplayArgs {
     /// No summary table and no progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Report load per member over intervals of capture time of this length (e.g. 10s).
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Replay once per configuration and compare the load shares side by side (repeat).
+    #[arg(long = "compare", value_name = "CONFIG")]
+    pub compare: Vec<PathBuf>,
+    /// Override every virtual server's algorithm; repeated: compare the algorithms side by side.
+    #[arg(long = "algorithm", value_name = "NAME")]
+    pub algorithm: Vec<String>,
 }
 
 /// Arguments of `lsnat audit`.

@@ -35,11 +35,22 @@
 //! at = "+12.5s"                   # after the first packet, or "2024-05-01T10:00:00.5Z"
 //! action = "drain"                # add, drain, remove, weight, cost, remap
 //! member = "172.85.0.2"
+//! # or members as tables: { addr = "172.85.0.3", weight = 3, cost = 2.0 } (cost "inf" allowed)
+//! session_weight = 1              # weight of one session of this service (RFC 2391 §5.1 (4))
+//! window = "10s"                  # traffic window (same for every virtual server that sets it)
+//! traffic = "bytes"               # or "packets"
+//! smoothing = 0.3                 # response-time EWMA factor (same for all)
+//! capacity_file = "caps.jsonl"    # member-reported capacities, relative to this file
+//! hash_key = "source"             # or "session", for source-hash and maglev
+//! [virtual_server.affinity]
+//! prefix = 32
+//! timeout = "5m"
 //! ```
 
 use crate::engine::{
-    Algorithm, EngineConfig, Mode, NaptConfig, StaticMapping, TimelineAction, TimelineAt,
-    TimelineEntry, Timeouts, View, VirtualServerConfig,
+    AffinityConfig, Algorithm, AlgorithmParams, EngineConfig, HashKey, MemberSettings, Mode,
+    NaptConfig, StaticMapping, TimelineAction, TimelineAt, TimelineEntry, Timeouts, TrafficMeasure,
+    View, VirtualServerConfig,
 };
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
@@ -188,7 +199,64 @@ struct VirtualServerFile {
     ports: Spanned<Vec<i64>>,
     #[serde(default = "default_algorithm")]
     algorithm: Spanned<String>,
-    members: Spanned<Vec<Spanned<String>>>,
+    members: Spanned<Vec<Spanned<toml::Value>>>,
+    session_weight: Option<Spanned<i64>>,
+    window: Option<Spanned<DurationValue>>,
+    traffic: Option<Spanned<String>>,
+    smoothing: Option<Spanned<f64>>,
+    capacity_file: Option<Spanned<String>>,
+    hash_key: Option<Spanned<String>>,
+    affinity: Option<Spanned<AffinityFile>>,
+}
+
+/// A member: `"203.0.113.1"` or `{ addr = "203.0.113.3", weight = 3, cost = 2.0 }`.
+fn member_entry(v: &toml::Value) -> Result<(String, Option<i64>, Option<f64>), String> {
+    match v {
+        toml::Value::String(s) => Ok((s.clone(), None, None)),
+        toml::Value::Table(t) => {
+            if let Some(k) = t
+                .keys()
+                .find(|k| !matches!(k.as_str(), "addr" | "weight" | "cost"))
+            {
+                return Err(format!(
+                    "unknown member field `{k}` (expected addr, weight, cost)"
+                ));
+            }
+            let addr = match t.get("addr") {
+                Some(toml::Value::String(s)) => s.clone(),
+                _ => return Err("a member table needs `addr = \"IPv4 address\"`".into()),
+            };
+            let weight = match t.get("weight") {
+                None => None,
+                Some(toml::Value::Integer(w)) => Some(*w),
+                Some(o) => return Err(format!("member {addr}: weight {o} is not an integer")),
+            };
+            let cost = match t.get("cost") {
+                None => None,
+                Some(toml::Value::Integer(n)) => Some(*n as f64),
+                Some(toml::Value::Float(f)) => Some(*f),
+                Some(toml::Value::String(s)) if matches!(s.as_str(), "inf" | "infinity") => {
+                    Some(f64::INFINITY)
+                }
+                Some(o) => {
+                    return Err(format!(
+                        "member {addr}: cost {o} is not a number or \"inf\""
+                    ));
+                }
+            };
+            Ok((addr, weight, cost))
+        }
+        o => Err(format!(
+            "member {o} is neither an address string nor a table {{ addr, weight, cost }}"
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AffinityFile {
+    prefix: Option<i64>,
+    timeout: Option<DurationValue>,
 }
 
 fn no_ports() -> Spanned<Vec<i64>> {
@@ -409,6 +477,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             "no [[virtual_server]] defined: nothing to load-share".into(),
         ));
     }
+    let mut window: Option<(Span, String)> = None;
+    let mut smoothing: Option<(f64, String)> = None;
+    let mut settings: Vec<(MemberSettings, String)> = Vec::new();
     for (i, v) in file.virtual_server.iter().enumerate() {
         let field = |f: &str| format!("virtual_server[{i}].{f}");
         let addr = |s: &Spanned<String>, f: &str| {
@@ -462,7 +533,35 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         })?;
         let mut members = Vec::new();
         for m in v.members.get_ref() {
-            let a = addr(m, "members")?;
+            let (text, weight, cost) = member_entry(m.get_ref())
+                .map_err(|cause| err(Some(m.span()), &field("members"), cause))?;
+            let a = addr(&Spanned::new(m.span(), text), "members")?;
+            if weight.is_some() || cost.is_some() {
+                let bad = |cause: String| err(Some(m.span()), &field("members"), cause);
+                let weight = match weight {
+                    None => 1,
+                    Some(w) => u32::try_from(w)
+                        .map_err(|_| bad(format!("member {a}: weight {w} is not 0 or more")))?,
+                };
+                let cost = cost.unwrap_or(1.0);
+                if cost.is_nan() || cost < 0.0 {
+                    return Err(bad(format!("member {a}: cost must be 0 or more")));
+                }
+                let s = MemberSettings {
+                    addr: a,
+                    weight,
+                    cost,
+                };
+                match settings.iter().find(|(o, _)| o.addr == a) {
+                    Some((o, where_)) if *o != s => {
+                        return Err(bad(format!(
+                            "member {a}: weight/cost differ from {where_} (a member is one server)"
+                        )));
+                    }
+                    Some(_) => {}
+                    None => settings.push((s, field("members"))),
+                }
+            }
             if members.contains(&a) {
                 return Err(err(
                     Some(m.span()),
@@ -489,6 +588,124 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 ),
             ));
         }
+        let session_weight = match &v.session_weight {
+            None => 1,
+            Some(w) => u32::try_from(*w.get_ref()).map_err(|_| {
+                err(
+                    Some(w.span()),
+                    &field("session_weight"),
+                    format!("must be 0 or more, not {}", w.get_ref()),
+                )
+            })?,
+        };
+        let mut params = AlgorithmParams::default();
+        if let Some(t) = &v.traffic {
+            params.traffic = match t.get_ref().as_str() {
+                "bytes" => TrafficMeasure::Bytes,
+                "packets" => TrafficMeasure::Packets,
+                o => {
+                    return Err(err(
+                        Some(t.span()),
+                        &field("traffic"),
+                        format!("`{o}` (expected `bytes` or `packets`)"),
+                    ));
+                }
+            };
+        }
+        if let Some(h) = &v.hash_key {
+            params.hash_key = Some(match h.get_ref().as_str() {
+                "source" => HashKey::Source,
+                "session" => HashKey::Session,
+                o => {
+                    return Err(err(
+                        Some(h.span()),
+                        &field("hash_key"),
+                        format!("`{o}` (expected `source` or `session`)"),
+                    ));
+                }
+            });
+        }
+        if let Some(w) = &v.window {
+            let span = duration(
+                &Some(Spanned::new(w.span(), clone_duration(w.get_ref()))),
+                &field("window"),
+                Span(0),
+            )?;
+            if span.0 == 0 {
+                return Err(err(
+                    Some(w.span()),
+                    &field("window"),
+                    "must be longer than 0".into(),
+                ));
+            }
+            match &window {
+                Some((o, where_)) if *o != span => {
+                    return Err(err(
+                        Some(w.span()),
+                        &field("window"),
+                        format!(
+                            "differs from {where_}: members' traffic is counted once for all virtual servers"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => window = Some((span, field("window"))),
+            }
+        }
+        if let Some(a) = &v.smoothing {
+            let x = *a.get_ref();
+            if !(x > 0.0 && x <= 1.0) {
+                return Err(err(
+                    Some(a.span()),
+                    &field("smoothing"),
+                    format!("{x} is not in (0, 1]"),
+                ));
+            }
+            match &smoothing {
+                Some((o, where_)) if *o != x => {
+                    return Err(err(
+                        Some(a.span()),
+                        &field("smoothing"),
+                        format!(
+                            "differs from {where_}: members' response times are smoothed once for all virtual servers"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => smoothing = Some((x, field("smoothing"))),
+            }
+        }
+        if let Some(c) = &v.capacity_file {
+            let p = path.parent().unwrap_or(Path::new("")).join(c.get_ref());
+            let reports = crate::capacity::load(&p)
+                .map_err(|e| err(Some(c.span()), &field("capacity_file"), e.to_string()))?;
+            cfg.capacity_reports.extend(reports);
+        }
+        let affinity = match &v.affinity {
+            None => None,
+            Some(a) => {
+                let prefix = a.get_ref().prefix.unwrap_or(32);
+                if !(0..=32).contains(&prefix) {
+                    return Err(err(
+                        Some(a.span()),
+                        &field("affinity.prefix"),
+                        format!("{prefix} is not a prefix length 0-32"),
+                    ));
+                }
+                let timeout = match &a.get_ref().timeout {
+                    None => Span::from_secs(300),
+                    Some(t) => duration(
+                        &Some(Spanned::new(a.span(), clone_duration(t))),
+                        &field("affinity.timeout"),
+                        Span(0),
+                    )?,
+                };
+                Some(AffinityConfig {
+                    prefix: prefix as u8,
+                    timeout,
+                })
+            }
+        };
         cfg.virtual_servers.push(VirtualServerConfig {
             name: v
                 .name
@@ -499,6 +716,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             ports,
             algorithm,
             members,
+            session_weight,
+            params,
+            affinity,
         });
     }
     let dh = &file.dead_host;
@@ -695,6 +915,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             backup_port,
         });
     }
+    if let Some((w, _)) = window {
+        cfg.load_tracking.window = w;
+    }
+    if let Some((s, _)) = smoothing {
+        cfg.load_tracking.smoothing = s;
+    }
+    cfg.member_settings = settings.into_iter().map(|(s, _)| s).collect();
     Ok(cfg)
 }
 
@@ -766,6 +993,13 @@ fn rfc3339(t: &str) -> Option<Timestamp> {
         .checked_mul(1_000_000_000)?
         .checked_add(nanos as u64)
         .map(Timestamp)
+}
+
+fn clone_duration(d: &DurationValue) -> DurationValue {
+    match d {
+        DurationValue::Seconds(n) => DurationValue::Seconds(*n),
+        DurationValue::Text(t) => DurationValue::Text(t.clone()),
+    }
 }
 
 #[cfg(test)]
@@ -967,6 +1201,58 @@ backup_port = 8080
         );
     }
 
+    const ALGO: &str = r#"
+[[virtual_server]]
+name = "ftp"
+vip = "198.18.0.100"
+protocol = "tcp"
+ports = [21]
+algorithm = "least-weighted-load"
+session_weight = 5
+window = "5s"
+traffic = "packets"
+members = ["203.0.113.1", { addr = "203.0.113.3", weight = 3, cost = 2 }, { addr = "203.0.113.2", cost = "inf" }]
+[virtual_server.affinity]
+prefix = 24
+timeout = "5m"
+[[virtual_server]]
+name = "telnet"
+vip = "198.18.0.100"
+protocol = "tcp"
+ports = [23]
+algorithm = "wlc"
+smoothing = 0.5
+members = ["203.0.113.1", "203.0.113.3"]
+"#;
+
+    #[test]
+    fn member_tables_weights_costs_and_parameters() {
+        let c = parse(Path::new("a.toml"), ALGO).unwrap();
+        let v = &c.virtual_servers[0];
+        assert_eq!(v.session_weight, 5);
+        assert_eq!(v.params.traffic, TrafficMeasure::Packets);
+        assert_eq!(
+            v.affinity,
+            Some(AffinityConfig {
+                prefix: 24,
+                timeout: Span::from_secs(300)
+            })
+        );
+        assert_eq!(c.virtual_servers[1].session_weight, 1);
+        assert_eq!(c.virtual_servers[1].affinity, None);
+        assert_eq!(c.load_tracking.window, Span::from_secs(5));
+        assert_eq!(c.load_tracking.smoothing, 0.5);
+        assert_eq!(c.member_settings.len(), 2);
+        assert_eq!(
+            (c.member_settings[0].weight, c.member_settings[0].cost),
+            (3, 2.0)
+        );
+        assert_eq!(
+            (c.member_settings[1].weight, c.member_settings[1].cost),
+            (1, f64::INFINITY)
+        );
+    }
+
     #[test]
     fn mode_errors_name_file_line_and_field() {
         let e = |text: String| parse(Path::new("m.toml"), &text).unwrap_err().to_string();
@@ -995,6 +1281,41 @@ backup_port = 8080
         assert_eq!(
             e(MODES.replace("backup_port = 8080", "backup_port = 70000")),
             "m.toml:22: field `static_mapping[1].backup_port`: port 70000 is out of range 1-65535"
+        );
+    }
+
+    #[test]
+    fn algorithm_parameter_errors_name_line_and_field() {
+        let e = |text: String| parse(Path::new("a.toml"), &text).unwrap_err().to_string();
+        let bad = ALGO.replace("cost = \"inf\"", "cost = \"lots\"");
+        assert!(e(bad).starts_with(
+            "a.toml:11: field `virtual_server[0].members`: member 203.0.113.2: cost \"lots\" is not"
+        ),);
+        let bad = ALGO.replace("smoothing = 0.5", "smoothing = 0.5\nwindow = \"9s\"");
+        let msg = e(bad);
+        assert!(
+            msg.starts_with(
+                "a.toml:22: field `virtual_server[1].window`: differs from virtual_server[0].window"
+            ),
+            "{msg}"
+        );
+        let bad = ALGO.replace("prefix = 24", "prefix = 33");
+        assert!(e(bad).contains("field `virtual_server[0].affinity.prefix`: 33 is not"));
+        let bad = ALGO.replace("\"packets\"", "\"frames\"");
+        assert!(e(bad).starts_with("a.toml:10: field `virtual_server[0].traffic`"));
+        let bad = ALGO.replace(
+            "members = [\"203.0.113.1\", \"203.0.113.3\"]",
+            "members = [\"203.0.113.1\", { addr = \"203.0.113.3\", weight = 2 }]",
+        );
+        assert!(e(bad).contains("weight/cost differ from virtual_server[0].members"));
+        let bad = ALGO.replace(
+            "window = \"5s\"",
+            "capacity_file = \"/nonexistent/caps.jsonl\"",
+        );
+        let msg = e(bad);
+        assert!(
+            msg.starts_with("a.toml:9: field `virtual_server[0].capacity_file`: /nonexistent/caps.jsonl: cannot read"),
+            "{msg}"
         );
     }
 }

@@ -2,9 +2,11 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod capacity;
 pub mod capture;
 pub mod check;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod link;

@@ -4,10 +4,12 @@
 use clap::Parser;
 use lsnat::capture::PacketMeta;
 use lsnat::cli::{AuditArgs, Cli, Command, ReplayArgs, ViewArg};
+use lsnat::engine::Algorithm;
 use lsnat::engine::View;
 use lsnat::replay::{self, Disposition, Observer, ReplayJob};
-use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, table};
-use lsnat::{check, config};
+use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, load::LoadReport, table};
+use lsnat::time::Span;
+use lsnat::{check, compare, config};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,18 +35,90 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         golden,
         view,
         quiet,
+        interval,
+        compare: compare_configs,
+        algorithm,
     } = args;
     let config_path = config.unwrap_or_else(|| config::beside(&capture));
     if !capture.exists() {
         anyhow::bail!("{}: no such file", capture.display());
     }
-    let mut cfg = config::load(&config_path)?;
-    if let Some(v) = view {
-        cfg.view = match v {
-            ViewArg::Router => View::Router,
-            ViewArg::ClientSide => View::ClientSide,
-        };
+    let interval = match &interval {
+        None => None,
+        Some(t) => match Span::parse(t) {
+            Ok(s) if s.0 > 0 => Some(s),
+            Ok(_) => anyhow::bail!("--interval: must be longer than 0"),
+            Err(e) => anyhow::bail!("--interval `{t}`: {e}"),
+        },
+    };
+    let algorithms = algorithm
+        .iter()
+        .map(|a| {
+            Algorithm::parse(a).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--algorithm: unknown algorithm `{a}` (expected one of: {})",
+                    Algorithm::NAMES.join(", ")
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let set_view = |cfg: &mut lsnat::engine::EngineConfig| {
+        if let Some(v) = view {
+            cfg.view = match v {
+                ViewArg::Router => View::Router,
+                ViewArg::ClientSide => View::ClientSide,
+            };
+        }
+    };
+    if !compare_configs.is_empty() || algorithms.len() > 1 {
+        if !compare_configs.is_empty() && !algorithms.is_empty() {
+            anyhow::bail!("use either --compare CONFIG... or --algorithm NAME..., not both");
+        }
+        if output.is_some() || members_dir.is_some() || golden.is_some() {
+            anyhow::bail!(
+                "a comparison writes only the table and --json; drop -o, --members-dir and --golden"
+            );
+        }
+        let mut variants = Vec::new();
+        if compare_configs.is_empty() {
+            let mut base = config::load(&config_path)?;
+            set_view(&mut base);
+            for &a in &algorithms {
+                variants.push(compare::Variant::with_algorithm(&base, &config_path, a));
+            }
+        } else {
+            for p in &compare_configs {
+                let mut c = config::load(p)?;
+                set_view(&mut c);
+                variants.push(compare::Variant {
+                    label: check::name(p),
+                    config_path: p.clone(),
+                    config: c,
+                });
+            }
+        }
+        let results = compare::run(&capture, variants, interval)?;
+        if let Some(p) = &json {
+            let mut inputs: Vec<&std::path::Path> = vec![&capture];
+            inputs.extend(compare_configs.iter().map(|c| c.as_path()));
+            replay::refuse_overwrite(p, &inputs)?;
+            let text = serde_json::to_string_pretty(&compare::to_json(&capture, &results))?;
+            std::fs::write(p, text + "\n")
+                .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?;
+        }
+        if !quiet {
+            let _ = std::io::stdout().write_all(compare::render(&results, None).as_bytes());
+        }
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut cfg = config::load(&config_path)?;
+    set_view(&mut cfg);
+    if let Some(&a) = algorithms.first() {
+        for v in &mut cfg.virtual_servers {
+            v.algorithm = a;
+        }
+    }
+    let mut load = LoadReport::new(&cfg, interval, false);
     for out in [&output, &json, &golden].into_iter().flatten() {
         replay::refuse_overwrite(out, &[&capture, &config_path])?;
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -86,7 +160,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         0,
     );
     let totals = {
-        let mut observers: Vec<&mut dyn Observer> = vec![&mut summary];
+        let mut observers: Vec<&mut dyn Observer> = vec![&mut summary, &mut load];
         if let Some(j) = json_report.as_mut() {
             observers.push(j);
         }
@@ -99,7 +173,8 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         replay::run(&job, &mut observers)?
     };
     progress.0.finish_and_clear();
-    if let (Some(j), Some(p)) = (json_report, &json) {
+    if let (Some(mut j), Some(p)) = (json_report, &json) {
+        j.set_load(load.to_json());
         j.finish(&summary, &totals)
             .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?;
     }
@@ -113,7 +188,8 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{}: cannot write golden: {e}", p.display()))?;
     }
     if !quiet {
-        let text = table::render(&summary, &totals, None);
+        let mut text = table::render(&summary, &totals, None);
+        text.push_str(&load.render(None));
         let _ = std::io::stdout().write_all(text.as_bytes());
     } else {
         for w in &totals.warnings {

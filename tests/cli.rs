@@ -237,3 +237,127 @@ fn member_captures_hold_what_each_server_would_see() {
     // Every translated packet of the capture is in exactly one member's capture.
     assert_eq!(total, 134);
 }
+
+#[test]
+fn compare_replays_each_config_and_prints_them_side_by_side() {
+    let json = tmp("compare.json");
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-client-side.pcap",
+        "--compare",
+        "tests/algorithms/lsnat-client-side/round-robin.toml",
+        "--compare",
+        "tests/algorithms/lsnat-client-side/source-hash.toml",
+        "--compare",
+        "tests/algorithms/lsnat-client-side/least-weighted-load.toml",
+        "--interval",
+        "2s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    for col in [
+        "round-robin",
+        "source-hash",
+        "least-weighted-load",
+        "Jain, sessions",
+    ] {
+        assert!(table.contains(col), "{col} missing in\n{table}");
+    }
+    // Round-robin spreads 13 sessions 5/4/4; source hashing puts each of the two clients on
+    // one member (7 and 6).
+    let row = table.lines().find(|l| l.contains("203.0.113.1")).unwrap();
+    assert!(
+        row.contains("5 (38.5%)") && row.contains("7 (53.8%)"),
+        "{row}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["schema"], "lsnat-compare/1");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0]["label"], "round-robin");
+    let sessions: Vec<u64> = runs[0]["load"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sessions"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sessions, [5, 4, 4]);
+    assert_eq!(runs[1]["load"]["fairness"]["max_min_sessions"], "inf");
+    assert_eq!(
+        runs[2]["load"]["algorithms"][0]["parameters"]["session_weight"],
+        5
+    );
+    assert!(!runs[0]["load"]["intervals"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn algorithm_flags_override_the_config_and_compare() {
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-client-side.pcap",
+        "--algorithm",
+        "rr",
+        "--algorithm",
+        "least-load",
+        "--algorithm",
+        "maglev",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("least-load") && table.contains("maglev"),
+        "{table}"
+    );
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-client-side.pcap",
+        "--algorithm",
+        "fastest",
+    ]);
+    one_error_line(&o, &["--algorithm", "fastest", "maglev"]);
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-client-side.pcap",
+        "--algorithm",
+        "rr",
+        "--algorithm",
+        "maglev",
+        "-o",
+        "/tmp/never.pcap",
+    ]);
+    one_error_line(&o, &["comparison"]);
+}
+
+#[test]
+fn json_session_records_explain_each_decision() {
+    let json = tmp("decisions.json");
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-client-side.pcap",
+        "-c",
+        "tests/algorithms/lsnat-client-side/cost-least-load.toml",
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for s in report["sessions"].as_array().unwrap() {
+        assert_eq!(s["algorithm"], "cost-least-load");
+        let d = &s["decision"];
+        assert_eq!(d["chosen"], s["member"]);
+        let c = d["candidates"].as_array().unwrap();
+        assert_eq!(c.len(), 3);
+        // 203.0.113.3 costs "inf": listed, never chosen.
+        assert_eq!(c[2]["member"], "203.0.113.3");
+        assert_eq!(c[2]["figure"], "inf");
+        assert_ne!(s["member"], "203.0.113.3");
+    }
+    assert!(
+        report["load"]["fairness"]["jain_sessions"]
+            .as_f64()
+            .is_some()
+    );
+}

@@ -3,8 +3,10 @@
 //! (§5). A TCP session starts only with a SYN without ACK (§2.3); any other session starts with
 //! its first packet.
 
+use super::decision::{AffinityBreak, AffinityOutcome, Decision};
 use super::event::{DropReason, EndReason, Event, Flow, Tuple};
-use super::load_share::Candidate;
+use super::load_share::{Candidate, Request};
+use super::server_pool::Admin;
 use super::session::Session;
 use super::static_mapping::Target;
 use super::tu_port::PoolKey;
@@ -58,29 +60,20 @@ impl Engine {
         // RFC 2391 §6: a dead member due for a retry gets this session as its probe, without
         // consulting the algorithm (see `dead_host`).
         let probe = self.probe_member(vs);
-        let chosen = match probe {
-            Some(m) => m,
+        let (chosen, decision) = match probe {
+            Some(m) => {
+                let mut d = Decision::new(self.vss.list[vs].config.algorithm);
+                let p = self.pool.member(m);
+                d.chosen = m as u32;
+                d.chosen_addr = p.addr.octets();
+                d.push(m, p.addr.octets(), f64::NAN, p.bound);
+                (m, d)
+            }
             None => {
-                self.candidates.clear();
-                for &m in &self.vss.list[vs].members {
-                    // Only members that take new sessions: alive, not draining, removed or a
-                    // backup (see `server_pool::ServerPool::accepts_new`).
-                    if !self.pool.accepts_new(m) {
-                        continue;
-                    }
-                    self.candidates.push(Candidate {
-                        member: m,
-                        bound: self.pool.member(m).bound,
-                    });
-                }
-                if self.candidates.is_empty() {
-                    return Err(DropReason::NoMemberAvailable);
-                }
-                let pick = self.vss.list[vs].load_share.select(&self.candidates);
-                let chosen = self.candidates[pick.min(self.candidates.len() - 1)].member;
+                let (m, d) = self.choose(now, vs, key)?;
                 // A static remap (pool timeline) sends the chosen member's new sessions to its
                 // backup.
-                self.pool.member(chosen).remap.unwrap_or(chosen)
+                (self.pool.member(m).remap.unwrap_or(m), d)
             }
         };
         let has_ports = matches!(key.protocol, proto::TCP | proto::UDP);
@@ -164,7 +157,11 @@ impl Engine {
         }
         self.slots[slot as usize] = Some(session);
         self.live += 1;
-        self.pool.bind(member);
+        self.pool
+            .bind(member, self.vss.list[vs].config.session_weight);
+        if let Some(cfg) = self.vss.list[vs].config.affinity {
+            self.affinity.remember(vs, &cfg, key.src, member, now);
+        }
         self.stats.sessions_bound += 1;
         self.stats.peak_sessions = self.stats.peak_sessions.max(self.live as u64);
         self.dead_host_bound(now, member, number, slot, probe.is_some());
@@ -174,8 +171,119 @@ impl Engine {
             virtual_server: vs,
             member,
             key,
+            decision,
         });
         Ok(slot)
+    }
+
+    /// The load figures of member `m` now (traffic window slid to `now`).
+    fn candidate(&mut self, m: usize, now: Timestamp) -> Candidate {
+        let p = self.pool.member_mut(m);
+        p.traffic.advance(now);
+        let (traffic_packets, traffic_bytes) = p.traffic.totals();
+        Candidate {
+            member: m,
+            addr: p.addr.octets(),
+            bound: p.bound,
+            weighted_load: p.weighted_load,
+            traffic_packets,
+            traffic_bytes,
+            response_ns: p.response_ns,
+            capacity: p.capacity,
+            weight: p.weight,
+            cost: p.cost,
+        }
+    }
+
+    /// Chooses the member for a new session of virtual server `vs`: client affinity first (when
+    /// configured), else the virtual server's load-share algorithm over the members that can take
+    /// a new session. Members with an infinite access cost (RFC 2391 §5.2: unreachable) are never
+    /// candidates; they are listed in the decision with an infinite figure.
+    fn choose(
+        &mut self,
+        now: Timestamp,
+        vs: usize,
+        key: Tuple,
+    ) -> Result<(usize, Decision), DropReason> {
+        let algorithm = self.vss.list[vs].config.algorithm;
+        let mut decision = Decision::new(algorithm);
+        self.candidates.clear();
+        let mut unreachable = 0usize;
+        for i in 0..self.vss.list[vs].members.len() {
+            let m = self.vss.list[vs].members[i];
+            // Only members that take new sessions: alive, not draining, removed or a backup
+            // (see `server_pool::ServerPool::accepts_new`).
+            if !self.pool.accepts_new(m) {
+                continue;
+            }
+            let c = self.candidate(m, now);
+            if c.cost.is_finite() {
+                self.candidates.push(c);
+            } else {
+                unreachable += 1;
+            }
+        }
+        if let Some(cfg) = self.vss.list[vs].config.affinity {
+            decision.affinity = match self.affinity.lookup(vs, &cfg, key.src, now) {
+                None => AffinityOutcome::New,
+                Some((_, true)) => AffinityOutcome::Broken(AffinityBreak::Timeout),
+                Some((r, false)) => {
+                    if let Some(c) = self.candidates.iter().find(|c| c.member == r.member) {
+                        decision.chosen = r.member as u32;
+                        decision.chosen_addr = c.addr;
+                        decision.affinity = AffinityOutcome::Kept;
+                        decision.push(r.member, c.addr, f64::NAN, c.bound);
+                        return Ok((r.member, decision));
+                    }
+                    AffinityOutcome::Broken(self.why_unavailable(vs, r.member))
+                }
+            };
+        }
+        let n = self.candidates.len();
+        let pick = if n == 0 {
+            None
+        } else {
+            self.scratch.reset(n);
+            let request = Request { key, now };
+            self.vss.list[vs]
+                .load_share
+                .select(&request, &self.candidates, &mut self.scratch)
+                .filter(|&p| p < n)
+        };
+        for (c, &f) in self.candidates.iter().zip(&self.scratch.figures) {
+            decision.push(c.member, c.addr, f, c.bound);
+        }
+        if unreachable > 0 {
+            for i in 0..self.vss.list[vs].members.len() {
+                let m = self.vss.list[vs].members[i];
+                let p = self.pool.member(m);
+                if !p.cost.is_finite() {
+                    decision.push(m, p.addr.octets(), f64::INFINITY, p.bound);
+                }
+            }
+        }
+        decision.hash = self.scratch.hash;
+        let Some(pick) = pick else {
+            return Err(DropReason::NoMemberAvailable);
+        };
+        let member = self.candidates[pick].member;
+        decision.chosen = member as u32;
+        decision.chosen_addr = self.candidates[pick].addr;
+        Ok((member, decision))
+    }
+
+    /// Why member `m`, remembered by affinity, is not a candidate of virtual server `vs` now.
+    fn why_unavailable(&self, vs: usize, m: usize) -> AffinityBreak {
+        let p = self.pool.member(m);
+        if !self.vss.list[vs].members.contains(&m) || p.admin == Admin::Removed {
+            AffinityBreak::Removed
+        } else if p.admin == Admin::Draining {
+            AffinityBreak::Draining
+        } else if !p.cost.is_finite() {
+            AffinityBreak::Unreachable
+        } else {
+            AffinityBreak::Dead
+        }
     }
 
     /// RFC 2391 §2.4: "retire the longest idle session when it becomes necessary".

@@ -18,36 +18,218 @@ pub enum View {
     ClientSide,
 }
 
-/// A load-share algorithm's configuration name (RFC 2391 §5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+/// A load-share algorithm's configuration name (RFC 2391 §5). Each is one file in
+/// [`super::load_share`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Algorithm {
     /// §5.1 (1): round-robin.
     RoundRobin,
     /// §5.1 (2): least load first, fewest sessions bound.
     LeastLoad,
+    /// §5.1 (3): least traffic first over a sliding window of capture time.
+    LeastTraffic,
+    /// §5.1 (4): least weighted load first: Σ session weights ÷ member weight.
+    LeastWeightedLoad,
+    /// §5.1 (5): most responsive member (smoothed first-reply time).
+    MostResponsive,
+    /// §5.1 active category: member-reported capacity.
+    ReportedCapacity,
+    /// §5.2 (1): weighted least load by access cost: cost × bound sessions.
+    CostLeastLoad,
+    /// §5.2 (2): weighted least traffic by access cost: cost × traffic over the window.
+    CostLeastTraffic,
+    /// Smooth weighted round-robin (nginx, IPVS `wrr`).
+    WeightedRoundRobin,
+    /// Source-address hash modulo the candidates (IPVS `sh`).
+    SourceHash,
+    /// Maglev consistent hashing (Eisenbud et al., NSDI 2016).
+    Maglev,
 }
 
 impl Algorithm {
     /// Every configurable name.
-    pub const NAMES: &'static [&'static str] = &["round-robin", "least-load"];
+    pub const NAMES: &'static [&'static str] = &[
+        "round-robin",
+        "least-load",
+        "least-traffic",
+        "least-weighted-load",
+        "most-responsive",
+        "reported-capacity",
+        "cost-least-load",
+        "cost-least-traffic",
+        "weighted-round-robin",
+        "source-hash",
+        "maglev",
+    ];
+
+    /// Every algorithm, in [`Algorithm::NAMES`] order.
+    pub const ALL: &'static [Algorithm] = &[
+        Algorithm::RoundRobin,
+        Algorithm::LeastLoad,
+        Algorithm::LeastTraffic,
+        Algorithm::LeastWeightedLoad,
+        Algorithm::MostResponsive,
+        Algorithm::ReportedCapacity,
+        Algorithm::CostLeastLoad,
+        Algorithm::CostLeastTraffic,
+        Algorithm::WeightedRoundRobin,
+        Algorithm::SourceHash,
+        Algorithm::Maglev,
+    ];
 
     /// The configuration name.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::RoundRobin => "round-robin",
             Algorithm::LeastLoad => "least-load",
+            Algorithm::LeastTraffic => "least-traffic",
+            Algorithm::LeastWeightedLoad => "least-weighted-load",
+            Algorithm::MostResponsive => "most-responsive",
+            Algorithm::ReportedCapacity => "reported-capacity",
+            Algorithm::CostLeastLoad => "cost-least-load",
+            Algorithm::CostLeastTraffic => "cost-least-traffic",
+            Algorithm::WeightedRoundRobin => "weighted-round-robin",
+            Algorithm::SourceHash => "source-hash",
+            Algorithm::Maglev => "maglev",
         }
     }
 
-    /// Parses a configuration name.
+    /// What the algorithm compares (the figure in each decision), for reports.
+    pub fn figure(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "turns until chosen",
+            Algorithm::LeastLoad => "sessions bound",
+            Algorithm::LeastTraffic => "traffic over the window",
+            Algorithm::LeastWeightedLoad => "session weights / member weight",
+            Algorithm::MostResponsive => "smoothed response time, ms",
+            Algorithm::ReportedCapacity => "sessions bound / reported capacity",
+            Algorithm::CostLeastLoad => "cost x sessions bound",
+            Algorithm::CostLeastTraffic => "cost x traffic over the window",
+            Algorithm::WeightedRoundRobin => "smooth weighted round-robin credit",
+            Algorithm::SourceHash => "hash of the key modulo candidates",
+            Algorithm::Maglev => "maglev table slot of the key",
+        }
+    }
+
+    /// Parses a configuration name (or a common short name).
     pub fn parse(s: &str) -> Option<Algorithm> {
         match s {
             "round-robin" | "rr" => Some(Algorithm::RoundRobin),
             "least-load" | "least-load-first" | "lc" => Some(Algorithm::LeastLoad),
+            "least-traffic" | "least-traffic-first" => Some(Algorithm::LeastTraffic),
+            "least-weighted-load" | "least-weighted-load-first" | "wlc" => {
+                Some(Algorithm::LeastWeightedLoad)
+            }
+            "most-responsive" => Some(Algorithm::MostResponsive),
+            "reported-capacity" => Some(Algorithm::ReportedCapacity),
+            "cost-least-load" => Some(Algorithm::CostLeastLoad),
+            "cost-least-traffic" => Some(Algorithm::CostLeastTraffic),
+            "weighted-round-robin" | "wrr" => Some(Algorithm::WeightedRoundRobin),
+            "source-hash" | "sh" => Some(Algorithm::SourceHash),
+            "maglev" | "mh" => Some(Algorithm::Maglev),
             _ => None,
         }
     }
+}
+
+/// What "traffic" counts for the traffic algorithms (RFC 2391 §5.1 (3): "packet count or byte
+/// count directed from or to each of the member hosts").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrafficMeasure {
+    /// IP bytes (total-length fields), both directions.
+    #[default]
+    Bytes,
+    /// Packets, both directions.
+    Packets,
+}
+
+/// What the hashing algorithms hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashKey {
+    /// The client address.
+    Source,
+    /// The whole session key: protocol, client address and port, VIP, service port.
+    Session,
+}
+
+/// Per-virtual-server algorithm parameters.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct AlgorithmParams {
+    /// Packets or bytes, for the traffic algorithms.
+    pub traffic: TrafficMeasure,
+    /// What the hashing algorithms hash (default: source for source-hash, session for maglev).
+    pub hash_key: Option<HashKey>,
+}
+
+impl Default for AlgorithmParams {
+    fn default() -> Self {
+        AlgorithmParams {
+            traffic: TrafficMeasure::Bytes,
+            hash_key: None,
+        }
+    }
+}
+
+/// Client affinity (RSerPool requirements §5): a client (address masked to `prefix` bits) goes
+/// back to the member it used last while that member can take it, until `timeout` of capture
+/// time has passed since its last session was bound or ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AffinityConfig {
+    /// Prefix length the client address is masked to (32: one address).
+    pub prefix: u8,
+    /// How long affinity lasts after the client's last session.
+    #[serde(serialize_with = "span_secs")]
+    pub timeout: Span,
+}
+
+fn span_secs<S: serde::Serializer>(s: &Span, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_f64(s.as_secs_f64())
+}
+
+/// A pool member's settings (RFC 2391 §5.1 (4) member weight, §5.2 access cost). A member in
+/// several virtual servers is one member: one weight, one cost.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemberSettings {
+    /// The member.
+    pub addr: Ipv4Addr,
+    /// Relative resourcefulness (default 1; 0 takes no new sessions under weighted algorithms).
+    pub weight: u32,
+    /// Access cost (default 1.0; infinity: unreachable, never chosen).
+    pub cost: f64,
+}
+
+/// Load measurements the pool keeps for every member, shared by all virtual servers.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct LoadTracking {
+    /// Length of the sliding traffic window (RFC 2391 §5.1 (3) "over a period of time").
+    #[serde(serialize_with = "span_secs")]
+    pub window: Span,
+    /// EWMA smoothing factor of response times: new = α·sample + (1−α)·old.
+    pub smoothing: f64,
+}
+
+impl Default for LoadTracking {
+    fn default() -> Self {
+        LoadTracking {
+            window: Span::from_secs(10),
+            smoothing: 0.3,
+        }
+    }
+}
+
+/// One member-reported capacity (RFC 2391 §5.1, active category), applied when capture time
+/// reaches `at`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CapacityReport {
+    /// When the report arrives.
+    pub at: crate::time::Timestamp,
+    /// The reporting member.
+    pub member: Ipv4Addr,
+    /// Its spare capacity (0 = full, takes no new sessions; larger = more room).
+    pub capacity: f64,
 }
 
 /// Idle timeouts and the TCP close grace (RFC 2391 §2.4).
@@ -107,7 +289,7 @@ impl Default for Timeouts {
 }
 
 /// One virtual server: a VIP, a protocol, its service ports and its server pool (RFC 2391 §3).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VirtualServerConfig {
     /// Name, for reports.
     pub name: String,
@@ -121,6 +303,28 @@ pub struct VirtualServerConfig {
     pub algorithm: Algorithm,
     /// Pool members, in configured order (the deterministic tie-break order).
     pub members: Vec<Ipv4Addr>,
+    /// The weight of one session of this service (RFC 2391 §5.1 (4): "FTP 5, telnet 1").
+    pub session_weight: u32,
+    /// Algorithm parameters.
+    pub params: AlgorithmParams,
+    /// Client affinity, if on.
+    pub affinity: Option<AffinityConfig>,
+}
+
+impl Default for VirtualServerConfig {
+    fn default() -> Self {
+        VirtualServerConfig {
+            name: String::new(),
+            vip: Ipv4Addr::UNSPECIFIED,
+            protocol: 0,
+            ports: Vec::new(),
+            algorithm: Algorithm::RoundRobin,
+            members: Vec::new(),
+            session_weight: 1,
+            params: AlgorithmParams::default(),
+            affinity: None,
+        }
+    }
 }
 
 /// Dead host detection (RFC 2391 §6): see [`super::dead_host`].
@@ -281,6 +485,12 @@ pub struct EngineConfig {
     pub napt: Option<NaptConfig>,
     /// Static mappings of members to backups (§3, §4.1).
     pub static_mappings: Vec<StaticMapping>,
+    /// Member weights and costs different from the defaults (weight 1, cost 1).
+    pub member_settings: Vec<MemberSettings>,
+    /// Traffic window and response-time smoothing.
+    pub load_tracking: LoadTracking,
+    /// Member-reported capacities, in arrival order (parsed from files by [`crate::capacity`]).
+    pub capacity_reports: Vec<CapacityReport>,
 }
 
 impl Default for EngineConfig {
@@ -305,6 +515,9 @@ impl Default for EngineConfig {
             router_addresses: Vec::new(),
             napt: None,
             static_mappings: Vec::new(),
+            member_settings: Vec::new(),
+            load_tracking: LoadTracking::default(),
+            capacity_reports: Vec::new(),
         }
     }
 }

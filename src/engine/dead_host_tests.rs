@@ -19,6 +19,7 @@ fn engine(timeline: Vec<TimelineEntry>) -> Engine {
             ports: vec![9999],
             algorithm: Algorithm::RoundRobin,
             members: M.iter().map(|&m| m.into()).collect(),
+            ..VirtualServerConfig::default()
         }],
         dead_host: DeadHostConfig {
             enabled: true,

@@ -211,6 +211,8 @@ pub struct Outcome {
     pub faults: ChecksumFaults,
     /// For a translated TCP packet: its session's state after it.
     pub tcp_state: Option<TcpState>,
+    /// IP total length of a translated packet (0 otherwise).
+    pub ip_bytes: u16,
 }
 
 impl Outcome {
@@ -228,6 +230,7 @@ impl Outcome {
             ttl: [0; 2],
             faults: ChecksumFaults::default(),
             tcp_state: None,
+            ip_bytes: 0,
         }
     }
 }
@@ -299,7 +302,9 @@ pub struct SessionRecord {
     pub ended_at: Timestamp,
 }
 
-/// A session-level event.
+/// A session-level event. `Bound` carries its fixed-size [`super::Decision`] (no allocation per
+/// session); events are drained after every packet, so the queue stays a few entries long.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A session was bound to a member (RFC 2391 §4.1).
@@ -314,6 +319,8 @@ pub enum Event {
         member: usize,
         /// Session key.
         key: Tuple,
+        /// Why this member: the algorithm, the figures it compared, affinity.
+        decision: super::decision::Decision,
     },
     /// A session was unbound (RFC 2391 §4.3).
     Ended(SessionRecord),

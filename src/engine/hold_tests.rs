@@ -19,6 +19,7 @@ fn config() -> EngineConfig {
             ports: vec![53],
             algorithm: Algorithm::RoundRobin,
             members: vec![M.into()],
+            ..VirtualServerConfig::default()
         }],
         ..EngineConfig::default()
     }

@@ -48,6 +48,7 @@ fn mark_translated(out: &mut Outcome, ip: &Ipv4, l4_after: Option<u16>) {
     };
     out.ip_checksum[1] = ip.checksum;
     out.ttl[1] = ip.ttl;
+    out.ip_bytes = ip.total_len as u16;
     if let (Some(c), Some(pair)) = (l4_after, out.l4_checksum.as_mut()) {
         pair[1] = c;
     }
@@ -316,8 +317,9 @@ impl Engine {
         if s.member_removed {
             s.after_removal[dir] += 1;
         }
-        let answer = dir == 1 && s.first_reply.is_none();
-        if answer {
+        let member = s.member;
+        let answered = (dir == 1 && s.first_reply.is_none()).then(|| now.since(s.first));
+        if answered.is_some() {
             s.first_reply = Some(now);
         }
         if faulty {
@@ -353,10 +355,15 @@ impl Engine {
                 false
             }
         };
+        // Load figures for the load-share algorithms (RFC 2391 §5.1 (3), (5)).
+        self.pool.traffic(member, now, ip.total_len as u64);
+        if let Some(rt) = answered {
+            self.pool.response(member, rt);
+        }
         if closed_now {
             self.arm_close(slot);
         }
-        if answer {
+        if answered.is_some() {
             // RFC 2391 §6: the member answered a newly assigned session.
             let (m, number) = (out.member.unwrap_or(0), out.session);
             self.dead_host_answer(now, m, number);

@@ -14,9 +14,11 @@
 //!        ─► Outcome (per packet) + Events (per session, drained with poll_event)
 //! ```
 
+pub mod affinity;
 pub mod binding;
 pub mod config;
 pub mod dead_host;
+pub mod decision;
 pub mod event;
 pub mod fragments;
 pub mod load_share;
@@ -32,9 +34,11 @@ pub mod unbinding;
 mod virtual_server;
 
 pub use config::{
-    Algorithm, DeadHostConfig, EngineConfig, Mode, NaptConfig, StaticMapping, TimelineAction,
-    TimelineAt, TimelineEntry, Timeouts, View, VirtualServerConfig,
+    AffinityConfig, Algorithm, AlgorithmParams, CapacityReport, DeadHostConfig, EngineConfig,
+    HashKey, LoadTracking, MemberSettings, Mode, NaptConfig, StaticMapping, TimelineAction,
+    TimelineAt, TimelineEntry, Timeouts, TrafficMeasure, View, VirtualServerConfig,
 };
+pub use decision::{AffinityBreak, AffinityOutcome, DECISION_LIST, Decision, DecisionEntry};
 pub use event::{
     ChecksumFaults, DropReason, EmitKind, Emitted, EndReason, Event, Flow, History, Outcome,
     PassReason, PoolEvent, PoolEventKind, SessionRecord, TcpState, Tuple, Verdict,
@@ -117,12 +121,19 @@ pub struct Engine {
     napt: Option<napt::Napt>,
     /// Static mappings of members to backups (§4.1).
     statics: static_mapping::StaticMappings,
+    /// Scratch for the figures an algorithm compares.
+    scratch: load_share::Scratch,
+    /// Client affinity (RSerPool requirements §5).
+    affinity: affinity::AffinityTable,
+    /// Member-reported capacities, applied as capture time passes them.
+    capacity_reports: Vec<CapacityReport>,
+    next_capacity: usize,
 }
 
 impl Engine {
     /// Builds an engine. The configuration must already be validated (see [`crate::config`]).
     pub fn new(cfg: EngineConfig) -> Engine {
-        let mut pool = ServerPool::default();
+        let mut pool = ServerPool::new(cfg.load_tracking.window, cfg.load_tracking.smoothing);
         let list: Vec<VirtualServer> = cfg
             .virtual_servers
             .into_iter()
@@ -144,6 +155,14 @@ impl Engine {
             (Some(n), Some(addr)) => Some(napt::Napt::new(&n.inside, addr)),
             _ => None,
         };
+        for s in &cfg.member_settings {
+            let i = pool.intern(s.addr);
+            let m = pool.member_mut(i);
+            m.weight = s.weight;
+            m.cost = s.cost;
+        }
+        let mut capacity_reports = cfg.capacity_reports;
+        capacity_reports.sort_by_key(|r| r.at);
         Engine {
             timeouts: cfg.timeouts,
             ttl_decrement: cfg.ttl_decrement,
@@ -185,6 +204,10 @@ impl Engine {
             ports: tu_port::TuPorts::default(),
             napt,
             statics,
+            scratch: load_share::Scratch::default(),
+            affinity: affinity::AffinityTable::default(),
+            capacity_reports,
+            next_capacity: 0,
         }
     }
 
@@ -349,6 +372,7 @@ impl Engine {
             self.emit_buf.clear();
         }
         self.apply_timeline(now);
+        self.apply_capacity_reports(now);
         self.run_timers(now);
         self.expire_held(now);
         now
@@ -358,6 +382,20 @@ impl Engine {
     fn run_timers(&mut self, now: Timestamp) {
         self.expire(now);
         self.dead_host_expire(now);
+    }
+
+    /// Applies every member-reported capacity (RFC 2391 §5.1, active category) due by `now`.
+    /// Reports for addresses that are not pool members are ignored.
+    fn apply_capacity_reports(&mut self, now: Timestamp) {
+        while let Some(r) = self.capacity_reports.get(self.next_capacity) {
+            if r.at > now {
+                break;
+            }
+            if let Some(m) = self.pool.find(r.member.octets()) {
+                self.pool.member_mut(m).capacity = Some(r.capacity);
+            }
+            self.next_capacity += 1;
+        }
     }
 
     /// Ends the replay at `end`: every session still bound is reported, as open or (if it had

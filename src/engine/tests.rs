@@ -22,6 +22,7 @@ fn config(algorithm: Algorithm) -> EngineConfig {
                 ports: vec![80],
                 algorithm,
                 members: members.clone(),
+                ..VirtualServerConfig::default()
             },
             VirtualServerConfig {
                 name: "dns".into(),
@@ -30,6 +31,7 @@ fn config(algorithm: Algorithm) -> EngineConfig {
                 ports: vec![53],
                 algorithm,
                 members,
+                ..VirtualServerConfig::default()
             },
         ],
         ..EngineConfig::default()

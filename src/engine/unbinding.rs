@@ -108,7 +108,11 @@ impl Engine {
         }
         self.free.push(slot);
         self.live -= 1;
-        self.pool.unbind(s.member);
+        let vs = &self.vss.list[s.vs];
+        self.pool.unbind(s.member, vs.config.session_weight);
+        if let Some(cfg) = vs.config.affinity {
+            self.affinity.touch(s.vs, &cfg, s.key.src, s.member, at);
+        }
         self.events.push_back(Event::Ended(s.record(reason, at)));
         let removed = s.member_removed.then_some(s.after_removal);
         self.timeline_unbound(at, s.member, s.number, removed);

@@ -21,7 +21,7 @@ impl VirtualServer {
         let members = config.members.iter().map(|&m| pool.intern(m)).collect();
         VirtualServer {
             vip: config.vip.octets(),
-            load_share: load_share::build(config.algorithm),
+            load_share: load_share::build(config.algorithm, &config.params),
             members,
             config,
         }

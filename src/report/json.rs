@@ -3,9 +3,12 @@
 //! the capture. Written to `PATH.partial` and renamed to `PATH` when complete.
 
 use super::Summary;
-use crate::engine::{EngineConfig, Event, PoolEvent, SessionRecord, Tuple};
+use crate::engine::{
+    AffinityOutcome, Decision, EngineConfig, Event, PoolEvent, SessionRecord, Tuple,
+};
 use crate::replay::{Observer, ReplayTotals};
 use crate::wire::proto;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -86,11 +89,86 @@ pub struct SessionJson<'a> {
     pub end: &'static str,
     /// Packets whose input checksum was wrong.
     pub checksum_faults: u64,
+    /// The load-share algorithm that chose the member.
+    pub algorithm: Option<&'static str>,
+    /// Why this member: every candidate's figure, the chosen one, affinity.
+    pub decision: Option<DecisionJson>,
+}
+
+/// A figure in JSON: a number, `"inf"` (excluded), or null (not compared / not measured).
+#[derive(Clone, Copy, Debug)]
+pub struct Figure(pub f64);
+
+impl Serialize for Figure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_nan() {
+            s.serialize_none()
+        } else if self.0.is_infinite() {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
+
+/// One candidate of a decision.
+#[derive(Serialize)]
+pub struct CandidateJson {
+    /// The member.
+    pub member: Ipv4Addr,
+    /// The figure compared.
+    pub figure: Figure,
+    /// Sessions bound to it then.
+    pub bound: u32,
+}
+
+/// A binding decision in JSON.
+#[derive(Serialize)]
+pub struct DecisionJson {
+    /// The member chosen.
+    pub chosen: Ipv4Addr,
+    /// What the figure is.
+    pub figure: &'static str,
+    /// The candidates (at most [`crate::engine::DECISION_LIST`]), in configured order.
+    pub candidates: Vec<CandidateJson>,
+    /// How many members were considered.
+    pub considered: u32,
+    /// The key's hash (hashing algorithms), hex.
+    pub hash: Option<String>,
+    /// off, new, kept, broken.
+    pub affinity: &'static str,
+    /// Why affinity was broken.
+    pub affinity_broken: Option<&'static str>,
+}
+
+impl From<&Decision> for DecisionJson {
+    fn from(d: &Decision) -> Self {
+        DecisionJson {
+            chosen: d.chosen_addr.into(),
+            figure: d.algorithm.figure(),
+            candidates: d
+                .entries()
+                .iter()
+                .map(|e| CandidateJson {
+                    member: e.addr.into(),
+                    figure: Figure(e.figure),
+                    bound: e.bound,
+                })
+                .collect(),
+            considered: d.considered,
+            hash: d.hash.map(|h| format!("{h:016x}")),
+            affinity: d.affinity.name(),
+            affinity_broken: match d.affinity {
+                AffinityOutcome::Broken(r) => Some(r.name()),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl<'a> SessionJson<'a> {
-    /// The JSON form of a record.
-    pub fn new(r: &'a SessionRecord, virtual_server: &'a str) -> Self {
+    /// The JSON form of a record, with its binding decision when known.
+    pub fn new(r: &'a SessionRecord, virtual_server: &'a str, decision: Option<&Decision>) -> Self {
         SessionJson {
             id: r.number,
             ts: r.first.as_secs_f64(),
@@ -114,6 +192,8 @@ impl<'a> SessionJson<'a> {
             history: r.history.as_str(),
             end: r.end.name(),
             checksum_faults: r.checksum_faults,
+            algorithm: decision.map(|d| d.algorithm.name()),
+            decision: decision.map(DecisionJson::from),
         }
     }
 }
@@ -155,8 +235,14 @@ fn put_f64(b: &mut Vec<u8>, v: f64) {
 /// One session record as a compact JSON object, exactly as serde_json would serialize
 /// [`SessionJson`] (the test `session_line_matches_serde` holds the two together), without its
 /// per-field string escaping: the per-session cost of the report on the replay's hot thread.
-/// `quoted_name` is the virtual server's name already JSON-quoted.
-pub fn session_line(b: &mut Vec<u8>, r: &SessionRecord, quoted_name: &str) {
+/// `quoted_name` is the virtual server's name already JSON-quoted. The decision (once per
+/// session, variable length) goes through serde_json into the same buffer.
+pub fn session_line(
+    b: &mut Vec<u8>,
+    r: &SessionRecord,
+    quoted_name: &str,
+    decision: Option<&Decision>,
+) {
     let key = |b: &mut Vec<u8>, k: &str| {
         b.extend_from_slice(k.as_bytes());
     };
@@ -213,6 +299,15 @@ pub fn session_line(b: &mut Vec<u8>, r: &SessionRecord, quoted_name: &str) {
     key(b, r.end.name());
     key(b, "\",\"checksum_faults\":");
     put_u64(b, r.checksum_faults);
+    match decision {
+        Some(d) => {
+            key(b, ",\"algorithm\":\"");
+            key(b, d.algorithm.name());
+            key(b, "\",\"decision\":");
+            let _ = serde_json::to_writer(&mut *b, &DecisionJson::from(d));
+        }
+        None => key(b, ",\"algorithm\":null,\"decision\":null"),
+    }
     b.push(b'}');
 }
 
@@ -228,6 +323,10 @@ pub struct JsonReport {
     error: Option<io::Error>,
     /// Pool member transitions, written with the totals.
     pool_events: Vec<PoolEvent>,
+    /// Decisions of the sessions bound now, written with their record when they end.
+    decisions: FxHashMap<u64, Decision>,
+    /// The `load` section, when a load report was made (see [`JsonReport::set_load`]).
+    load: Option<serde_json::Value>,
 }
 
 impl JsonReport {
@@ -289,6 +388,8 @@ impl JsonReport {
             first: true,
             error: None,
             pool_events: Vec::new(),
+            decisions: FxHashMap::default(),
+            load: None,
         })
     }
 
@@ -303,8 +404,14 @@ impl JsonReport {
         out.write_all(if self.first { b"\n    " } else { b",\n    " })?;
         self.first = false;
         self.line.clear();
-        session_line(&mut self.line, r, name);
+        let d = self.decisions.remove(&r.number);
+        session_line(&mut self.line, r, name, d.as_ref());
         out.write_all(&self.line)
+    }
+
+    /// Adds the load-share report ([`super::load::LoadReport::to_json`]) as `load`.
+    pub fn set_load(&mut self, load: serde_json::Value) {
+        self.load = Some(load);
     }
 
     /// Writes the totals and renames the file into place.
@@ -402,6 +509,10 @@ impl JsonReport {
             "dropped_packets_listed_all": summary.dropped_packets.len() as u64 == summary.dropped.values().sum::<u64>(),
             "warnings": totals.warnings,
         });
+        let mut rest = rest;
+        if let (Some(load), Some(obj)) = (self.load.take(), rest.as_object_mut()) {
+            obj.insert("load".into(), load);
+        }
         let text = serde_json::to_string_pretty(&rest)?;
         // Splice the totals object's members after "sessions".
         let inner = text
@@ -429,6 +540,12 @@ impl Observer for JsonReport {
     }
 
     fn event(&mut self, event: &Event) {
+        if let Event::Bound {
+            number, decision, ..
+        } = event
+        {
+            self.decisions.insert(*number, *decision);
+        }
         if let Event::Ended(r) = event
             && self.error.is_none()
             && let Err(e) = self.write_session(r)
@@ -478,18 +595,29 @@ mod tests {
             end: EndReason::Rst,
             ended_at: Timestamp(1_700_000_003_000_000_001),
         };
+        let mut decision = Decision::new(crate::engine::Algorithm::LeastWeightedLoad);
+        decision.push(0, [203, 0, 113, 1], 6.0, 2);
+        decision.push(2, [203, 0, 113, 3], 5.0, 7);
+        decision.push(1, [203, 0, 113, 2], f64::INFINITY, 0);
+        decision.push(3, [203, 0, 113, 4], f64::NAN, 0);
+        decision.chosen = 2;
+        decision.chosen_addr = [203, 0, 113, 3];
+        decision.hash = Some(0xabc);
+        decision.affinity = AffinityOutcome::Broken(crate::engine::AffinityBreak::Timeout);
         for name in ["web", "we\"b\\ \u{e9}"] {
             for reply in [Some(Timestamp(5)), None] {
                 r.first_reply = reply;
-                let mut line = Vec::new();
-                session_line(&mut line, &r, &serde_json::to_string(name).unwrap());
-                let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
-                let theirs = serde_json::to_value(SessionJson::new(&r, name)).unwrap();
-                assert_eq!(ours, theirs);
-                assert_eq!(
-                    String::from_utf8(line).unwrap(),
-                    serde_json::to_string(&SessionJson::new(&r, name)).unwrap()
-                );
+                for d in [None, Some(&decision)] {
+                    let mut line = Vec::new();
+                    session_line(&mut line, &r, &serde_json::to_string(name).unwrap(), d);
+                    let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
+                    let theirs = serde_json::to_value(SessionJson::new(&r, name, d)).unwrap();
+                    assert_eq!(ours, theirs);
+                    assert_eq!(
+                        String::from_utf8(line).unwrap(),
+                        serde_json::to_string(&SessionJson::new(&r, name, d)).unwrap()
+                    );
+                }
             }
         }
     }

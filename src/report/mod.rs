@@ -4,6 +4,7 @@
 
 pub mod golden;
 pub mod json;
+pub mod load;
 pub mod table;
 
 use crate::capture::PacketMeta;

@@ -1,39 +1,37 @@
 //! Least load first (RFC 2391 §5.1 (2)): "the host with least number of sessions bound to it is
-//! selected". Ties go to the member configured first.
+//! selected". Figure: sessions bound. Ties go to the member configured first.
 
-use super::{Candidate, LoadShare};
+use super::{Candidate, LoadShare, Request, Scratch, least};
 
 /// Fewest bound sessions wins.
 #[derive(Debug, Default)]
 pub struct LeastLoad;
 
 impl LoadShare for LeastLoad {
-    fn select(&mut self, candidates: &[Candidate]) -> usize {
-        let mut best = 0;
-        for (i, c) in candidates.iter().enumerate() {
-            if c.bound < candidates[best].bound {
-                best = i;
-            }
+    fn select(
+        &mut self,
+        _: &Request,
+        candidates: &[Candidate],
+        out: &mut Scratch,
+    ) -> Option<usize> {
+        for (f, c) in out.figures.iter_mut().zip(candidates) {
+            *f = c.bound as f64;
         }
-        best
+        least(&out.figures)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::*;
     use super::*;
 
     #[test]
     fn fewest_bound_then_first_configured() {
-        let c = |loads: &[u64]| -> Vec<Candidate> {
-            loads
-                .iter()
-                .enumerate()
-                .map(|(member, &bound)| Candidate { member, bound })
-                .collect()
-        };
-        assert_eq!(LeastLoad.select(&c(&[3, 1, 2])), 1);
-        assert_eq!(LeastLoad.select(&c(&[2, 1, 1])), 1);
-        assert_eq!(LeastLoad.select(&c(&[0, 0, 0])), 0);
+        let c = |loads: &'static [u64]| members(loads.len(), |i, c| c.bound = loads[i]);
+        assert_eq!(pick(&mut LeastLoad, &c(&[3, 1, 2])).0, Some(1));
+        assert_eq!(pick(&mut LeastLoad, &c(&[2, 1, 1])).0, Some(1));
+        assert_eq!(pick(&mut LeastLoad, &c(&[0, 0, 0])).0, Some(0));
+        assert_eq!(pick(&mut LeastLoad, &c(&[3, 1, 2])).1, [3.0, 1.0, 2.0]);
     }
 }

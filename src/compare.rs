@@ -1,0 +1,172 @@
+//! `lsnat replay CAPTURE --compare a.toml --compare b.toml` (or `--algorithm rr --algorithm
+//! least-load`): the same capture replayed once per configuration, sequentially, and the load
+//! reports ([`crate::report::load`]) set side by side: sessions and shares per member, fairness,
+//! affinity. Each replay is an independent engine, so the results are exactly those of separate
+//! `lsnat replay` runs.
+
+use crate::engine::{Algorithm, EngineConfig};
+use crate::replay::{self, ReplayJob};
+use crate::report::Summary;
+use crate::report::load::{LoadReport, fmt_fig, jain, max_min};
+use crate::time::Span;
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use serde_json::{Value, json};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// One configuration to replay.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// Column label.
+    pub label: String,
+    /// Its configuration file.
+    pub config_path: PathBuf,
+    /// The configuration.
+    pub config: EngineConfig,
+}
+
+impl Variant {
+    /// `base` with every virtual server's algorithm set to `algorithm`.
+    pub fn with_algorithm(base: &EngineConfig, path: &Path, algorithm: Algorithm) -> Variant {
+        let mut config = base.clone();
+        for v in &mut config.virtual_servers {
+            v.algorithm = algorithm;
+        }
+        Variant {
+            label: algorithm.name().to_string(),
+            config_path: path.to_path_buf(),
+            config,
+        }
+    }
+}
+
+/// The result of one replay.
+pub struct Compared {
+    /// Which configuration.
+    pub variant: Variant,
+    /// Its load report.
+    pub load: LoadReport,
+    /// Its summary.
+    pub summary: Summary,
+}
+
+/// Replays `capture` once per variant.
+pub fn run(
+    capture: &Path,
+    variants: Vec<Variant>,
+    interval: Option<Span>,
+) -> anyhow::Result<Vec<Compared>> {
+    let mut out = Vec::new();
+    for variant in variants {
+        let job = ReplayJob {
+            input: capture.to_path_buf(),
+            config_path: variant.config_path.clone(),
+            config: variant.config.clone(),
+            output: None,
+            member_dir: None,
+        };
+        let mut load = LoadReport::new(&variant.config, interval, false);
+        let mut summary = Summary::default();
+        replay::run(&job, &mut [&mut load, &mut summary])
+            .map_err(|e| anyhow::anyhow!("{} ({}): {e}", variant.label, capture.display()))?;
+        out.push(Compared {
+            variant,
+            load,
+            summary,
+        });
+    }
+    Ok(out)
+}
+
+/// The side-by-side table: one column per configuration, one row per member (sessions and
+/// share), then fairness and affinity rows.
+pub fn render(results: &[Compared], width: Option<u16>) -> String {
+    let mut members: Vec<Ipv4Addr> = Vec::new();
+    for r in results {
+        for m in &r.load.members {
+            if !members.contains(m) {
+                members.push(*m);
+            }
+        }
+    }
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    let mut header = vec!["sessions (share)".to_string()];
+    header.extend(results.iter().map(|r| r.variant.label.clone()));
+    t.set_header(header);
+    for m in &members {
+        let mut row = vec![m.to_string()];
+        for r in results {
+            let total: u64 = r.load.totals.iter().map(|l| l.sessions).sum();
+            let n = r
+                .load
+                .members
+                .iter()
+                .position(|x| x == m)
+                .map_or(0, |i| r.load.totals[i].sessions);
+            row.push(if total == 0 {
+                format!("{n}")
+            } else {
+                format!("{n} ({:.1}%)", n as f64 * 100.0 / total as f64)
+            });
+        }
+        t.add_row(row);
+    }
+    let figure_row = |name: &str, f: &dyn Fn(&LoadReport) -> Option<f64>| {
+        let mut row = vec![name.to_string()];
+        row.extend(results.iter().map(|r| fmt_fig(f(&r.load))));
+        row
+    };
+    t.add_row(figure_row("Jain, sessions", &|l| jain(&l.sessions())));
+    t.add_row(figure_row("Jain, bytes", &|l| jain(&l.bytes())));
+    t.add_row(figure_row("max/min, sessions", &|l| max_min(&l.sessions())));
+    t.add_row(figure_row("max/min, bytes", &|l| max_min(&l.bytes())));
+    let mut dropped = vec!["dropped: no-member-available".to_string()];
+    dropped.extend(results.iter().map(|r| {
+        r.summary
+            .dropped
+            .get("no-member-available")
+            .copied()
+            .unwrap_or(0)
+            .to_string()
+    }));
+    t.add_row(dropped);
+    if results.iter().any(|r| !r.load.affinity.is_empty()) {
+        for k in ["kept", "new", "broken"] {
+            let mut row = vec![format!("affinity {k}")];
+            row.extend(
+                results
+                    .iter()
+                    .map(|r| r.load.affinity.get(k).copied().unwrap_or(0).to_string()),
+            );
+            t.add_row(row);
+        }
+    }
+    for i in 1..t.column_count() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    if let Some(w) = width {
+        t.force_no_tty();
+        t.set_width(w);
+    }
+    format!("{t}\n")
+}
+
+/// The comparison as JSON (schema `lsnat-compare/1`): one section per configuration.
+pub fn to_json(capture: &Path, results: &[Compared]) -> Value {
+    json!({
+        "schema": "lsnat-compare/1",
+        "tool": format!("lsnat {}", env!("CARGO_PKG_VERSION")),
+        "capture": capture.display().to_string(),
+        "runs": results.iter().map(|r| json!({
+            "label": r.variant.label,
+            "config": r.variant.config_path.display().to_string(),
+            "sessions_bound": r.summary.sessions,
+            "dropped": r.summary.dropped,
+            "load": r.load.to_json(),
+        })).collect::<Vec<_>>(),
+    })
+}
