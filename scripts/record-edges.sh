@@ -133,8 +133,8 @@ view = "router"
 [router]
 ttl_decrement = true
 icmp_time_exceeded = true     # answer a TTL-1 packet like the kernel router did (RFC 1812 §4.3.2.3)
-# address = "$RTR_OUT"     # unset: the answer to a client comes from the VIP it addressed, as the kernel's
-member_side_address = "$RTR_IN"  # source of the answer to a member
+# outside_address = "$RTR_OUT"     # unset: the answer to a client comes from the VIP it addressed, as the kernel's
+inside_address = "$RTR_IN"  # source of the answer to a member
 fragment_timeout = "30s"
 fragment_hold_max = 64
 fragment_hold_bytes = 262144

@@ -10,8 +10,8 @@
 //! fragment_hold_max = 64          # later fragments held for their first (0: none)
 //! fragment_hold_bytes = 262144
 //! icmp_time_exceeded = false      # answer TTL <= 1 with ICMP time exceeded
-//! # address = "198.51.100.1"      # router, clients' side (default: the VIP addressed)
-//! # member_side_address = "203.0.113.254"
+//! # outside_address = "198.51.100.1"  # router, clients' side (default: the VIP addressed)
+//! # inside_address = "203.0.113.254"   # router, members' side
 //! [timeouts]                      # RFC 2391 §2.4 defaults
 //! tcp = "24h"
 //! udp = "60s"
@@ -159,8 +159,6 @@ struct Router {
     fragment_hold_max: Option<Spanned<i64>>,
     fragment_hold_bytes: Option<Spanned<i64>>,
     icmp_time_exceeded: Option<bool>,
-    address: Option<Spanned<String>>,
-    member_side_address: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     inside_address: Option<Spanned<String>>,
     outside_address: Option<Spanned<String>>,
@@ -424,23 +422,6 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     if let Some(b) = r.icmp_time_exceeded {
         cfg.icmp_time_exceeded = b;
     }
-    let router_addr = |v: &Option<Spanned<String>>, field: &str| match v {
-        None => Ok(None),
-        Some(s) => s
-            .get_ref()
-            .trim()
-            .parse::<Ipv4Addr>()
-            .map(Some)
-            .map_err(|_| {
-                err(
-                    Some(s.span()),
-                    field,
-                    format!("`{}` is not an IPv4 address", s.get_ref()),
-                )
-            }),
-    };
-    cfg.address = router_addr(&r.address, "router.address")?;
-    cfg.member_side_address = router_addr(&r.member_side_address, "router.member_side_address")?;
     let d = Timeouts::default();
     let t = &file.timeouts;
     cfg.timeouts = Timeouts {
@@ -1126,23 +1107,26 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         let text = GOOD.replace(
             "ttl_decrement",
             "fragment_hold_max = 8\nfragment_hold_bytes = 4096\nicmp_time_exceeded = true\n\
-             address = \"198.51.100.1\"\nmember_side_address = \"203.0.113.254\"\nttl_decrement",
+             outside_address = \"198.51.100.1\"\ninside_address = \"203.0.113.254\"\nttl_decrement",
         );
         let c = parse(Path::new("x.toml"), &text).unwrap();
         assert_eq!((c.fragment_hold_max, c.fragment_hold_bytes), (8, 4096));
         assert!(c.icmp_time_exceeded);
-        assert_eq!(c.address, Some(Ipv4Addr::new(198, 51, 100, 1)));
-        assert_eq!(c.member_side_address, Some(Ipv4Addr::new(203, 0, 113, 254)));
+        assert_eq!(c.outside_address, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(c.inside_address, Some(Ipv4Addr::new(203, 0, 113, 254)));
         let d = parse(Path::new("x.toml"), GOOD).unwrap();
         assert_eq!(
-            (d.fragment_hold_max, d.icmp_time_exceeded, d.address),
+            (d.fragment_hold_max, d.icmp_time_exceeded, d.outside_address),
             (64, false, None)
         );
-        let bad = GOOD.replace("ttl_decrement", "address = \"router\"\nttl_decrement");
+        let bad = GOOD.replace(
+            "ttl_decrement",
+            "outside_address = \"router\"\nttl_decrement",
+        );
         let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
         assert_eq!(
             e,
-            "lab.toml:4: field `router.address`: `router` is not an IPv4 address"
+            "lab.toml:4: field `router.outside_address`: `router` is not an IPv4 address"
         );
         let bad = GOOD.replace("ttl_decrement", "fragment_hold_max = -1\nttl_decrement");
         let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();

@@ -8,50 +8,17 @@
 
 mod common;
 
-use lsnat::link::{self, Payload};
 use std::collections::HashMap;
 
-fn ipv4_datagrams(path: &std::path::Path) -> Vec<(u64, Vec<u8>)> {
-    common::read_all(path)
-        .into_iter()
-        .filter_map(|(m, b)| match link::locate(m.linktype, &b).payload {
-            Payload::Ipv4 { offset } => Some((m.index, b[offset..].to_vec())),
-            _ => None,
-        })
-        .collect()
-}
+use common::ipv4_datagrams;
+use lsnat::link::{self, Payload};
 
 fn compare(capture: &str, kernel: &str) -> usize {
     let root = common::root();
-    let cap = root.join("captures").join(capture);
-    let out = std::env::temp_dir().join(format!("lsnat-kernel-{}-{capture}", std::process::id()));
-    let g = lsnat::check::render(&cap, None, Some(&out)).unwrap();
-    let ours = ipv4_datagrams(&out);
-    let theirs = ipv4_datagrams(&root.join("tests/kernel").join(kernel));
-    let mut pool: HashMap<&[u8], usize> = HashMap::new();
-    for (_, d) in &theirs {
-        *pool.entry(d.as_slice()).or_default() += 1;
-    }
-    let mut matched = 0;
-    for (index, d) in &ours {
-        match pool.get_mut(d.as_slice()) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                matched += 1;
-            }
-            _ => panic!(
-                "{capture}: our packet {index} has no byte-identical datagram in the kernel's output\n  ours: {:02x?}",
-                &d[..d.len().min(40)]
-            ),
-        }
-    }
-    assert_eq!(
-        ours.len(),
-        theirs.len(),
-        "{capture}: datagrams forwarded: lsnat vs kernel"
-    );
-    assert!(g.text.contains(" xlat "));
-    matched
+    common::matches_kernel(
+        &root.join("captures").join(capture),
+        &root.join("tests/kernel").join(kernel),
+    )
 }
 
 #[test]

@@ -173,6 +173,7 @@ impl Engine {
             key,
             decision,
         });
+        self.compact_timers_if_stale();
         Ok(slot)
     }
 

@@ -459,12 +459,6 @@ pub struct EngineConfig {
     pub fragment_hold_bytes: usize,
     /// Answer a packet dropped for TTL ≤ 1 with an ICMP time exceeded (RFC 1812 §4.3.2.3).
     pub icmp_time_exceeded: bool,
-    /// The router's address on the clients' side: source of the ICMP errors it sends toward
-    /// clients. `None`: the virtual server's address the client sent to.
-    pub address: Option<Ipv4Addr>,
-    /// The router's address on the members' side: source of the ICMP errors it sends toward
-    /// members and other hosts inside. `None`: `address`; with neither, none is sent.
-    pub member_side_address: Option<Ipv4Addr>,
     /// Virtual servers.
     pub virtual_servers: Vec<VirtualServerConfig>,
     /// Dead host detection (RFC 2391 §6).
@@ -474,9 +468,11 @@ pub struct EngineConfig {
     /// LSNAT or LS-NAPT (router-wide).
     pub mode: Mode,
     /// The router's inside address: in LS-NAPT the source address sessions get toward the
-    /// members (`None`: the VIP itself, as in RFC 2391 figure 3).
+    /// members (`None`: the VIP itself, as in RFC 2391 figure 3); the source of the ICMP errors
+    /// it sends toward members (`None`: `outside_address`; with neither, none is sent).
     pub inside_address: Option<Ipv4Addr>,
-    /// The router's outside address: the address NAPT gives outbound sessions (§3.2).
+    /// The router's outside address: the address NAPT gives outbound sessions (§3.2), and the
+    /// source of the ICMP errors it sends toward clients (`None`: the VIP the client sent to).
     pub outside_address: Option<Ipv4Addr>,
     /// Further addresses owned by the router. A VIP that is one of the router's addresses (or
     /// any VIP in LS-NAPT) restricts service (§3): packets to its other ports are dropped.
@@ -504,8 +500,6 @@ impl Default for EngineConfig {
             fragment_hold_max: 64,
             fragment_hold_bytes: 256 * 1024,
             icmp_time_exceeded: false,
-            address: None,
-            member_side_address: None,
             virtual_servers: Vec::new(),
             dead_host: DeadHostConfig::default(),
             timeline: Vec::new(),

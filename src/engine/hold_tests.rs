@@ -202,7 +202,7 @@ fn time_exceeded_comes_from_the_vip_or_the_configured_address() {
     };
     for (address, src) in [(None, VIP), (Some([198, 51, 100, 1]), [198, 51, 100, 1])] {
         let mut e = Engine::new(EngineConfig {
-            address: address.map(Ipv4Addr::from),
+            outside_address: address.map(Ipv4Addr::from),
             ..cfg.clone()
         });
         let p = ttl1_query();
@@ -247,7 +247,7 @@ fn no_time_exceeded_toward_a_member_without_an_inside_address() {
     assert_eq!(o.verdict, Verdict::Drop(DropReason::TtlExceeded));
     assert!(emitted(&mut e).is_empty());
     let mut e = Engine::new(EngineConfig {
-        member_side_address: Some(Ipv4Addr::new(203, 0, 113, 254)),
+        inside_address: Some(Ipv4Addr::new(203, 0, 113, 254)),
         ..cfg
     });
     e.handle(t(0), &mut q.clone());

@@ -90,8 +90,9 @@ pub struct Engine {
     /// Later fragments waiting for their first fragment.
     hold: FragmentHold,
     icmp_time_exceeded: bool,
-    address: Option<[u8; 4]>,
-    member_side_address: Option<[u8; 4]>,
+    /// Sources of the ICMP errors the router sends: toward clients, toward members.
+    outside_address: Option<[u8; 4]>,
+    inside_address: Option<[u8; 4]>,
     /// Packets emitted on the engine's own account (released fragments, ICMP errors), back to
     /// back, and their descriptions: drained with `poll_emitted`, reused.
     emit_buf: Vec<u8>,
@@ -185,8 +186,8 @@ impl Engine {
                 timeout: cfg.fragment_timeout,
             }),
             icmp_time_exceeded: cfg.icmp_time_exceeded,
-            address: cfg.address.map(|a| a.octets()),
-            member_side_address: cfg.member_side_address.map(|a| a.octets()),
+            outside_address: cfg.outside_address.map(|a| a.octets()),
+            inside_address: cfg.inside_address.map(|a| a.octets()),
             emit_buf: Vec::new(),
             emit_queue: VecDeque::new(),
             now: Timestamp(0),
@@ -265,9 +266,9 @@ impl Engine {
 
     /// Sends the ICMP time exceeded for a packet just dropped for its TTL (RFC 1812 §5.3.1),
     /// from the router's address on the side the packet came from: toward a client, the
-    /// configured `address` or else the virtual server's address it was sent to (what the
-    /// client knows, and what Linux's NAT answers from); toward a member, `member_side_address`
-    /// or else `address`.
+    /// configured `outside_address` or else the virtual server's address it was sent to (what
+    /// the client knows, and what Linux's NAT answers from); toward a member, `inside_address`
+    /// or else `outside_address`.
     fn answer_time_exceeded(&mut self, packet: &[u8], out: &Outcome) {
         let Ok(ip) = Ipv4::parse(packet) else {
             return;
@@ -276,8 +277,8 @@ impl Engine {
             return;
         }
         let src = match out.flow {
-            Flow::Inbound => self.address.unwrap_or(out.before.dst),
-            _ => match self.member_side_address.or(self.address) {
+            Flow::Inbound => self.outside_address.unwrap_or(out.before.dst),
+            _ => match self.inside_address.or(self.outside_address) {
                 Some(a) => a,
                 None => return,
             },

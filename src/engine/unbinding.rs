@@ -15,6 +15,7 @@ use super::session::Session;
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 impl Engine {
     /// The shortest idle timeout a session of this protocol can have (for TCP, over the
@@ -59,6 +60,28 @@ impl Engine {
         let (d, _) = self.deadline(s);
         let number = s.number;
         self.timers.push(Reverse((d, number, slot)));
+        self.compact_timers_if_stale();
+    }
+
+    /// Keeps the lazy timer heap proportional to the live sessions (ARCHITECTURE.md: memory
+    /// grows with live sessions, never with the capture): entries of sessions since unbound,
+    /// and superseded entries of live ones (a 24 h TCP entry outlives its session by a day),
+    /// are dropped by rebuilding the heap with one entry per live session at its real
+    /// deadline, once stale entries outnumber live sessions. Firing times and order are
+    /// unchanged: a lazy entry only ever fires a session at its real deadline.
+    pub(crate) fn compact_timers_if_stale(&mut self) {
+        if self.timers.len() <= 2 * self.live + 4096 {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.timers).into_vec();
+        entries.clear();
+        for (slot, s) in self.slots.iter().enumerate() {
+            if let Some(s) = s {
+                let (due, _) = self.deadline(s);
+                entries.push(Reverse((due, s.number, slot as u32)));
+            }
+        }
+        self.timers = BinaryHeap::from(entries);
     }
 
     /// Fires every timer due at or before `now`.

@@ -4,7 +4,8 @@
 
 use super::Summary;
 use crate::engine::{
-    AffinityOutcome, Decision, EngineConfig, Event, PoolEvent, SessionRecord, Tuple,
+    AffinityOutcome, Algorithm, Decision, DecisionEntry, EngineConfig, Event, PoolEvent,
+    SessionRecord, Tuple,
 };
 use crate::replay::{Observer, ReplayTotals};
 use crate::wire::proto;
@@ -139,6 +140,45 @@ pub struct DecisionJson {
     pub affinity: &'static str,
     /// Why affinity was broken.
     pub affinity_broken: Option<&'static str>,
+}
+
+/// A decision as kept until its session ends: only the candidates listed, so a live session
+/// costs about a hundred bytes here rather than the fixed-size [`Decision`]'s four hundred.
+struct StoredDecision {
+    algorithm: Algorithm,
+    chosen: u32,
+    chosen_addr: [u8; 4],
+    considered: u32,
+    hash: Option<u64>,
+    affinity: AffinityOutcome,
+    entries: Box<[DecisionEntry]>,
+}
+
+impl StoredDecision {
+    fn pack(d: &Decision) -> StoredDecision {
+        StoredDecision {
+            algorithm: d.algorithm,
+            chosen: d.chosen,
+            chosen_addr: d.chosen_addr,
+            considered: d.considered,
+            hash: d.hash,
+            affinity: d.affinity,
+            entries: d.entries().into(),
+        }
+    }
+
+    fn unpack(&self) -> Decision {
+        let mut d = Decision::new(self.algorithm);
+        for e in self.entries.iter() {
+            d.push(e.member as usize, e.addr, e.figure, u64::from(e.bound));
+        }
+        d.chosen = self.chosen;
+        d.chosen_addr = self.chosen_addr;
+        d.considered = self.considered;
+        d.hash = self.hash;
+        d.affinity = self.affinity;
+        d
+    }
 }
 
 impl From<&Decision> for DecisionJson {
@@ -324,7 +364,7 @@ pub struct JsonReport {
     /// Pool member transitions, written with the totals.
     pool_events: Vec<PoolEvent>,
     /// Decisions of the sessions bound now, written with their record when they end.
-    decisions: FxHashMap<u64, Decision>,
+    decisions: FxHashMap<u64, StoredDecision>,
     /// The `load` section, when a load report was made (see [`JsonReport::set_load`]).
     load: Option<serde_json::Value>,
 }
@@ -404,7 +444,7 @@ impl JsonReport {
         out.write_all(if self.first { b"\n    " } else { b",\n    " })?;
         self.first = false;
         self.line.clear();
-        let d = self.decisions.remove(&r.number);
+        let d = self.decisions.remove(&r.number).map(|d| d.unpack());
         session_line(&mut self.line, r, name, d.as_ref());
         out.write_all(&self.line)
     }
@@ -544,7 +584,8 @@ impl Observer for JsonReport {
             number, decision, ..
         } = event
         {
-            self.decisions.insert(*number, *decision);
+            self.decisions
+                .insert(*number, StoredDecision::pack(decision));
         }
         if let Event::Ended(r) = event
             && self.error.is_none()

@@ -227,3 +227,50 @@ pub fn derive_config(cap: &Path) -> Option<String> {
     }
     Some(t)
 }
+
+/// The IPv4 datagrams of a capture, with their packet indices.
+pub fn ipv4_datagrams(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    read_all(path)
+        .into_iter()
+        .filter_map(|(m, b)| match link::locate(m.linktype, &b).payload {
+            Payload::Ipv4 { offset } => Some((m.index, b[offset..].to_vec())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Replays `capture` (config beside it) and asserts that every datagram lsnat forwards is
+/// byte-identical to one the kernel sent (`kernel_out`), and as many: addresses, ports, TTL,
+/// IP id, every checksum, the member chosen. Returns the number matched.
+pub fn matches_kernel(capture: &Path, kernel_out: &Path) -> usize {
+    let name = capture.file_name().unwrap().to_string_lossy().into_owned();
+    let out = std::env::temp_dir().join(format!("lsnat-kernel-{}-{name}", std::process::id()));
+    let g = lsnat::check::render(capture, None, Some(&out)).unwrap();
+    let ours = ipv4_datagrams(&out);
+    let theirs = ipv4_datagrams(kernel_out);
+    let _ = std::fs::remove_file(&out);
+    let mut pool: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    for (_, d) in &theirs {
+        *pool.entry(d.as_slice()).or_default() += 1;
+    }
+    let mut matched = 0;
+    for (index, d) in &ours {
+        match pool.get_mut(d.as_slice()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                matched += 1;
+            }
+            _ => panic!(
+                "{name}: our packet {index} has no byte-identical datagram in the kernel's output\n  ours: {:02x?}",
+                &d[..d.len().min(40)]
+            ),
+        }
+    }
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "{name}: datagrams forwarded: lsnat vs kernel"
+    );
+    assert!(g.text.contains(" xlat "));
+    matched
+}
