@@ -65,25 +65,31 @@ fn unavailable() -> Option<String> {
 }
 
 /// Runs `scripts/SCRIPT` with captures and kernel references going to a fresh scratch
-/// directory; returns it.
+/// directory; returns it. Like `record-all.sh`, a run is tried up to three times: a recording
+/// refuses itself when a tcpdump reports kernel drops (seen with `-i any`).
 fn record(script: &str, env: &[(&str, &str)]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lsnat-live-{}-{script}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new("bash")
-        .arg(common::root().join("scripts").join(script))
-        .env("OUT", &dir)
-        .env("REF", &dir)
-        .env("LAB_PREFIX", "lsci")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
+    let mut errors = String::new();
+    for attempt in 1..=3 {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("bash")
+            .arg(common::root().join("scripts").join(script))
+            .env("OUT", &dir)
+            .env("REF", &dir)
+            .env("LAB_PREFIX", "lsci")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return dir;
+        }
+        errors += &format!(
+            "attempt {attempt}:\n{}\n",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    panic!("{script} failed three times:\n{errors}");
 }
 
 fn check(dir: &Path, name: &str) -> usize {

@@ -54,6 +54,19 @@ fn mark_translated(out: &mut Outcome, ip: &Ipv4, l4_after: Option<u16>) {
     }
 }
 
+/// How an ICMP error quoting a datagram of a session is translated (RFC 3022 §4.3): which side
+/// it came from, the quoted datagram as the receiving side must see it, the outer source and
+/// destination `[from, to]` rewrites, and the session it belongs to (0 and no member for a NAPT
+/// session, §3.2).
+pub(crate) struct IcmpErrorView {
+    pub flow: Flow,
+    pub quote_to: Tuple,
+    pub src: [[u8; 4]; 2],
+    pub dst: [[u8; 4]; 2],
+    pub session: u64,
+    pub member: Option<usize>,
+}
+
 /// A packet's outcome before anything is decided: passed as unrelated, its addressing,
 /// checksums and TTL as it arrived.
 pub(crate) fn base_outcome(ip: &Ipv4, l4: &L4, b: &[u8]) -> Outcome {
@@ -474,7 +487,12 @@ impl Engine {
         } else {
             reversed
         };
-        let Some(&(slot, flow)) = self.flows.get(&reversed) else {
+        let view = match self.flows.get(&reversed) {
+            Some(&(slot, flow)) => Some(self.icmp_error_view(slot, flow)),
+            // §3.2: an error about a NAPT session an inside host started.
+            None => self.napt_icmp_error_view(&reversed),
+        };
+        let Some(v) = view else {
             if related
                 || self.pool.find(ip.src).is_some()
                     && self.vss.outbound(&self.pool, qt.dst, qt.protocol, qt.dport)
@@ -483,36 +501,14 @@ impl Engine {
             }
             return out;
         };
+        let flow = v.flow;
         out.flow = flow;
         if self.ttl_expired(&ip, flow) {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
-            out.session = self.session(slot).number;
+            out.session = v.session;
             return out;
         }
-        let s = self.session(slot);
-        // The session's translated tuple both ways (modes work: LS-NAPT changes the client's
-        // address and TU port too, a static mapping may change the service port). `quote_to` is
-        // the quoted datagram as the receiving side must see it; the outer addresses change
-        // only where they are the session's own endpoints (an intermediate router's stay).
-        let (quote_to, [src_from, src_to], [dst_from, dst_to]) = match (flow, self.vss.view) {
-            // From the client side, quoting VIP:svc → client: toward the member.
-            (Flow::Inbound, _) => (
-                reply_key(&s.translated, s.translated.dst),
-                [s.key.src, s.translated.src],
-                [s.key.dst, s.translated.dst],
-            ),
-            // From the member side, quoting (router|client):port → member:svc: to the client.
-            (_, View::Router) => (
-                s.key,
-                [s.translated.dst, s.key.dst],
-                [s.translated.src, s.key.src],
-            ),
-            (_, View::ClientSide) => (
-                s.translated,
-                [s.key.dst, s.translated.dst],
-                [s.key.src, s.translated.src],
-            ),
-        };
+        let (quote_to, [src_from, src_to], [dst_from, dst_to]) = (v.quote_to, v.src, v.dst);
         out.faults.ip = ip.header_checksum_error(b);
         out.faults.l4 = ip.l4_checksum_error(b);
         let icmp_csum_at = ip.ihl + 2;
@@ -549,9 +545,45 @@ impl Engine {
         if self.forwards_with_ttl(flow) {
             ipv4::decrement_ttl(&mut ip, b);
         }
-        out.session = self.session(slot).number;
-        out.member = Some(self.session(slot).member);
+        out.session = v.session;
+        out.member = v.member;
         mark_translated(&mut out, &ip, Some(icmp_csum));
         out
+    }
+
+    /// How an ICMP error about load-shared session `slot`, arriving on `flow`'s side, is
+    /// translated: the session's translated tuple both ways (LS-NAPT changes the client's
+    /// address and TU port too, a static mapping may change the service port). The outer
+    /// addresses change only where they are the session's own endpoints (an intermediate
+    /// router's stay).
+    fn icmp_error_view(&self, slot: u32, flow: Flow) -> IcmpErrorView {
+        let s = self.session(slot);
+        let (quote_to, src, dst) = match (flow, self.vss.view) {
+            // From the client side, quoting VIP:svc → client: toward the member.
+            (Flow::Inbound, _) => (
+                reply_key(&s.translated, s.translated.dst),
+                [s.key.src, s.translated.src],
+                [s.key.dst, s.translated.dst],
+            ),
+            // From the member side, quoting (router|client):port → member:svc: to the client.
+            (_, View::Router) => (
+                s.key,
+                [s.translated.dst, s.key.dst],
+                [s.translated.src, s.key.src],
+            ),
+            (_, View::ClientSide) => (
+                s.translated,
+                [s.key.dst, s.translated.dst],
+                [s.key.src, s.translated.src],
+            ),
+        };
+        IcmpErrorView {
+            flow,
+            quote_to,
+            src,
+            dst,
+            session: s.number,
+            member: Some(s.member),
+        }
     }
 }

@@ -174,6 +174,36 @@ impl Engine {
         true
     }
 
+    /// How an ICMP error whose quoted datagram, reversed, is `reversed` is translated when it
+    /// belongs to a NAPT session (RFC 3022 §4.3): from outside, quoting router:port → outside
+    /// host, it goes to the inside host quoting what that host sent; from inside, quoting the
+    /// outside host's reply, it goes out quoting that reply as the outside host sent it.
+    pub(crate) fn napt_icmp_error_view(
+        &self,
+        reversed: &Tuple,
+    ) -> Option<super::lookup::IcmpErrorView> {
+        let napt = self.napt.as_ref()?;
+        let &(slot, flow) = napt.flows.get(reversed)?;
+        let e = napt.entries[slot as usize].as_ref()?;
+        let (quote_to, src, dst) = if flow == Flow::Inbound {
+            (e.key, [e.key.dst, e.key.dst], [e.translated.src, e.key.src])
+        } else {
+            (
+                reply_key(&e.translated, e.translated.dst),
+                [e.key.src, e.translated.src],
+                [e.key.dst, e.key.dst],
+            )
+        };
+        Some(super::lookup::IcmpErrorView {
+            flow,
+            quote_to,
+            src,
+            dst,
+            session: 0,
+            member: None,
+        })
+    }
+
     /// Starts a NAPT session for `key` (inside → outside): allocates the TU port.
     fn napt_bind(&mut self, now: Timestamp, key: Tuple) -> Option<u32> {
         let due = now.add(self.idle_timeout(key.protocol));

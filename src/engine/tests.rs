@@ -524,3 +524,67 @@ fn icmp_errors_quoting_ls_napt_sessions_use_the_translated_tuple() {
     let ip = check_quote(&err, M[0], 53, ROUTER_IN, 1024);
     assert_eq!((ip.src, ip.dst), (ROUTER_IN, M[0]));
 }
+
+/// An ICMP port unreachable quoting a NAPT session (RFC 2391 §3.2, RFC 3022 §4.3), both ways:
+/// from outside it reaches the inside host quoting what that host sent; from inside it leaves
+/// from the router's outside address quoting the reply as the outside host sent it.
+#[test]
+fn icmp_errors_quoting_napt_sessions_are_translated_both_ways() {
+    use etherparse::Icmpv4Type;
+    use etherparse::icmpv4::DestUnreachableHeader;
+    let outside = [192, 0, 2, 50];
+    let cfg = || EngineConfig {
+        outside_address: Some(ROUTER_OUT.into()),
+        napt: Some(NaptConfig {
+            inside: vec![([203, 0, 113, 0].into(), 24)],
+        }),
+        ..config(Algorithm::RoundRobin)
+    };
+    let unreach = |src: [u8; 4], dst: [u8; 4], quote: &[u8]| {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4(src, dst, 64)
+            .icmpv4(Icmpv4Type::DestinationUnreachable(
+                DestUnreachableHeader::Port,
+            ))
+            .write(&mut out, quote)
+            .unwrap();
+        out
+    };
+    let check = |b: &[u8], outer: ([u8; 4], [u8; 4]), quote: ([u8; 4], u16, [u8; 4], u16)| {
+        let ip = Ipv4::parse(b).unwrap();
+        assert_eq!(ip.header_checksum_error(b), 0);
+        assert_eq!(ip.l4_checksum_error(b), Some(0), "ICMP checksum");
+        let inner = &b[ip.ihl + 8..];
+        let qip = Ipv4::parse(inner).unwrap();
+        assert_eq!(qip.header_checksum_error(inner), 0, "quoted IP checksum");
+        let (q, s, d) = parsed(inner);
+        assert_eq!((ip.src, ip.dst), outer);
+        assert_eq!((q.src, s, q.dst, d), quote);
+    };
+    // From outside: the outside host refuses what the router sent (router:33000 → outside:53).
+    let mut e = Engine::new(cfg());
+    let mut q = udp(M[1], 33000, outside, 53);
+    e.handle(t(1), &mut q);
+    let mut err = unreach(outside, ROUTER_OUT, &q);
+    let o = e.handle(t(1), &mut err);
+    assert_eq!(
+        (o.verdict, o.flow, o.session),
+        (Verdict::Translated, Flow::Inbound, 0)
+    );
+    check(&err, (outside, M[1]), (M[1], 33000, outside, 53));
+
+    // From inside: the inside host refuses the reply it got (outside:53 → M:33000).
+    let mut e = Engine::new(cfg());
+    let mut q = udp(M[1], 33000, outside, 53);
+    e.handle(t(1), &mut q);
+    let mut r = udp(outside, 53, ROUTER_OUT, 33000);
+    e.handle(t(1), &mut r);
+    let mut err = unreach(M[1], outside, &r);
+    let o = e.handle(t(1), &mut err);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    check(
+        &err,
+        (ROUTER_OUT, outside),
+        (outside, 53, ROUTER_OUT, 33000),
+    );
+}
