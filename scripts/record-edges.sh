@@ -14,40 +14,21 @@
 # before the echo came). Run as root; needs nftables, tcpdump, tshark, conntrack, python3.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=${OUT:-$HERE/../captures}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-REF=${REF:-$HERE/../tests/kernel}
-mkdir -p "$REF"
-REF=$(cd "$REF" && pwd)
 # shellcheck source=lab.sh
 . "$HERE/lab.sh"
 # shellcheck source=record-lib.sh
 . "$HERE/record-lib.sh"
+rec_setup edges
 
 NAME=lsnat-edges
 UDP_PORTS="9999, 5000, 5001, 5002" # load-shared UDP services (one numgen counter)
 SERVED=(9999 5000 5001)             # what the members listen on (5002: port unreachable)
 
-WORK=$(mktemp -d /tmp/lsnat-edges.XXXXXX)
 EDGE_PIDS=()
-cleanup() {
-    local rc=$?
-    set +e
-    cap_stop_all >/dev/null 2>&1
-    ct_stop >/dev/null 2>&1
+rec_cleanup_extra() {
     for p in "${EDGE_PIDS[@]}"; do kill -INT "$p" 2>/dev/null; done
     for p in "${EDGE_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    lab_down
-    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        rec_log "scratch files kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 LAB_MAP_ORDER="1 2 3" LAB_STATIC_NEIGH=1 lab_up
 # Same LSNAT as lab.sh, with more UDP service ports.
@@ -80,11 +61,7 @@ for i in 0 1 2; do
 done
 ct_start "$NS_RTR" "$WORK/conntrack.log"
 
-N=--time-stamp-precision=nano
-cap_start out0-in "$NS_RTR" "$WORK/out0-in.pcap" $N -i out0 -Q in
-cap_start in0-in "$NS_RTR" "$WORK/in0-in.pcap" $N -i in0 -Q in
-cap_start out0-out "$NS_RTR" "$WORK/out0-out.pcap" $N -i out0 -Q out
-cap_start in0-out "$NS_RTR" "$WORK/in0-out.pcap" $N -i in0 -Q out
+cap_router "" in out
 sleep 0.3
 
 A=$CLIENT_A

@@ -15,45 +15,18 @@
 #   rfc2391-fig1.conntrack.log      conntrack events, addresses rewritten to the figure's
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=${OUT:-$HERE/../captures}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-# The kernel's own output is reference data for tests, not a capture to replay.
-REF=${REF:-$HERE/../tests/kernel}
-mkdir -p "$REF"
-REF=$(cd "$REF" && pwd)
 # shellcheck source=lab.sh
 . "$HERE/lab.sh"
 # shellcheck source=record-lib.sh
 . "$HERE/record-lib.sh"
+rec_setup fig1
 
-WORK=$(mktemp -d /tmp/lsnat-fig1.XXXXXX)
-cleanup() {
-    local rc=$?
-    set +e
-    cap_stop_all >/dev/null 2>&1
-    ct_stop >/dev/null 2>&1
-    lab_stop_servers
-    lab_down
-    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        rec_log "scratch files kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 LAB_MAP_ORDER="1 3 2" LAB_STATIC_NEIGH=1 lab_up
 lab_start_servers 60 "$WORK"
 ct_start "$NS_RTR" "$WORK/conntrack.log"
 
-N=--time-stamp-precision=nano
-cap_start out0-in "$NS_RTR" "$WORK/out0-in.pcap" $N -i out0 -Q in
-cap_start in0-in "$NS_RTR" "$WORK/in0-in.pcap" $N -i in0 -Q in
-cap_start out0-out "$NS_RTR" "$WORK/out0-out.pcap" $N -i out0 -Q out
-cap_start in0-out "$NS_RTR" "$WORK/in0-out.pcap" $N -i in0 -Q out
+cap_router "" in out
 sleep 0.3
 
 rec_log "traffic: figure 1 (A:2745 HTTP, then B:3200 telnet while A is open)"

@@ -13,46 +13,22 @@
 # is about 45 s, every client bounded by `timeout 60`. Run as root.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=${OUT:-$HERE/../captures}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-REF=${REF:-$HERE/../tests/kernel}
-mkdir -p "$REF"
-REF=$(cd "$REF" && pwd)
 # shellcheck source=lab.sh
 . "$HERE/lab.sh"
 # shellcheck source=record-lib.sh
 . "$HERE/record-lib.sh"
+rec_setup record-idle
 
-WORK=$(mktemp -d /tmp/lsnat-record-idle.XXXXXX)
 CLIENT_PIDS=()
-cleanup() {
-    local rc=$?
-    set +e
+rec_cleanup_extra() {
     for p in "${CLIENT_PIDS[@]}"; do kill -INT "$p" 2>/dev/null; done
-    cap_stop_all >/dev/null 2>&1
-    ct_stop >/dev/null 2>&1
-    lab_stop_servers
-    lab_down
-    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        rec_log "scratch files kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 LAB_MAP_ORDER="1 2 3" LAB_STATIC_NEIGH=1 lab_up
 lab_start_servers 120 "$WORK"
 ct_start "$NS_RTR" "$WORK/conntrack.log"
 
-N=--time-stamp-precision=nano
-cap_start out0-in "$NS_RTR" "$WORK/out0-in.pcap" $N -i out0 -Q in
-cap_start in0-in "$NS_RTR" "$WORK/in0-in.pcap" $N -i in0 -Q in
-cap_start out0-out "$NS_RTR" "$WORK/out0-out.pcap" $N -i out0 -Q out
-cap_start in0-out "$NS_RTR" "$WORK/in0-out.pcap" $N -i in0 -Q out
+cap_router "" in out
 sleep 0.3
 
 A=$CLIENT_A

@@ -2,6 +2,40 @@
 # record-lib.sh - capture, conntrack-logging, merge and verification helpers shared by the
 # record-*.sh scripts. Source after lab.sh. Needs $WORK (a scratch directory).
 
+# rec_setup NAME: OUT (the captures, default captures/) and REF (the kernel's own output, test
+# reference data, default tests/kernel/) as absolute directories; WORK, a scratch directory;
+# and the EXIT trap (rec_cleanup). Call right after sourcing lab.sh and this file.
+rec_setup() {
+    OUT=${OUT:-$LAB_SCRIPTS/../captures}
+    mkdir -p "$OUT"
+    OUT=$(cd "$OUT" && pwd)
+    REF=${REF:-$LAB_SCRIPTS/../tests/kernel}
+    mkdir -p "$REF"
+    REF=$(cd "$REF" && pwd)
+    WORK=$(mktemp -d "/tmp/lsnat-$1.XXXXXX")
+    trap rec_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+# Whatever happens: a script's own `rec_cleanup_extra` (if it defines one), then captures,
+# conntrack, member servers and the lab are stopped; WORK is removed unless KEEP_WORK=1 or the
+# recording failed.
+rec_cleanup() {
+    local rc=$?
+    set +e
+    if declare -F rec_cleanup_extra >/dev/null; then rec_cleanup_extra; fi
+    cap_stop_all >/dev/null 2>&1
+    ct_stop >/dev/null 2>&1
+    lab_stop_servers
+    lab_down
+    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
+        rec_log "scratch files kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+
 CAP_PIDS=()
 CAP_LABELS=()
 CT_PID=
@@ -26,6 +60,18 @@ cap_start() {
             return 1
         fi
         sleep 0.05
+    done
+}
+
+# cap_router PREFIX DIRECTION...: tcpdump -Q DIRECTION (in, out) on both router interfaces,
+# nanosecond timestamps, into $WORK/PREFIXout0-DIRECTION.pcap and $WORK/PREFIXin0-DIRECTION.pcap.
+cap_router() {
+    local p=$1 d i
+    shift
+    for d in "$@"; do
+        for i in out0 in0; do
+            cap_start "$p$i-$d" "$NS_RTR" "$WORK/$p$i-$d.pcap" --time-stamp-precision=nano -i "$i" -Q "$d"
+        done
     done
 }
 

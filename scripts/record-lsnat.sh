@@ -10,46 +10,19 @@
 # All four captures are taken at the same time, of the same run. Run as root.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=${OUT:-$HERE/../captures}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-# The kernel's own output is reference data for tests, not a capture to replay.
-REF=${REF:-$HERE/../tests/kernel}
-mkdir -p "$REF"
-REF=$(cd "$REF" && pwd)
 # shellcheck source=lab.sh
 . "$HERE/lab.sh"
 # shellcheck source=record-lib.sh
 . "$HERE/record-lib.sh"
+rec_setup record
 
-WORK=$(mktemp -d /tmp/lsnat-record.XXXXXX)
-cleanup() {
-    local rc=$?
-    set +e
-    cap_stop_all >/dev/null 2>&1
-    ct_stop >/dev/null 2>&1
-    lab_stop_servers
-    lab_down
-    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        rec_log "scratch files kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 LAB_MAP_ORDER="1 2 3" LAB_STATIC_NEIGH=0 lab_up
 lab_start_servers 120 "$WORK"
 ct_start "$NS_RTR" "$WORK/conntrack.log"
 
-N=--time-stamp-precision=nano
-cap_start out0-in "$NS_RTR" "$WORK/out0-in.pcap" $N -i out0 -Q in
-cap_start in0-in "$NS_RTR" "$WORK/in0-in.pcap" $N -i in0 -Q in
-cap_start out0-out "$NS_RTR" "$WORK/out0-out.pcap" $N -i out0 -Q out
-cap_start in0-out "$NS_RTR" "$WORK/in0-out.pcap" $N -i in0 -Q out
-cap_start any "$NS_RTR" "$WORK/any.pcap" $N -i any -y LINUX_SLL2
+cap_router "" in out
+cap_start any "$NS_RTR" "$WORK/any.pcap" --time-stamp-precision=nano -i any -y LINUX_SLL2
 cap_start c0 "$NS_CLI" "$WORK/c0.pcap" -i c0
 sleep 0.3
 

@@ -18,35 +18,13 @@
 # CASES="modes-gre ..." records only those.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=${OUT:-$HERE/../captures}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-REF=${REF:-$HERE/../tests/kernel}
-mkdir -p "$REF"
-REF=$(cd "$REF" && pwd)
 # shellcheck source=lab.sh
 . "$HERE/lab.sh"
 # shellcheck source=record-lib.sh
 . "$HERE/record-lib.sh"
+rec_setup modes
 
-WORK=$(mktemp -d /tmp/lsnat-modes.XXXXXX)
 OUTSIDE_PIDS=()
-cleanup() {
-    local rc=$?
-    set +e
-    cap_stop_all >/dev/null 2>&1
-    ct_stop >/dev/null 2>&1
-    lab_stop_servers
-    lab_down
-    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        rec_log "scratch files kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 A=$CLIENT_A
 B=$CLIENT_B
@@ -117,11 +95,7 @@ record() {
     lab_up
     lab_start_servers 120 "$WORK"
     ct_start "$NS_RTR" "$WORK/$name.conntrack.log"
-    local N=--time-stamp-precision=nano
-    cap_start "$name-out0-in" "$NS_RTR" "$WORK/$name-out0-in.pcap" $N -i out0 -Q in
-    cap_start "$name-in0-in" "$NS_RTR" "$WORK/$name-in0-in.pcap" $N -i in0 -Q in
-    cap_start "$name-out0-out" "$NS_RTR" "$WORK/$name-out0-out.pcap" $N -i out0 -Q out
-    cap_start "$name-in0-out" "$NS_RTR" "$WORK/$name-in0-out.pcap" $N -i in0 -Q out
+    cap_router "$name-" in out
     sleep 0.3
     "traffic_$name"
     sleep 1

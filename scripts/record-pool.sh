@@ -16,13 +16,11 @@
 # POOL_SECONDS (36) seconds of traffic and POOL_MAX (600) sessions. Run as root.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=${OUT:-$HERE/../captures}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
 # shellcheck source=lab.sh
 . "$HERE/lab.sh"
 # shellcheck source=record-lib.sh
 . "$HERE/record-lib.sh"
+rec_setup record-pool
 
 POOL_SECONDS=${POOL_SECONDS:-36}
 POOL_MAX=${POOL_MAX:-600}
@@ -31,23 +29,6 @@ OUTAGE_FOR=${OUTAGE_FOR:-10}
 EXTRA_CLIENTS=(198.51.100.30 198.51.100.31 198.51.100.32 198.51.100.33)
 DOWN_NS=${NS_M[1]}
 
-WORK=$(mktemp -d /tmp/lsnat-record-pool.XXXXXX)
-cleanup() {
-    local rc=$?
-    set +e
-    cap_stop_all >/dev/null 2>&1
-    ct_stop >/dev/null 2>&1
-    lab_stop_servers
-    lab_down
-    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        rec_log "scratch files kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 LAB_MAP_ORDER="1 2 3" LAB_STATIC_NEIGH=1 lab_up
 for a in "${EXTRA_CLIENTS[@]}"; do
@@ -57,9 +38,7 @@ done
 lab_start_servers 120 "$WORK"
 ct_start "$NS_RTR" "$WORK/conntrack.log"
 
-N=--time-stamp-precision=nano
-cap_start out0-in "$NS_RTR" "$WORK/out0-in.pcap" $N -i out0 -Q in
-cap_start in0-in "$NS_RTR" "$WORK/in0-in.pcap" $N -i in0 -Q in
+cap_router "" in
 sleep 0.3
 
 rec_log "traffic: pool of short sessions for at most ${POOL_SECONDS}s / $POOL_MAX sessions"
