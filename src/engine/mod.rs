@@ -140,6 +140,12 @@ impl Engine {
             .into_iter()
             .map(|v| VirtualServer::new(v, &mut pool))
             .collect();
+        pool.count_traffic = list.iter().any(|v| {
+            matches!(
+                v.config.algorithm,
+                Algorithm::LeastTraffic | Algorithm::CostLeastTraffic
+            )
+        });
         let statics = static_mapping::StaticMappings::new(&cfg.static_mappings, &mut pool);
         let mut router_addresses: Vec<[u8; 4]> = cfg
             .router_addresses
@@ -343,17 +349,21 @@ impl Engine {
     /// Drops the held fragments whose first fragment did not come in time.
     fn expire_held(&mut self, now: Timestamp) {
         while let Some((h, _due)) = self.hold.take_expired(now) {
-            let outcome =
-                Self::held_outcome(&h.data, Verdict::Drop(DropReason::FragmentHoldTimeout));
-            self.emit(
-                EmitKind::HeldFragment {
-                    hold: h.id,
-                    outcome,
-                },
-                &[],
-            );
-            self.hold.recycle(h.data);
+            self.drop_held(h, DropReason::FragmentHoldTimeout);
         }
+    }
+
+    /// Reports held fragment `h` dropped for `reason` and returns its buffer to the hold.
+    fn drop_held(&mut self, h: fragments::Held, reason: DropReason) {
+        let outcome = Self::held_outcome(&h.data, Verdict::Drop(reason));
+        self.emit(
+            EmitKind::HeldFragment {
+                hold: h.id,
+                outcome,
+            },
+            &[],
+        );
+        self.hold.recycle(h.data);
     }
 
     /// Lets capture time pass to `now` without a packet, firing due timers.
@@ -407,16 +417,7 @@ impl Engine {
         let end = end.max(self.now);
         self.expire_held(end);
         while let Some(h) = self.hold.take_any() {
-            let outcome =
-                Self::held_outcome(&h.data, Verdict::Drop(DropReason::FragmentWithoutFirst));
-            self.emit(
-                EmitKind::HeldFragment {
-                    hold: h.id,
-                    outcome,
-                },
-                &[],
-            );
-            self.hold.recycle(h.data);
+            self.drop_held(h, DropReason::FragmentWithoutFirst);
         }
         let mut open: Vec<(u64, u32)> = self
             .slots

@@ -186,6 +186,9 @@ pub struct ServerPool {
     by_addr: FxHashMap<[u8; 4], usize>,
     window: Span,
     smoothing: f64,
+    /// Whether an algorithm reads the traffic windows (§5.1 (3), §5.2 (2)); when none does,
+    /// packets are not counted into them, keeping the per-packet path short.
+    pub(crate) count_traffic: bool,
 }
 
 impl ServerPool {
@@ -265,7 +268,9 @@ impl ServerPool {
     /// Counts a translated packet of `bytes` to or from member `i`.
     #[inline]
     pub(crate) fn traffic(&mut self, i: usize, now: Timestamp, bytes: u64) {
-        self.members[i].traffic.add(now, bytes);
+        if self.count_traffic {
+            self.members[i].traffic.add(now, bytes);
+        }
     }
 
     /// Feeds one response time (a session's first reply − its first packet) of member `i`.
