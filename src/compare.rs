@@ -8,8 +8,8 @@ use crate::engine::{Algorithm, EngineConfig};
 use crate::replay::{self, ReplayJob};
 use crate::report::Summary;
 use crate::report::load::{LoadReport, fmt_fig, jain, max_min};
+use crate::report::table::{fit, right, table};
 use crate::time::Span;
-use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use serde_json::{Value, json};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -89,12 +89,9 @@ pub fn render(results: &[Compared], width: Option<u16>) -> String {
             }
         }
     }
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(ContentArrangement::Dynamic);
     let mut header = vec!["sessions (share)".to_string()];
     header.extend(results.iter().map(|r| r.variant.label.clone()));
-    t.set_header(header);
+    let mut t = table(&header);
     for m in &members {
         let mut row = vec![m.to_string()];
         for r in results {
@@ -143,15 +140,8 @@ pub fn render(results: &[Compared], width: Option<u16>) -> String {
             t.add_row(row);
         }
     }
-    for i in 1..t.column_count() {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    if let Some(w) = width {
-        t.force_no_tty();
-        t.set_width(w);
-    }
+    right(&mut t, 1);
+    fit(&mut t, width);
     format!("{t}\n")
 }
 

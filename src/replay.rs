@@ -237,6 +237,20 @@ fn member_path(job: &ReplayJob, dir: &Path, addr: std::net::Ipv4Addr) -> PathBuf
     dir.join(format!("member-{addr}.{ext}"))
 }
 
+/// Hands the session events, then the pool events, the engine has queued to every observer.
+fn drain_events(engine: &mut Engine, observers: &mut [&mut dyn Observer]) {
+    while let Some(ev) = engine.poll_event() {
+        for ob in observers.iter_mut() {
+            ob.event(&ev);
+        }
+    }
+    while let Some(ev) = engine.poll_pool_event() {
+        for ob in observers.iter_mut() {
+            ob.pool_event(&ev);
+        }
+    }
+}
+
 /// Runs a replay, feeding `observers`. Three threads: the reader fills batches, this thread
 /// runs the engine and the observers, the writer writes the capture(s).
 pub fn run(
@@ -494,16 +508,7 @@ pub fn run(
                             }
                         }
                     }
-                    while let Some(ev) = engine.poll_event() {
-                        for ob in observers.iter_mut() {
-                            ob.event(&ev);
-                        }
-                    }
-                    while let Some(ev) = engine.poll_pool_event() {
-                        for ob in observers.iter_mut() {
-                            ob.pool_event(&ev);
-                        }
-                    }
+                    drain_events(&mut engine, observers);
                 }
                 if done_tx.send(work).is_err() {
                     break; // the writer failed; its error is reported below
@@ -536,16 +541,7 @@ pub fn run(
             }
         }
     }
-    while let Some(ev) = engine.poll_event() {
-        for ob in observers.iter_mut() {
-            ob.event(&ev);
-        }
-    }
-    while let Some(ev) = engine.poll_pool_event() {
-        for ob in observers.iter_mut() {
-            ob.pool_event(&ev);
-        }
-    }
+    drain_events(&mut engine, observers);
     totals.timestamps_backwards = engine.stats().timestamps_backwards;
     totals.members = engine.members().iter().map(|m| m.addr).collect();
     totals.written = outputs.written;

@@ -25,6 +25,7 @@ pub mod svg;
 pub mod sweep;
 
 use crate::capture::PacketMeta;
+use crate::engine::binding::session_reply_key;
 use crate::engine::{
     DropReason, EndReason, Engine, EngineConfig, Event, PassReason, TcpState, Timeouts, Tuple,
     Verdict, View,
@@ -137,38 +138,6 @@ struct Expired {
     timeout: Span,
     cause: EndReason,
     state: &'static str,
-}
-
-/// The key a session's replies arrive with (RFC 2391 §2.2 key reversed; from the member in the
-/// router view, from the VIP in the client-side view).
-fn reply_key(key: &Tuple, member: [u8; 4], view: View) -> Tuple {
-    let from = match view {
-        View::Router => member,
-        View::ClientSide => key.dst,
-    };
-    match key.protocol {
-        proto::TCP | proto::UDP => Tuple {
-            protocol: key.protocol,
-            src: from,
-            sport: key.dport,
-            dst: key.src,
-            dport: key.sport,
-        },
-        proto::ICMP => Tuple {
-            protocol: key.protocol,
-            src: from,
-            sport: key.sport,
-            dst: key.src,
-            dport: 0,
-        },
-        _ => Tuple {
-            protocol: key.protocol,
-            src: from,
-            sport: 0,
-            dst: key.src,
-            dport: 0,
-        },
-    }
 }
 
 fn state_name(protocol: u8, tcp: Option<TcpState>) -> &'static str {
@@ -346,7 +315,7 @@ impl Observer for PolicyObserver {
                 let e = Expired {
                     number: r.number,
                     key: r.key,
-                    reply: reply_key(&r.key, r.translated.dst, self.view),
+                    reply: session_reply_key(&r.key, &r.translated, self.view),
                     member: r.member,
                     last: r.last,
                     timeout: r.ended_at.since(r.last),

@@ -4,8 +4,9 @@
 use super::compliance::Level;
 use super::policy::{self, Policy};
 use super::{Audit, Broken, Effect, PolicyResult, gaps::Distribution};
+use crate::report::table::{fit, right};
 use crate::time::Span;
-use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use comfy_table::Table;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -14,23 +15,9 @@ use std::net::Ipv4Addr;
 pub const SCHEMA: &str = "lsnat-audit/1";
 
 fn table(header: Vec<String>, width: Option<u16>) -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(ContentArrangement::Dynamic);
-    if let Some(w) = width {
-        t.force_no_tty();
-        t.set_width(w);
-    }
-    t.set_header(header);
+    let mut t = crate::report::table::table(&header);
+    fit(&mut t, width);
     t
-}
-
-fn right(t: &mut Table, from: usize) {
-    for i in from..t.column_count() {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
 }
 
 /// A gap or idle time: seconds with millisecond precision.

@@ -43,6 +43,16 @@ pub(crate) fn reply_key(key: &Tuple, from: [u8; 4]) -> Tuple {
     }
 }
 
+/// The key the outbound packets of a session with this key and translation arrive with: from
+/// the member to the translated source (router view: the client, or in LS-NAPT the router's
+/// address and port), or from the VIP to the client (client-side view).
+pub fn session_reply_key(key: &Tuple, translated: &Tuple, view: View) -> Tuple {
+    match view {
+        View::Router => reply_key(translated, translated.dst),
+        View::ClientSide => reply_key(key, key.dst),
+    }
+}
+
 impl Engine {
     /// Binds a new session for `key` (client → VIP) on virtual server `vs`. Returns its slot.
     pub(crate) fn bind(
@@ -114,12 +124,7 @@ impl Engine {
 
         let number = self.next_number;
         self.next_number += 1;
-        // Outbound packets arrive from the member to the translated source (router view), or
-        // from the VIP to the client (client-side view).
-        let reply = match self.vss.view {
-            View::Router => reply_key(&translated, translated.dst),
-            View::ClientSide => reply_key(&key, key.dst),
-        };
+        let reply = session_reply_key(&key, &translated, self.vss.view);
         let session = Session {
             number,
             vs,

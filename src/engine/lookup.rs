@@ -32,14 +32,14 @@ fn tuple_of(ip: &Ipv4, l4: &L4) -> Tuple {
     }
 }
 
-fn l4_checksum(ip: &Ipv4, b: &[u8]) -> Option<u16> {
+pub(crate) fn l4_checksum(ip: &Ipv4, b: &[u8]) -> Option<u16> {
     ip.l4_checksum_offset()
         .map(|at| u16::from_be_bytes([b[at], b[at + 1]]))
 }
 
 /// Records in `out` how a translated packet leaves: verdict, addressing, IP and transport
 /// checksums, TTL.
-fn mark_translated(out: &mut Outcome, ip: &Ipv4, l4_after: Option<u16>) {
+pub(crate) fn mark_translated(out: &mut Outcome, ip: &Ipv4, l4_after: Option<u16>) {
     out.verdict = Verdict::Translated;
     out.after = Tuple {
         src: ip.src,
@@ -281,14 +281,7 @@ impl Engine {
         mut out: Outcome,
         target: Tuple,
     ) -> Outcome {
-        out.faults = ChecksumFaults {
-            ip: ip.header_checksum_error(b),
-            l4: ip.l4_checksum_error(b),
-        };
-        rewrite_tuple(&mut ip, b, &l4, &target);
-        if self.forwards_with_ttl(flow) {
-            ipv4::decrement_ttl(&mut ip, b);
-        }
+        self.rewrite_forwarded(flow, &mut ip, &l4, b, &target, &mut out);
         if ip.more_fragments {
             let key = FragmentKey {
                 src: out.before.src,
@@ -305,6 +298,28 @@ impl Engine {
             out.after.dport = target.dport;
         }
         out
+    }
+
+    /// The header rewrite every forwarded session packet gets (RFC 1631 §5, RFC 3022 §4.1):
+    /// input checksum errors noted, addresses and TU ports set to `target` with incremental
+    /// checksum updates, TTL decremented where the modelled router forwards.
+    pub(crate) fn rewrite_forwarded(
+        &self,
+        flow: Flow,
+        ip: &mut Ipv4,
+        l4: &L4,
+        b: &mut [u8],
+        target: &Tuple,
+        out: &mut Outcome,
+    ) {
+        out.faults = ChecksumFaults {
+            ip: ip.header_checksum_error(b),
+            l4: ip.l4_checksum_error(b),
+        };
+        rewrite_tuple(ip, b, l4, target);
+        if self.forwards_with_ttl(flow) {
+            ipv4::decrement_ttl(ip, b);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -10,12 +10,12 @@
 
 use super::Engine;
 use super::binding::reply_key;
-use super::event::{ChecksumFaults, DropReason, Flow, Outcome, Tuple, Verdict};
-use super::lookup::rewrite_tuple;
+use super::event::{DropReason, Flow, Outcome, Tuple, Verdict};
+use super::lookup::{l4_checksum, mark_translated};
 use super::session::TcpTrack;
 use super::tu_port::PoolKey;
 use crate::time::Timestamp;
-use crate::wire::ipv4::{self, Ipv4, L4};
+use crate::wire::ipv4::{Ipv4, L4};
 use crate::wire::proto;
 use crate::wire::tcp_flags::{ACK, SYN};
 use rustc_hash::FxHashMap;
@@ -153,24 +153,10 @@ impl Engine {
             }
         }
         let mut ip = ip;
-        out.faults = ChecksumFaults {
-            ip: ip.header_checksum_error(b),
-            l4: ip.l4_checksum_error(b),
-        };
-        rewrite_tuple(&mut ip, b, &l4, &target);
-        if self.forwards_with_ttl(flow) {
-            ipv4::decrement_ttl(&mut ip, b);
-        }
-        out.verdict = Verdict::Translated;
-        out.after = Tuple {
-            protocol: t.protocol,
-            ..target
-        };
-        out.ip_checksum[1] = ip.checksum;
-        out.ttl[1] = ip.ttl;
-        if let (Some(at), Some(pair)) = (ip.l4_checksum_offset(), out.l4_checksum.as_mut()) {
-            pair[1] = u16::from_be_bytes([b[at], b[at + 1]]);
-        }
+        self.rewrite_forwarded(flow, &mut ip, &l4, b, &target, out);
+        mark_translated(out, &ip, l4_checksum(&ip, b));
+        out.after.sport = target.sport;
+        out.after.dport = target.dport;
         true
     }
 

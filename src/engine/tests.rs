@@ -467,28 +467,30 @@ fn a_router_owned_vip_drops_other_ports() {
     );
 }
 
+/// An ICMP port unreachable from `src` to `dst` quoting `quote` (built by etherparse).
+fn port_unreachable(src: [u8; 4], dst: [u8; 4], quote: &[u8]) -> Vec<u8> {
+    use etherparse::Icmpv4Type;
+    use etherparse::icmpv4::DestUnreachableHeader;
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            DestUnreachableHeader::Port,
+        ))
+        .write(&mut out, quote)
+        .unwrap();
+    out
+}
+
 /// An ICMP port unreachable quoting an LS-NAPT session, both ways: every address, TU port and
 /// checksum inside and outside follows the session's translated tuple.
 #[test]
 fn icmp_errors_quoting_ls_napt_sessions_use_the_translated_tuple() {
-    use etherparse::Icmpv4Type;
-    use etherparse::icmpv4::DestUnreachableHeader;
     let cfg = || EngineConfig {
         virtual_servers: vec![VirtualServerConfig {
             members: vec![M[0].into()],
             ..config(Algorithm::RoundRobin).virtual_servers[1].clone()
         }],
         ..ls_napt()
-    };
-    let unreach = |src: [u8; 4], dst: [u8; 4], quote: &[u8]| {
-        let mut out = Vec::new();
-        PacketBuilder::ipv4(src, dst, 64)
-            .icmpv4(Icmpv4Type::DestinationUnreachable(
-                DestUnreachableHeader::Port,
-            ))
-            .write(&mut out, quote)
-            .unwrap();
-        out
     };
     let check_quote = |b: &[u8], src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16| {
         let ip = Ipv4::parse(b).unwrap();
@@ -503,7 +505,7 @@ fn icmp_errors_quoting_ls_napt_sessions_use_the_translated_tuple() {
     let mut e = Engine::new(cfg());
     let mut q = udp(CLIENT, 80, VIP, 53); // port < 1024: LS-NAPT gives 1024
     e.handle(t(1), &mut q);
-    let mut err = unreach(M[0], ROUTER_IN, &q);
+    let mut err = port_unreachable(M[0], ROUTER_IN, &q);
     let o = e.handle(t(1), &mut err);
     assert_eq!(
         (o.verdict, o.flow, o.session),
@@ -518,7 +520,7 @@ fn icmp_errors_quoting_ls_napt_sessions_use_the_translated_tuple() {
     e.handle(t(1), &mut q);
     let mut r = udp(M[0], 53, ROUTER_IN, 1024);
     e.handle(t(1), &mut r);
-    let mut err = unreach(CLIENT, VIP, &r);
+    let mut err = port_unreachable(CLIENT, VIP, &r);
     let o = e.handle(t(1), &mut err);
     assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
     let ip = check_quote(&err, M[0], 53, ROUTER_IN, 1024);
@@ -530,8 +532,6 @@ fn icmp_errors_quoting_ls_napt_sessions_use_the_translated_tuple() {
 /// from the router's outside address quoting the reply as the outside host sent it.
 #[test]
 fn icmp_errors_quoting_napt_sessions_are_translated_both_ways() {
-    use etherparse::Icmpv4Type;
-    use etherparse::icmpv4::DestUnreachableHeader;
     let outside = [192, 0, 2, 50];
     let cfg = || EngineConfig {
         outside_address: Some(ROUTER_OUT.into()),
@@ -539,16 +539,6 @@ fn icmp_errors_quoting_napt_sessions_are_translated_both_ways() {
             inside: vec![([203, 0, 113, 0].into(), 24)],
         }),
         ..config(Algorithm::RoundRobin)
-    };
-    let unreach = |src: [u8; 4], dst: [u8; 4], quote: &[u8]| {
-        let mut out = Vec::new();
-        PacketBuilder::ipv4(src, dst, 64)
-            .icmpv4(Icmpv4Type::DestinationUnreachable(
-                DestUnreachableHeader::Port,
-            ))
-            .write(&mut out, quote)
-            .unwrap();
-        out
     };
     let check = |b: &[u8], outer: ([u8; 4], [u8; 4]), quote: ([u8; 4], u16, [u8; 4], u16)| {
         let ip = Ipv4::parse(b).unwrap();
@@ -565,7 +555,7 @@ fn icmp_errors_quoting_napt_sessions_are_translated_both_ways() {
     let mut e = Engine::new(cfg());
     let mut q = udp(M[1], 33000, outside, 53);
     e.handle(t(1), &mut q);
-    let mut err = unreach(outside, ROUTER_OUT, &q);
+    let mut err = port_unreachable(outside, ROUTER_OUT, &q);
     let o = e.handle(t(1), &mut err);
     assert_eq!(
         (o.verdict, o.flow, o.session),
@@ -579,7 +569,7 @@ fn icmp_errors_quoting_napt_sessions_are_translated_both_ways() {
     e.handle(t(1), &mut q);
     let mut r = udp(outside, 53, ROUTER_OUT, 33000);
     e.handle(t(1), &mut r);
-    let mut err = unreach(M[1], outside, &r);
+    let mut err = port_unreachable(M[1], outside, &r);
     let o = e.handle(t(1), &mut err);
     assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
     check(

@@ -3,6 +3,7 @@
 //! (Jain's index and the max/min ratio) of sessions and bytes; client affinity counts; the
 //! algorithms and parameters that produced it. Built only from engine events and outcomes.
 
+use super::table::{fit, right, table};
 use crate::capture::PacketMeta;
 use crate::engine::{
     AffinityOutcome, Decision, EngineConfig, Event, Tuple, Verdict, VirtualServerConfig,
@@ -10,7 +11,6 @@ use crate::engine::{
 use crate::replay::{Disposition, Observer};
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
-use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -295,7 +295,7 @@ impl LoadReport {
     /// interval table when asked. `width` fixes the table width (goldens).
     pub fn render(&self, width: Option<u16>) -> String {
         let mut out = String::new();
-        let mut t = new_table(&[
+        let mut t = table(&[
             "member", "sessions", "share", "packets", "share", "bytes", "share",
         ]);
         let ts: u64 = self.totals.iter().map(|l| l.sessions).sum();
@@ -312,7 +312,8 @@ impl LoadReport {
                 pct(l.bytes, tb),
             ]);
         }
-        finish_table(&mut t, width);
+        right(&mut t, 1);
+        fit(&mut t, width);
         let _ = writeln!(out, "{t}");
         let _ = writeln!(out, "{}", self.fairness_line());
         for a in &self.algorithms {
@@ -340,10 +341,7 @@ impl LoadReport {
         if let Some(w) = self.interval {
             let mut header = vec!["interval".to_string()];
             header.extend(self.members.iter().map(|m| format!("{m} sessions/bytes")));
-            let mut t = Table::new();
-            t.load_style(presets::UTF8_FULL_CONDENSED);
-            t.set_content_arrangement(ContentArrangement::Dynamic);
-            t.set_header(header);
+            let mut t = table(&header);
             let start = self.intervals.first().map_or(0, |i| i.start.0);
             for iv in &self.intervals {
                 let mut row = vec![format!(
@@ -357,7 +355,8 @@ impl LoadReport {
                 );
                 t.add_row(row);
             }
-            finish_table(&mut t, width);
+            right(&mut t, 1);
+            fit(&mut t, width);
             let _ = writeln!(out, "per {}s interval:", w.as_secs_f64());
             let _ = writeln!(out, "{t}");
         }
@@ -445,26 +444,6 @@ fn pct(part: u64, whole: u64) -> String {
         "-".into()
     } else {
         format!("{:.1}%", part as f64 * 100.0 / whole as f64)
-    }
-}
-
-fn new_table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(ContentArrangement::Dynamic);
-    t.set_header(header.to_vec());
-    t
-}
-
-fn finish_table(t: &mut Table, width: Option<u16>) {
-    for i in 1..t.column_count() {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    if let Some(w) = width {
-        t.force_no_tty();
-        t.set_width(w);
     }
 }
 

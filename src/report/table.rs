@@ -7,20 +7,29 @@ use crate::replay::ReplayTotals;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use std::fmt::Write as _;
 
-fn table(header: &[&str]) -> Table {
+/// A table in the house style (every terminal table of lsnat: summary, load, compare, audit).
+pub fn table<S: ToString>(header: &[S]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED);
     t.set_content_arrangement(ContentArrangement::Dynamic);
-    t.set_header(header.to_vec());
+    t.set_header(header.iter().map(ToString::to_string).collect::<Vec<_>>());
     t
 }
 
-fn right(t: &mut Table, from: usize) {
-    let n = t.column_count();
-    for i in from..n {
+/// Right-aligns the columns from `from` on (the figures).
+pub fn right(t: &mut Table, from: usize) {
+    for i in from..t.column_count() {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
         }
+    }
+}
+
+/// Fixes the width (for snapshots); `None` leaves the table fitting the terminal.
+pub fn fit(t: &mut Table, width: Option<u16>) {
+    if let Some(w) = width {
+        t.force_no_tty();
+        t.set_width(w);
     }
 }
 
@@ -35,12 +44,7 @@ fn pct(part: u64, whole: u64) -> String {
 /// Renders the summary. `width` fixes the table width (for snapshots); `None` fits the terminal.
 pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> String {
     let mut out = String::new();
-    let fix = |t: &mut Table| {
-        if let Some(w) = width {
-            t.force_no_tty();
-            t.set_width(w);
-        }
-    };
+    let fix = |t: &mut Table| fit(t, width);
 
     let mut p = table(&["packets", "count", "share"]);
     let total = summary.packets;
