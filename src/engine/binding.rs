@@ -67,6 +67,10 @@ impl Engine {
         {
             return Err(DropReason::TableFull);
         }
+        if self.live >= super::flow_table::MAX_SLOTS {
+            // The flow table addresses 2^30 slots: far beyond memory, but never wrapped.
+            return Err(DropReason::TableFull);
+        }
         // RFC 2391 §6: a dead member due for a retry gets this session as its probe, without
         // consulting the algorithm (see `dead_host`).
         let probe = self.probe_member(vs);
@@ -153,8 +157,14 @@ impl Engine {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.flows.insert(key, (slot, Flow::Inbound));
-        self.flows.insert(session.reply_key, (slot, Flow::Outbound));
+        self.flows
+            .insert(key, slot, Flow::Inbound, self.slots.as_slice());
+        self.flows.insert(
+            session.reply_key,
+            slot,
+            Flow::Outbound,
+            self.slots.as_slice(),
+        );
         let deadline = now.add(self.idle_timeout(key.protocol));
         self.timers.push(Reverse((deadline, number, slot)));
         if self.max_sessions.is_some() {

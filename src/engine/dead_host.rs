@@ -165,7 +165,8 @@ impl Engine {
                     reply.sport
                 },
             };
-            let Some(&(slot, super::Flow::Inbound)) = self.flows.get(&key) else {
+            let Some((slot, super::Flow::Inbound)) = self.flows.get(&key, self.slots.as_slice())
+            else {
                 continue;
             };
             let s = self.session_mut(slot);

@@ -26,7 +26,8 @@ pub enum DropReason {
     NoSession,
     /// No pool member could take a new session.
     NoMemberAvailable,
-    /// The session table is full and no session could be retired.
+    /// The session table is full (its configured limit, or 2^30 sessions) and no session
+    /// could be retired.
     TableFull,
     /// TTL was 1 or 0 on arrival; a router does not forward it (RFC 1812 §5.3.1).
     TtlExceeded,

@@ -16,6 +16,16 @@ use crate::wire::ipv4::{self, Ipv4, L4};
 use crate::wire::tcp_flags::{ACK, SYN};
 use crate::wire::{icmp_type, proto};
 
+/// The two stages of [`Engine::prefetch`]: a packet's flow-table entry first, its session
+/// once that entry is in cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prefetch {
+    /// The flow-table line the packet's lookup reads.
+    Lookup,
+    /// The session the packet belongs to (looked up now).
+    Session,
+}
+
 /// The addressing of a parsed packet (ports where there are ports).
 fn tuple_of(ip: &Ipv4, l4: &L4) -> Tuple {
     let (sport, dport) = match *l4 {
@@ -106,7 +116,62 @@ pub(crate) fn rewrite_tuple(ip: &mut Ipv4, b: &mut [u8], l4: &L4, to: &Tuple) {
     }
 }
 
+/// The lookup key of a packet that starts at its IPv4 header, read from the header fields
+/// alone: what [`tuple_of`] gives for a first fragment with a transport header (TCP, UDP,
+/// ICMP echo/timestamp/information/address-mask query or reply), `None` for anything else.
+/// Only [`Engine::prefetch`] uses it, so a key it gets wrong costs a wasted hint, nothing more.
+fn quick_key(b: &[u8]) -> Option<Tuple> {
+    let (&vihl, rest) = b.split_first()?;
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if vihl >> 4 != 4
+        || ihl < 20
+        || b.len() < ihl + 8
+        || u16::from_be_bytes([rest[5], rest[6]]) & 0x1fff != 0
+    {
+        return None;
+    }
+    let protocol = b[9];
+    let word = |at: usize| u16::from_be_bytes([b[ihl + at], b[ihl + at + 1]]);
+    let (sport, dport) = match protocol {
+        proto::TCP | proto::UDP => (word(0), word(2)),
+        proto::ICMP if icmp_type::is_query(b[ihl]) || icmp_type::is_query_reply(b[ihl]) => {
+            (word(4), 0)
+        }
+        _ => return None,
+    };
+    Some(Tuple {
+        protocol,
+        src: [b[12], b[13], b[14], b[15]],
+        sport,
+        dst: [b[16], b[17], b[18], b[19]],
+        dport,
+    })
+}
+
 impl Engine {
+    /// A hint that `packet` (starting at its IPv4 header) is coming soon: starts loading its
+    /// flow-table entry and, when that entry is already known, its session, so the cache
+    /// misses of several packets overlap instead of following one another. It changes no
+    /// state: calling it or not never changes what the engine does.
+    #[inline]
+    pub fn prefetch(&self, packet: &[u8], stage: Prefetch) {
+        let Some(key) = quick_key(packet) else {
+            return;
+        };
+        match stage {
+            Prefetch::Lookup => self.flows.prefetch(&key),
+            Prefetch::Session => {
+                if let Some(s) = self
+                    .flows
+                    .likely_slot(&key)
+                    .and_then(|s| self.slots.get(s as usize))
+                {
+                    super::prefetch_lines(s);
+                }
+            }
+        }
+    }
+
     /// Classifies and handles one packet at time `now` (timers already fired).
     pub(crate) fn process(&mut self, now: Timestamp, b: &mut [u8]) -> Outcome {
         let Ok(ip) = Ipv4::parse(b) else {
@@ -115,6 +180,11 @@ impl Engine {
         let l4 = ip.l4(b);
         let mut out = base_outcome(&ip, &l4, b);
         let before = out.before;
+        debug_assert!(
+            !matches!(l4, L4::Tcp { .. } | L4::Udp { .. } | L4::IcmpQuery { .. })
+                || quick_key(b) == Some(before),
+            "prefetch key of {before}"
+        );
         let (icmp_in, icmp_out) = match l4 {
             L4::IcmpQuery { icmp_type: t, .. } => {
                 (icmp_type::is_query(t), icmp_type::is_query_reply(t))
@@ -136,7 +206,9 @@ impl Engine {
         }
         // A reply of a bound session: this also covers statically mapped backups (§4.1) and
         // LS-NAPT replies to the router's address (§3.3).
-        if icmp_out && let Some(&(slot, Flow::Outbound)) = self.flows.get(&before) {
+        if icmp_out
+            && let Some((slot, Flow::Outbound)) = self.flows.get(&before, self.slots.as_slice())
+        {
             return self.outbound(now, Some(slot), ip, l4, b, out);
         }
         // §3.2: NAPT of sessions inside hosts start, and of their replies.
@@ -184,7 +256,7 @@ impl Engine {
         out.flow = Flow::Inbound;
         let key = out.before;
         let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN);
-        let mut slot = self.flows.get(&key).map(|&(s, _)| s);
+        let mut slot = self.flows.get(&key, self.slots.as_slice()).map(|(s, _)| s);
         if let Some(s) = slot
             && fresh_syn
             && let Some((_, reason)) = self.session(s).closed
@@ -502,8 +574,8 @@ impl Engine {
         } else {
             reversed
         };
-        let view = match self.flows.get(&reversed) {
-            Some(&(slot, flow)) => Some(self.icmp_error_view(slot, flow)),
+        let view = match self.flows.get(&reversed, self.slots.as_slice()) {
+            Some((slot, flow)) => Some(self.icmp_error_view(slot, flow)),
             // §3.2: an error about a NAPT session an inside host started.
             None => self.napt_icmp_error_view(&reversed),
         };

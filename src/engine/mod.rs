@@ -20,6 +20,7 @@ pub mod config;
 pub mod dead_host;
 pub mod decision;
 pub mod event;
+pub mod flow_table;
 pub mod fragments;
 pub mod load_share;
 pub mod lookup;
@@ -44,6 +45,7 @@ pub use event::{
     PassReason, PoolEvent, PoolEventKind, SessionRecord, TcpState, Tuple, Verdict,
 };
 pub use fragments::HoldLimits;
+pub use lookup::Prefetch;
 pub use server_pool::{Admin, Health, Member, ServerPool};
 
 use crate::time::Timestamp;
@@ -52,7 +54,6 @@ use crate::wire::ipv4::{Ipv4, L4};
 use dead_host::DeadHost;
 use fragments::{FragmentHold, FragmentKey, FragmentTable};
 use pool_timeline::Timeline;
-use rustc_hash::FxHashMap;
 use session::Session;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -81,7 +82,7 @@ pub struct Engine {
     free: Vec<u32>,
     live: usize,
     /// Session key (inbound) and reply key (outbound) → slot.
-    flows: FxHashMap<Tuple, (u32, Flow)>,
+    flows: flow_table::FlowTable,
     /// Lazy timer heap: (deadline, session number, slot). See [`unbinding`].
     timers: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
     /// Lazy longest-idle heap, kept only with a session-table limit: (last seen, number, slot).
@@ -182,7 +183,7 @@ impl Engine {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
-            flows: FxHashMap::default(),
+            flows: flow_table::FlowTable::default(),
             timers: BinaryHeap::new(),
             idle: BinaryHeap::new(),
             frags: FragmentTable::new(cfg.fragment_timeout),
@@ -466,7 +467,7 @@ impl Engine {
     /// the figure table-memory estimates are made from.
     pub fn bytes_per_session() -> usize {
         std::mem::size_of::<Option<Session>>()
-            + 2 * (std::mem::size_of::<(Tuple, (u32, Flow))>() + 1)
+            + 2 * flow_table::FlowTable::BYTES_PER_KEY
             + std::mem::size_of::<Reverse<(Timestamp, u64, u32)>>()
     }
 
@@ -481,6 +482,23 @@ impl Engine {
             .as_mut()
             .expect("flow table points at a live slot")
     }
+}
+
+/// Starts loading every cache line of `v` (a hint; see [`Engine::prefetch`]).
+#[inline]
+fn prefetch_lines<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = (v as *const T).cast::<i8>();
+        for off in (0..std::mem::size_of::<T>()).step_by(64) {
+            // SAFETY: `p + off` lies within `*v`; prefetching reads nothing observable.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.add(off));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 #[cfg(test)]

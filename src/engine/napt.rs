@@ -18,7 +18,6 @@ use crate::time::Timestamp;
 use crate::wire::ipv4::{Ipv4, L4};
 use crate::wire::proto;
 use crate::wire::tcp_flags::{ACK, SYN};
-use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::Ipv4Addr;
@@ -38,6 +37,17 @@ struct Entry {
     closed: Option<Timestamp>,
 }
 
+impl super::flow_table::FlowKeys for [Option<Entry>] {
+    fn key_of(&self, slot: u32, flow: Flow) -> Option<&Tuple> {
+        let e = self.get(slot as usize)?.as_ref()?;
+        match flow {
+            Flow::Outbound => Some(&e.key),
+            Flow::Inbound => Some(&e.reply),
+            Flow::None => None,
+        }
+    }
+}
+
 /// The NAPT table.
 pub(crate) struct Napt {
     /// Inside networks as (network, mask).
@@ -46,7 +56,7 @@ pub(crate) struct Napt {
     address: [u8; 4],
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
-    flows: FxHashMap<Tuple, (u32, Flow)>,
+    flows: super::flow_table::FlowTable,
     timers: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
     next: u64,
 }
@@ -64,7 +74,7 @@ impl Napt {
             address: address.octets(),
             entries: Vec::new(),
             free: Vec::new(),
-            flows: FxHashMap::default(),
+            flows: super::flow_table::FlowTable::default(),
             timers: BinaryHeap::new(),
             next: 1,
         }
@@ -91,8 +101,8 @@ impl Engine {
             return false;
         };
         let t = out.before;
-        let (slot, flow) = match napt.flows.get(&t) {
-            Some(&hit) => hit,
+        let (slot, flow) = match napt.flows.get(&t, napt.entries.as_slice()) {
+            Some(hit) => hit,
             None => {
                 // Only TCP, UDP and ICMP query sessions have a TU port (or identifier) to
                 // translate; other protocols pass untranslated.
@@ -169,7 +179,7 @@ impl Engine {
         reversed: &Tuple,
     ) -> Option<super::lookup::IcmpErrorView> {
         let napt = self.napt.as_ref()?;
-        let &(slot, flow) = napt.flows.get(reversed)?;
+        let (slot, flow) = napt.flows.get(reversed, napt.entries.as_slice())?;
         let e = napt.entries[slot as usize].as_ref()?;
         let (quote_to, src, dst) = if flow == Flow::Inbound {
             (e.key, [e.key.dst, e.key.dst], [e.translated.src, e.key.src])
@@ -227,8 +237,10 @@ impl Engine {
                 (napt.entries.len() - 1) as u32
             }
         };
-        napt.flows.insert(key, (slot, Flow::Outbound));
-        napt.flows.insert(reply, (slot, Flow::Inbound));
+        napt.flows
+            .insert(key, slot, Flow::Outbound, napt.entries.as_slice());
+        napt.flows
+            .insert(reply, slot, Flow::Inbound, napt.entries.as_slice());
         napt.timers.push(Reverse((due, number, slot)));
         Some(slot)
     }
@@ -273,8 +285,8 @@ impl Engine {
             }
             napt.entries[slot as usize] = None;
             napt.free.push(slot);
-            napt.flows.remove(&e.key);
-            napt.flows.remove(&e.reply);
+            napt.flows.remove(&e.key, slot, Flow::Outbound);
+            napt.flows.remove(&e.reply, slot, Flow::Inbound);
             self.ports.release(
                 PoolKey {
                     addr: e.translated.src,

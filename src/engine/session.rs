@@ -40,6 +40,17 @@ pub(crate) struct Session {
     pub after_removal: [u64; 2],
 }
 
+impl super::flow_table::FlowKeys for [Option<Session>] {
+    fn key_of(&self, slot: u32, flow: super::Flow) -> Option<&Tuple> {
+        let s = self.get(slot as usize)?.as_ref()?;
+        match flow {
+            super::Flow::Inbound => Some(&s.key),
+            super::Flow::Outbound => Some(&s.reply_key),
+            super::Flow::None => None,
+        }
+    }
+}
+
 impl Session {
     pub fn record(&self, end: EndReason, ended_at: Timestamp) -> SessionRecord {
         SessionRecord {

@@ -10,7 +10,7 @@
 //! number.
 
 use super::Engine;
-use super::event::{EndReason, Event, TcpState};
+use super::event::{EndReason, Event, Flow, TcpState};
 use super::session::Session;
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
@@ -113,11 +113,8 @@ impl Engine {
         let Some(s) = self.slots[slot as usize].take() else {
             return;
         };
-        for k in [s.key, s.reply_key] {
-            if self.flows.get(&k).is_some_and(|&(sl, _)| sl == slot) {
-                self.flows.remove(&k);
-            }
-        }
+        self.flows.remove(&s.key, slot, Flow::Inbound);
+        self.flows.remove(&s.reply_key, slot, Flow::Outbound);
         if s.napt {
             // LS-NAPT (RFC 2391 §3.3): the session's TU port is free again.
             self.ports.release(

@@ -12,17 +12,27 @@ pub fn sum(data: &[u8]) -> u16 {
 
 /// Accumulates `data` into a partial sum of big-endian 16-bit words (fold with [`fold`]).
 ///
-/// RFC 1071 §2: the one's-complement sum is independent of byte order, so whole 8-byte
-/// chunks are added as native 64-bit words with end-around carry and the folded result is
-/// byte-swapped once to network order; the tail (at an even offset) is added word by word.
+/// RFC 1071 §2: the one's-complement sum is independent of byte order, and deferring the
+/// carries (§2 (C)) changes nothing, so whole 4-byte words are added as native 32-bit numbers
+/// into four 64-bit lanes (which cannot overflow below 16 GiB of data, and which the compiler
+/// turns into vector additions), the folded result is byte-swapped once to network order,
+/// and the tail (at an even offset) is added word by word.
 pub fn sum_words(data: &[u8], acc: u64) -> u64 {
-    let mut chunks = data.chunks_exact(8);
-    let mut native: u64 = 0;
-    for c in &mut chunks {
-        let v = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let (s, carry) = native.overflowing_add(v);
-        native = s + u64::from(carry);
+    let mut blocks = data.chunks_exact(16);
+    let mut lanes = [0u64; 4];
+    for c in &mut blocks {
+        for (lane, w) in lanes.iter_mut().zip(c.chunks_exact(4)) {
+            *lane += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+        }
     }
+    let mut words = blocks.remainder().chunks_exact(4);
+    for w in &mut words {
+        lanes[0] += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let native = lanes.iter().fold(0u64, |a, &l| {
+        let (s, carry) = a.overflowing_add(l);
+        s + u64::from(carry)
+    });
     let folded = fold(native);
     let mut acc = acc
         + u64::from(if cfg!(target_endian = "little") {
@@ -30,7 +40,7 @@ pub fn sum_words(data: &[u8], acc: u64) -> u64 {
         } else {
             folded
         });
-    let rest = chunks.remainder();
+    let rest = words.remainder();
     let mut pairs = rest.chunks_exact(2);
     for p in &mut pairs {
         acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
