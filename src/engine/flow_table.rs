@@ -292,7 +292,7 @@ mod tests {
         let mut live: Vec<u32> = Vec::new();
         let mut s = 7u64;
         for step in 0..100_000u32 {
-            if live.is_empty() || rng(&mut s) % 2 == 0 {
+            if live.is_empty() || rng(&mut s).is_multiple_of(2) {
                 // Bind a session with two fresh keys (one may repeat a live key: replaced).
                 let keys = [
                     key(rng(&mut s) % 20_000),
