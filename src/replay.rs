@@ -253,11 +253,11 @@ fn member_path(job: &ReplayJob, dir: &Path, addr: std::net::Ipv4Addr) -> PathBuf
 
 /// Hands the session events, then the pool events, the engine has queued to every observer.
 fn drain_events(engine: &mut Engine, observers: &mut [&mut dyn Observer]) {
-    while let Some(ev) = engine.poll_event() {
+    engine.drain_events(|ev| {
         for ob in observers.iter_mut() {
-            ob.event(&ev);
+            ob.event(ev);
         }
-    }
+    });
     while let Some(ev) = engine.poll_pool_event() {
         for ob in observers.iter_mut() {
             ob.pool_event(&ev);
@@ -560,7 +560,7 @@ pub fn run(
     });
     result?;
     let end = totals.last_ts.unwrap_or_default();
-    engine.finish(end);
+    engine.finish_fragments(end);
     while let Some(e) = engine.poll_emitted() {
         if let EmitKind::HeldFragment { hold, .. } = e.kind
             && let Some(h) = take_held(&mut held, hold)
@@ -570,6 +570,15 @@ pub fn run(
             }
         }
     }
+    drain_events(&mut engine, observers);
+    engine.finish_sessions(
+        end,
+        Some(&mut |ev: &Event| {
+            for ob in observers.iter_mut() {
+                ob.event(ev);
+            }
+        }),
+    );
     drain_events(&mut engine, observers);
     totals.timestamps_backwards = engine.stats().timestamps_backwards;
     totals.members = engine.members().iter().map(|m| m.addr).collect();

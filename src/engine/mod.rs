@@ -415,11 +415,24 @@ impl Engine {
     /// Fragments still held never saw their first fragment: they are dropped
     /// (`fragment-without-first`, drained with [`Engine::poll_emitted`]).
     pub fn finish(&mut self, end: Timestamp) {
+        self.finish_fragments(end);
+        self.finish_sessions(end, None);
+    }
+
+    /// The first half of [`Engine::finish`]: drops the fragments still held.
+    pub fn finish_fragments(&mut self, end: Timestamp) {
         let end = end.max(self.now);
         self.expire_held(end);
         while let Some(h) = self.hold.take_any() {
             self.drop_held(h, DropReason::FragmentWithoutFirst);
         }
+    }
+
+    /// The second half of [`Engine::finish`]: unbinds every session still bound. With `f`,
+    /// each session event is handed to it as it happens instead of queued, so the queue
+    /// never holds the whole table's records at once.
+    pub fn finish_sessions(&mut self, end: Timestamp, mut f: Option<&mut dyn FnMut(&Event)>) {
+        let end = end.max(self.now);
         let mut open: Vec<(u64, u32)> = self
             .slots
             .iter()
@@ -433,6 +446,9 @@ impl Engine {
                 .and_then(|s| s.closed.map(|c| c.1))
                 .unwrap_or(EndReason::OpenAtEnd);
             self.unbind(slot, reason, end);
+            if let Some(f) = f.as_mut() {
+                self.drain_events(&mut **f);
+            }
         }
     }
 
@@ -440,6 +456,15 @@ impl Engine {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Hands every queued session event to `f`, in order, and empties the queue: like
+    /// [`Engine::poll_event`] in a loop, without copying each event out.
+    pub fn drain_events(&mut self, mut f: impl FnMut(&Event)) {
+        for ev in &self.events {
+            f(ev);
+        }
+        self.events.clear();
     }
 
     /// The next pool member transition, if any (dead host detection, timeline). Drain after
