@@ -440,6 +440,10 @@ impl Engine {
             .filter_map(|(i, s)| s.as_ref().map(|s| (s.number, i as u32)))
             .collect();
         open.sort_unstable();
+        // Every session goes and no packet follows: the lookup table is dropped whole rather
+        // than entry by entry (a random access each, for every session open at the end).
+        self.flows = flow_table::FlowTable::default();
+        self.timers.clear();
         for (_, slot) in open {
             let reason = self.slots[slot as usize]
                 .as_ref()
