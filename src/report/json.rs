@@ -1,20 +1,20 @@
 //! The JSON report (schema `lsnat-replay/1`, documented in README.md): written as the replay
 //! runs, one session record per line as each session is unbound, so memory does not grow with
-//! the capture. Written to `PATH.partial` and renamed to `PATH` when complete.
+//! the capture. The file is an [`OutputFile`] (`PATH.partial`, renamed to `PATH` when complete).
 
 use super::Summary;
 use crate::engine::{
     AffinityOutcome, Algorithm, Decision, DecisionEntry, EngineConfig, Event, PoolEvent,
     SessionRecord, Tuple,
 };
+use crate::output_file::OutputFile;
 use crate::replay::{Observer, ReplayTotals};
 use crate::wire::proto;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The schema identifier written at the top of every report.
 pub const SCHEMA: &str = "lsnat-replay/1";
@@ -353,9 +353,8 @@ pub fn session_line(
 
 /// Streams the JSON report.
 pub struct JsonReport {
-    path: PathBuf,
-    partial: PathBuf,
-    out: Option<BufWriter<File>>,
+    /// `None` once finished. Dropping it unfinished removes the partial file.
+    out: Option<OutputFile>,
     /// Virtual server names, already JSON-quoted.
     names: Vec<String>,
     line: Vec<u8>,
@@ -377,8 +376,8 @@ impl JsonReport {
         config_path: &Path,
         config: &EngineConfig,
     ) -> io::Result<Self> {
-        let partial = PathBuf::from(format!("{}.partial", path.display()));
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
+        // The file's name is the caller's to add, as for the other errors here.
+        let mut out = OutputFile::create(path).map_err(|e| e.error)?;
         let vss: Vec<VirtualServerJson> = config
             .virtual_servers
             .iter()
@@ -416,8 +415,6 @@ impl JsonReport {
         )?;
         write!(out, "  \"sessions\": [")?;
         Ok(JsonReport {
-            path: path.into(),
-            partial,
             out: Some(out),
             names: config
                 .virtual_servers
@@ -459,14 +456,10 @@ impl JsonReport {
         if let Some(e) = self.error.take() {
             return Err(e); // dropping self removes the partial file
         }
-        let result = self.write_trailer(summary, totals);
-        self.out = None;
-        match result {
-            Ok(()) => std::fs::rename(&self.partial, &self.path),
-            Err(e) => {
-                let _ = std::fs::remove_file(&self.partial);
-                Err(e)
-            }
+        self.write_trailer(summary, totals)?; // on an error, dropping self removes the file
+        match self.out.take() {
+            Some(out) => out.finish().map_err(|e| e.error),
+            None => Err(io::Error::other("already finished")),
         }
     }
 
@@ -560,17 +553,7 @@ impl JsonReport {
             .trim_end_matches('}')
             .trim_matches('\n');
         out.write_all(inner.as_bytes())?;
-        out.write_all(b"\n}\n")?;
-        out.flush()
-    }
-}
-
-impl Drop for JsonReport {
-    fn drop(&mut self) {
-        if self.out.is_some() {
-            self.out = None;
-            let _ = std::fs::remove_file(&self.partial);
-        }
+        out.write_all(b"\n}\n")
     }
 }
 
