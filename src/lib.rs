@@ -10,6 +10,7 @@ pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod link;
+pub mod output_file;
 pub mod replay;
 pub mod report;
 pub mod time;

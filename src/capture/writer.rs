@@ -1,33 +1,28 @@
 //! Capture writing: mirrors the reader's format into `PATH.partial`, which [`CaptureWriter::finish`]
 //! renames to `PATH`.
 //!
-//! Records are framed by hand straight into a large `BufWriter` (pcap-file's writers validate
-//! and re-encode every field, several small writes per packet). pcap files get the input's
+//! Records are framed by hand straight into an [`OutputFile`] (pcap-file's writers validate and
+//! re-encode every field, several small writes per packet), which writes them around the page
+//! cache from its own thread: a rewritten capture is as big as its input and not read back. pcap files get the input's
 //! global header back verbatim; pcapng files get the input's section and interface blocks
 //! verbatim (options included, so `if_tsresol` and `if_tsoffset` survive) and one Enhanced
 //! Packet Block per packet, with its timestamp in its interface's resolution and its flags.
 use super::ng::SHB;
 use super::*;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use crate::output_file::{OutputError, OutputFile};
+use std::io::Write;
 use std::path::Path;
 
-/// Output buffer size.
-const BUF_SIZE: usize = 4 << 20;
 const IDB: u32 = 1;
 const EPB: u32 = 6;
 
 /// Writes a capture in the reader's format.
 pub struct CaptureWriter {
-    /// The file `finish` produces.
-    path: PathBuf,
-    /// The file being written.
+    /// The file being written (named in errors).
     partial: PathBuf,
-    /// `None` only while finishing.
-    out: Option<BufWriter<File>>,
+    /// `None` only while finishing. Dropping it unfinished removes the partial file.
+    out: Option<OutputFile>,
     mode: Mode,
-    /// Set once the partial file has been renamed; otherwise dropping removes it.
-    finished: bool,
 }
 
 /// The output format and, for pcapng, what has been written of it.
@@ -51,11 +46,7 @@ struct NgOut {
 impl CaptureWriter {
     /// Creates `PATH.partial` (and writes the pcap global header).
     pub fn create(path: &Path, format: &CaptureFormat) -> Result<Self, CaptureError> {
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        let file = File::create(&partial)
-            .map_err(|e| CaptureError::new(&partial, None, format!("cannot create: {e}")))?;
+        let out = OutputFile::create(path).map_err(output_error)?;
         let mode = match format {
             CaptureFormat::Pcap {
                 nanos, big_endian, ..
@@ -71,11 +62,9 @@ impl CaptureWriter {
             }),
         };
         let mut writer = CaptureWriter {
-            path: path.into(),
-            partial,
-            out: Some(BufWriter::with_capacity(BUF_SIZE, file)),
+            partial: out.partial().into(),
+            out: Some(out),
             mode,
-            finished: false,
         };
         if let CaptureFormat::Pcap { header, .. } = format {
             writer.put(None, header)?;
@@ -254,16 +243,7 @@ impl CaptureWriter {
         let Some(out) = self.out.take() else {
             return Err(self.error(None, "already finished".into()));
         };
-        out.into_inner()
-            .map_err(|e| self.error(None, format!("write error: {}", e.error())))?;
-        std::fs::rename(&self.partial, &self.path).map_err(|e| {
-            self.error(
-                None,
-                format!("cannot rename to {}: {e}", self.path.display()),
-            )
-        })?;
-        self.finished = true;
-        Ok(())
+        out.finish().map_err(output_error)
     }
 
     /// Starts a pcapng section with this header block body (its section length is reset to
@@ -328,17 +308,9 @@ impl CaptureWriter {
     }
 }
 
-impl Drop for CaptureWriter {
-    /// Removes the partial file unless [`CaptureWriter::finish`] renamed it.
-    fn drop(&mut self) {
-        if !self.finished {
-            if let Some(out) = self.out.take() {
-                // Close without flushing: the file is going away.
-                drop(out.into_parts());
-            }
-            let _ = std::fs::remove_file(&self.partial);
-        }
-    }
+/// An output file's error as a capture error (the same one line: file, what failed, why).
+fn output_error(e: OutputError) -> CaptureError {
+    CaptureError::new(&e.path, None, format!("{}: {}", e.what, e.error))
 }
 
 fn put32(buf: &mut [u8], v: u32, be: bool) {

@@ -1,20 +1,26 @@
 //! The JSON report (schema `lsnat-replay/1`, documented in README.md): written as the replay
 //! runs, one session record per line as each session is unbound, so memory does not grow with
-//! the capture. Written to `PATH.partial` and renamed to `PATH` when complete.
+//! the capture. The lines are formatted on a thread of their own, in batches of sessions, so the
+//! replay's thread only collects records; the file is an [`OutputFile`] (`PATH.partial`,
+//! renamed to `PATH` when complete).
 
 use super::Summary;
 use crate::engine::{
     AffinityOutcome, Algorithm, Decision, DecisionEntry, EngineConfig, Event, PoolEvent,
     SessionRecord, Tuple,
 };
+use crate::output_file::OutputFile;
 use crate::replay::{Observer, ReplayTotals};
 use crate::wire::proto;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
 
 /// The schema identifier written at the top of every report.
 pub const SCHEMA: &str = "lsnat-replay/1";
@@ -274,7 +280,8 @@ fn put_f64(b: &mut Vec<u8>, v: f64) {
 
 /// One session record as a compact JSON object, exactly as serde_json would serialize
 /// [`SessionJson`] (the test `session_line_matches_serde` holds the two together), without its
-/// per-field string escaping: the per-session cost of the report on the replay's hot thread.
+/// per-field string escaping: the per-session cost of the report (on its formatting thread, off
+/// the replay's).
 /// `quoted_name` is the virtual server's name already JSON-quoted. The decision (once per
 /// session, variable length) goes through serde_json into the same buffer.
 pub fn session_line(
@@ -351,15 +358,21 @@ pub fn session_line(
     b.push(b'}');
 }
 
-/// Streams the JSON report.
+/// Sessions per batch handed to the formatting thread.
+const BATCH: usize = 2048;
+/// Batches at most: one filling, one being formatted, one queued.
+const BATCHES: usize = 3;
+
+/// Streams the JSON report. The replay's thread only collects the sessions that end; a
+/// formatting thread turns them into lines ([`session_line`]) and writes them, in batches of
+/// `BATCH` that come back empty for reuse, so nothing is allocated per session.
 pub struct JsonReport {
-    path: PathBuf,
-    partial: PathBuf,
-    out: Option<BufWriter<File>>,
+    /// Sessions ended since the last batch was handed over.
+    ended: Vec<Ended>,
+    /// `None` once finished, or once the thread has failed (its error is in `error`).
+    formatter: Option<Formatter>,
     /// Virtual server names, already JSON-quoted.
     names: Vec<String>,
-    line: Vec<u8>,
-    first: bool,
     error: Option<io::Error>,
     /// Pool member transitions, written with the totals.
     pool_events: Vec<PoolEvent>,
@@ -367,6 +380,93 @@ pub struct JsonReport {
     decisions: FxHashMap<u64, StoredDecision>,
     /// The `load` section, when a load report was made (see [`JsonReport::set_load`]).
     load: Option<serde_json::Value>,
+}
+
+/// A session that ended: its record and the decision that bound it.
+struct Ended {
+    record: SessionRecord,
+    decision: Option<StoredDecision>,
+}
+
+/// The formatting thread and the channels to it.
+struct Formatter {
+    /// Batches to format.
+    full: Sender<Vec<Ended>>,
+    /// Batches formatted, empty.
+    empty: Receiver<Vec<Ended>>,
+    /// Batches allocated so far, the one being filled included.
+    batches: usize,
+    /// Tells the thread to stop (the report is being abandoned).
+    abandon: Arc<AtomicBool>,
+    handle: JoinHandle<io::Result<Sessions>>,
+}
+
+/// What the formatting thread owns: the file and how far the session list is.
+struct Sessions {
+    /// Dropping it unfinished removes the partial file.
+    out: OutputFile,
+    /// Virtual server names, already JSON-quoted.
+    names: Vec<String>,
+    /// No session written yet.
+    first: bool,
+    line: Vec<u8>,
+}
+
+impl Sessions {
+    /// Writes a batch of sessions, leaving it empty.
+    fn write(&mut self, batch: &mut Vec<Ended>) -> io::Result<()> {
+        for e in batch.drain(..) {
+            let name = self
+                .names
+                .get(e.record.virtual_server)
+                .map_or("\"\"", String::as_str);
+            self.out
+                .write_all(if self.first { b"\n    " } else { b",\n    " })?;
+            self.first = false;
+            self.line.clear();
+            let d = e.decision.map(|d| d.unpack());
+            session_line(&mut self.line, &e.record, name, d.as_ref());
+            self.out.write_all(&self.line)?;
+        }
+        Ok(())
+    }
+}
+
+impl Formatter {
+    /// Starts the thread, which owns `sessions` until [`Formatter::join`].
+    fn start(mut sessions: Sessions) -> io::Result<Formatter> {
+        let (full_tx, full_rx) = mpsc::channel::<Vec<Ended>>();
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<Ended>>();
+        let abandon = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&abandon);
+        let handle = std::thread::Builder::new()
+            .name("lsnat-json".into())
+            .spawn(move || {
+                for mut batch in full_rx {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    sessions.write(&mut batch)?;
+                    let _ = empty_tx.send(batch);
+                }
+                Ok(sessions)
+            })?;
+        Ok(Formatter {
+            full: full_tx,
+            empty: empty_rx,
+            batches: 1,
+            abandon,
+            handle,
+        })
+    }
+
+    /// Waits for the thread to write what it was given and takes the file back.
+    fn join(self) -> io::Result<Sessions> {
+        drop(self.full);
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the report thread failed")))
+    }
 }
 
 impl JsonReport {
@@ -377,8 +477,8 @@ impl JsonReport {
         config_path: &Path,
         config: &EngineConfig,
     ) -> io::Result<Self> {
-        let partial = PathBuf::from(format!("{}.partial", path.display()));
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
+        // The file's name is the caller's to add, as for the other errors here.
+        let mut out = OutputFile::create(path).map_err(|e| e.error)?;
         let vss: Vec<VirtualServerJson> = config
             .virtual_servers
             .iter()
@@ -415,17 +515,21 @@ impl JsonReport {
             serde_json::to_string(&vss)?
         )?;
         write!(out, "  \"sessions\": [")?;
-        Ok(JsonReport {
-            path: path.into(),
-            partial,
-            out: Some(out),
-            names: config
-                .virtual_servers
-                .iter()
-                .map(|v| serde_json::to_string(&v.name).unwrap_or_else(|_| "\"\"".into()))
-                .collect(),
-            line: Vec::with_capacity(512),
+        let names: Vec<String> = config
+            .virtual_servers
+            .iter()
+            .map(|v| serde_json::to_string(&v.name).unwrap_or_else(|_| "\"\"".into()))
+            .collect();
+        let formatter = Formatter::start(Sessions {
+            out,
+            names: names.clone(),
             first: true,
+            line: Vec::with_capacity(512),
+        })?;
+        Ok(JsonReport {
+            ended: Vec::with_capacity(BATCH),
+            formatter: Some(formatter),
+            names,
             error: None,
             pool_events: Vec::new(),
             decisions: FxHashMap::default(),
@@ -433,20 +537,34 @@ impl JsonReport {
         })
     }
 
-    fn write_session(&mut self, r: &SessionRecord) -> io::Result<()> {
-        let name = self
-            .names
-            .get(r.virtual_server)
-            .map_or("\"\"", String::as_str);
-        let Some(out) = self.out.as_mut() else {
-            return Ok(());
+    /// Hands the sessions collected so far to the formatting thread and takes an empty batch
+    /// (waiting for one only when [`BATCHES`] are in use). A failed thread leaves its error.
+    fn hand_over(&mut self) {
+        let Some(f) = self.formatter.as_mut() else {
+            return;
         };
-        out.write_all(if self.first { b"\n    " } else { b",\n    " })?;
-        self.first = false;
-        self.line.clear();
-        let d = self.decisions.remove(&r.number).map(|d| d.unpack());
-        session_line(&mut self.line, r, name, d.as_ref());
-        out.write_all(&self.line)
+        let next = match f.empty.try_recv() {
+            Ok(batch) => Some(batch),
+            Err(_) if f.batches < BATCHES => {
+                f.batches += 1;
+                Some(Vec::with_capacity(BATCH))
+            }
+            Err(_) => f.empty.recv().ok(),
+        };
+        if let Some(next) = next
+            && f.full
+                .send(std::mem::replace(&mut self.ended, next))
+                .is_ok()
+        {
+            return;
+        }
+        // The thread stopped: it failed.
+        let e = match self.formatter.take().map(Formatter::join) {
+            Some(Err(e)) => e,
+            _ => io::Error::other("the report thread stopped"),
+        };
+        self.error.get_or_insert(e);
+        self.ended.clear();
     }
 
     /// Adds the load-share report ([`super::load::LoadReport::to_json`]) as `load`.
@@ -454,27 +572,31 @@ impl JsonReport {
         self.load = Some(load);
     }
 
-    /// Writes the totals and renames the file into place.
+    /// Waits for the sessions to be written, writes the totals and renames the file into place.
     pub fn finish(mut self, summary: &Summary, totals: &ReplayTotals) -> io::Result<()> {
+        if !self.ended.is_empty() {
+            self.hand_over();
+        }
         if let Some(e) = self.error.take() {
             return Err(e); // dropping self removes the partial file
         }
-        let result = self.write_trailer(summary, totals);
-        self.out = None;
-        match result {
-            Ok(()) => std::fs::rename(&self.partial, &self.path),
-            Err(e) => {
-                let _ = std::fs::remove_file(&self.partial);
-                Err(e)
-            }
-        }
+        let Some(f) = self.formatter.take() else {
+            return Err(io::Error::other("already finished"));
+        };
+        // On an error the file goes with `sessions`.
+        let mut sessions = f.join()?;
+        self.write_trailer(&mut sessions.out, sessions.first, summary, totals)?;
+        sessions.out.finish().map_err(|e| e.error)
     }
 
-    fn write_trailer(&mut self, summary: &Summary, totals: &ReplayTotals) -> io::Result<()> {
-        let Some(out) = self.out.as_mut() else {
-            return Ok(());
-        };
-        out.write_all(if self.first { b"],\n" } else { b"\n  ],\n" })?;
+    fn write_trailer(
+        &mut self,
+        out: &mut OutputFile,
+        first: bool,
+        summary: &Summary,
+        totals: &ReplayTotals,
+    ) -> io::Result<()> {
+        out.write_all(if first { b"],\n" } else { b"\n  ],\n" })?;
         let members: Vec<serde_json::Value> = totals
             .members
             .iter()
@@ -560,16 +682,17 @@ impl JsonReport {
             .trim_end_matches('}')
             .trim_matches('\n');
         out.write_all(inner.as_bytes())?;
-        out.write_all(b"\n}\n")?;
-        out.flush()
+        out.write_all(b"\n}\n")
     }
 }
 
 impl Drop for JsonReport {
+    /// Stops the formatting thread unless [`JsonReport::finish`] took it; the partial file goes
+    /// with it.
     fn drop(&mut self) {
-        if self.out.is_some() {
-            self.out = None;
-            let _ = std::fs::remove_file(&self.partial);
+        if let Some(f) = self.formatter.take() {
+            f.abandon.store(true, Ordering::Relaxed);
+            let _ = f.join();
         }
     }
 }
@@ -587,11 +710,17 @@ impl Observer for JsonReport {
             self.decisions
                 .insert(*number, StoredDecision::pack(decision));
         }
-        if let Event::Ended(r) = event
-            && self.error.is_none()
-            && let Err(e) = self.write_session(r)
-        {
-            self.error = Some(e);
+        if let Event::Ended(r) = event {
+            let decision = self.decisions.remove(&r.number);
+            if self.error.is_none() {
+                self.ended.push(Ended {
+                    record: *r,
+                    decision,
+                });
+                if self.ended.len() >= BATCH {
+                    self.hand_over();
+                }
+            }
         }
     }
 }
@@ -601,6 +730,7 @@ mod tests {
     use super::*;
     use crate::engine::{EndReason, History};
     use crate::time::Timestamp;
+    use std::path::PathBuf;
 
     #[test]
     fn session_line_matches_serde() {
@@ -661,5 +791,115 @@ mod tests {
                 }
             }
         }
+    }
+
+    const CONFIG: &str = r#"
+[[virtual_server]]
+name = "web"
+vip = "203.0.113.100"
+protocol = "tcp"
+ports = [80]
+algorithm = "least-weighted-load"
+members = ["192.0.2.1", "192.0.2.2"]
+"#;
+
+    fn record(n: u64) -> SessionRecord {
+        let key = Tuple {
+            protocol: 6,
+            src: [198, 51, 100, (n % 250) as u8],
+            sport: (n % 60000) as u16 + 1024,
+            dst: [203, 0, 113, 100],
+            dport: 80,
+        };
+        SessionRecord {
+            number: n,
+            virtual_server: 0,
+            member: (n % 2) as usize,
+            key,
+            translated: Tuple {
+                dst: [192, 0, 2, 1 + (n % 2) as u8],
+                ..key
+            },
+            first: Timestamp(1_700_000_000_000_000_000 + n * 1_000_003),
+            last: Timestamp(1_700_000_000_000_000_000 + n * 2_000_011),
+            first_reply: (!n.is_multiple_of(5)).then_some(Timestamp(1_700_000_000_000_000_000 + n)),
+            orig_packets: n % 17,
+            orig_bytes: n * 40,
+            resp_packets: n % 13,
+            resp_bytes: n * 52,
+            checksum_faults: 0,
+            history: History::default(),
+            end: EndReason::Fin,
+            ended_at: Timestamp(1_700_000_000_000_000_000 + n * 3_000_000),
+        }
+    }
+
+    fn report(name: &str) -> (PathBuf, JsonReport) {
+        let config = crate::config::parse(Path::new("unit.toml"), CONFIG).expect("config");
+        let path = std::env::temp_dir().join(format!(
+            "lsnat-json-unit-{}-{name}.json",
+            std::process::id()
+        ));
+        let report =
+            JsonReport::create(&path, Path::new("c.pcap"), Path::new("unit.toml"), &config)
+                .expect("create");
+        (path, report)
+    }
+
+    /// Sessions handed to the formatting thread in several batches (and a last, partial one)
+    /// come out in order, each exactly as `session_line` writes it, before the totals.
+    #[test]
+    fn batched_sessions_are_written_in_order() {
+        let (path, mut report) = report("batches");
+        let mut expected = String::new();
+        for n in 1..=(BATCHES * BATCH + BATCH / 2) as u64 {
+            let r = record(n);
+            let mut d = Decision::new(Algorithm::LeastWeightedLoad);
+            d.push(0, [192, 0, 2, 1], n as f64, 1);
+            d.push(1, [192, 0, 2, 2], 0.5, 2);
+            d.chosen = 1;
+            d.chosen_addr = [192, 0, 2, 2];
+            let bound = !n.is_multiple_of(3);
+            if bound {
+                report.event(&Event::Bound {
+                    number: n,
+                    at: r.first,
+                    virtual_server: 0,
+                    member: 1,
+                    key: r.key,
+                    decision: d,
+                });
+            }
+            report.event(&Event::Ended(r));
+            let mut line = Vec::new();
+            session_line(&mut line, &r, "\"web\"", bound.then_some(&d));
+            expected.push_str(if n == 1 { "\n    " } else { ",\n    " });
+            expected.push_str(std::str::from_utf8(&line).expect("utf-8"));
+        }
+        expected.push_str("\n  ],\n");
+        report
+            .finish(&Summary::default(), &ReplayTotals::default())
+            .expect("finish");
+        let text = std::fs::read_to_string(&path).expect("report");
+        let _ = std::fs::remove_file(&path);
+        let (_, sessions) = text.split_once("\"sessions\": [").expect("sessions");
+        assert!(sessions.starts_with(&expected));
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(
+            v["sessions"].as_array().map(Vec::len),
+            Some(BATCHES * BATCH + BATCH / 2)
+        );
+    }
+
+    #[test]
+    fn dropped_report_leaves_nothing() {
+        let (path, mut report) = report("dropped");
+        let partial = PathBuf::from(format!("{}.partial", path.display()));
+        for n in 1..=(2 * BATCH) as u64 {
+            report.event(&Event::Ended(record(n)));
+        }
+        assert!(partial.exists());
+        drop(report);
+        assert!(!partial.exists() && !path.exists());
     }
 }

@@ -1,0 +1,537 @@
+//! Output files written around the page cache: `PATH.partial`, renamed to `PATH` by
+//! [`OutputFile::finish`], filled through a few 4 MiB buffers that a background thread writes
+//! with `O_DIRECT`.
+//!
+//! Why: a replay writes gigabytes (the rewritten capture, the JSON report) that nothing reads
+//! back soon. Through the page cache every byte is first copied into a fresh cache page, and on
+//! a VM whose free memory goes back to the host (virtio balloon free page reporting) every
+//! fresh page is a host fault as well: that copy was the largest single cost in a profile of a
+//! replay. With `O_DIRECT` (open(2)) the device reads our buffer itself, and the thread means
+//! the writer waits for the disk only when every buffer is in flight.
+//!
+//! Direct I/O wants the buffer's address, the length and the file offset aligned to the
+//! device's logical block size; 4096 bytes covers the block sizes in use. Full buffers meet all
+//! three; the last one is padded to a whole block and the file cut back to its length
+//! (ftruncate), so the file holds exactly the bytes written. Where the file system refuses
+//! `O_DIRECT` (EINVAL at open, or at a write), the file goes through the page cache instead:
+//! the same bytes, only slower.
+//!
+//! A file that never fills its first buffer never starts a thread and holds one buffer; the
+//! others are allocated as the thread falls behind, up to [`BUFFERS`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+/// Bytes per buffer (and per direct write).
+pub const BUF_SIZE: usize = 4 << 20;
+/// Buffers per file at most: one filling, one being written, one queued.
+pub const BUFFERS: usize = 3;
+/// Alignment of buffers, direct write lengths and offsets.
+const ALIGN: usize = 4096;
+
+/// An output file that does not survive unless finished: written to `PATH.partial`, renamed to
+/// `PATH` by [`OutputFile::finish`], removed when dropped unfinished. Bytes reach the file in
+/// whole buffers; a write error shows up at a later `write` or at `finish`.
+pub struct OutputFile {
+    /// The file `finish` produces.
+    path: PathBuf,
+    /// The file being written.
+    partial: PathBuf,
+    /// The buffer being filled.
+    buf: Buffer,
+    io: Io,
+    /// Misalignment of new buffers, in bytes: 0, except for tests of the fallback.
+    skew: usize,
+    /// Set once the partial file has been renamed; otherwise dropping removes it.
+    finished: bool,
+}
+
+/// Who writes full buffers.
+enum Io {
+    /// The caller, at `finish`: no buffer has filled yet.
+    Inline(Sink),
+    /// The I/O thread.
+    Thread(IoThread),
+    /// The I/O thread failed with this error (kept for every later call), or the file is
+    /// finished.
+    Failed(io::ErrorKind, String),
+}
+
+struct IoThread {
+    /// Full buffers to the thread.
+    full: Sender<Buffer>,
+    /// Written buffers back from it.
+    empty: Receiver<Buffer>,
+    /// Buffers allocated so far, the one being filled included.
+    buffers: usize,
+    /// Tells the thread to drop what is queued (the file is being abandoned).
+    abandon: Arc<AtomicBool>,
+    handle: JoinHandle<io::Result<Sink>>,
+}
+
+/// The open file and how it is written.
+struct Sink {
+    file: File,
+    /// Still open with `O_DIRECT`.
+    direct: bool,
+    /// Bytes written so far, the padding of a last direct block included.
+    written: u64,
+}
+
+/// An output file that could not be written: the file, what failed, why. Displays as one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {what}: {error}", path.display())]
+pub struct OutputError {
+    /// The file (the partial file: that is what exists while writing).
+    pub path: PathBuf,
+    /// What failed: "cannot create", "write error", "cannot rename to PATH".
+    pub what: String,
+    /// Why.
+    pub error: io::Error,
+}
+
+impl OutputFile {
+    /// Creates `PATH.partial`, with `O_DIRECT` where the file system takes it.
+    pub fn create(path: &Path) -> Result<Self, OutputError> {
+        Self::open(path, true, 0)
+    }
+
+    /// The file being written.
+    pub fn partial(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Creates `PATH.partial`: direct or not, new buffers misaligned by `skew` bytes.
+    fn open(path: &Path, direct: bool, skew: usize) -> Result<Self, OutputError> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let open = |direct: bool| {
+            let mut options = OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            if direct {
+                options.custom_flags(libc::O_DIRECT);
+            }
+            options.open(&partial)
+        };
+        let (file, direct) = match open(direct) {
+            Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => (open(false), false),
+            file => (file, direct),
+        };
+        let file = file.map_err(|error| OutputError {
+            path: partial.clone(),
+            what: "cannot create".into(),
+            error,
+        })?;
+        Ok(OutputFile {
+            path: path.into(),
+            partial,
+            buf: Buffer::new(skew),
+            io: Io::Inline(Sink {
+                file,
+                direct,
+                written: 0,
+            }),
+            skew,
+            finished: false,
+        })
+    }
+
+    /// Writes what is buffered, closes the file and renames it to `PATH`; any write error of
+    /// the I/O thread comes out here at the latest.
+    pub fn finish(mut self) -> Result<(), OutputError> {
+        self.close().map(|_direct| ())
+    }
+
+    /// [`OutputFile::finish`], telling whether the file was still written directly at the end.
+    fn close(&mut self) -> Result<bool, OutputError> {
+        let write_error = |partial: &Path, error| OutputError {
+            path: partial.to_owned(),
+            what: "write error".into(),
+            error,
+        };
+        let mut sink = match std::mem::replace(&mut self.io, Io::finished()) {
+            Io::Inline(sink) => sink,
+            Io::Thread(t) => {
+                drop(t.full);
+                join(t.handle).map_err(|e| write_error(&self.partial, e))?
+            }
+            Io::Failed(kind, msg) => {
+                return Err(write_error(&self.partial, io::Error::new(kind, msg)));
+            }
+        };
+        sink.write_last(&mut self.buf)
+            .map_err(|e| write_error(&self.partial, e))?;
+        let direct = sink.direct;
+        drop(sink);
+        std::fs::rename(&self.partial, &self.path).map_err(|error| OutputError {
+            path: self.partial.clone(),
+            what: format!("cannot rename to {}", self.path.display()),
+            error,
+        })?;
+        self.finished = true;
+        Ok(direct)
+    }
+
+    /// Hands the (full) buffer being filled to the I/O thread, starting it if need be, and
+    /// takes an empty one.
+    #[cold]
+    fn submit(&mut self) -> io::Result<()> {
+        if let Io::Inline(_) = self.io {
+            self.start_thread();
+        }
+        let Io::Thread(t) = &mut self.io else {
+            return Err(self.io_error());
+        };
+        let next = match t.empty.try_recv() {
+            Ok(b) => Some(b),
+            Err(_) if t.buffers < BUFFERS => {
+                t.buffers += 1;
+                Some(Buffer::new(self.skew))
+            }
+            Err(_) => t.empty.recv().ok(),
+        };
+        if let Some(next) = next
+            && t.full.send(std::mem::replace(&mut self.buf, next)).is_ok()
+        {
+            return Ok(());
+        }
+        // The thread stopped: it failed.
+        if let Io::Thread(t) = std::mem::replace(&mut self.io, Io::finished()) {
+            drop(t.full);
+            let e = join(t.handle)
+                .err()
+                .unwrap_or_else(|| io::Error::other("the output thread stopped"));
+            self.io = Io::Failed(e.kind(), e.to_string());
+        }
+        Err(self.io_error())
+    }
+
+    /// The error that stopped the I/O thread, or why there is none.
+    fn io_error(&self) -> io::Error {
+        match &self.io {
+            Io::Failed(kind, msg) => io::Error::new(*kind, msg.clone()),
+            _ => io::Error::other("the output thread stopped"),
+        }
+    }
+
+    /// Moves the file to an I/O thread.
+    fn start_thread(&mut self) {
+        let Io::Inline(mut sink) = std::mem::replace(&mut self.io, Io::finished()) else {
+            return;
+        };
+        let (full_tx, full_rx) = mpsc::channel::<Buffer>();
+        let (empty_tx, empty_rx) = mpsc::channel::<Buffer>();
+        let abandon = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&abandon);
+        let spawned = std::thread::Builder::new()
+            .name("lsnat-output".into())
+            .spawn(move || {
+                for mut buf in full_rx {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    sink.write_full(&buf)?;
+                    buf.len = 0;
+                    let _ = empty_tx.send(buf);
+                }
+                Ok(sink)
+            });
+        self.io = match spawned {
+            Ok(handle) => Io::Thread(IoThread {
+                full: full_tx,
+                empty: empty_rx,
+                buffers: 1,
+                abandon,
+                handle,
+            }),
+            Err(e) => Io::Failed(e.kind(), format!("cannot start a thread: {e}")),
+        };
+    }
+}
+
+impl Io {
+    /// The state of a finished (or finishing) file.
+    fn finished() -> Io {
+        Io::Failed(io::ErrorKind::Other, "already finished".into())
+    }
+}
+
+/// Waits for the I/O thread and takes the file back.
+fn join(handle: JoinHandle<io::Result<Sink>>) -> io::Result<Sink> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the output thread failed")))
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.buf.len == BUF_SIZE {
+            self.submit()?;
+        }
+        let n = bytes.len().min(BUF_SIZE - self.buf.len);
+        self.buf.spare()[..n].copy_from_slice(&bytes[..n]);
+        self.buf.len += n;
+        Ok(n)
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.buf.spare().get_mut(..bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.buf.len += bytes.len();
+                Ok(())
+            }
+            None => self.write_all_slow(bytes),
+        }
+    }
+
+    /// Does nothing: direct writes take whole blocks, so bytes reach the file a buffer at a
+    /// time and the rest at [`OutputFile::finish`].
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl OutputFile {
+    #[cold]
+    fn write_all_slow(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let n = self.write(bytes)?;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OutputFile {
+    /// Removes the partial file unless [`OutputFile::finish`] renamed it, after stopping the
+    /// I/O thread (what it has queued is not written).
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Io::Thread(t) = std::mem::replace(&mut self.io, Io::finished()) {
+            t.abandon.store(true, Ordering::Relaxed);
+            drop(t.full);
+            let _ = join(t.handle);
+        }
+        let _ = std::fs::remove_file(&self.partial);
+    }
+}
+
+impl Sink {
+    /// Writes a full buffer.
+    fn write_full(&mut self, buf: &Buffer) -> io::Result<()> {
+        self.write(buf.filled())
+    }
+
+    /// Writes the last buffer (any length): directly, padded to a whole block, then cut back.
+    fn write_last(&mut self, buf: &mut Buffer) -> io::Result<()> {
+        let end = self.written + buf.len as u64;
+        if self.direct {
+            self.write(buf.padded())?;
+        } else {
+            self.write(buf.filled())?;
+        }
+        if self.written != end {
+            self.file.set_len(end)?;
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bytes`; a direct write refused with EINVAL is taken as the file system
+    /// (or this buffer) not doing direct I/O, and the rest goes through the page cache.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut done = 0;
+        while done < bytes.len() {
+            match (&self.file).write(&bytes[done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    self.written += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                    clear_direct(&self.file)?;
+                    self.direct = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Clears `O_DIRECT` on an open file (fcntl(2) `F_SETFL`), so later writes go through the page
+/// cache.
+fn clear_direct(file: &File) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: `fd` is the open descriptor of `file`, which outlives the call; F_GETFL takes no
+    // argument and reads only the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above; F_SETFL takes an int argument and changes only the status flags.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// [`BUF_SIZE`] bytes starting at an [`ALIGN`]-aligned address (plus `skew`): a zeroed `Vec`
+/// one block longer than that, used from the first aligned byte on. The `Vec` never grows, so
+/// the address stays put; nothing here needs `unsafe`.
+struct Buffer {
+    mem: Vec<u8>,
+    /// Where the aligned part starts in `mem`.
+    start: usize,
+    /// Bytes filled.
+    len: usize,
+}
+
+impl Buffer {
+    fn new(skew: usize) -> Buffer {
+        let mem = vec![0u8; BUF_SIZE + 2 * ALIGN];
+        let addr = mem.as_ptr().addr();
+        let start = addr.next_multiple_of(ALIGN) - addr + skew % ALIGN;
+        Buffer { mem, start, len: 0 }
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.mem[self.start..self.start + self.len]
+    }
+
+    /// The filled part and zeros after it, up to a whole number of blocks.
+    fn padded(&mut self) -> &[u8] {
+        let (start, len) = (self.start, self.len);
+        let end = start + len.next_multiple_of(ALIGN);
+        self.mem[start + len..end].fill(0);
+        &self.mem[start..end]
+    }
+
+    fn spare(&mut self) -> &mut [u8] {
+        &mut self.mem[self.start + self.len..self.start + BUF_SIZE]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("lsnat-output-{}-{name}", std::process::id()))
+    }
+
+    fn content(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + i / 4099) as u8).collect()
+    }
+
+    /// Writes `data` in uneven pieces (small records and writes larger than a buffer).
+    fn write_pieces(out: &mut OutputFile, data: &[u8]) {
+        let sizes = [1, 7, 16, 4096, 100_000, 3, BUF_SIZE + 5, 1500];
+        let mut rest = data;
+        for &n in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at(n.min(rest.len()));
+            out.write_all(piece).expect("write");
+            rest = after;
+        }
+    }
+
+    const SIZES: [usize; 11] = [
+        0,
+        1,
+        4095,
+        4096,
+        4097,
+        BUF_SIZE - 1,
+        BUF_SIZE,
+        BUF_SIZE + 1,
+        3 * BUF_SIZE + 4097,
+        (BUFFERS + 3) * BUF_SIZE,
+        (BUFFERS + 3) * BUF_SIZE + 123,
+    ];
+
+    /// Each size through `open(direct, skew)` gives the same bytes as a buffered write;
+    /// returns whether the last file was still direct at the end.
+    fn same_bytes(name: &str, direct: bool, skew: usize) -> bool {
+        let path = temp(name);
+        let reference = temp(&format!("{name}-ref"));
+        let mut still_direct = false;
+        for size in SIZES {
+            let data = content(size);
+            let mut out = OutputFile::open(&path, direct, skew).expect("create");
+            write_pieces(&mut out, &data);
+            still_direct = out.close().expect("finish");
+            drop(out);
+            let mut buffered = std::io::BufWriter::new(File::create(&reference).expect("ref"));
+            buffered.write_all(&data).expect("ref write");
+            drop(buffered);
+            let got = std::fs::read(&path).expect("output");
+            assert!(
+                got == std::fs::read(&reference).expect("ref"),
+                "{size} bytes"
+            );
+            assert!(!PathBuf::from(format!("{}.partial", path.display())).exists());
+        }
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&reference);
+        still_direct
+    }
+
+    #[test]
+    fn direct_writes_the_same_bytes() {
+        same_bytes("direct", true, 0);
+    }
+
+    #[test]
+    fn buffered_writes_the_same_bytes() {
+        assert!(!same_bytes("buffered", false, 0));
+    }
+
+    /// A misaligned buffer makes a file system that checks alignment (ext4, xfs) refuse the
+    /// direct write with EINVAL: the file goes on through the page cache. (tmpfs takes
+    /// `O_DIRECT` since Linux 6.6 without checking alignment, so there this is the direct path
+    /// again.)
+    #[test]
+    fn refused_direct_write_falls_back() {
+        same_bytes("misaligned", true, 1);
+    }
+
+    #[test]
+    fn missing_folder_is_named() {
+        let path = temp("no-such-folder").join("out.pcap");
+        let Err(e) = OutputFile::create(&path) else {
+            panic!("created in a missing folder");
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with(&format!("{}.partial: cannot create: ", path.display())));
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn dropped_unfinished_leaves_nothing() {
+        let path = temp("dropped");
+        let partial = PathBuf::from(format!("{}.partial", path.display()));
+        for size in [10, 2 * BUF_SIZE + 10, (BUFFERS + 2) * BUF_SIZE] {
+            let mut out = OutputFile::create(&path).expect("create");
+            assert_eq!(out.partial(), partial);
+            write_pieces(&mut out, &content(size));
+            assert!(partial.exists() && !path.exists());
+            drop(out);
+            assert!(!partial.exists() && !path.exists(), "{size} bytes");
+        }
+    }
+}
