@@ -272,10 +272,62 @@ fn put_u64(b: &mut Vec<u8>, v: u64) {
 
 fn put_f64(b: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
-        b.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+        b.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
     } else {
         b.extend_from_slice(b"null");
     }
+}
+
+/// A decision as serde_json would serialize [`DecisionJson`] (held together by the test
+/// `session_line_matches_serde`), written straight into `b`.
+fn put_decision(b: &mut Vec<u8>, d: &Decision) {
+    b.extend_from_slice(b"{\"chosen\":");
+    put_ip(b, d.chosen_addr);
+    b.extend_from_slice(b",\"figure\":");
+    // The figure names are fixed ASCII without quotes or backslashes.
+    b.push(b'"');
+    b.extend_from_slice(d.algorithm.figure().as_bytes());
+    b.extend_from_slice(b"\",\"candidates\":[");
+    for (i, e) in d.entries().iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(b"{\"member\":");
+        put_ip(b, e.addr);
+        b.extend_from_slice(b",\"figure\":");
+        if e.figure.is_nan() {
+            b.extend_from_slice(b"null");
+        } else if e.figure.is_infinite() {
+            b.extend_from_slice(b"\"inf\"");
+        } else {
+            put_f64(b, e.figure);
+        }
+        b.extend_from_slice(b",\"bound\":");
+        put_u64(b, e.bound.into());
+        b.push(b'}');
+    }
+    b.extend_from_slice(b"],\"considered\":");
+    put_u64(b, d.considered.into());
+    b.extend_from_slice(b",\"hash\":");
+    match d.hash {
+        Some(h) => {
+            use std::io::Write as _;
+            let _ = write!(b, "\"{h:016x}\"");
+        }
+        None => b.extend_from_slice(b"null"),
+    }
+    b.extend_from_slice(b",\"affinity\":\"");
+    b.extend_from_slice(d.affinity.name().as_bytes());
+    b.extend_from_slice(b"\",\"affinity_broken\":");
+    match d.affinity {
+        AffinityOutcome::Broken(r) => {
+            b.push(b'"');
+            b.extend_from_slice(r.name().as_bytes());
+            b.push(b'"');
+        }
+        _ => b.extend_from_slice(b"null"),
+    }
+    b.push(b'}');
 }
 
 /// One session record as a compact JSON object, exactly as serde_json would serialize
@@ -351,7 +403,7 @@ pub fn session_line(
             key(b, ",\"algorithm\":\"");
             key(b, d.algorithm.name());
             key(b, "\",\"decision\":");
-            let _ = serde_json::to_writer(&mut *b, &DecisionJson::from(d));
+            put_decision(b, d);
         }
         None => key(b, ",\"algorithm\":null,\"decision\":null"),
     }
@@ -363,12 +415,13 @@ const BATCH: usize = 2048;
 /// Batches at most: one filling, one being formatted, one queued.
 const BATCHES: usize = 3;
 
-/// Streams the JSON report. The replay's thread only collects the sessions that end; a
-/// formatting thread turns them into lines ([`session_line`]) and writes them, in batches of
-/// `BATCH` that come back empty for reuse, so nothing is allocated per session.
+/// Streams the JSON report. The replay's thread only collects the sessions bound (their
+/// decisions) and ended (their records); a formatting thread keeps each live session's
+/// decision until its record comes, turns the records into lines ([`session_line`]) and
+/// writes them, in batches of `BATCH` that come back empty for reuse.
 pub struct JsonReport {
-    /// Sessions ended since the last batch was handed over.
-    ended: Vec<Ended>,
+    /// Sessions bound and ended since the last batch was handed over, in order.
+    ended: Vec<Item>,
     /// `None` once finished, or once the thread has failed (its error is in `error`).
     formatter: Option<Formatter>,
     /// Virtual server names, already JSON-quoted.
@@ -376,24 +429,25 @@ pub struct JsonReport {
     error: Option<io::Error>,
     /// Pool member transitions, written with the totals.
     pool_events: Vec<PoolEvent>,
-    /// Decisions of the sessions bound now, written with their record when they end.
-    decisions: FxHashMap<u64, StoredDecision>,
     /// The `load` section, when a load report was made (see [`JsonReport::set_load`]).
     load: Option<serde_json::Value>,
 }
 
-/// A session that ended: its record and the decision that bound it.
-struct Ended {
-    record: SessionRecord,
-    decision: Option<StoredDecision>,
+/// What the formatting thread is handed, in the order it happened: a session bound (number
+/// and decision) or a session ended (its record). Batches are reused, so the decision is
+/// carried inline (boxing it would allocate per session).
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Bound(u64, Decision),
+    Ended(SessionRecord),
 }
 
 /// The formatting thread and the channels to it.
 struct Formatter {
     /// Batches to format.
-    full: Sender<Vec<Ended>>,
+    full: Sender<Vec<Item>>,
     /// Batches formatted, empty.
-    empty: Receiver<Vec<Ended>>,
+    empty: Receiver<Vec<Item>>,
     /// Batches allocated so far, the one being filled included.
     batches: usize,
     /// Tells the thread to stop (the report is being abandoned).
@@ -410,22 +464,32 @@ struct Sessions {
     /// No session written yet.
     first: bool,
     line: Vec<u8>,
+    /// Decisions of the sessions bound now, written with their record when they end.
+    decisions: FxHashMap<u64, StoredDecision>,
 }
 
 impl Sessions {
     /// Writes a batch of sessions, leaving it empty.
-    fn write(&mut self, batch: &mut Vec<Ended>) -> io::Result<()> {
-        for e in batch.drain(..) {
+    fn write(&mut self, batch: &mut Vec<Item>) -> io::Result<()> {
+        for item in batch.drain(..) {
+            let record = match item {
+                Item::Bound(number, decision) => {
+                    self.decisions
+                        .insert(number, StoredDecision::pack(&decision));
+                    continue;
+                }
+                Item::Ended(record) => record,
+            };
             let name = self
                 .names
-                .get(e.record.virtual_server)
+                .get(record.virtual_server)
                 .map_or("\"\"", String::as_str);
             self.out
                 .write_all(if self.first { b"\n    " } else { b",\n    " })?;
             self.first = false;
             self.line.clear();
-            let d = e.decision.map(|d| d.unpack());
-            session_line(&mut self.line, &e.record, name, d.as_ref());
+            let d = self.decisions.remove(&record.number).map(|d| d.unpack());
+            session_line(&mut self.line, &record, name, d.as_ref());
             self.out.write_all(&self.line)?;
         }
         Ok(())
@@ -435,8 +499,8 @@ impl Sessions {
 impl Formatter {
     /// Starts the thread, which owns `sessions` until [`Formatter::join`].
     fn start(mut sessions: Sessions) -> io::Result<Formatter> {
-        let (full_tx, full_rx) = mpsc::channel::<Vec<Ended>>();
-        let (empty_tx, empty_rx) = mpsc::channel::<Vec<Ended>>();
+        let (full_tx, full_rx) = mpsc::channel::<Vec<Item>>();
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<Item>>();
         let abandon = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&abandon);
         let handle = std::thread::Builder::new()
@@ -525,6 +589,7 @@ impl JsonReport {
             names: names.clone(),
             first: true,
             line: Vec::with_capacity(512),
+            decisions: FxHashMap::default(),
         })?;
         Ok(JsonReport {
             ended: Vec::with_capacity(BATCH),
@@ -532,7 +597,6 @@ impl JsonReport {
             names,
             error: None,
             pool_events: Vec::new(),
-            decisions: FxHashMap::default(),
             load: None,
         })
     }
@@ -703,24 +767,17 @@ impl Observer for JsonReport {
     }
 
     fn event(&mut self, event: &Event) {
-        if let Event::Bound {
-            number, decision, ..
-        } = event
-        {
-            self.decisions
-                .insert(*number, StoredDecision::pack(decision));
+        if self.error.is_some() {
+            return;
         }
-        if let Event::Ended(r) = event {
-            let decision = self.decisions.remove(&r.number);
-            if self.error.is_none() {
-                self.ended.push(Ended {
-                    record: *r,
-                    decision,
-                });
-                if self.ended.len() >= BATCH {
-                    self.hand_over();
-                }
-            }
+        match event {
+            Event::Bound {
+                number, decision, ..
+            } => self.ended.push(Item::Bound(*number, *decision)),
+            Event::Ended(r) => self.ended.push(Item::Ended(*r)),
+        }
+        if self.ended.len() >= BATCH {
+            self.hand_over();
         }
     }
 }
@@ -775,10 +832,33 @@ mod tests {
         decision.chosen_addr = [203, 0, 113, 3];
         decision.hash = Some(0xabc);
         decision.affinity = AffinityOutcome::Broken(crate::engine::AffinityBreak::Timeout);
+        let mut plain = Decision::new(crate::engine::Algorithm::RoundRobin);
+        for (i, f) in [
+            0.0,
+            -0.0,
+            0.1,
+            2.5e-5,
+            1e-7,
+            3.0,
+            123_456.789,
+            1e16,
+            1e21,
+            1e300,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            plain.push(i, [192, 0, 2, i as u8], f, i as u64 * 1000);
+        }
+        plain.chosen_addr = [192, 0, 2, 3];
+        plain.considered = 12;
+        let mut kept = plain;
+        kept.affinity = AffinityOutcome::Kept;
+        kept.hash = Some(u64::MAX);
         for name in ["web", "we\"b\\ \u{e9}"] {
             for reply in [Some(Timestamp(5)), None] {
                 r.first_reply = reply;
-                for d in [None, Some(&decision)] {
+                for d in [None, Some(&decision), Some(&plain), Some(&kept)] {
                     let mut line = Vec::new();
                     session_line(&mut line, &r, &serde_json::to_string(name).unwrap(), d);
                     let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
