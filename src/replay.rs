@@ -10,7 +10,7 @@ use crate::capture::{
     Batch, CaptureDirection, CaptureError, CaptureReader, CaptureWriter, PacketMeta,
 };
 use crate::engine::{
-    EmitKind, Engine, EngineConfig, Event, Flow, Outcome, PoolEvent, Prefetch, Verdict, View,
+    self, EmitKind, Engine, EngineConfig, Event, Flow, Outcome, PoolEvent, Prefetch, Verdict, View,
 };
 use crate::link::{self, NotIpv4, Payload};
 use crate::time::Timestamp;
@@ -176,10 +176,38 @@ struct Fate {
 #[derive(Default)]
 struct Work {
     batch: Batch,
+    /// Each packet's link header, read on the reader thread.
+    views: Vec<link::LinkView>,
+    /// Each IPv4 packet's transport checksum error as it arrived ([`engine::l4_checksum_error`]),
+    /// computed on the reader thread while the bytes are in its cache.
+    l4_errors: Vec<Option<u16>>,
     fates: Vec<Fate>,
     originals: Vec<u8>,
     extras: Vec<Extra>,
     extra_data: Vec<u8>,
+}
+
+/// What the reader thread works out of a batch before the engine sees it: each packet's link
+/// header and, for IPv4, its transport checksum error (the part of header parsing that reads
+/// every byte of the packet).
+fn prepare(work: &mut Work) {
+    let Work {
+        batch,
+        views,
+        l4_errors,
+        ..
+    } = work;
+    views.clear();
+    l4_errors.clear();
+    for i in 0..batch.packets.len() {
+        let frame = batch.bytes(i);
+        let view = link::locate(batch.packets[i].linktype, frame);
+        views.push(view);
+        l4_errors.push(match view.payload {
+            Payload::Ipv4 { offset } => engine::l4_checksum_error(&frame[offset..]),
+            _ => None,
+        });
+    }
 }
 
 /// The writer thread's outputs.
@@ -318,6 +346,7 @@ pub fn run(
                 work.extra_data.clear();
                 match reader.read_batch(&mut work.batch, BATCH_PACKETS) {
                     Ok(true) => {
+                        prepare(&mut work);
                         if full_tx.send(Ok(work)).is_err() {
                             break;
                         }
@@ -340,34 +369,24 @@ pub fn run(
             Ok(())
         });
         let mut checked_links = Vec::new();
-        let mut views: Vec<link::LinkView> = Vec::with_capacity(BATCH_PACKETS);
         let engine_result = (|| -> Result<(), ReplayError> {
             for work in full_rx.iter() {
                 let mut work = work?;
                 let Work {
                     batch,
+                    views,
+                    l4_errors,
                     fates,
                     originals,
                     extras,
                     extra_data,
                 } = &mut work;
-                views.clear();
-                views.extend(
-                    (0..batch.packets.len())
-                        .map(|i| link::locate(batch.packets[i].linktype, batch.bytes(i))),
-                );
                 for i in 0..batch.packets.len() {
+                    hint(&engine, batch, views, i + PREFETCH_LOOKUP, Prefetch::Lookup);
                     hint(
                         &engine,
                         batch,
-                        &views,
-                        i + PREFETCH_LOOKUP,
-                        Prefetch::Lookup,
-                    );
-                    hint(
-                        &engine,
-                        batch,
-                        &views,
+                        views,
                         i + PREFETCH_SESSION,
                         Prefetch::Session,
                     );
@@ -402,7 +421,11 @@ pub fn run(
                                     originals.extend_from_slice(frame);
                                     (at, frame.len() as u32)
                                 });
-                                let o = engine.handle(meta.ts, &mut frame[offset..]);
+                                let o = engine.handle_verified(
+                                    meta.ts,
+                                    &mut frame[offset..],
+                                    l4_errors[i],
+                                );
                                 if let Verdict::Held(h) = o.verdict {
                                     // The engine leaves a packet it holds untouched.
                                     let mut copy = held_spare.pop().unwrap_or_default();

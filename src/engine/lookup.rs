@@ -372,6 +372,18 @@ impl Engine {
         out
     }
 
+    /// The transport checksum error of the packet being handled, as it arrived: the figure
+    /// the caller gave [`Engine::handle_verified`], or computed now.
+    fn l4_checksum_error(&self, ip: &Ipv4, b: &[u8]) -> Option<u16> {
+        match self.given_l4_error {
+            Some(given) => {
+                debug_assert_eq!(given, ip.l4_checksum_error(b), "given checksum error");
+                given
+            }
+            None => ip.l4_checksum_error(b),
+        }
+    }
+
     /// The header rewrite every forwarded session packet gets (RFC 1631 §5, RFC 3022 §4.1):
     /// input checksum errors noted, addresses and TU ports set to `target` with incremental
     /// checksum updates, TTL decremented where the modelled router forwards.
@@ -386,7 +398,7 @@ impl Engine {
     ) {
         out.faults = ChecksumFaults {
             ip: ip.header_checksum_error(b),
-            l4: ip.l4_checksum_error(b),
+            l4: self.l4_checksum_error(ip, b),
         };
         rewrite_tuple(ip, b, l4, target);
         if self.forwards_with_ttl(flow) {
@@ -597,7 +609,7 @@ impl Engine {
         }
         let (quote_to, [src_from, src_to], [dst_from, dst_to]) = (v.quote_to, v.src, v.dst);
         out.faults.ip = ip.header_checksum_error(b);
-        out.faults.l4 = ip.l4_checksum_error(b);
+        out.faults.l4 = self.l4_checksum_error(&ip, b);
         let icmp_csum_at = ip.ihl + 2;
         let mut icmp_csum = u16::from_be_bytes([b[icmp_csum_at], b[icmp_csum_at + 1]]);
         {

@@ -130,6 +130,9 @@ pub struct Engine {
     /// Member-reported capacities, applied as capture time passes them.
     capacity_reports: Vec<CapacityReport>,
     next_capacity: usize,
+    /// While a packet given to [`Engine::handle_verified`] is processed: its transport
+    /// checksum error as the caller computed it.
+    given_l4_error: Option<Option<u16>>,
 }
 
 impl Engine {
@@ -216,6 +219,7 @@ impl Engine {
             affinity: affinity::AffinityTable::default(),
             capacity_reports,
             next_capacity: 0,
+            given_l4_error: None,
         }
     }
 
@@ -225,6 +229,27 @@ impl Engine {
     /// Packets the engine emits because of it (held fragments it releases, an ICMP time
     /// exceeded) are drained with [`Engine::poll_emitted`] before the next call.
     pub fn handle(&mut self, now: Timestamp, packet: &mut [u8]) -> Outcome {
+        self.handle_inner(now, packet, None)
+    }
+
+    /// [`Engine::handle`] for a packet whose transport checksum was already verified, by
+    /// [`l4_checksum_error`] on the same bytes (the replay does it on its reader thread, where
+    /// the bytes are still in cache). The outcome is the same as `handle`'s.
+    pub fn handle_verified(
+        &mut self,
+        now: Timestamp,
+        packet: &mut [u8],
+        l4_checksum_error: Option<u16>,
+    ) -> Outcome {
+        self.handle_inner(now, packet, Some(l4_checksum_error))
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: Timestamp,
+        packet: &mut [u8],
+        l4_error: Option<Option<u16>>,
+    ) -> Outcome {
         let now = self.advance(now);
         // A first fragment releases the later fragments that came before it: note its
         // datagram's identity as it arrived (only when something is held).
@@ -239,7 +264,9 @@ impl Engine {
                 ident: ip.ident,
             })
             .filter(|key| self.hold.holds(key));
+        self.given_l4_error = l4_error;
         let out = self.process(now, packet);
+        self.given_l4_error = None;
         if out.verdict == Verdict::Drop(DropReason::TtlExceeded) && self.icmp_time_exceeded {
             self.answer_time_exceeded(packet, &out);
         }
@@ -511,6 +538,12 @@ impl Engine {
             .as_mut()
             .expect("flow table points at a live slot")
     }
+}
+
+/// The transport checksum error of an IPv4 datagram (see [`Ipv4::l4_checksum_error`]), for
+/// [`Engine::handle_verified`]; `None` when it does not parse.
+pub fn l4_checksum_error(packet: &[u8]) -> Option<u16> {
+    Ipv4::parse(packet).ok()?.l4_checksum_error(packet)
 }
 
 /// Starts loading every cache line of `v` (a hint; see [`Engine::prefetch`]).
