@@ -152,7 +152,6 @@ pub struct DecisionJson {
 /// costs about a hundred bytes here rather than the fixed-size [`Decision`]'s four hundred.
 struct StoredDecision {
     algorithm: Algorithm,
-    chosen: u32,
     chosen_addr: [u8; 4],
     considered: u32,
     hash: Option<u64>,
@@ -164,7 +163,6 @@ impl StoredDecision {
     fn pack(d: &Decision) -> StoredDecision {
         StoredDecision {
             algorithm: d.algorithm,
-            chosen: d.chosen,
             chosen_addr: d.chosen_addr,
             considered: d.considered,
             hash: d.hash,
@@ -172,18 +170,64 @@ impl StoredDecision {
             entries: d.entries().into(),
         }
     }
+}
 
-    fn unpack(&self) -> Decision {
-        let mut d = Decision::new(self.algorithm);
-        for e in self.entries.iter() {
-            d.push(e.member as usize, e.addr, e.figure, u64::from(e.bound));
-        }
-        d.chosen = self.chosen;
-        d.chosen_addr = self.chosen_addr;
-        d.considered = self.considered;
-        d.hash = self.hash;
-        d.affinity = self.affinity;
-        d
+/// What a session line says of a decision: read from a [`Decision`] or from the form the
+/// report keeps it in until the session ends.
+pub trait DecisionFields {
+    /// The algorithm.
+    fn algorithm(&self) -> Algorithm;
+    /// The member chosen.
+    fn chosen_addr(&self) -> [u8; 4];
+    /// The candidates listed.
+    fn entries(&self) -> &[DecisionEntry];
+    /// How many members were considered.
+    fn considered(&self) -> u32;
+    /// The key's hash (hashing algorithms).
+    fn hash(&self) -> Option<u64>;
+    /// What client affinity did.
+    fn affinity(&self) -> AffinityOutcome;
+}
+
+impl DecisionFields for Decision {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+    fn chosen_addr(&self) -> [u8; 4] {
+        self.chosen_addr
+    }
+    fn entries(&self) -> &[DecisionEntry] {
+        Decision::entries(self)
+    }
+    fn considered(&self) -> u32 {
+        self.considered
+    }
+    fn hash(&self) -> Option<u64> {
+        self.hash
+    }
+    fn affinity(&self) -> AffinityOutcome {
+        self.affinity
+    }
+}
+
+impl DecisionFields for StoredDecision {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+    fn chosen_addr(&self) -> [u8; 4] {
+        self.chosen_addr
+    }
+    fn entries(&self) -> &[DecisionEntry] {
+        &self.entries
+    }
+    fn considered(&self) -> u32 {
+        self.considered
+    }
+    fn hash(&self) -> Option<u64> {
+        self.hash
+    }
+    fn affinity(&self) -> AffinityOutcome {
+        self.affinity
     }
 }
 
@@ -271,7 +315,11 @@ fn put_u64(b: &mut Vec<u8>, v: u64) {
 }
 
 fn put_f64(b: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
+    if v.fract() == 0.0 && v.is_sign_positive() && v < 1e15 {
+        // Whole figures (round-robin turns, session counts) as serde_json writes them: "3.0".
+        put_u64(b, v as u64);
+        b.extend_from_slice(b".0");
+    } else if v.is_finite() {
         b.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
     } else {
         b.extend_from_slice(b"null");
@@ -280,13 +328,13 @@ fn put_f64(b: &mut Vec<u8>, v: f64) {
 
 /// A decision as serde_json would serialize [`DecisionJson`] (held together by the test
 /// `session_line_matches_serde`), written straight into `b`.
-fn put_decision(b: &mut Vec<u8>, d: &Decision) {
+fn put_decision(b: &mut Vec<u8>, d: &(impl DecisionFields + ?Sized)) {
     b.extend_from_slice(b"{\"chosen\":");
-    put_ip(b, d.chosen_addr);
+    put_ip(b, d.chosen_addr());
     b.extend_from_slice(b",\"figure\":");
     // The figure names are fixed ASCII without quotes or backslashes.
     b.push(b'"');
-    b.extend_from_slice(d.algorithm.figure().as_bytes());
+    b.extend_from_slice(d.algorithm().figure().as_bytes());
     b.extend_from_slice(b"\",\"candidates\":[");
     for (i, e) in d.entries().iter().enumerate() {
         if i > 0 {
@@ -307,9 +355,9 @@ fn put_decision(b: &mut Vec<u8>, d: &Decision) {
         b.push(b'}');
     }
     b.extend_from_slice(b"],\"considered\":");
-    put_u64(b, d.considered.into());
+    put_u64(b, d.considered().into());
     b.extend_from_slice(b",\"hash\":");
-    match d.hash {
+    match d.hash() {
         Some(h) => {
             use std::io::Write as _;
             let _ = write!(b, "\"{h:016x}\"");
@@ -317,9 +365,9 @@ fn put_decision(b: &mut Vec<u8>, d: &Decision) {
         None => b.extend_from_slice(b"null"),
     }
     b.extend_from_slice(b",\"affinity\":\"");
-    b.extend_from_slice(d.affinity.name().as_bytes());
+    b.extend_from_slice(d.affinity().name().as_bytes());
     b.extend_from_slice(b"\",\"affinity_broken\":");
-    match d.affinity {
+    match d.affinity() {
         AffinityOutcome::Broken(r) => {
             b.push(b'"');
             b.extend_from_slice(r.name().as_bytes());
@@ -340,7 +388,7 @@ pub fn session_line(
     b: &mut Vec<u8>,
     r: &SessionRecord,
     quoted_name: &str,
-    decision: Option<&Decision>,
+    decision: Option<&(impl DecisionFields + ?Sized)>,
 ) {
     let key = |b: &mut Vec<u8>, k: &str| {
         b.extend_from_slice(k.as_bytes());
@@ -401,7 +449,7 @@ pub fn session_line(
     match decision {
         Some(d) => {
             key(b, ",\"algorithm\":\"");
-            key(b, d.algorithm.name());
+            key(b, d.algorithm().name());
             key(b, "\",\"decision\":");
             put_decision(b, d);
         }
@@ -488,7 +536,7 @@ impl Sessions {
                 .write_all(if self.first { b"\n    " } else { b",\n    " })?;
             self.first = false;
             self.line.clear();
-            let d = self.decisions.remove(&record.number).map(|d| d.unpack());
+            let d = self.decisions.remove(&record.number);
             session_line(&mut self.line, &record, name, d.as_ref());
             self.out.write_all(&self.line)?;
         }
@@ -841,6 +889,9 @@ mod tests {
             1e-7,
             3.0,
             123_456.789,
+            123_456_789.0,
+            999_999_999_999_999.0,
+            -5.0,
             1e16,
             1e21,
             1e300,
