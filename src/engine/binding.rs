@@ -166,7 +166,7 @@ impl Engine {
             self.slots.as_slice(),
         );
         let deadline = now.add(self.idle_timeout(key.protocol));
-        self.timers.push(Reverse((deadline, number, slot)));
+        self.timers.push((deadline, number, slot));
         if self.max_sessions.is_some() {
             self.idle.push(Reverse((now, number, slot)));
         }

@@ -30,6 +30,7 @@ pub mod server_pool;
 mod session;
 mod static_mapping;
 pub mod time_exceeded;
+mod timer_queue;
 pub mod tu_port;
 pub mod unbinding;
 mod virtual_server;
@@ -84,7 +85,7 @@ pub struct Engine {
     /// Session key (inbound) and reply key (outbound) → slot.
     flows: flow_table::FlowTable,
     /// Lazy timer heap: (deadline, session number, slot). See [`unbinding`].
-    timers: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
+    timers: timer_queue::TimerQueue<(Timestamp, u64, u32)>,
     /// Lazy longest-idle heap, kept only with a session-table limit: (last seen, number, slot).
     idle: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
     frags: FragmentTable,
@@ -187,7 +188,7 @@ impl Engine {
             free: Vec::new(),
             live: 0,
             flows: flow_table::FlowTable::default(),
-            timers: BinaryHeap::new(),
+            timers: timer_queue::TimerQueue::default(),
             idle: BinaryHeap::new(),
             frags: FragmentTable::new(cfg.fragment_timeout),
             hold: FragmentHold::new(HoldLimits {
@@ -524,7 +525,7 @@ impl Engine {
     pub fn bytes_per_session() -> usize {
         std::mem::size_of::<Option<Session>>()
             + 2 * flow_table::FlowTable::BYTES_PER_KEY
-            + std::mem::size_of::<Reverse<(Timestamp, u64, u32)>>()
+            + std::mem::size_of::<(Timestamp, u64, u32)>()
     }
 
     fn session(&self, slot: u32) -> &Session {

@@ -18,8 +18,6 @@ use crate::time::Timestamp;
 use crate::wire::ipv4::{Ipv4, L4};
 use crate::wire::proto;
 use crate::wire::tcp_flags::{ACK, SYN};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::Ipv4Addr;
 
 /// One outbound NAPT session.
@@ -57,7 +55,7 @@ pub(crate) struct Napt {
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
     flows: super::flow_table::FlowTable,
-    timers: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
+    timers: super::timer_queue::TimerQueue<(Timestamp, u64, u32)>,
     next: u64,
 }
 
@@ -75,7 +73,7 @@ impl Napt {
             entries: Vec::new(),
             free: Vec::new(),
             flows: super::flow_table::FlowTable::default(),
-            timers: BinaryHeap::new(),
+            timers: super::timer_queue::TimerQueue::default(),
             next: 1,
         }
     }
@@ -159,7 +157,7 @@ impl Engine {
                 e.closed = Some(now);
                 let due = now.add(self.timeouts.tcp_close_grace);
                 let number = e.number;
-                napt.timers.push(Reverse((due, number, slot)));
+                napt.timers.push((due, number, slot));
             }
         }
         let mut ip = ip;
@@ -241,7 +239,7 @@ impl Engine {
             .insert(key, slot, Flow::Outbound, napt.entries.as_slice());
         napt.flows
             .insert(reply, slot, Flow::Inbound, napt.entries.as_slice());
-        napt.timers.push(Reverse((due, number, slot)));
+        napt.timers.push((due, number, slot));
         Some(slot)
     }
 
@@ -257,7 +255,7 @@ impl Engine {
         let Some(napt) = self.napt.as_mut() else {
             return;
         };
-        while let Some(&Reverse((due, number, slot))) = napt.timers.peek() {
+        while let Some((due, number, slot)) = napt.timers.peek() {
             if due > now {
                 break;
             }
@@ -279,7 +277,7 @@ impl Engine {
             };
             if deadline > now {
                 if deadline != due {
-                    napt.timers.push(Reverse((deadline, number, slot)));
+                    napt.timers.push((deadline, number, slot));
                 }
                 continue;
             }

@@ -14,8 +14,6 @@ use super::event::{EndReason, Event, Flow, TcpState};
 use super::session::Session;
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 impl Engine {
     /// The shortest idle timeout a session of this protocol can have (for TCP, over the
@@ -59,7 +57,7 @@ impl Engine {
         let s = self.session(slot);
         let (d, _) = self.deadline(s);
         let number = s.number;
-        self.timers.push(Reverse((d, number, slot)));
+        self.timers.push((d, number, slot));
         self.compact_timers_if_stale();
     }
 
@@ -73,20 +71,19 @@ impl Engine {
         if self.timers.len() <= 2 * self.live + 4096 {
             return;
         }
-        let mut entries = std::mem::take(&mut self.timers).into_vec();
-        entries.clear();
+        let mut entries = Vec::with_capacity(self.live);
         for (slot, s) in self.slots.iter().enumerate() {
             if let Some(s) = s {
                 let (due, _) = self.deadline(s);
-                entries.push(Reverse((due, s.number, slot as u32)));
+                entries.push((due, s.number, slot as u32));
             }
         }
-        self.timers = BinaryHeap::from(entries);
+        self.timers.rebuild(entries);
     }
 
     /// Fires every timer due at or before `now`.
     pub(crate) fn expire(&mut self, now: Timestamp) {
-        while let Some(&Reverse((due, number, slot))) = self.timers.peek() {
+        while let Some((due, number, slot)) = self.timers.peek() {
             if due > now {
                 break;
             }
@@ -101,7 +98,7 @@ impl Engine {
             if deadline <= now {
                 self.unbind(slot, reason, deadline);
             } else if deadline != due {
-                self.timers.push(Reverse((deadline, number, slot)));
+                self.timers.push((deadline, number, slot));
             }
         }
         self.frags.expire(now);
