@@ -279,13 +279,16 @@ fn member_path(job: &ReplayJob, dir: &Path, addr: std::net::Ipv4Addr) -> PathBuf
     dir.join(format!("member-{addr}.{ext}"))
 }
 
+/// Hands one session event to every observer.
+fn to_observers(observers: &mut [&mut dyn Observer], ev: &Event) {
+    for ob in observers.iter_mut() {
+        ob.event(ev);
+    }
+}
+
 /// Hands the session events, then the pool events, the engine has queued to every observer.
 fn drain_events(engine: &mut Engine, observers: &mut [&mut dyn Observer]) {
-    engine.drain_events(|ev| {
-        for ob in observers.iter_mut() {
-            ob.event(ev);
-        }
-    });
+    engine.drain_events(|ev| to_observers(observers, ev));
     while let Some(ev) = engine.poll_pool_event() {
         for ob in observers.iter_mut() {
             ob.pool_event(&ev);
@@ -594,14 +597,7 @@ pub fn run(
         }
     }
     drain_events(&mut engine, observers);
-    engine.finish_sessions(
-        end,
-        Some(&mut |ev: &Event| {
-            for ob in observers.iter_mut() {
-                ob.event(ev);
-            }
-        }),
-    );
+    engine.finish_sessions(end, Some(&mut |ev: &Event| to_observers(observers, ev)));
     drain_events(&mut engine, observers);
     totals.timestamps_backwards = engine.stats().timestamps_backwards;
     totals.members = engine.members().iter().map(|m| m.addr).collect();

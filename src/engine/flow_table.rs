@@ -96,8 +96,8 @@ impl FlowTable {
         self.entries.len() - 1
     }
 
-    /// The position of `k`'s entry, if it has one.
-    fn find(&self, h: u32, k: &Tuple, keys: &(impl FlowKeys + ?Sized)) -> Option<usize> {
+    /// The position of the first entry of hash `h`'s probe run that `hit` accepts.
+    fn probe(&self, h: u32, hit: impl Fn(Entry) -> bool) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
@@ -108,11 +108,28 @@ impl FlowTable {
             if e.is_empty() {
                 return None;
             }
-            if e.hash() == h && keys.key_of(e.slot(), e.flow()) == Some(k) {
+            if hit(e) {
                 return Some(i);
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// The first empty position of hash `h`'s probe run (the table is never full).
+    fn first_empty(&self, h: u32) -> usize {
+        let mask = self.mask();
+        let mut i = self.home(h);
+        while !self.entries[i].is_empty() {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// The position of `k`'s entry, if it has one.
+    fn find(&self, h: u32, k: &Tuple, keys: &(impl FlowKeys + ?Sized)) -> Option<usize> {
+        self.probe(h, |e| {
+            e.hash() == h && keys.key_of(e.slot(), e.flow()) == Some(k)
+        })
     }
 
     /// The slot and flow `k` leads to.
@@ -128,22 +145,9 @@ impl FlowTable {
     /// `k`'s session most likely is (for prefetching only).
     #[inline]
     pub fn likely_slot(&self, k: &Tuple) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
         let h = hash(k);
-        let mask = self.mask();
-        let mut i = self.home(h);
-        loop {
-            let e = self.entries[i];
-            if e.is_empty() {
-                return None;
-            }
-            if e.hash() == h {
-                return Some(e.slot());
-            }
-            i = (i + 1) & mask;
-        }
+        self.probe(h, |e| e.hash() == h)
+            .map(|i| self.entries[i].slot())
     }
 
     /// Starts loading the cache line `k`'s lookup will read first. A hint only: it changes
@@ -167,13 +171,8 @@ impl FlowTable {
         let i = match self.find(h, &k, keys) {
             Some(i) => i,
             None => {
-                let mask = self.mask();
-                let mut i = self.home(h);
-                while !self.entries[i].is_empty() {
-                    i = (i + 1) & mask;
-                }
                 self.len += 1;
-                i
+                self.first_empty(h)
             }
         };
         self.entries[i] = Entry::new(h, slot, flow);
@@ -182,22 +181,9 @@ impl FlowTable {
     /// Removes the entry of `k` that leads to `slot` and `flow`, if there is one (a key a
     /// later session took over stays). Reads no keys: a slot has one key per flow.
     pub fn remove(&mut self, k: &Tuple, slot: u32, flow: Flow) {
-        if self.len == 0 {
-            return;
-        }
         let want = Entry::new(hash(k), slot, flow);
-        let mask = self.mask();
-        let mut i = self.home(want.hash());
-        loop {
-            let e = self.entries[i];
-            if e.is_empty() {
-                return;
-            }
-            if e == want {
-                self.remove_at(i);
-                return;
-            }
-            i = (i + 1) & mask;
+        if let Some(i) = self.probe(want.hash(), |e| e == want) {
+            self.remove_at(i);
         }
     }
 
@@ -227,12 +213,8 @@ impl FlowTable {
         let bits = (self.bits + 1).max(10);
         let old = std::mem::replace(&mut self.entries, vec![Entry::default(); 1 << bits]);
         self.bits = bits;
-        let mask = self.mask();
         for e in old.into_iter().filter(|e| !e.is_empty()) {
-            let mut i = self.home(e.hash());
-            while !self.entries[i].is_empty() {
-                i = (i + 1) & mask;
-            }
+            let i = self.first_empty(e.hash());
             self.entries[i] = e;
         }
     }

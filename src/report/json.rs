@@ -148,86 +148,61 @@ pub struct DecisionJson {
     pub affinity_broken: Option<&'static str>,
 }
 
+/// What a session line says of a decision, borrowed from a [`Decision`] or from the form the
+/// report keeps it in until the session ends.
+#[derive(Clone, Copy, Debug)]
+pub struct DecisionView<'a> {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// The member chosen.
+    pub chosen_addr: [u8; 4],
+    /// The candidates listed.
+    pub entries: &'a [DecisionEntry],
+    /// How many members were considered.
+    pub considered: u32,
+    /// The key's hash (hashing algorithms).
+    pub hash: Option<u64>,
+    /// What client affinity did.
+    pub affinity: AffinityOutcome,
+}
+
+impl<'a> From<&'a Decision> for DecisionView<'a> {
+    fn from(d: &'a Decision) -> Self {
+        DecisionView {
+            algorithm: d.algorithm,
+            chosen_addr: d.chosen_addr,
+            entries: d.entries(),
+            considered: d.considered,
+            hash: d.hash,
+            affinity: d.affinity,
+        }
+    }
+}
+
 /// A decision as kept until its session ends: only the candidates listed, so a live session
 /// costs about a hundred bytes here rather than the fixed-size [`Decision`]'s four hundred.
 struct StoredDecision {
-    algorithm: Algorithm,
-    chosen_addr: [u8; 4],
-    considered: u32,
-    hash: Option<u64>,
-    affinity: AffinityOutcome,
+    /// Everything but the candidates (`entries` empty).
+    head: DecisionView<'static>,
     entries: Box<[DecisionEntry]>,
 }
 
 impl StoredDecision {
     fn pack(d: &Decision) -> StoredDecision {
         StoredDecision {
-            algorithm: d.algorithm,
-            chosen_addr: d.chosen_addr,
-            considered: d.considered,
-            hash: d.hash,
-            affinity: d.affinity,
+            head: DecisionView {
+                entries: &[],
+                ..DecisionView::from(d)
+            },
             entries: d.entries().into(),
         }
     }
-}
 
-/// What a session line says of a decision: read from a [`Decision`] or from the form the
-/// report keeps it in until the session ends.
-pub trait DecisionFields {
-    /// The algorithm.
-    fn algorithm(&self) -> Algorithm;
-    /// The member chosen.
-    fn chosen_addr(&self) -> [u8; 4];
-    /// The candidates listed.
-    fn entries(&self) -> &[DecisionEntry];
-    /// How many members were considered.
-    fn considered(&self) -> u32;
-    /// The key's hash (hashing algorithms).
-    fn hash(&self) -> Option<u64>;
-    /// What client affinity did.
-    fn affinity(&self) -> AffinityOutcome;
-}
-
-impl DecisionFields for Decision {
-    fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-    fn chosen_addr(&self) -> [u8; 4] {
-        self.chosen_addr
-    }
-    fn entries(&self) -> &[DecisionEntry] {
-        Decision::entries(self)
-    }
-    fn considered(&self) -> u32 {
-        self.considered
-    }
-    fn hash(&self) -> Option<u64> {
-        self.hash
-    }
-    fn affinity(&self) -> AffinityOutcome {
-        self.affinity
-    }
-}
-
-impl DecisionFields for StoredDecision {
-    fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-    fn chosen_addr(&self) -> [u8; 4] {
-        self.chosen_addr
-    }
-    fn entries(&self) -> &[DecisionEntry] {
-        &self.entries
-    }
-    fn considered(&self) -> u32 {
-        self.considered
-    }
-    fn hash(&self) -> Option<u64> {
-        self.hash
-    }
-    fn affinity(&self) -> AffinityOutcome {
-        self.affinity
+    fn view(&self) -> DecisionView<'_> {
+        DecisionView {
+            entries: &self.entries,
+            ..self.head
+        }
     }
 }
 
@@ -328,15 +303,15 @@ fn put_f64(b: &mut Vec<u8>, v: f64) {
 
 /// A decision as serde_json would serialize [`DecisionJson`] (held together by the test
 /// `session_line_matches_serde`), written straight into `b`.
-fn put_decision(b: &mut Vec<u8>, d: &(impl DecisionFields + ?Sized)) {
+fn put_decision(b: &mut Vec<u8>, d: DecisionView<'_>) {
     b.extend_from_slice(b"{\"chosen\":");
-    put_ip(b, d.chosen_addr());
+    put_ip(b, d.chosen_addr);
     b.extend_from_slice(b",\"figure\":");
     // The figure names are fixed ASCII without quotes or backslashes.
     b.push(b'"');
-    b.extend_from_slice(d.algorithm().figure().as_bytes());
+    b.extend_from_slice(d.algorithm.figure().as_bytes());
     b.extend_from_slice(b"\",\"candidates\":[");
-    for (i, e) in d.entries().iter().enumerate() {
+    for (i, e) in d.entries.iter().enumerate() {
         if i > 0 {
             b.push(b',');
         }
@@ -355,9 +330,9 @@ fn put_decision(b: &mut Vec<u8>, d: &(impl DecisionFields + ?Sized)) {
         b.push(b'}');
     }
     b.extend_from_slice(b"],\"considered\":");
-    put_u64(b, d.considered().into());
+    put_u64(b, d.considered.into());
     b.extend_from_slice(b",\"hash\":");
-    match d.hash() {
+    match d.hash {
         Some(h) => {
             use std::io::Write as _;
             let _ = write!(b, "\"{h:016x}\"");
@@ -365,9 +340,9 @@ fn put_decision(b: &mut Vec<u8>, d: &(impl DecisionFields + ?Sized)) {
         None => b.extend_from_slice(b"null"),
     }
     b.extend_from_slice(b",\"affinity\":\"");
-    b.extend_from_slice(d.affinity().name().as_bytes());
+    b.extend_from_slice(d.affinity.name().as_bytes());
     b.extend_from_slice(b"\",\"affinity_broken\":");
-    match d.affinity() {
+    match d.affinity {
         AffinityOutcome::Broken(r) => {
             b.push(b'"');
             b.extend_from_slice(r.name().as_bytes());
@@ -388,7 +363,7 @@ pub fn session_line(
     b: &mut Vec<u8>,
     r: &SessionRecord,
     quoted_name: &str,
-    decision: Option<&(impl DecisionFields + ?Sized)>,
+    decision: Option<DecisionView<'_>>,
 ) {
     let key = |b: &mut Vec<u8>, k: &str| {
         b.extend_from_slice(k.as_bytes());
@@ -449,7 +424,7 @@ pub fn session_line(
     match decision {
         Some(d) => {
             key(b, ",\"algorithm\":\"");
-            key(b, d.algorithm().name());
+            key(b, d.algorithm.name());
             key(b, "\",\"decision\":");
             put_decision(b, d);
         }
@@ -537,7 +512,12 @@ impl Sessions {
             self.first = false;
             self.line.clear();
             let d = self.decisions.remove(&record.number);
-            session_line(&mut self.line, &record, name, d.as_ref());
+            session_line(
+                &mut self.line,
+                &record,
+                name,
+                d.as_ref().map(StoredDecision::view),
+            );
             self.out.write_all(&self.line)?;
         }
         Ok(())
@@ -911,7 +891,12 @@ mod tests {
                 r.first_reply = reply;
                 for d in [None, Some(&decision), Some(&plain), Some(&kept)] {
                     let mut line = Vec::new();
-                    session_line(&mut line, &r, &serde_json::to_string(name).unwrap(), d);
+                    session_line(
+                        &mut line,
+                        &r,
+                        &serde_json::to_string(name).unwrap(),
+                        d.map(DecisionView::from),
+                    );
                     let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
                     let theirs = serde_json::to_value(SessionJson::new(&r, name, d)).unwrap();
                     assert_eq!(ours, theirs);
@@ -1003,7 +988,12 @@ members = ["192.0.2.1", "192.0.2.2"]
             }
             report.event(&Event::Ended(r));
             let mut line = Vec::new();
-            session_line(&mut line, &r, "\"web\"", bound.then_some(&d));
+            session_line(
+                &mut line,
+                &r,
+                "\"web\"",
+                bound.then_some(DecisionView::from(&d)),
+            );
             expected.push_str(if n == 1 { "\n    " } else { ",\n    " });
             expected.push_str(std::str::from_utf8(&line).expect("utf-8"));
         }
