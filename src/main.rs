@@ -6,6 +6,7 @@ use lsnat::capture::PacketMeta;
 use lsnat::cli::{AuditArgs, Cli, Command, ReplayArgs, ViewArg};
 use lsnat::engine::Algorithm;
 use lsnat::engine::View;
+use lsnat::output_file::Destination;
 use lsnat::replay::{self, Disposition, Observer, ReplayJob};
 use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, load::LoadReport, table};
 use lsnat::time::Span;
@@ -199,21 +200,16 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `text` to `path` through `PATH.partial` (no partial output on failure).
+/// Writes `text` to `path` through `PATH.partial` (no partial output on failure), or in place
+/// when `path` is a device or a FIFO (see [`Destination`]).
 fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("{}: cannot create folder: {e}", dir.display()))?;
     }
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    std::fs::write(&partial, text)
-        .and_then(|_| std::fs::rename(&partial, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            anyhow::anyhow!("{}: cannot write: {e}", path.display())
-        })
+    Destination::of(path)
+        .write_whole(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", path.display(), e.error))
 }
 
 fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {

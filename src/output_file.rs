@@ -18,6 +18,11 @@
 //!
 //! A file that never fills its first buffer never starts a thread and holds one buffer; the
 //! others are allocated as the thread falls behind, up to [`BUFFERS`].
+//!
+//! Only a regular file (or a name not yet taken) is written as `PATH.partial` and renamed: an
+//! output that already exists as something else, a device such as `/dev/null` or a FIFO, is
+//! written in place ([`Destination`]); renaming over it would put a regular file where the
+//! device was, for every program on the machine.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -36,6 +41,71 @@ pub const BUFFERS: usize = 3;
 /// Alignment of buffers, direct write lengths and offsets.
 const ALIGN: usize = 4096;
 
+/// Where the bytes of an output named `PATH` go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// A regular file or a new name: written to `partial` (`PATH.partial`) and renamed over
+    /// `path` once complete, so a failed run leaves nothing under the real name. A symbolic link
+    /// is followed: the link stays and its target is replaced.
+    Replace {
+        /// The output's name (a link's target, for a symbolic link).
+        path: PathBuf,
+        /// `path` with `.partial` appended.
+        partial: PathBuf,
+    },
+    /// Something that exists and is neither a regular file nor a folder (a character or block
+    /// device, a FIFO, a socket): opened and written as it is, never renamed over or removed.
+    InPlace(PathBuf),
+}
+
+impl Destination {
+    /// Where an output named `path` is written.
+    pub fn of(path: &Path) -> Destination {
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => Destination::InPlace(path.into()),
+            _ => {
+                let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink());
+                let path = match is_link {
+                    true => std::fs::canonicalize(path).unwrap_or_else(|_| path.into()),
+                    false => path.into(),
+                };
+                let mut partial = path.as_os_str().to_owned();
+                partial.push(".partial");
+                Destination::Replace {
+                    partial: partial.into(),
+                    path,
+                }
+            }
+        }
+    }
+
+    /// Writes all of `bytes` as the whole output: through `PATH.partial` (removed again if
+    /// anything fails) or in place.
+    pub fn write_whole(&self, bytes: &[u8]) -> Result<(), OutputError> {
+        match self {
+            Destination::InPlace(path) => {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|error| OutputError::new(path, "cannot open", error))?;
+                file.write_all(bytes)
+                    .map_err(|error| OutputError::new(path, "write error", error))
+            }
+            Destination::Replace { path, partial } => std::fs::write(partial, bytes)
+                .map_err(|error| OutputError::new(partial, "write error", error))
+                .and_then(|()| {
+                    std::fs::rename(partial, path).map_err(|error| {
+                        let what = format!("cannot rename to {}", path.display());
+                        OutputError::new(partial, &what, error)
+                    })
+                })
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(partial);
+                }),
+        }
+    }
+}
+
 /// An output file that does not survive unless finished: written to `PATH.partial`, renamed to
 /// `PATH` by [`OutputFile::finish`], removed when dropped unfinished. Bytes reach the file in
 /// whole buffers; a write error shows up at a later `write` or at `finish`.
@@ -49,8 +119,11 @@ pub struct OutputFile {
     io: Io,
     /// Misalignment of new buffers, in bytes: 0, except for tests of the fallback.
     skew: usize,
-    /// Set once the partial file has been renamed; otherwise dropping removes it.
+    /// Set once the partial file has been renamed (or for a file written in place); otherwise
+    /// dropping removes the partial file.
     finished: bool,
+    /// Written in place ([`Destination::InPlace`]): `partial` is `path`, nothing is renamed.
+    in_place: bool,
 }
 
 /// Who writes full buffers.
@@ -97,8 +170,19 @@ pub struct OutputError {
     pub error: io::Error,
 }
 
+impl OutputError {
+    fn new(path: &Path, what: &str, error: io::Error) -> OutputError {
+        OutputError {
+            path: path.into(),
+            what: what.into(),
+            error,
+        }
+    }
+}
+
 impl OutputFile {
-    /// Creates `PATH.partial`, with `O_DIRECT` where the file system takes it.
+    /// Creates `PATH.partial`, with `O_DIRECT` where the file system takes it; or opens `PATH`
+    /// itself when it is a device or a FIFO ([`Destination`]).
     pub fn create(path: &Path) -> Result<Self, OutputError> {
         Self::open(path, true, 0)
     }
@@ -108,14 +192,20 @@ impl OutputFile {
         &self.partial
     }
 
-    /// Creates `PATH.partial`: direct or not, new buffers misaligned by `skew` bytes.
+    /// Creates `PATH.partial` (or opens `PATH`, see [`Destination`]): direct or not, new
+    /// buffers misaligned by `skew` bytes.
     fn open(path: &Path, direct: bool, skew: usize) -> Result<Self, OutputError> {
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
+        let (path, partial, in_place) = match Destination::of(path) {
+            Destination::Replace { path, partial } => (path, partial, false),
+            Destination::InPlace(path) => (path.clone(), path, true),
+        };
+        let direct = direct && !in_place;
         let open = |direct: bool| {
             let mut options = OpenOptions::new();
-            options.write(true).create(true).truncate(true);
+            options.write(true);
+            if !in_place {
+                options.create(true).truncate(true);
+            }
             if direct {
                 options.custom_flags(libc::O_DIRECT);
             }
@@ -125,13 +215,14 @@ impl OutputFile {
             Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => (open(false), false),
             file => (file, direct),
         };
-        let file = file.map_err(|error| OutputError {
-            path: partial.clone(),
-            what: "cannot create".into(),
-            error,
-        })?;
+        let what = if in_place {
+            "cannot open"
+        } else {
+            "cannot create"
+        };
+        let file = file.map_err(|error| OutputError::new(&partial, what, error))?;
         Ok(OutputFile {
-            path: path.into(),
+            path,
             partial,
             buf: Buffer::new(skew),
             io: Io::Inline(Sink {
@@ -140,7 +231,8 @@ impl OutputFile {
                 written: 0,
             }),
             skew,
-            finished: false,
+            finished: in_place,
+            in_place,
         })
     }
 
@@ -171,11 +263,13 @@ impl OutputFile {
             .map_err(|e| write_error(&self.partial, e))?;
         let direct = sink.direct;
         drop(sink);
-        std::fs::rename(&self.partial, &self.path).map_err(|error| OutputError {
-            path: self.partial.clone(),
-            what: format!("cannot rename to {}", self.path.display()),
-            error,
-        })?;
+        if !self.in_place {
+            std::fs::rename(&self.partial, &self.path).map_err(|error| OutputError {
+                path: self.partial.clone(),
+                what: format!("cannot rename to {}", self.path.display()),
+                error,
+            })?;
+        }
         self.finished = true;
         Ok(direct)
     }
@@ -313,18 +407,17 @@ impl OutputFile {
 }
 
 impl Drop for OutputFile {
-    /// Removes the partial file unless [`OutputFile::finish`] renamed it, after stopping the
-    /// I/O thread (what it has queued is not written).
+    /// Stops the I/O thread (what it has queued is not written), then removes the partial
+    /// file unless [`OutputFile::finish`] renamed it; a file written in place stays.
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
         if let Io::Thread(t) = std::mem::replace(&mut self.io, Io::finished()) {
             t.abandon.store(true, Ordering::Relaxed);
             drop(t.full);
             let _ = join(t.handle);
         }
-        let _ = std::fs::remove_file(&self.partial);
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.partial);
+        }
     }
 }
 
@@ -533,5 +626,67 @@ mod tests {
             drop(out);
             assert!(!partial.exists() && !path.exists(), "{size} bytes");
         }
+    }
+
+    /// A FIFO (like a device) is written in place: the reader gets every byte and the FIFO is
+    /// still a FIFO afterwards, with no `.partial` beside it.
+    #[test]
+    fn fifo_is_written_in_place() {
+        use std::ffi::CString;
+        use std::io::Read;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::FileTypeExt;
+        let path = temp("fifo");
+        let _ = std::fs::remove_file(&path);
+        let c = CString::new(path.as_os_str().as_bytes()).expect("path");
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        assert_eq!(Destination::of(&path), Destination::InPlace(path.clone()));
+        let reader_path = path.clone();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            File::open(reader_path)
+                .expect("open fifo")
+                .read_to_end(&mut got)
+                .expect("read");
+            got
+        });
+        let data = content(2 * BUF_SIZE + 4097);
+        let mut out = OutputFile::create(&path).expect("open fifo for writing");
+        assert_eq!(out.partial(), path);
+        write_pieces(&mut out, &data);
+        out.finish().expect("finish");
+        assert!(reader.join().expect("reader") == data);
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .expect("fifo")
+                .file_type()
+                .is_fifo()
+        );
+        assert!(!PathBuf::from(format!("{}.partial", path.display())).exists());
+        std::fs::remove_file(&path).expect("remove fifo");
+    }
+
+    /// A symbolic link is followed: the link stays a link, its target gets the bytes.
+    #[test]
+    fn symlink_target_is_replaced() {
+        let target = temp("link-target");
+        let link = temp("link");
+        let _ = std::fs::remove_file(&link);
+        std::fs::write(&target, b"old").expect("target");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let data = content(BUF_SIZE + 3);
+        let mut out = OutputFile::create(&link).expect("create");
+        write_pieces(&mut out, &data);
+        out.finish().expect("finish");
+        assert!(std::fs::symlink_metadata(&link).expect("link").is_symlink());
+        assert!(std::fs::read(&target).expect("target") == data);
+        Destination::of(&link)
+            .write_whole(b"whole")
+            .expect("write_whole");
+        assert!(std::fs::symlink_metadata(&link).expect("link").is_symlink());
+        assert_eq!(std::fs::read(&target).expect("target"), b"whole");
+        std::fs::remove_file(&link).expect("remove link");
+        std::fs::remove_file(&target).expect("remove target");
     }
 }

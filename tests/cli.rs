@@ -126,6 +126,52 @@ fn output_equal_to_input_is_refused_and_input_untouched() {
     assert_eq!(std::fs::read(&cap).unwrap(), before);
 }
 
+/// `--output /dev/null` is how an engineer times a replay without keeping its outputs; the
+/// outputs must go into the device, not replace it with a regular file (which broke every
+/// later `>/dev/null` on the machine). A private null device (mknod, root only) stands in for
+/// /dev/null, so a regression cannot damage the real one.
+#[test]
+fn outputs_to_a_device_are_written_into_it_not_over_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dev = tmp("null-device");
+    let _ = std::fs::remove_file(&dev);
+    let made = Command::new("mknod")
+        .args(["-m", "666", dev.to_str().unwrap(), "c", "1", "3"])
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP outputs_to_a_device: mknod needs root");
+        return;
+    }
+    let d = dev.to_str().unwrap();
+    for args in [
+        &[
+            "replay",
+            "captures/rfc2391-fig1.pcap",
+            "-o",
+            d,
+            "--json",
+            d,
+            "--golden",
+            d,
+        ][..],
+        &["audit", "captures/rfc2391-fig1.pcap", "--json", d][..],
+    ] {
+        let o = lsnat(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let kind = std::fs::symlink_metadata(&dev).unwrap().file_type();
+        assert!(
+            kind.is_char_device(),
+            "{args:?} replaced the device: {kind:?}"
+        );
+        assert!(!tmp("null-device.partial").exists(), "{args:?}");
+    }
+    std::fs::remove_file(&dev).unwrap();
+}
+
 #[test]
 fn corrupt_truncated_and_unsupported_corpus_files() {
     let Some(corpus) = common::corpus() else {
