@@ -265,6 +265,19 @@ fn hint(engine: &Engine, batch: &Batch, views: &[link::LinkView], j: usize, stag
     }
 }
 
+/// Spawns a scoped thread with a name (for profilers and `top -H`). Like `Scope::spawn`, it
+/// panics only if the system cannot start a thread at all.
+fn spawn_named<'scope, 'env, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(scope, f)
+        .unwrap_or_else(|e| panic!("cannot start the {name} thread: {e}"))
+}
+
 fn take_held(held: &mut Vec<(u64, HeldPacket)>, hold: u64) -> Option<HeldPacket> {
     let i = held.iter().position(|(h, _)| *h == hold)?;
     Some(held.remove(i).1)
@@ -341,7 +354,7 @@ pub fn run(
     let mut held: Vec<(u64, HeldPacket)> = Vec::new();
     let mut held_spare: Vec<Vec<u8>> = Vec::new();
     let result = std::thread::scope(|scope| -> Result<(), ReplayError> {
-        let reader_thread = scope.spawn(move || {
+        let reader_thread = spawn_named(scope, "lsnat-reader", move || {
             while let Ok(mut work) = empty_rx.recv() {
                 work.fates.clear();
                 work.originals.clear();
@@ -364,7 +377,7 @@ pub fn run(
             reader.warnings().to_vec()
         });
         let outputs = &mut outputs;
-        let writer_thread = scope.spawn(move || -> Result<(), CaptureError> {
+        let writer_thread = spawn_named(scope, "lsnat-writer", move || -> Result<(), CaptureError> {
             for work in done_rx.iter() {
                 outputs.write(&work)?;
                 let _ = empty_tx.send(work);
