@@ -274,6 +274,62 @@ impl OutputFile {
         Ok(direct)
     }
 
+    /// Writes the bytes `region[start..]` next, from `region` itself where it can: when the
+    /// file is written directly, `region` starts at a 4096-byte boundary and `start` equals
+    /// where the next byte falls in its block. Then the bytes still buffered are written, the
+    /// last partial block of them is copied into `region[..start]` (which the caller gives up),
+    /// and `region` goes to the disk without being copied, up to its last whole block; only
+    /// that remainder is buffered. Returns `Ok(false)`, having written nothing, when the
+    /// conditions do not hold (the caller then writes the bytes the usual way).
+    ///
+    /// The write happens on the calling thread, after the I/O thread (if any) has finished:
+    /// `region` is borrowed only for the call.
+    pub fn write_in_place(&mut self, region: &mut [u8], start: usize) -> io::Result<bool> {
+        let aligned = region.as_ptr().addr().is_multiple_of(ALIGN) && self.skew == 0;
+        if !aligned || start >= ALIGN || start > region.len() {
+            return Ok(false);
+        }
+        self.reclaim();
+        if !matches!(self.io, Io::Inline(_)) {
+            return Err(self.io_error());
+        }
+        let Io::Inline(sink) = &mut self.io else {
+            return Ok(false);
+        };
+        let pending = self.buf.len;
+        if !sink.direct || pending % ALIGN != start {
+            return Ok(false);
+        }
+        let whole = pending - start;
+        let result = sink.write(&self.buf.filled()[..whole]).and_then(|()| {
+            region[..start].copy_from_slice(&self.buf.filled()[whole..]);
+            let cut = region.len() - region.len() % ALIGN;
+            sink.write(&region[..cut])?;
+            let rest = &region[cut..];
+            self.buf.len = 0;
+            self.buf.spare()[..rest.len()].copy_from_slice(rest);
+            self.buf.len = rest.len();
+            Ok(true)
+        });
+        if let Err(e) = &result {
+            self.io = Io::Failed(e.kind(), e.to_string());
+        }
+        result
+    }
+
+    /// Takes the file back from the I/O thread, once it has written everything queued.
+    fn reclaim(&mut self) {
+        if matches!(self.io, Io::Thread(_))
+            && let Io::Thread(t) = std::mem::replace(&mut self.io, Io::finished())
+        {
+            drop(t.full);
+            self.io = match join(t.handle) {
+                Ok(sink) => Io::Inline(sink),
+                Err(e) => Io::Failed(e.kind(), e.to_string()),
+            };
+        }
+    }
+
     /// Hands the (full) buffer being filled to the I/O thread, starting it if need be, and
     /// takes an empty one.
     #[cold]
@@ -688,5 +744,58 @@ mod tests {
         assert_eq!(std::fs::read(&target).expect("target"), b"whole");
         std::fs::remove_file(&link).expect("remove link");
         std::fs::remove_file(&target).expect("remove target");
+    }
+
+    /// Pieces written in place (from aligned regions whose start matches the file position)
+    /// and pieces written the usual way, mixed, give the same bytes; a region that does not
+    /// fit is refused untouched and written the usual way. Also after the I/O thread ran.
+    #[test]
+    fn in_place_writes_give_the_same_bytes() {
+        for direct in [true, false] {
+            let path = temp(&format!("in-place-{direct}"));
+            let data = content(3 * BUF_SIZE + 12_345);
+            let mut out = OutputFile::open(&path, direct, 0).expect("create");
+            let mut region = Buffer::new(0);
+            let (mut at, mut in_place, mut refused) = (0, 0, 0);
+            let sizes = [24, 1_000_000, 70_000, 5, BUF_SIZE + 17, 4096, 333_333, 123];
+            for (k, &n) in sizes.iter().cycle().enumerate() {
+                if at == data.len() {
+                    break;
+                }
+                let piece = &data[at..(at + n).min(data.len())];
+                // Every third piece the usual way; the others offered in place, at the
+                // file position's offset in its block, or one byte off every fifth time.
+                let start = (at + usize::from(k % 5 == 4)) % ALIGN;
+                let fits = k % 3 != 0 && start + piece.len() <= BUF_SIZE;
+                let taken = fits && {
+                    let mem = &mut region.mem[region.start..region.start + start + piece.len()];
+                    mem[start..].copy_from_slice(piece);
+                    out.write_in_place(mem, start).expect("in place")
+                };
+                match taken {
+                    true => in_place += 1,
+                    false => {
+                        refused += usize::from(fits);
+                        out.write_all(piece).expect("write");
+                    }
+                }
+                at += piece.len();
+            }
+            let still_direct = out.close().expect("finish");
+            drop(out);
+            assert!(
+                std::fs::read(&path).expect("read") == data,
+                "direct {direct}"
+            );
+            if direct && still_direct {
+                assert!(
+                    in_place > 0 && refused > 0,
+                    "{in_place} in place, {refused} refused"
+                );
+            } else {
+                assert_eq!(in_place, 0, "buffered files take no region");
+            }
+            std::fs::remove_file(&path).expect("remove");
+        }
     }
 }

@@ -185,6 +185,9 @@ struct Work {
     originals: Vec<u8>,
     extras: Vec<Extra>,
     extra_data: Vec<u8>,
+    /// Set by the writer: how far the output lags behind the input after this batch, in bytes
+    /// (see [`CaptureReader::set_lag`]).
+    lag: Option<u64>,
 }
 
 /// What the reader thread works out of a batch before the engine sees it: each packet's link
@@ -218,24 +221,31 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn write(&mut self, w: &Work) -> Result<(), CaptureError> {
+    fn write(&mut self, w: &mut Work) -> Result<(), CaptureError> {
         if let Some(c) = self.capture.as_mut() {
             c.begin_batch(&w.batch)?;
         }
         for m in &mut self.members {
             m.begin_batch(&w.batch)?;
         }
+        // Every packet forwarded and nothing added: the batch goes out as a whole.
+        let whole = w.extras.is_empty() && w.fates.iter().all(|f| f.forwarded);
+        let mut capture = self.capture.as_mut();
+        if whole && let Some(c) = capture.take() {
+            self.written += c.write_all(&mut w.batch)? as u64;
+            w.lag = CaptureReader::end_offset(&w.batch).map(|end| end.wrapping_sub(c.position()));
+        }
         let mut extras = w.extras.iter().peekable();
         for (i, f) in w.fates.iter().enumerate() {
             if f.forwarded
-                && let Some(c) = self.capture.as_mut()
+                && let Some(c) = capture.as_mut()
             {
                 c.write(&w.batch, i)?;
                 self.written += 1;
             }
             while let Some(x) = extras.next_if(|x| x.after as usize == i) {
                 let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
-                if let Some(c) = self.capture.as_mut() {
+                if let Some(c) = capture.as_mut() {
                     c.write_bytes(&x.meta, bytes)?;
                     self.written += 1;
                 }
@@ -252,6 +262,9 @@ impl Outputs {
                     None => m.write(&w.batch, i)?,
                 }
             }
+        }
+        if let Some(c) = capture {
+            w.lag = CaptureReader::end_offset(&w.batch).map(|end| end.wrapping_sub(c.position()));
         }
         Ok(())
     }
@@ -356,6 +369,9 @@ pub fn run(
     let result = std::thread::scope(|scope| -> Result<(), ReplayError> {
         let reader_thread = spawn_named(scope, "lsnat-reader", move || {
             while let Ok(mut work) = empty_rx.recv() {
+                if let Some(lag) = work.lag.take() {
+                    reader.set_lag(lag);
+                }
                 work.fates.clear();
                 work.originals.clear();
                 work.extras.clear();
@@ -377,13 +393,17 @@ pub fn run(
             reader.warnings().to_vec()
         });
         let outputs = &mut outputs;
-        let writer_thread = spawn_named(scope, "lsnat-writer", move || -> Result<(), CaptureError> {
-            for work in done_rx.iter() {
-                outputs.write(&work)?;
-                let _ = empty_tx.send(work);
-            }
-            Ok(())
-        });
+        let writer_thread = spawn_named(
+            scope,
+            "lsnat-writer",
+            move || -> Result<(), CaptureError> {
+                for mut work in done_rx.iter() {
+                    outputs.write(&mut work)?;
+                    let _ = empty_tx.send(work);
+                }
+                Ok(())
+            },
+        );
         let mut checked_links = Vec::new();
         let engine_result = (|| -> Result<(), ReplayError> {
             for work in full_rx.iter() {
@@ -396,6 +416,7 @@ pub fn run(
                     originals,
                     extras,
                     extra_data,
+                    ..
                 } = &mut work;
                 for i in 0..batch.packets.len() {
                     hint(&engine, batch, views, i + PREFETCH_LOOKUP, Prefetch::Lookup);

@@ -115,6 +115,25 @@ pub struct Batch {
     /// Opaque state the writer needs that first appeared in this batch (pcapng interface
     /// descriptions, in order). Reader-owned; callers pass it through untouched.
     pub(crate) format_updates: Vec<FormatUpdate>,
+    /// For classic pcap: where the packets' records lie in `data`, as in the file.
+    pub(crate) records: Option<Records>,
+}
+
+/// The records of a classic pcap batch, read straight into [`Batch::data`]: from `start` to
+/// the end of `data`, back to back, each a 16-byte record header and the packet's bytes
+/// ([`PacketMeta::offset`] points past the header). `start` is placed so that, once the
+/// output has caught up (see `CaptureReader::set_lag`), the records sit at the same offset
+/// within a 4096-byte block as their copy in the output file, which lets the writer hand the
+/// batch's own memory to a direct write ([`CaptureWriter::write_records`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Records {
+    /// Where the first record starts in [`Batch::data`].
+    pub start: usize,
+    /// File offset of the first record.
+    pub file_offset: u64,
+    /// Every record header says what the writer would write back: no fractional-seconds
+    /// field out of range (those are normalised).
+    pub verbatim: bool,
 }
 
 impl Batch {
@@ -123,6 +142,7 @@ impl Batch {
         self.data.clear();
         self.packets.clear();
         self.format_updates.clear();
+        self.records = None;
     }
     /// The bytes of packet `i`, mutable.
     pub fn bytes_mut(&mut self, i: usize) -> (&PacketMeta, &mut [u8]) {

@@ -4,14 +4,12 @@
 //! ends early (both surface as `UnexpectedEof` from its 8 MB buffer) and costs a second copy, so
 //! records are framed here: the 16-byte header is validated before its data is waited for.
 
-use super::{Batch, CaptureDirection, CaptureError, LinkType, PacketMeta, Stop};
+use super::{Batch, CaptureDirection, CaptureError, LinkType, PacketMeta, Records, Stop};
 use crate::time::Timestamp;
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::path::Path;
 
-/// Size of the read buffer (grown for a larger record).
-const BUF_SIZE: usize = 1 << 20;
 /// Records up to this size are always accepted, whatever the snaplen says (libpcap's
 /// `MAXIMUM_SNAPLEN`).
 const MIN_CAPLEN_LIMIT: u32 = 262_144;
@@ -95,23 +93,36 @@ impl PcapHeader {
 }
 
 /// Reads the records of a pcap file whose global header has been read.
+///
+/// Records are read straight into the batch (no intermediate buffer): `read(2)` fills
+/// [`Batch::data`], the whole records in it become the batch's packets where they lie (header
+/// and all, see [`Batch::records`]), and the partial record at the end is carried over to the
+/// start of the next batch.
 pub(super) struct PcapSource {
     file: File,
     header: PcapHeader,
     /// Records with a larger captured length are corrupt.
     caplen_limit: u32,
-    buf: Vec<u8>,
-    /// Unread bytes are `buf[pos..end]`.
-    pos: usize,
-    end: usize,
-    /// File offset of `buf[0]`.
-    buf_offset: u64,
+    /// Bytes read but not yet part of a batch: the start of the next record.
+    carry: Vec<u8>,
+    /// File offset of `carry[0]`.
+    carry_offset: u64,
+    /// Mean record size so far (header included), to size reads near a packet limit.
+    mean_record: usize,
     eof: bool,
+    /// Where the next batch's first record should sit relative to a 4096-byte boundary: its
+    /// file offset less this lag (see [`PcapSource::set_lag`]).
+    lag: u64,
     /// Warnings not yet handed to the reader.
     pub warnings: Vec<String>,
     /// Whether an out-of-range fractional-seconds field has been reported.
     frac_reported: bool,
 }
+
+/// Bytes a batch reads at most (more only for a record that is larger).
+pub(super) const READ_BYTES: usize = 2 << 20;
+/// Alignment the batch's records are placed for (see [`Batch::records`]).
+pub(crate) const RECORD_ALIGN: usize = 4096;
 
 impl PcapSource {
     /// `file` is positioned just after the 24-byte global header.
@@ -120,46 +131,57 @@ impl PcapSource {
             file,
             header,
             caplen_limit: header.snaplen.clamp(MIN_CAPLEN_LIMIT, MAX_CAPLEN_LIMIT),
-            buf: vec![0; BUF_SIZE],
-            pos: 0,
-            end: 0,
-            buf_offset: 24,
+            carry: Vec::new(),
+            carry_offset: 24,
+            mean_record: 1500,
             eof: false,
+            lag: 0,
             warnings: Vec::new(),
             frac_reported: false,
         }
     }
 
-    /// Makes at least `need` unread bytes available unless the file ends first.
-    fn refill(&mut self, need: usize) -> std::io::Result<()> {
-        if self.end - self.pos >= need || self.eof {
-            return Ok(());
-        }
-        if self.buf.len() - self.pos < need {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.buf_offset += self.pos as u64;
-            self.end -= self.pos;
-            self.pos = 0;
-            if self.buf.len() < need {
-                self.buf.resize(need, 0);
-            }
-        }
-        while self.end - self.pos < need {
-            match self.file.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
+    /// Places later batches' records for an output that lags the input by `lag` bytes (the
+    /// bytes of dropped records so far): the first record of a batch sits `(offset − lag) mod
+    /// 4096` bytes past a 4096-byte boundary, where its copy in the output file will sit.
+    pub fn set_lag(&mut self, lag: u64) {
+        self.lag = lag;
+    }
+
+    /// Reads from the file into `data`'s spare capacity until it holds `limit` bytes (or is
+    /// full) or the file ends.
+    fn read_into(&mut self, data: &mut Vec<u8>, limit: usize) -> std::io::Result<()> {
+        while data.len() < limit.min(data.capacity()) && !self.eof {
+            let room = limit.min(data.capacity()) - data.len();
+            let spare = &mut data.spare_capacity_mut()[..room];
+            // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
+            // is valid for writes; exactly the `n` bytes it reports are then marked as filled.
+            let n = unsafe {
+                libc::read(
+                    std::os::unix::io::AsRawFd::as_raw_fd(&self.file),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                )
+            };
+            match n {
+                0 => self.eof = true,
+                n if n > 0 => unsafe {
+                    // SAFETY: see above; `n <= spare.len()`.
+                    data.set_len(data.len() + n as usize)
+                },
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != ErrorKind::Interrupted {
+                        return Err(e);
+                    }
                 }
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
             }
         }
         Ok(())
     }
 
-    /// Appends records to `batch` until it holds `max` packets, the file ends or a record is bad.
-    /// `next_index` is the 1-based number of the next record.
+    /// Appends records to `batch` (empty) until it holds `max` packets, the bytes read run out,
+    /// the file ends or a record is bad. `next_index` is the 1-based number of the next record.
     pub fn fill(
         &mut self,
         path: &Path,
@@ -196,77 +218,119 @@ impl PcapSource {
         } else {
             (1_000, 999_999)
         };
-        while batch.packets.len() < max && batch.data.len() < BATCH_BYTES {
-            let index = *next_index;
-            if self.end - self.pos < 16 {
-                if let Err(e) = self.refill(16) {
-                    return Stop::Failed(self.io_error(path, index, &e));
-                }
-                match self.end - self.pos {
-                    0 => return Stop::End,
-                    n if n < 16 => return Stop::Truncated(self.partial_record(index, n, 16)),
-                    _ => {}
-                }
+        // Where the records start: past the padding up to a 4096-byte boundary, and the lead
+        // that puts the first record where its output copy will sit in its block.
+        let data = &mut batch.data;
+        let want = (max.saturating_mul(self.mean_record) + 4096).min(READ_BYTES);
+        data.reserve(2 * RECORD_ALIGN + self.carry.len().max(want));
+        let pad = data.as_ptr().addr().wrapping_neg() % RECORD_ALIGN;
+        let lead = pad + (self.carry_offset.wrapping_sub(self.lag) % RECORD_ALIGN as u64) as usize;
+        data.resize(lead, 0);
+        data.extend_from_slice(&self.carry);
+        let base = self.carry_offset;
+        let file_offset = |at: usize| base + (at - lead) as u64;
+        let mut limit = data.len() + want;
+        let mut pos = lead;
+        let mut verbatim = true;
+        let mut stop = Stop::Full;
+        let mut read_error = None;
+        'frame: loop {
+            if let Err(e) = self.read_into(data, limit) {
+                read_error = Some(e);
             }
-            let h = &self.buf[self.pos..self.pos + 16];
-            let (secs, frac, caplen, orig_len) =
-                (u32_at(h, 0), u32_at(h, 4), u32_at(h, 8), u32_at(h, 12));
-            if caplen > self.caplen_limit {
-                return Stop::Failed(CaptureError::at_record(
-                    path,
-                    index,
-                    self.record_offset(),
-                    format!(
-                        "corrupt record header: captured length {caplen} (original length {orig_len}) exceeds \
-                         the limit of {} bytes (snaplen {})",
-                        self.caplen_limit, self.header.snaplen
-                    ),
-                ));
-            }
-            let need = 16 + caplen as usize;
-            if self.end - self.pos < need {
-                if let Err(e) = self.refill(need) {
-                    return Stop::Failed(self.io_error(path, index, &e));
+            while batch.packets.len() < max {
+                let index = *next_index;
+                let have = data.len() - pos;
+                if have < 16 {
+                    break;
                 }
-                let have = self.end - self.pos;
+                let h = &data[pos..pos + 16];
+                let (secs, frac, caplen, orig_len) =
+                    (u32_at(h, 0), u32_at(h, 4), u32_at(h, 8), u32_at(h, 12));
+                if caplen > self.caplen_limit {
+                    stop = Stop::Failed(CaptureError::at_record(
+                        path,
+                        index,
+                        file_offset(pos),
+                        format!(
+                            "corrupt record header: captured length {caplen} (original length {orig_len}) exceeds \
+                             the limit of {} bytes (snaplen {})",
+                            self.caplen_limit, self.header.snaplen
+                        ),
+                    ));
+                    break 'frame;
+                }
+                let need = 16 + caplen as usize;
                 if have < need {
-                    return Stop::Truncated(self.partial_record(index, have, need));
+                    if batch.packets.is_empty() && !self.eof {
+                        // A record larger than the read: make room for all of it.
+                        limit = pos + need;
+                        data.reserve(need - have);
+                        continue 'frame;
+                    }
+                    break;
                 }
+                if frac > frac_limit {
+                    verbatim = false;
+                    if !self.frac_reported {
+                        self.frac_reported = true;
+                        self.warnings.push(format!(
+                            "record {index} at byte offset {} has a fractional-seconds field of {frac} (a second or more); \
+                             such timestamps are read as that many more seconds and written back normalised",
+                            file_offset(pos)
+                        ));
+                    }
+                }
+                let Ok(offset) = u32::try_from(pos + 16) else {
+                    break;
+                };
+                batch.packets.push(PacketMeta {
+                    index,
+                    ts: Timestamp(u64::from(secs) * 1_000_000_000 + u64::from(frac) * frac_ns),
+                    interface: 0,
+                    linktype: self.header.linktype,
+                    orig_len,
+                    direction: CaptureDirection::Unknown,
+                    offset,
+                    len: caplen,
+                    epb_flags: None,
+                });
+                self.mean_record = (self.mean_record * 7 + need) / 8;
+                pos += need;
+                *next_index += 1;
             }
-            if frac > frac_limit && !self.frac_reported {
-                self.frac_reported = true;
-                self.warnings.push(format!(
-                    "record {index} at byte offset {} has a fractional-seconds field of {frac} (a second or more); \
-                     such timestamps are read as that many more seconds and written back normalised",
-                    self.record_offset()
-                ));
-            }
-            let Ok(offset) = u32::try_from(batch.data.len()) else {
-                break;
+            break;
+        }
+        // The rest is the start of the next record (or records past the packet limit).
+        self.carry.clear();
+        self.carry.extend_from_slice(&data[pos..]);
+        self.carry_offset = file_offset(pos);
+        data.truncate(pos);
+        batch.records = Some(Records {
+            start: lead,
+            file_offset: base,
+            verbatim,
+        });
+        if !matches!(stop, Stop::Full) {
+            return stop;
+        }
+        if let Some(e) = read_error {
+            return Stop::Failed(self.io_error(path, *next_index, &e));
+        }
+        if self.eof && batch.packets.len() < max {
+            return match self.carry.len() {
+                0 => Stop::End,
+                n => {
+                    let need = if n < 16 {
+                        16
+                    } else {
+                        16 + u32_at(&self.carry, 8) as usize
+                    };
+                    Stop::Truncated(self.partial_record(*next_index, n, need))
+                }
             };
-            batch
-                .data
-                .extend_from_slice(&self.buf[self.pos + 16..self.pos + need]);
-            batch.packets.push(PacketMeta {
-                index,
-                ts: Timestamp(u64::from(secs) * 1_000_000_000 + u64::from(frac) * frac_ns),
-                interface: 0,
-                linktype: self.header.linktype,
-                orig_len,
-                direction: CaptureDirection::Unknown,
-                offset,
-                len: caplen,
-                epb_flags: None,
-            });
-            self.pos += need;
-            *next_index += 1;
         }
         Stop::Full
-    }
-
-    /// File offset of the record at `pos`.
-    fn record_offset(&self) -> u64 {
-        self.buf_offset + self.pos as u64
     }
 
     /// The warning for a file that ends `have` bytes into a record of `need` bytes.
@@ -279,17 +343,12 @@ impl PcapSource {
         format!(
             "file ends inside record {index} at byte offset {} ({have} of {need} bytes of {what}); \
              the last whole record is {}",
-            self.record_offset(),
+            self.carry_offset,
             index - 1
         )
     }
 
     fn io_error(&self, path: &Path, index: u64, e: &std::io::Error) -> CaptureError {
-        CaptureError::at_record(
-            path,
-            index,
-            self.record_offset(),
-            format!("read error: {e}"),
-        )
+        CaptureError::at_record(path, index, self.carry_offset, format!("read error: {e}"))
     }
 }

@@ -155,6 +155,23 @@ impl CaptureReader {
         Ok(!batch.packets.is_empty() || !batch.format_updates.is_empty())
     }
 
+    /// Tells the reader how far the output of the batches written so far lags behind the
+    /// input, in bytes (what was dropped, less what was added; modulo 2^64): classic pcap batches then place their records where
+    /// the writer can write them without a copy ([`Batch`]'s records). A hint only: what is
+    /// read does not change.
+    pub fn set_lag(&mut self, lag: u64) {
+        if let Source::Pcap(s) = &mut self.source {
+            s.set_lag(lag);
+        }
+    }
+
+    /// Input bytes up to the end of `batch`'s last record, for a classic pcap batch (see
+    /// [`CaptureReader::set_lag`]).
+    pub fn end_offset(batch: &Batch) -> Option<u64> {
+        let r = batch.records?;
+        Some(r.file_offset + (batch.data.len() - r.start) as u64)
+    }
+
     /// Warnings gathered so far (e.g. "file ends inside record N at byte offset X").
     pub fn warnings(&self) -> &[String] {
         &self.warnings

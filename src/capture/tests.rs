@@ -158,6 +158,53 @@ fn pcap_fractional_seconds_overflow_is_read_and_reported_once() {
     );
 }
 
+/// Whole batches ([`CaptureWriter::write_all`]) give the bytes that packet-by-packet writing
+/// gives: the input again for a normal file (records as they lie, in place or copied), and a
+/// normalised timestamp where a fractional-seconds field was out of range. Batch sizes from
+/// one packet up, records large and small (one larger than a read), both byte orders.
+#[test]
+fn whole_batches_write_what_single_packets_write() {
+    let big = vec![7u8; super::pcap::READ_BYTES + 10_000];
+    let small: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| vec![i as u8; 40 + (i as usize * 37) % 1500])
+        .collect();
+    for be in [false, true] {
+        let mut records: Vec<(u32, u32, u32, &[u8])> = small
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u32, 5, d.len() as u32 + 4, &d[..]))
+            .collect();
+        records.insert(1000, (2000, 0, big.len() as u32, &big));
+        let normal = pcap(be, false, 1 << 24, 1, &records);
+        records[5].1 = 1_500_000; // out of range: written back normalised
+        let odd = pcap(be, false, 1 << 24, 1, &records);
+        for (name, bytes) in [("normal", &normal), ("odd", &odd)] {
+            let file = TempFile::new(&format!("whole-{name}-{be}.pcap"), bytes);
+            let single = TempFile::new(&format!("whole-{name}-{be}-single.pcap"), &[]);
+            let expected = copy(file.path(), single.path(), 4096);
+            if name == "normal" {
+                assert!(expected == normal, "a plain copy is the input");
+            }
+            for max in [1, 3, 1000, 4096, 1 << 20] {
+                let out = TempFile::new(&format!("whole-{name}-{be}-{max}.pcap"), &[]);
+                let mut reader = CaptureReader::open(file.path()).expect("open");
+                let mut writer =
+                    CaptureWriter::create(out.path(), reader.format()).expect("create");
+                let mut batch = Batch::default();
+                let mut n = 0;
+                while reader.read_batch(&mut batch, max).expect("read") {
+                    writer.begin_batch(&batch).expect("begin");
+                    n += writer.write_all(&mut batch).expect("write");
+                }
+                writer.finish().expect("finish");
+                assert_eq!(n, records.len(), "{name} {be} {max}");
+                let got = std::fs::read(out.path()).expect("output");
+                assert!(got == expected, "{name}, big-endian {be}, batches of {max}");
+            }
+        }
+    }
+}
+
 #[test]
 fn pcap_format_and_link_type() {
     let bytes = pcap(true, true, 1600, 101, &[]);

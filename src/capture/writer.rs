@@ -23,6 +23,8 @@ pub struct CaptureWriter {
     /// `None` only while finishing. Dropping it unfinished removes the partial file.
     out: Option<OutputFile>,
     mode: Mode,
+    /// Bytes written so far.
+    position: u64,
 }
 
 /// The output format and, for pcapng, what has been written of it.
@@ -65,6 +67,7 @@ impl CaptureWriter {
             partial: out.partial().into(),
             out: Some(out),
             mode,
+            position: 0,
         };
         if let CaptureFormat::Pcap { header, .. } = format {
             writer.put(None, header)?;
@@ -140,6 +143,43 @@ impl CaptureWriter {
         put32(&mut hdr[12..], m.orig_len, be);
         self.put(Some(m.index), &hdr)?;
         self.put(Some(m.index), data)
+    }
+
+    /// Writes every packet of `batch`, as [`CaptureWriter::write`] would one by one, and
+    /// returns how many. A classic pcap batch whose records need no change of header
+    /// ([`Records::verbatim`]) is written as it lies in the batch: straight from the batch's
+    /// memory when it sits where the output file needs it ([`OutputFile::write_in_place`];
+    /// the bytes of `batch.data` before the first record may be overwritten), else with one
+    /// copy of all its records.
+    pub fn write_all(&mut self, batch: &mut Batch) -> Result<usize, CaptureError> {
+        let records = batch.records.filter(|r| r.verbatim);
+        let (Some(r), Mode::Pcap { .. }, Some(out)) = (records, &self.mode, self.out.as_mut())
+        else {
+            for i in 0..batch.packets.len() {
+                self.write(batch, i)?;
+            }
+            return Ok(batch.packets.len());
+        };
+        let len = (batch.data.len() - r.start) as u64;
+        let pad = batch.data.as_ptr().addr().wrapping_neg() % super::pcap::RECORD_ALIGN;
+        let written = match batch.data.get_mut(pad..).filter(|_| r.start >= pad) {
+            Some(region) => out.write_in_place(region, r.start - pad),
+            None => Ok(false),
+        };
+        let first = batch.packets.first().map(|m| m.index);
+        let res = match written {
+            Ok(true) => Ok(()),
+            Ok(false) => out.write_all(&batch.data[r.start..]),
+            Err(e) => Err(e),
+        };
+        res.map_err(|e| self.error(first, format!("write error: {e}")))?;
+        self.position += len;
+        Ok(batch.packets.len())
+    }
+
+    /// Bytes written so far.
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     /// Writes an Enhanced Packet Block for interface `local` of the current section.
@@ -296,6 +336,7 @@ impl CaptureWriter {
             Some(out) => out.write_all(bytes),
             None => return Err(self.error(packet, "already finished".into())),
         };
+        self.position += bytes.len() as u64;
         res.map_err(|e| self.error(packet, format!("write error: {e}")))
     }
 
