@@ -181,26 +181,47 @@ impl<'a> From<&'a Decision> for DecisionView<'a> {
 
 /// A decision as kept until its session ends: only the candidates listed, so a live session
 /// costs about a hundred bytes here rather than the fixed-size [`Decision`]'s four hundred.
+/// Up to [`INLINE_ENTRIES`] candidates are kept inline (no allocation per session).
 struct StoredDecision {
     /// Everything but the candidates (`entries` empty).
     head: DecisionView<'static>,
-    entries: Box<[DecisionEntry]>,
+    entries: StoredEntries,
+}
+
+/// Candidates a stored decision keeps without allocating.
+const INLINE_ENTRIES: usize = 4;
+
+enum StoredEntries {
+    Inline(u8, [DecisionEntry; INLINE_ENTRIES]),
+    Boxed(Box<[DecisionEntry]>),
 }
 
 impl StoredDecision {
     fn pack(d: &Decision) -> StoredDecision {
+        let list = d.entries();
+        let entries = match list.len() {
+            n @ 0..=INLINE_ENTRIES => {
+                let mut inline = [DecisionEntry::default(); INLINE_ENTRIES];
+                inline[..n].copy_from_slice(list);
+                StoredEntries::Inline(n as u8, inline)
+            }
+            _ => StoredEntries::Boxed(list.into()),
+        };
         StoredDecision {
             head: DecisionView {
                 entries: &[],
                 ..DecisionView::from(d)
             },
-            entries: d.entries().into(),
+            entries,
         }
     }
 
     fn view(&self) -> DecisionView<'_> {
         DecisionView {
-            entries: &self.entries,
+            entries: match &self.entries {
+                StoredEntries::Inline(n, e) => &e[..usize::from(*n)],
+                StoredEntries::Boxed(e) => e,
+            },
             ..self.head
         }
     }
@@ -273,16 +294,38 @@ struct VirtualServerJson<'a> {
     members: &'a [Ipv4Addr],
 }
 
-fn put_ip(b: &mut Vec<u8>, a: [u8; 4]) {
-    let mut n = itoa::Buffer::new();
-    b.push(b'"');
-    for (i, o) in a.iter().enumerate() {
-        if i > 0 {
-            b.push(b'.');
-        }
-        b.extend_from_slice(n.format(*o).as_bytes());
+/// The decimal digits of each octet value, and how many there are.
+const OCTETS: [([u8; 3], u8); 256] = {
+    let mut t = [([0u8; 3], 0u8); 256];
+    let mut v = 0;
+    while v < 256 {
+        let (h, d, u) = ((v / 100) as u8, (v / 10 % 10) as u8, (v % 10) as u8);
+        t[v] = match v {
+            0..=9 => ([b'0' + u, 0, 0], 1),
+            10..=99 => ([b'0' + d, b'0' + u, 0], 2),
+            _ => ([b'0' + h, b'0' + d, b'0' + u], 3),
+        };
+        v += 1;
     }
-    b.push(b'"');
+    t
+};
+
+/// An IPv4 address as a JSON string, dotted quad (a dozen of them per session line).
+fn put_ip(b: &mut Vec<u8>, a: [u8; 4]) {
+    let mut s = [0u8; 17];
+    s[0] = b'"';
+    let mut n = 1;
+    for (i, o) in a.into_iter().enumerate() {
+        if i > 0 {
+            s[n] = b'.';
+            n += 1;
+        }
+        let (digits, len) = OCTETS[usize::from(o)];
+        s[n..n + 3].copy_from_slice(&digits);
+        n += usize::from(len);
+    }
+    s[n] = b'"';
+    b.extend_from_slice(&s[..=n]);
 }
 
 fn put_u64(b: &mut Vec<u8>, v: u64) {
@@ -816,6 +859,21 @@ mod tests {
     use crate::engine::{EndReason, History};
     use crate::time::Timestamp;
     use std::path::PathBuf;
+
+    /// Every octet value, in every position, as `Ipv4Addr` displays it.
+    #[test]
+    fn put_ip_writes_dotted_quads() {
+        for v in 0..=255u8 {
+            for a in [[v, 0, 0, 0], [1, v, 22, 255], [10, 200, 7, v], [v, v, v, v]] {
+                let mut b = b"x".to_vec();
+                put_ip(&mut b, a);
+                assert_eq!(
+                    b,
+                    format!("x\"{}\"", std::net::Ipv4Addr::from(a)).into_bytes()
+                );
+            }
+        }
+    }
 
     #[test]
     fn session_line_matches_serde() {
