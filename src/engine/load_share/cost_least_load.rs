@@ -4,7 +4,7 @@
 //! hence no further load can be assigned to that server". Figure: cost × sessions bound
 //! (infinite cost: never chosen, even with no session). Ties go to the member configured first.
 
-use super::{Candidate, LoadShare, Request, Scratch, cost_times, least};
+use super::{Candidate, LoadShare, Request, Scratch, cost_times, least_by};
 
 /// Smallest cost × bound sessions wins.
 #[derive(Debug, Default)]
@@ -17,10 +17,7 @@ impl LoadShare for CostLeastLoad {
         candidates: &[Candidate],
         out: &mut Scratch,
     ) -> Option<usize> {
-        for (f, c) in out.figures.iter_mut().zip(candidates) {
-            *f = cost_times(c.cost, c.bound as f64);
-        }
-        least(&out.figures)
+        least_by(candidates, out, |c| cost_times(c.cost, c.bound as f64))
     }
 }
 

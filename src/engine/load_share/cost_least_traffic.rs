@@ -3,7 +3,7 @@
 //! least weighted traffic load". Figure: cost × packets or bytes (configured) over the traffic
 //! window (infinite cost: never chosen). Ties go to the member configured first.
 
-use super::{Candidate, LoadShare, Request, Scratch, cost_times, least};
+use super::{Candidate, LoadShare, Request, Scratch, cost_times, least_by};
 use crate::engine::config::TrafficMeasure;
 
 /// Smallest cost × traffic wins.
@@ -17,10 +17,9 @@ impl LoadShare for CostLeastTraffic {
         candidates: &[Candidate],
         out: &mut Scratch,
     ) -> Option<usize> {
-        for (f, c) in out.figures.iter_mut().zip(candidates) {
-            *f = cost_times(c.cost, c.traffic(self.0) as f64);
-        }
-        least(&out.figures)
+        least_by(candidates, out, |c| {
+            cost_times(c.cost, c.traffic(self.0) as f64)
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Least load first (RFC 2391 §5.1 (2)): "the host with least number of sessions bound to it is
 //! selected". Figure: sessions bound. Ties go to the member configured first.
 
-use super::{Candidate, LoadShare, Request, Scratch, least};
+use super::{Candidate, LoadShare, Request, Scratch, least_by};
 
 /// Fewest bound sessions wins.
 #[derive(Debug, Default)]
@@ -14,10 +14,7 @@ impl LoadShare for LeastLoad {
         candidates: &[Candidate],
         out: &mut Scratch,
     ) -> Option<usize> {
-        for (f, c) in out.figures.iter_mut().zip(candidates) {
-            *f = c.bound as f64;
-        }
-        least(&out.figures)
+        least_by(candidates, out, |c| c.bound as f64)
     }
 }
 

@@ -3,7 +3,7 @@
 //! packets or bytes (configured) to and from the member over the sliding window kept by
 //! [`crate::engine::server_pool::TrafficWindow`]. Ties go to the member configured first.
 
-use super::{Candidate, LoadShare, Request, Scratch, least};
+use super::{Candidate, LoadShare, Request, Scratch, least_by};
 use crate::engine::config::TrafficMeasure;
 
 /// Least traffic over the window wins.
@@ -17,10 +17,7 @@ impl LoadShare for LeastTraffic {
         candidates: &[Candidate],
         out: &mut Scratch,
     ) -> Option<usize> {
-        for (f, c) in out.figures.iter_mut().zip(candidates) {
-            *f = c.traffic(self.0) as f64;
-        }
-        least(&out.figures)
+        least_by(candidates, out, |c| c.traffic(self.0) as f64)
     }
 }
 

@@ -5,7 +5,7 @@
 //! Figure: Σ session weights ÷ member weight (a member of weight 0 takes no new sessions).
 //! Ties go to the member configured first.
 
-use super::{Candidate, LoadShare, Request, Scratch, least};
+use super::{Candidate, LoadShare, Request, Scratch, least_by};
 
 /// Smallest weighted load wins.
 #[derive(Debug, Default)]
@@ -18,14 +18,10 @@ impl LoadShare for LeastWeightedLoad {
         candidates: &[Candidate],
         out: &mut Scratch,
     ) -> Option<usize> {
-        for (f, c) in out.figures.iter_mut().zip(candidates) {
-            *f = if c.weight == 0 {
-                f64::INFINITY
-            } else {
-                c.weighted_load as f64 / f64::from(c.weight)
-            };
-        }
-        least(&out.figures)
+        least_by(candidates, out, |c| match c.weight {
+            0 => f64::INFINITY,
+            w => c.weighted_load as f64 / f64::from(w),
+        })
     }
 }
 

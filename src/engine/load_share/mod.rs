@@ -127,6 +127,19 @@ pub trait LoadShare: Send {
     ) -> Option<usize>;
 }
 
+/// Writes each candidate's `figure` into `out` and picks the smallest ([`least`]): the whole of
+/// every "least figure wins" algorithm but its figure.
+pub fn least_by(
+    candidates: &[Candidate],
+    out: &mut Scratch,
+    figure: impl Fn(&Candidate) -> f64,
+) -> Option<usize> {
+    for (f, c) in out.figures.iter_mut().zip(candidates) {
+        *f = figure(c);
+    }
+    least(&out.figures)
+}
+
 /// The index of the smallest figure; ties go to the first (configured order). Infinite and NaN
 /// figures are never chosen.
 pub fn least(figures: &[f64]) -> Option<usize> {
