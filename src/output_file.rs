@@ -290,11 +290,8 @@ impl OutputFile {
             return Ok(false);
         }
         self.reclaim();
-        if !matches!(self.io, Io::Inline(_)) {
-            return Err(self.io_error());
-        }
         let Io::Inline(sink) = &mut self.io else {
-            return Ok(false);
+            return Err(self.io_error());
         };
         let pending = self.buf.len;
         if !sink.direct || pending % ALIGN != start {

@@ -233,7 +233,6 @@ impl Outputs {
         let mut capture = self.capture.as_mut();
         if whole && let Some(c) = capture.take() {
             self.written += c.write_all(&mut w.batch)? as u64;
-            w.lag = CaptureReader::end_offset(&w.batch).map(|end| end.wrapping_sub(c.position()));
         }
         let mut extras = w.extras.iter().peekable();
         for (i, f) in w.fates.iter().enumerate() {
@@ -263,8 +262,11 @@ impl Outputs {
                 }
             }
         }
-        if let Some(c) = capture {
-            w.lag = CaptureReader::end_offset(&w.batch).map(|end| end.wrapping_sub(c.position()));
+        if let Some(c) = &self.capture {
+            w.lag = w
+                .batch
+                .end_offset()
+                .map(|end| end.wrapping_sub(c.position()));
         }
         Ok(())
     }

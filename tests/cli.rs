@@ -54,7 +54,7 @@ fn replays_the_rfc_figure_1_capture_with_its_config_beside_it() {
         table.contains("172.85.0.1") && table.contains("172.85.0.3"),
         "{table}"
     );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = common::read_json(&json);
     assert_eq!(report["schema"], "lsnat-replay/1");
     let sessions = report["sessions"].as_array().unwrap();
     let find = |client: &str| sessions.iter().find(|s| s["orig_h"] == client).unwrap();
@@ -318,7 +318,7 @@ fn compare_replays_each_config_and_prints_them_side_by_side() {
         row.contains("5 (38.5%)") && row.contains("7 (53.8%)"),
         "{row}"
     );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = common::read_json(&json);
     assert_eq!(report["schema"], "lsnat-compare/1");
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
@@ -389,7 +389,7 @@ fn json_session_records_explain_each_decision() {
         "-q",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = common::read_json(&json);
     for s in report["sessions"].as_array().unwrap() {
         assert_eq!(s["algorithm"], "cost-least-load");
         let d = &s["decision"];

@@ -312,7 +312,7 @@ fn json_report_lists_the_pool_events_with_their_evidence() {
     };
     let totals = replay::run(&job, &mut [&mut json, &mut summary, &mut seen]).unwrap();
     json.finish(&summary, &totals).unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let v = common::read_json(&out);
     let events = v["pool_events"].as_array().unwrap();
     assert_eq!(events.len(), seen.pool.len());
     for (j, e) in events.iter().zip(&seen.pool) {

@@ -150,6 +150,12 @@ impl Batch {
         let (o, l) = (m.offset as usize, m.len as usize);
         (m, &mut self.data[o..o + l])
     }
+    /// For a classic pcap batch, the input file offset just past its last record (see
+    /// `CaptureReader::set_lag`).
+    pub fn end_offset(&self) -> Option<u64> {
+        let r = self.records?;
+        Some(r.file_offset + (self.data.len() - r.start) as u64)
+    }
     /// The bytes of packet `i`.
     pub fn bytes(&self, i: usize) -> &[u8] {
         let m = &self.packets[i];

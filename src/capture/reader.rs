@@ -165,13 +165,6 @@ impl CaptureReader {
         }
     }
 
-    /// Input bytes up to the end of `batch`'s last record, for a classic pcap batch (see
-    /// [`CaptureReader::set_lag`]).
-    pub fn end_offset(batch: &Batch) -> Option<u64> {
-        let r = batch.records?;
-        Some(r.file_offset + (batch.data.len() - r.start) as u64)
-    }
-
     /// Warnings gathered so far (e.g. "file ends inside record N at byte offset X").
     pub fn warnings(&self) -> &[String] {
         &self.warnings

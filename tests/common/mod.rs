@@ -14,6 +14,12 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A JSON file the tool wrote, parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// `../shared/corpus` (the public capture corpus), if present; says so when it is not.
 pub fn corpus() -> Option<PathBuf> {
     let p = root().join("../shared/corpus");
