@@ -178,9 +178,9 @@ struct Work {
     batch: Batch,
     /// Each packet's link header, read on the reader thread.
     views: Vec<link::LinkView>,
-    /// Each IPv4 packet's transport checksum error as it arrived ([`engine::l4_checksum_error`]),
-    /// computed on the reader thread while the bytes are in its cache.
-    l4_errors: Vec<Option<u16>>,
+    /// Each IPv4 packet's checksum errors as it arrived and its key's hash
+    /// ([`engine::precompute`]), computed on the reader thread while the bytes are in its cache.
+    pre: Vec<engine::Precomputed>,
     fates: Vec<Fate>,
     originals: Vec<u8>,
     extras: Vec<Extra>,
@@ -191,24 +191,21 @@ struct Work {
 }
 
 /// What the reader thread works out of a batch before the engine sees it: each packet's link
-/// header and, for IPv4, its transport checksum error (the part of header parsing that reads
-/// every byte of the packet).
+/// header and, for IPv4, its checksum errors and key hash (the part of header parsing that
+/// reads every byte of the packet, and the part the engine needs packets ahead).
 fn prepare(work: &mut Work) {
     let Work {
-        batch,
-        views,
-        l4_errors,
-        ..
+        batch, views, pre, ..
     } = work;
     views.clear();
-    l4_errors.clear();
+    pre.clear();
     for i in 0..batch.packets.len() {
         let frame = batch.bytes(i);
         let view = link::locate(batch.packets[i].linktype, frame);
         views.push(view);
-        l4_errors.push(match view.payload {
-            Payload::Ipv4 { offset } => engine::l4_checksum_error(&frame[offset..]),
-            _ => None,
+        pre.push(match view.payload {
+            Payload::Ipv4 { offset } => engine::precompute(&frame[offset..]),
+            _ => engine::Precomputed::default(),
         });
     }
 }
@@ -272,11 +269,21 @@ impl Outputs {
     }
 }
 
-/// Tells the engine of packet `j` of the batch ahead of time (see [`Engine::prefetch`]).
+/// Tells the engine of packet `j` of the batch ahead of time (see [`Engine::prefetch`]), and
+/// at the first stage starts loading the packet's headers, which the engine reads and
+/// rewrites (the reader thread wrote them, on the other core).
 #[inline]
-fn hint(engine: &Engine, batch: &Batch, views: &[link::LinkView], j: usize, stage: Prefetch) {
-    if let Some(Payload::Ipv4 { offset }) = views.get(j).map(|v| v.payload) {
-        engine.prefetch(&batch.bytes(j)[offset..], stage);
+fn hint(batch: &Batch, work: (&Engine, &[engine::Precomputed]), j: usize, stage: Prefetch) {
+    let (engine, pre) = work;
+    let Some(p) = pre.get(j) else {
+        return;
+    };
+    engine.prefetch(p, stage);
+    if stage == Prefetch::Lookup {
+        let at = batch.packets[j].offset as usize;
+        if let Some(headers) = batch.data.get(at..at + 128) {
+            engine::prefetch_bytes(headers);
+        }
     }
 }
 
@@ -413,7 +420,7 @@ pub fn run(
                 let Work {
                     batch,
                     views,
-                    l4_errors,
+                    pre,
                     fates,
                     originals,
                     extras,
@@ -421,11 +428,10 @@ pub fn run(
                     ..
                 } = &mut work;
                 for i in 0..batch.packets.len() {
-                    hint(&engine, batch, views, i + PREFETCH_LOOKUP, Prefetch::Lookup);
+                    hint(batch, (&engine, pre), i + PREFETCH_LOOKUP, Prefetch::Lookup);
                     hint(
-                        &engine,
                         batch,
-                        views,
+                        (&engine, pre),
                         i + PREFETCH_SESSION,
                         Prefetch::Session,
                     );
@@ -460,10 +466,10 @@ pub fn run(
                                     originals.extend_from_slice(frame);
                                     (at, frame.len() as u32)
                                 });
-                                let o = engine.handle_verified(
+                                let o = engine.handle_precomputed(
                                     meta.ts,
                                     &mut frame[offset..],
-                                    l4_errors[i],
+                                    &pre[i],
                                 );
                                 if let Verdict::Held(h) = o.verdict {
                                     // The engine leaves a packet it holds untouched.

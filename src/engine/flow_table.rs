@@ -65,8 +65,10 @@ impl Entry {
     }
 }
 
-/// The key's hash: a multiply-xorshift mix of its 13 bytes, upper 32 bits kept.
-fn hash(k: &Tuple) -> u32 {
+/// The key's hash: a multiply-xorshift mix of its 13 bytes, upper 32 bits kept. A fixed
+/// function of the key alone, so it may be computed ahead, on another thread
+/// ([`super::Precomputed`]).
+pub(crate) fn hash(k: &Tuple) -> u32 {
     let a = u64::from(u32::from_ne_bytes(k.src)) << 32 | u64::from(u32::from_ne_bytes(k.dst));
     let b = u64::from(k.sport) << 24 | u64::from(k.dport) << 8 | u64::from(k.protocol);
     let mut h = (a ^ 0x243f_6a88_85a3_08d3).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -141,23 +143,23 @@ impl FlowTable {
         })
     }
 
-    /// The slot of the first entry whose hash is `k`'s, without checking the key: where
-    /// `k`'s session most likely is (for prefetching only).
+    /// The slot of the first entry with hash `h` (a key's [`hash`]), without checking the
+    /// key: where that key's session most likely is (for prefetching only).
     #[inline]
-    pub fn likely_slot(&self, k: &Tuple) -> Option<u32> {
-        let h = hash(k);
+    pub fn likely_slot(&self, h: u32) -> Option<u32> {
         self.probe(h, |e| e.hash() == h)
             .map(|i| self.entries[i].slot())
     }
 
-    /// Starts loading the cache line `k`'s lookup will read first. A hint only: it changes
-    /// nothing, and does nothing on targets without a prefetch instruction.
+    /// Starts loading the cache line the lookup of a key with hash `h` will read first. A
+    /// hint only: it changes nothing, and does nothing on targets without a prefetch
+    /// instruction.
     #[inline]
-    pub fn prefetch(&self, k: &Tuple) {
+    pub fn prefetch(&self, h: u32) {
         if self.len == 0 {
             return;
         }
-        let i = self.home(hash(k));
+        let i = self.home(h);
         super::prefetch_lines(&self.entries[i]);
     }
 
@@ -310,7 +312,7 @@ mod tests {
         }
         for (k, v) in &m {
             assert_eq!(t.get(k, &slots), Some(*v));
-            assert!(t.likely_slot(k).is_some());
+            assert!(t.likely_slot(hash(k)).is_some());
         }
     }
 
@@ -346,7 +348,7 @@ mod tests {
         t.remove(&k, 0, Flow::Outbound);
         t.remove(&k, 1, Flow::Inbound);
         assert_eq!(t.get(&k, &slots), Some((0, Flow::Inbound)));
-        t.prefetch(&k);
+        t.prefetch(hash(&k));
         t.remove(&k, 0, Flow::Inbound);
         assert_eq!(t.get(&k, &slots), None);
         assert_eq!(t.len(), 0);

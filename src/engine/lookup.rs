@@ -120,7 +120,7 @@ pub(crate) fn rewrite_tuple(ip: &mut Ipv4, b: &mut [u8], l4: &L4, to: &Tuple) {
 /// alone: what [`tuple_of`] gives for a first fragment with a transport header (TCP, UDP,
 /// ICMP echo/timestamp/information/address-mask query or reply), `None` for anything else.
 /// Only [`Engine::prefetch`] uses it, so a key it gets wrong costs a wasted hint, nothing more.
-fn quick_key(b: &[u8]) -> Option<Tuple> {
+pub(crate) fn quick_key(b: &[u8]) -> Option<Tuple> {
     let (&vihl, rest) = b.split_first()?;
     let ihl = usize::from(vihl & 0x0f) * 4;
     if vihl >> 4 != 4
@@ -149,21 +149,22 @@ fn quick_key(b: &[u8]) -> Option<Tuple> {
 }
 
 impl Engine {
-    /// A hint that `packet` (starting at its IPv4 header) is coming soon: starts loading its
+    /// A hint that the packet `pre` was computed from is coming soon: starts loading its
     /// flow-table entry and, when that entry is already known, its session, so the cache
-    /// misses of several packets overlap instead of following one another. It changes no
-    /// state: calling it or not never changes what the engine does.
+    /// misses of several packets overlap instead of following one another. It reads nothing
+    /// of the packet itself, and changes no state: calling it or not never changes what the
+    /// engine does.
     #[inline]
-    pub fn prefetch(&self, packet: &[u8], stage: Prefetch) {
-        let Some(key) = quick_key(packet) else {
+    pub fn prefetch(&self, pre: &super::Precomputed, stage: Prefetch) {
+        let Some(h) = pre.key_hash else {
             return;
         };
         match stage {
-            Prefetch::Lookup => self.flows.prefetch(&key),
+            Prefetch::Lookup => self.flows.prefetch(h),
             Prefetch::Session => {
                 if let Some(s) = self
                     .flows
-                    .likely_slot(&key)
+                    .likely_slot(h)
                     .and_then(|s| self.slots.get(s as usize))
                 {
                     super::prefetch_lines(s);
@@ -373,14 +374,26 @@ impl Engine {
     }
 
     /// The transport checksum error of the packet being handled, as it arrived: the figure
-    /// the caller gave [`Engine::handle_verified`], or computed now.
+    /// the caller gave [`Engine::handle_precomputed`], or computed now.
     fn l4_checksum_error(&self, ip: &Ipv4, b: &[u8]) -> Option<u16> {
-        match self.given_l4_error {
+        match self.given {
             Some(given) => {
-                debug_assert_eq!(given, ip.l4_checksum_error(b), "given checksum error");
-                given
+                debug_assert_eq!(given.l4_error, ip.l4_checksum_error(b), "given error");
+                given.l4_error
             }
             None => ip.l4_checksum_error(b),
+        }
+    }
+
+    /// The IPv4 header checksum error of the packet being handled, as it arrived: the figure
+    /// the caller gave [`Engine::handle_precomputed`], or computed now.
+    fn ip_checksum_error(&self, ip: &Ipv4, b: &[u8]) -> u16 {
+        match self.given {
+            Some(given) => {
+                debug_assert_eq!(given.ip_error, ip.header_checksum_error(b), "given error");
+                given.ip_error
+            }
+            None => ip.header_checksum_error(b),
         }
     }
 
@@ -397,7 +410,7 @@ impl Engine {
         out: &mut Outcome,
     ) {
         out.faults = ChecksumFaults {
-            ip: ip.header_checksum_error(b),
+            ip: self.ip_checksum_error(ip, b),
             l4: self.l4_checksum_error(ip, b),
         };
         rewrite_tuple(ip, b, l4, target);
@@ -532,7 +545,7 @@ impl Engine {
         };
         let mut ip = ip;
         out.faults = ChecksumFaults {
-            ip: ip.header_checksum_error(b),
+            ip: self.ip_checksum_error(&ip, b),
             l4: None,
         };
         ipv4::set_src(&mut ip, b, new_src);
@@ -608,7 +621,7 @@ impl Engine {
             return out;
         }
         let (quote_to, [src_from, src_to], [dst_from, dst_to]) = (v.quote_to, v.src, v.dst);
-        out.faults.ip = ip.header_checksum_error(b);
+        out.faults.ip = self.ip_checksum_error(&ip, b);
         out.faults.l4 = self.l4_checksum_error(&ip, b);
         let icmp_csum_at = ip.ihl + 2;
         let mut icmp_csum = u16::from_be_bytes([b[icmp_csum_at], b[icmp_csum_at + 1]]);

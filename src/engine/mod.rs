@@ -131,9 +131,9 @@ pub struct Engine {
     /// Member-reported capacities, applied as capture time passes them.
     capacity_reports: Vec<CapacityReport>,
     next_capacity: usize,
-    /// While a packet given to [`Engine::handle_verified`] is processed: its transport
-    /// checksum error as the caller computed it.
-    given_l4_error: Option<Option<u16>>,
+    /// While a packet given to [`Engine::handle_precomputed`] is processed: what the caller
+    /// worked out of its bytes.
+    given: Option<Precomputed>,
 }
 
 impl Engine {
@@ -220,7 +220,7 @@ impl Engine {
             affinity: affinity::AffinityTable::default(),
             capacity_reports,
             next_capacity: 0,
-            given_l4_error: None,
+            given: None,
         }
     }
 
@@ -233,23 +233,23 @@ impl Engine {
         self.handle_inner(now, packet, None)
     }
 
-    /// [`Engine::handle`] for a packet whose transport checksum was already verified, by
-    /// [`l4_checksum_error`] on the same bytes (the replay does it on its reader thread, where
-    /// the bytes are still in cache). The outcome is the same as `handle`'s.
-    pub fn handle_verified(
+    /// [`Engine::handle`] for a packet whose checksums were already verified, by
+    /// [`precompute`] on the same bytes (the replay does it on its reader thread, where the
+    /// bytes are still in cache). The outcome is the same as `handle`'s.
+    pub fn handle_precomputed(
         &mut self,
         now: Timestamp,
         packet: &mut [u8],
-        l4_checksum_error: Option<u16>,
+        pre: &Precomputed,
     ) -> Outcome {
-        self.handle_inner(now, packet, Some(l4_checksum_error))
+        self.handle_inner(now, packet, Some(*pre))
     }
 
     fn handle_inner(
         &mut self,
         now: Timestamp,
         packet: &mut [u8],
-        l4_error: Option<Option<u16>>,
+        given: Option<Precomputed>,
     ) -> Outcome {
         let now = self.advance(now);
         // A first fragment releases the later fragments that came before it: note its
@@ -265,9 +265,9 @@ impl Engine {
                 ident: ip.ident,
             })
             .filter(|key| self.hold.holds(key));
-        self.given_l4_error = l4_error;
+        self.given = given;
         let out = self.process(now, packet);
-        self.given_l4_error = None;
+        self.given = None;
         if out.verdict == Verdict::Drop(DropReason::TtlExceeded) && self.icmp_time_exceeded {
             self.answer_time_exceeded(packet, &out);
         }
@@ -541,19 +541,48 @@ impl Engine {
     }
 }
 
-/// The transport checksum error of an IPv4 datagram (see [`Ipv4::l4_checksum_error`]), for
-/// [`Engine::handle_verified`]; `None` when it does not parse.
-pub fn l4_checksum_error(packet: &[u8]) -> Option<u16> {
-    Ipv4::parse(packet).ok()?.l4_checksum_error(packet)
+/// What the engine works out of a packet's bytes alone, before any state is involved: its
+/// checksum errors as it arrived and the hash of its lookup key. The parts of handling a
+/// packet that read every byte of it, or that must run a few packets ahead (the key, for
+/// [`Engine::prefetch`]), so the replay computes it on its reader thread, where the bytes are
+/// in cache ([`precompute`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Precomputed {
+    /// The IPv4 header checksum error ([`Ipv4::header_checksum_error`]).
+    ip_error: u16,
+    /// The transport checksum error ([`Ipv4::l4_checksum_error`]).
+    l4_error: Option<u16>,
+    /// The flow-table hash of the packet's lookup key, when it has one a prefetch can use.
+    key_hash: Option<u32>,
+}
+
+/// [`Precomputed`] for an IPv4 datagram (`packet` starts at its header); all empty when it
+/// does not parse (the engine drops it before reading any of it).
+pub fn precompute(packet: &[u8]) -> Precomputed {
+    let Ok(ip) = Ipv4::parse(packet) else {
+        return Precomputed::default();
+    };
+    Precomputed {
+        ip_error: ip.header_checksum_error(packet),
+        l4_error: ip.l4_checksum_error(packet),
+        key_hash: lookup::quick_key(packet).map(|k| flow_table::hash(&k)),
+    }
+}
+
+/// Starts loading every cache line of `bytes` (a packet's headers, some packets ahead of
+/// handling it): a hint, like [`Engine::prefetch`].
+#[inline]
+pub fn prefetch_bytes(bytes: &[u8]) {
+    prefetch_lines::<[u8]>(bytes);
 }
 
 /// Starts loading every cache line of `v` (a hint; see [`Engine::prefetch`]).
 #[inline]
-fn prefetch_lines<T>(v: &T) {
+fn prefetch_lines<T: ?Sized>(v: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         let p = (v as *const T).cast::<i8>();
-        for off in (0..std::mem::size_of::<T>()).step_by(64) {
+        for off in (0..std::mem::size_of_val(v)).step_by(64) {
             // SAFETY: `p + off` lies within `*v`; prefetching reads nothing observable.
             unsafe {
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.add(off));

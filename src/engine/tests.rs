@@ -578,3 +578,45 @@ fn icmp_errors_quoting_napt_sessions_are_translated_both_ways() {
         (outside, 53, ROUTER_OUT, 33000),
     );
 }
+
+#[test]
+fn precomputed_packets_are_handled_as_plain_ones() {
+    // The same packets, with a bad IP and a bad UDP checksum among them, through `handle` and
+    // through `handle_precomputed`: the same outcomes, the same bytes out.
+    let mut plain = Engine::new(config(Algorithm::RoundRobin));
+    let mut given = Engine::new(config(Algorithm::RoundRobin));
+    let mut bad_ip = udp(CLIENT, 7, VIP, 53);
+    bad_ip[10] ^= 0x11;
+    let mut bad_udp = udp(CLIENT, 8, VIP, 53);
+    bad_udp[27] ^= 0x5a;
+    let packets = [
+        tcp(CLIENT, 2745, VIP, 80, 100, 0, "S"),
+        tcp(M[0], 80, CLIENT, 2745, 900, 101, "SA"),
+        bad_ip,
+        bad_udp,
+        udp(CLIENT, 9, [198, 51, 100, 1], 53),
+    ];
+    for (i, p) in packets.iter().enumerate() {
+        let pre = super::precompute(p);
+        assert_eq!(
+            pre.key_hash,
+            lookup::quick_key(p).map(|k| super::flow_table::hash(&k))
+        );
+        let (mut a, mut b) = (p.clone(), p.clone());
+        let oa = plain.handle(t(i as u64), &mut a);
+        let ob = given.handle_precomputed(t(i as u64), &mut b, &pre);
+        assert_eq!(format!("{oa:?}"), format!("{ob:?}"), "packet {i}");
+        assert_eq!(a, b, "packet {i}");
+    }
+    let ip = Ipv4::parse(&packets[2]).unwrap();
+    assert_eq!(
+        super::precompute(&packets[2]).ip_error,
+        ip.header_checksum_error(&packets[2])
+    );
+    assert_ne!(super::precompute(&packets[2]).ip_error, 0);
+    assert_ne!(super::precompute(&packets[3]).l4_error, Some(0));
+    assert_eq!(
+        super::precompute(&[0x60, 0, 0]),
+        super::Precomputed::default()
+    );
+}
