@@ -14,6 +14,7 @@ use crate::replay::{Observer, ReplayTotals};
 use crate::wire::proto;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -310,170 +311,268 @@ const OCTETS: [([u8; 3], u8); 256] = {
     t
 };
 
-/// An IPv4 address as a JSON string, dotted quad (a dozen of them per session line).
-fn put_ip(b: &mut Vec<u8>, a: [u8; 4]) {
-    let mut s = [0u8; 17];
-    s[0] = b'"';
-    let mut n = 1;
-    for (i, o) in a.into_iter().enumerate() {
-        if i > 0 {
-            s[n] = b'.';
-            n += 1;
+/// The two decimal digits of 0 to 99.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Bytes a session line may take beyond its names, history and candidates (about 700 at
+/// most): the rest of the line's room is scratch the writers below overwrite.
+const LINE_FIXED: usize = 2048;
+/// Bytes a listed candidate may take (at most 94).
+const LINE_PER_CANDIDATE: usize = 128;
+
+/// The most bytes [`session_line`] writes for a record of virtual server `quoted_name` with
+/// `decision`.
+fn line_bound(quoted_name: &str, decision: Option<&DecisionView<'_>>) -> usize {
+    LINE_FIXED + quoted_name.len() + decision.map_or(0, |d| d.entries.len() * LINE_PER_CANDIDATE)
+}
+
+/// Writes into a buffer sized beforehand ([`line_bound`]): no capacity check per write, and
+/// numbers and addresses written with fixed-size copies whose bytes past the value are
+/// overwritten by the next write. Running past the end is a bug, caught by the slice bounds
+/// check (a panic, never a corrupt line).
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    /// Writes `s` (inlined to a fixed-size copy for a literal).
+    #[inline(always)]
+    fn put(&mut self, s: &[u8]) {
+        self.buf[self.at..self.at + s.len()].copy_from_slice(s);
+        self.at += s.len();
+    }
+
+    /// Writes `v` in decimal, as `Display` and serde_json do: four digits per division.
+    #[inline]
+    fn u64(&mut self, mut v: u64) {
+        let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
+        let d = &mut self.buf[self.at..self.at + n];
+        let pair = |x: u64| {
+            let i = x as usize * 2;
+            [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
+        };
+        let mut i = n;
+        while i > 4 {
+            let r = v % 10_000;
+            v /= 10_000;
+            d[i - 4..i - 2].copy_from_slice(&pair(r / 100));
+            d[i - 2..i].copy_from_slice(&pair(r % 100));
+            i -= 4;
         }
-        let (digits, len) = OCTETS[usize::from(o)];
-        s[n..n + 3].copy_from_slice(&digits);
-        n += usize::from(len);
+        // `v` has `i` digits left (1 to 4).
+        match i {
+            4 => {
+                d[..2].copy_from_slice(&pair(v / 100));
+                d[2..4].copy_from_slice(&pair(v % 100));
+            }
+            3 => {
+                d[0] = b'0' + (v / 100) as u8;
+                d[1..3].copy_from_slice(&pair(v % 100));
+            }
+            2 => d[..2].copy_from_slice(&pair(v)),
+            _ => d[0] = b'0' + v as u8,
+        }
+        self.at += n;
     }
-    s[n] = b'"';
-    b.extend_from_slice(&s[..=n]);
+
+    /// An IPv4 address as a JSON string, dotted quad (a dozen of them per session line).
+    #[inline]
+    fn ip(&mut self, a: [u8; 4]) {
+        let out = &mut self.buf[self.at..self.at + 17];
+        out[0] = b'"';
+        let mut n = 1;
+        for (i, o) in a.into_iter().enumerate() {
+            if i > 0 {
+                out[n] = b'.';
+                n += 1;
+            }
+            let (digits, len) = OCTETS[usize::from(o)];
+            out[n..n + 3].copy_from_slice(&digits);
+            n += usize::from(len);
+        }
+        out[n] = b'"';
+        self.at += n + 1;
+    }
+
+    /// A figure as serde_json writes an `f64` (`null` when not finite).
+    fn f64(&mut self, v: f64) {
+        if v.fract() == 0.0 && v.is_sign_positive() && v < 1e15 {
+            // Whole figures (round-robin turns, session counts) as serde_json writes them: "3.0".
+            self.u64(v as u64);
+            self.put(b".0");
+        } else if v.is_finite() {
+            self.put(zmij::Buffer::new().format_finite(v).as_bytes());
+        } else {
+            self.put(b"null");
+        }
+    }
 }
 
-fn put_u64(b: &mut Vec<u8>, v: u64) {
-    b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-fn put_f64(b: &mut Vec<u8>, v: f64) {
-    if v.fract() == 0.0 && v.is_sign_positive() && v < 1e15 {
-        // Whole figures (round-robin turns, session counts) as serde_json writes them: "3.0".
-        put_u64(b, v as u64);
-        b.extend_from_slice(b".0");
-    } else if v.is_finite() {
-        b.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
-    } else {
-        b.extend_from_slice(b"null");
-    }
+/// An IPv4 address as a JSON string, appended to `b`.
+#[cfg(test)]
+fn put_ip(b: &mut Vec<u8>, a: [u8; 4]) {
+    let start = b.len();
+    b.resize(start + 17, 0);
+    let mut c = Cursor { buf: b, at: start };
+    c.ip(a);
+    let end = c.at;
+    b.truncate(end);
 }
 
 /// A decision as serde_json would serialize [`DecisionJson`] (held together by the test
-/// `session_line_matches_serde`), written straight into `b`.
-fn put_decision(b: &mut Vec<u8>, d: DecisionView<'_>) {
-    b.extend_from_slice(b"{\"chosen\":");
-    put_ip(b, d.chosen_addr);
-    b.extend_from_slice(b",\"figure\":");
+/// `session_line_matches_serde`).
+fn put_decision(b: &mut Cursor<'_>, d: DecisionView<'_>) {
+    b.put(b"{\"chosen\":");
+    b.ip(d.chosen_addr);
+    b.put(b",\"figure\":");
     // The figure names are fixed ASCII without quotes or backslashes.
-    b.push(b'"');
-    b.extend_from_slice(d.algorithm.figure().as_bytes());
-    b.extend_from_slice(b"\",\"candidates\":[");
+    b.put(b"\"");
+    b.put(d.algorithm.figure().as_bytes());
+    b.put(b"\",\"candidates\":[");
     for (i, e) in d.entries.iter().enumerate() {
         if i > 0 {
-            b.push(b',');
+            b.put(b",");
         }
-        b.extend_from_slice(b"{\"member\":");
-        put_ip(b, e.addr);
-        b.extend_from_slice(b",\"figure\":");
+        b.put(b"{\"member\":");
+        b.ip(e.addr);
+        b.put(b",\"figure\":");
         if e.figure.is_nan() {
-            b.extend_from_slice(b"null");
+            b.put(b"null");
         } else if e.figure.is_infinite() {
-            b.extend_from_slice(b"\"inf\"");
+            b.put(b"\"inf\"");
         } else {
-            put_f64(b, e.figure);
+            b.f64(e.figure);
         }
-        b.extend_from_slice(b",\"bound\":");
-        put_u64(b, e.bound.into());
-        b.push(b'}');
+        b.put(b",\"bound\":");
+        b.u64(e.bound.into());
+        b.put(b"}");
     }
-    b.extend_from_slice(b"],\"considered\":");
-    put_u64(b, d.considered.into());
-    b.extend_from_slice(b",\"hash\":");
+    b.put(b"],\"considered\":");
+    b.u64(d.considered.into());
+    b.put(b",\"hash\":");
     match d.hash {
         Some(h) => {
-            use std::io::Write as _;
-            let _ = write!(b, "\"{h:016x}\"");
+            let mut hex = [0u8; 18];
+            hex[0] = b'"';
+            hex[17] = b'"';
+            for (i, x) in hex[1..17].iter_mut().enumerate() {
+                *x = b"0123456789abcdef"[(h >> (60 - 4 * i) & 0xf) as usize];
+            }
+            b.put(&hex);
         }
-        None => b.extend_from_slice(b"null"),
+        None => b.put(b"null"),
     }
-    b.extend_from_slice(b",\"affinity\":\"");
-    b.extend_from_slice(d.affinity.name().as_bytes());
-    b.extend_from_slice(b"\",\"affinity_broken\":");
+    b.put(b",\"affinity\":\"");
+    b.put(d.affinity.name().as_bytes());
+    b.put(b"\",\"affinity_broken\":");
     match d.affinity {
         AffinityOutcome::Broken(r) => {
-            b.push(b'"');
-            b.extend_from_slice(r.name().as_bytes());
-            b.push(b'"');
+            b.put(b"\"");
+            b.put(r.name().as_bytes());
+            b.put(b"\"");
         }
-        _ => b.extend_from_slice(b"null"),
+        _ => b.put(b"null"),
     }
-    b.push(b'}');
+    b.put(b"}");
 }
 
-/// One session record as a compact JSON object, exactly as serde_json would serialize
-/// [`SessionJson`] (the test `session_line_matches_serde` holds the two together), without its
-/// per-field string escaping: the per-session cost of the report (on its formatting thread, off
-/// the replay's).
-/// `quoted_name` is the virtual server's name already JSON-quoted. The decision (once per
-/// session, variable length) goes through serde_json into the same buffer.
+/// One session record as a compact JSON object, appended to `line`, exactly as serde_json
+/// would serialize [`SessionJson`] (the test `session_line_matches_serde` holds the two
+/// together), without its per-field string escaping: the per-session cost of the report (on
+/// its formatting thread, off the replay's).
+/// `quoted_name` is the virtual server's name already JSON-quoted.
 pub fn session_line(
-    b: &mut Vec<u8>,
+    line: &mut Vec<u8>,
     r: &SessionRecord,
     quoted_name: &str,
     decision: Option<DecisionView<'_>>,
 ) {
-    let key = |b: &mut Vec<u8>, k: &str| {
-        b.extend_from_slice(k.as_bytes());
+    let start = line.len();
+    line.resize(start + line_bound(quoted_name, decision.as_ref()), 0);
+    let mut c = Cursor {
+        buf: line,
+        at: start,
     };
-    key(b, "{\"id\":");
-    put_u64(b, r.number);
-    key(b, ",\"ts\":");
-    put_f64(b, r.first.as_secs_f64());
-    key(b, ",\"proto\":\"");
-    key(b, &proto::name(r.key.protocol));
-    key(b, "\",\"virtual_server\":");
-    key(b, quoted_name);
-    key(b, ",\"orig_h\":");
-    put_ip(b, r.key.src);
-    key(b, ",\"orig_p\":");
-    put_u64(b, r.key.sport.into());
-    key(b, ",\"resp_h\":");
-    put_ip(b, r.key.dst);
-    key(b, ",\"resp_p\":");
-    put_u64(b, r.key.dport.into());
-    key(b, ",\"member\":");
-    put_ip(b, r.translated.dst);
-    key(b, ",\"translated\":{\"src\":");
-    put_ip(b, r.translated.src);
-    key(b, ",\"src_port\":");
-    put_u64(b, r.translated.sport.into());
-    key(b, ",\"dst\":");
-    put_ip(b, r.translated.dst);
-    key(b, ",\"dst_port\":");
-    put_u64(b, r.translated.dport.into());
-    key(b, "},\"first_ts_ns\":");
-    put_u64(b, r.first.nanos());
-    key(b, ",\"last_ts_ns\":");
-    put_u64(b, r.last.nanos());
-    key(b, ",\"first_reply_ts_ns\":");
+    put_session(&mut c, r, quoted_name, decision);
+    let end = c.at;
+    line.truncate(end);
+}
+
+/// [`session_line`] into a cursor with room for [`line_bound`] bytes.
+fn put_session(
+    b: &mut Cursor<'_>,
+    r: &SessionRecord,
+    quoted_name: &str,
+    decision: Option<DecisionView<'_>>,
+) {
+    b.put(b"{\"id\":");
+    b.u64(r.number);
+    b.put(b",\"ts\":");
+    b.f64(r.first.as_secs_f64());
+    b.put(b",\"proto\":\"");
+    b.put(proto::name(r.key.protocol).as_bytes());
+    b.put(b"\",\"virtual_server\":");
+    b.put(quoted_name.as_bytes());
+    b.put(b",\"orig_h\":");
+    b.ip(r.key.src);
+    b.put(b",\"orig_p\":");
+    b.u64(r.key.sport.into());
+    b.put(b",\"resp_h\":");
+    b.ip(r.key.dst);
+    b.put(b",\"resp_p\":");
+    b.u64(r.key.dport.into());
+    b.put(b",\"member\":");
+    b.ip(r.translated.dst);
+    b.put(b",\"translated\":{\"src\":");
+    b.ip(r.translated.src);
+    b.put(b",\"src_port\":");
+    b.u64(r.translated.sport.into());
+    b.put(b",\"dst\":");
+    b.ip(r.translated.dst);
+    b.put(b",\"dst_port\":");
+    b.u64(r.translated.dport.into());
+    b.put(b"},\"first_ts_ns\":");
+    b.u64(r.first.nanos());
+    b.put(b",\"last_ts_ns\":");
+    b.u64(r.last.nanos());
+    b.put(b",\"first_reply_ts_ns\":");
     match r.first_reply {
-        Some(t) => put_u64(b, t.nanos()),
-        None => key(b, "null"),
+        Some(t) => b.u64(t.nanos()),
+        None => b.put(b"null"),
     }
-    key(b, ",\"end_ts_ns\":");
-    put_u64(b, r.ended_at.nanos());
-    key(b, ",\"duration\":");
-    put_f64(b, r.last.since(r.first).as_secs_f64());
-    key(b, ",\"orig_pkts\":");
-    put_u64(b, r.orig_packets);
-    key(b, ",\"orig_ip_bytes\":");
-    put_u64(b, r.orig_bytes);
-    key(b, ",\"resp_pkts\":");
-    put_u64(b, r.resp_packets);
-    key(b, ",\"resp_ip_bytes\":");
-    put_u64(b, r.resp_bytes);
-    key(b, ",\"history\":\"");
-    key(b, r.history.as_str());
-    key(b, "\",\"end\":\"");
-    key(b, r.end.name());
-    key(b, "\",\"checksum_faults\":");
-    put_u64(b, r.checksum_faults);
+    b.put(b",\"end_ts_ns\":");
+    b.u64(r.ended_at.nanos());
+    b.put(b",\"duration\":");
+    b.f64(r.last.since(r.first).as_secs_f64());
+    b.put(b",\"orig_pkts\":");
+    b.u64(r.orig_packets);
+    b.put(b",\"orig_ip_bytes\":");
+    b.u64(r.orig_bytes);
+    b.put(b",\"resp_pkts\":");
+    b.u64(r.resp_packets);
+    b.put(b",\"resp_ip_bytes\":");
+    b.u64(r.resp_bytes);
+    b.put(b",\"history\":\"");
+    b.put(r.history.as_str().as_bytes());
+    b.put(b"\",\"end\":\"");
+    b.put(r.end.name().as_bytes());
+    b.put(b"\",\"checksum_faults\":");
+    b.u64(r.checksum_faults);
     match decision {
         Some(d) => {
-            key(b, ",\"algorithm\":\"");
-            key(b, d.algorithm.name());
-            key(b, "\",\"decision\":");
+            b.put(b",\"algorithm\":\"");
+            b.put(d.algorithm.name().as_bytes());
+            b.put(b"\",\"decision\":");
             put_decision(b, d);
         }
-        None => key(b, ",\"algorithm\":null,\"decision\":null"),
+        None => b.put(b",\"algorithm\":null,\"decision\":null"),
     }
-    b.push(b'}');
+    b.put(b"}");
 }
 
 /// Sessions per batch handed to the formatting thread.
@@ -510,6 +609,93 @@ enum Item {
     Ended(SessionRecord),
 }
 
+/// The decisions of the sessions bound now, by session number, until their records come.
+///
+/// Sessions are numbered in binding order, so a deque indexed by number from its front's
+/// takes them with appends, and the sessions still open at the end (unbound in number
+/// order) come back in the order they went in: sequential memory both ways, where a hash
+/// map read and wrote a random line per session. A session that outlives many later ones
+/// would keep the deque long; once it holds more than twice as many slots as live decisions
+/// (plus [`Decisions::SLACK`]), its oldest entries move to a map, so memory stays in
+/// proportion to the live sessions. Each entry moves at most once.
+#[derive(Default)]
+struct Decisions {
+    /// The number of the deque's front slot.
+    base: u64,
+    ring: VecDeque<Option<StoredDecision>>,
+    /// Slots of `ring` that hold a decision.
+    in_ring: usize,
+    /// Entries moved out of the deque's front.
+    old: FxHashMap<u64, StoredDecision>,
+}
+
+impl Decisions {
+    /// Empty slots the deque may hold beyond twice its live ones before it is compacted.
+    const SLACK: usize = 1024;
+
+    fn insert(&mut self, number: u64, d: StoredDecision) {
+        if self.ring.is_empty() {
+            self.base = number;
+        }
+        let end = self.base + self.ring.len() as u64;
+        if number < end {
+            // Not in binding order (never from the engine): kept aside.
+            self.old.insert(number, d);
+            return;
+        }
+        while self.base + (self.ring.len() as u64) < number {
+            self.ring.push_back(None);
+        }
+        self.ring.push_back(Some(d));
+        self.in_ring += 1;
+        self.compact();
+    }
+
+    /// Moves the oldest decisions to the map while the deque holds more than twice as many
+    /// slots as decisions, plus slack.
+    fn compact(&mut self) {
+        if self.ring.len() > 2 * self.in_ring + Self::SLACK {
+            while self.ring.len() > self.in_ring + Self::SLACK / 2 {
+                self.pop_front();
+            }
+        }
+    }
+
+    /// Moves the front slot's decision, if any, to the map.
+    fn pop_front(&mut self) {
+        if let Some(Some(d)) = self.ring.pop_front() {
+            self.in_ring -= 1;
+            self.old.insert(self.base, d);
+        }
+        self.base += 1;
+    }
+
+    fn remove(&mut self, number: u64) -> Option<StoredDecision> {
+        let at = number.checked_sub(self.base).map(|i| i as usize);
+        let Some(slot) = at.and_then(|i| self.ring.get_mut(i)) else {
+            return self.old.remove(&number);
+        };
+        let d = slot.take();
+        if d.is_some() {
+            self.in_ring -= 1;
+        } else if let Some(d) = self.old.remove(&number) {
+            return Some(d);
+        }
+        while let Some(None) = self.ring.front() {
+            self.ring.pop_front();
+            self.base += 1;
+        }
+        self.compact();
+        d
+    }
+
+    /// Decisions kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.in_ring + self.old.len()
+    }
+}
+
 /// The formatting thread and the channels to it.
 struct Formatter {
     /// Batches to format.
@@ -533,17 +719,18 @@ struct Sessions {
     first: bool,
     line: Vec<u8>,
     /// Decisions of the sessions bound now, written with their record when they end.
-    decisions: FxHashMap<u64, StoredDecision>,
+    decisions: Decisions,
 }
 
 impl Sessions {
-    /// Writes a batch of sessions, leaving it empty.
+    /// Writes a batch of sessions, leaving it empty. The items are read where they lie (an
+    /// item is a few hundred bytes; moving each out would copy them all again).
     fn write(&mut self, batch: &mut Vec<Item>) -> io::Result<()> {
-        for item in batch.drain(..) {
+        for item in batch.iter() {
             let record = match item {
                 Item::Bound(number, decision) => {
                     self.decisions
-                        .insert(number, StoredDecision::pack(&decision));
+                        .insert(*number, StoredDecision::pack(decision));
                     continue;
                 }
                 Item::Ended(record) => record,
@@ -552,19 +739,24 @@ impl Sessions {
                 .names
                 .get(record.virtual_server)
                 .map_or("\"\"", String::as_str);
-            self.out
-                .write_all(if self.first { b"\n    " } else { b",\n    " })?;
+            let d = self.decisions.remove(record.number);
+            let d = d.as_ref().map(StoredDecision::view);
+            // The line buffer only grows, and is never cleared: the cursor overwrites it.
+            let room = 8 + line_bound(name, d.as_ref());
+            if self.line.len() < room {
+                self.line.resize(room, 0);
+            }
+            let mut c = Cursor {
+                buf: &mut self.line,
+                at: 0,
+            };
+            c.put(if self.first { b"\n    " } else { b",\n    " });
             self.first = false;
-            self.line.clear();
-            let d = self.decisions.remove(&record.number);
-            session_line(
-                &mut self.line,
-                &record,
-                name,
-                d.as_ref().map(StoredDecision::view),
-            );
-            self.out.write_all(&self.line)?;
+            put_session(&mut c, record, name, d);
+            let end = c.at;
+            self.out.write_all(&self.line[..end])?;
         }
+        batch.clear();
         Ok(())
     }
 }
@@ -662,7 +854,7 @@ impl JsonReport {
             names: names.clone(),
             first: true,
             line: Vec::with_capacity(512),
-            decisions: FxHashMap::default(),
+            decisions: Decisions::default(),
         })?;
         Ok(JsonReport {
             ended: Vec::with_capacity(BATCH),
@@ -874,6 +1066,71 @@ mod tests {
                     format!("x\"{}\"", std::net::Ipv4Addr::from(a)).into_bytes()
                 );
             }
+        }
+    }
+
+    /// The decision store against a map: the same answers, in any order of removal, and a
+    /// deque that stays within twice the live decisions (plus slack) while one session lives
+    /// through a hundred thousand others.
+    #[test]
+    fn decisions_are_kept_by_number_in_bounded_memory() {
+        let decision = |n: u64| {
+            let mut d = Decision::new(crate::engine::Algorithm::RoundRobin);
+            d.push(0, [192, 0, 2, 1], n as f64, n);
+            d.considered = n as u32;
+            StoredDecision::pack(&d)
+        };
+        let considered = |d: Option<StoredDecision>| d.map(|d| d.view().considered);
+        let mut store = Decisions::default();
+        let mut model = std::collections::BTreeMap::new();
+        let mut x = 7u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for number in 1..=100_000u64 {
+            store.insert(number, decision(number));
+            model.insert(number, number as u32);
+            // Remove a live one now and then; session 1 lives to the end.
+            if number % 3 != 0 && model.len() > 1 {
+                let r = next() % 64;
+                let victim = model.keys().rev().nth(r as usize).copied();
+                if let Some(v) = victim.filter(|&v| v != 1) {
+                    assert_eq!(considered(store.remove(v)), model.remove(&v));
+                }
+            }
+            assert!(store.ring.len() <= 2 * store.in_ring + Decisions::SLACK + 1);
+            assert_eq!(store.len(), model.len());
+        }
+        assert_eq!(considered(store.remove(5_000_000)), None);
+        for (n, c) in std::mem::take(&mut model) {
+            assert_eq!(considered(store.remove(n)), Some(c), "session {n}");
+            assert_eq!(considered(store.remove(n)), None);
+        }
+        assert_eq!(store.len(), 0);
+        assert!(store.ring.is_empty());
+    }
+
+    /// Numbers of every length, and around every power of ten, as `Display` writes them.
+    #[test]
+    fn cursor_writes_numbers_as_display() {
+        let mut values = vec![0, 1, 9, u64::MAX, u64::MAX - 1];
+        for p in 1..=19 {
+            let t = 10u64.pow(p);
+            values.extend([t - 1, t, t + 1, t + 7 * (t / 10)]);
+        }
+        for v in values {
+            let mut buf = [b'x'; 40];
+            let mut c = Cursor {
+                buf: &mut buf,
+                at: 3,
+            };
+            c.u64(v);
+            let end = c.at;
+            assert_eq!(&buf[3..end], v.to_string().as_bytes());
+            assert_eq!(&buf[..3], b"xxx");
         }
     }
 
