@@ -12,28 +12,26 @@ pub fn sum(data: &[u8]) -> u16 {
 
 /// Accumulates `data` into a partial sum of big-endian 16-bit words (fold with [`fold`]).
 ///
-/// RFC 1071 §2: the one's-complement sum is independent of byte order, and deferring the
-/// carries (§2 (C)) changes nothing, so whole 4-byte words are added as native 32-bit numbers
-/// into four 64-bit lanes (which cannot overflow below 16 GiB of data, and which the compiler
-/// turns into vector additions), the folded result is byte-swapped once to network order,
-/// and the tail (at an even offset) is added word by word.
+/// RFC 1071 §2: the one's-complement sum is independent of byte order, and the sum of
+/// 64-bit words with end-around carry (§2 (C), §4.1's "add with carry" loop) folds to the
+/// same 16 bits. So whole 8-byte words are added as native 64-bit numbers, their carries
+/// counted beside (an add and an add-with-carry per 8 bytes), the folded result is
+/// byte-swapped once to network order, and the tail (at an even offset) is added word by
+/// word.
 pub fn sum_words(data: &[u8], acc: u64) -> u64 {
-    let mut blocks = data.chunks_exact(16);
-    let mut lanes = [0u64; 4];
-    for c in &mut blocks {
-        for (lane, w) in lanes.iter_mut().zip(c.chunks_exact(4)) {
-            *lane += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
-        }
-    }
-    let mut words = blocks.remainder().chunks_exact(4);
+    let mut words = data.chunks_exact(8);
+    let (mut sum, mut carries) = (0u64, 0u64);
     for w in &mut words {
-        lanes[0] += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+        let (s, c) = sum.overflowing_add(u64::from_ne_bytes([
+            w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+        ]));
+        sum = s;
+        carries += u64::from(c);
     }
-    let native = lanes.iter().fold(0u64, |a, &l| {
-        let (s, carry) = a.overflowing_add(l);
-        s + u64::from(carry)
-    });
-    let folded = fold(native);
+    // End-around: `carries` is at most len / 8, so this adds at most one more carry.
+    let (s, c) = sum.overflowing_add(carries);
+    let folded = fold(s) as u64 + u64::from(c);
+    let folded = fold(folded);
     let mut acc = acc
         + u64::from(if cfg!(target_endian = "little") {
             folded.swap_bytes()
