@@ -248,7 +248,7 @@ bench dd "$OUT/dd.pcap" dd if="$BIG" of="$OUT/dd.pcap" bs=1M
 row "dd bs=1M (copy: the I/O floor)" "$BIG_PACKETS"
 rm -f "$OUT/dd.pcap"
 
-LSNAT_BEST="" LSNAT_RSS="" SMALL_RSS="" STEADY_NOTE=""
+LSNAT_BEST="" LSNAT_RSS="" SMALL_RSS="" STEADY_NOTE="" DIRECT_BEST="" OUT_BYTES=0
 if [[ $SKIP_LSNAT != 1 ]]; then
     log "lsnat replay: $BIG, $RUNS runs"
     replay_cmd "$BIG" "$OUT/out.pcap" "$OUT/report.json"
@@ -256,6 +256,16 @@ if [[ $SKIP_LSNAT != 1 ]]; then
     check_replay "$OUT/out.pcap" "$OUT/report.json"
     row "lsnat replay" "$BIG_PACKETS"
     LSNAT_BEST=$BEST LSNAT_RSS=$PEAK_KB
+
+    # The disk's floor for lsnat's outputs: the same number of bytes written with O_DIRECT
+    # (as lsnat writes them), from /dev/zero, in 2 MiB writes. No replay can finish sooner.
+    OUT_BYTES=$(($(stat -c %s "$OUT/out.pcap") + $(stat -c %s "$OUT/report.json")))
+    log "dd oflag=direct: $OUT_BYTES bytes (lsnat's outputs), $RUNS runs"
+    bench dd-direct "$OUT/dd-direct.out" dd if=/dev/zero of="$OUT/dd-direct.out" bs=2M \
+        count=$(((OUT_BYTES + 2097151) / 2097152)) oflag=direct
+    row "dd oflag=direct bs=2M, as many bytes as lsnat's outputs (the disk's floor)" "$BIG_PACKETS"
+    DIRECT_BEST=$BEST
+    rm -f "$OUT/dd-direct.out"
 
     log "lsnat replay: $SMALL (memory baseline), $RUNS runs"
     replay_cmd "$SMALL" "$OUT/out-small.pcap" "$OUT/report-small.json"
@@ -325,6 +335,10 @@ $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
     if [[ -n $LSNAT_BEST ]]; then
         echo "- Speed: lsnat replay is $(calc "sprintf(\"%.2f\", ($TCPREWRITE_BEST > 0 ? $TCPREWRITE_BEST : 0.005) / ($LSNAT_BEST > 0 ? $LSNAT_BEST : 0.005))")× \
 tcprewrite's packet rate on $(label "$BIG_PACKETS") packets (>1 is faster)."
+        echo "- Disk floor: writing as many bytes as lsnat's outputs \
+($(calc "sprintf(\"%.2f\", $OUT_BYTES / 1e9)") GB) with O_DIRECT takes $DIRECT_BEST s here, so no replay \
+that writes them can beat tcprewrite by more than \
+$(calc "sprintf(\"%.2f\", $TCPREWRITE_BEST / ($DIRECT_BEST > 0 ? $DIRECT_BEST : 0.005))")× on this disk."
         echo "- Memory: max RSS $(mib "$LSNAT_RSS") MiB for $(label "$BIG_PACKETS") packets vs $(mib "$SMALL_RSS") MiB \
 for $(label "$SMALL_PACKETS") (ratio $(calc "sprintf(\"%.2f\", $LSNAT_RSS / $SMALL_RSS)"); UDP/ICMP flows expire only after 60 s \
 of capture time and the synthetic capture advances about 5.5 µs per packet, so live state grows with \
