@@ -245,6 +245,9 @@ impl Engine {
 
     /// Ends NAPT sessions due by `now` (idle timeout or TCP close grace), freeing their ports.
     pub(crate) fn napt_expire(&mut self, now: Timestamp) {
+        if self.napt.is_none() {
+            return;
+        }
         let grace = self.timeouts.tcp_close_grace;
         let idle = [
             self.idle_timeout(proto::TCP),

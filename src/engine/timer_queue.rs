@@ -22,6 +22,9 @@ pub(crate) struct TimerQueue<T: Ord + Copy> {
     runs: Vec<VecDeque<T>>,
     spill: BinaryHeap<Reverse<T>>,
     len: usize,
+    /// The smallest entry and where it is (as [`TimerQueue::min_at`] finds it), kept up to
+    /// date by every change: the engine peeks once per packet and pops far less often.
+    min: Option<(T, Option<usize>)>,
 }
 
 impl<T: Ord + Copy> Default for TimerQueue<T> {
@@ -30,6 +33,7 @@ impl<T: Ord + Copy> Default for TimerQueue<T> {
             runs: Vec::new(),
             spill: BinaryHeap::new(),
             len: 0,
+            min: None,
         }
     }
 }
@@ -54,10 +58,23 @@ impl<T: Ord + Copy> TimerQueue<T> {
                 _ => {}
             }
         }
-        match best {
-            Some(i) => self.runs[i].push_back(e),
-            None if self.runs.len() < MAX_RUNS => self.runs.push(VecDeque::from([e])),
-            None => self.spill.push(Reverse(e)),
+        let at = match best {
+            Some(i) => {
+                self.runs[i].push_back(e);
+                Some(i)
+            }
+            None if self.runs.len() < MAX_RUNS => {
+                self.runs.push(VecDeque::from([e]));
+                Some(self.runs.len() - 1)
+            }
+            None => {
+                self.spill.push(Reverse(e));
+                None
+            }
+        };
+        // An entry equal to the smallest may sit anywhere: equal entries are interchangeable.
+        if self.min.is_none_or(|(m, _)| e < m) {
+            self.min = Some((e, at));
         }
     }
 
@@ -76,12 +93,12 @@ impl<T: Ord + Copy> TimerQueue<T> {
 
     /// The smallest entry.
     pub fn peek(&self) -> Option<T> {
-        self.min_at().map(|(e, _)| e)
+        self.min.map(|(e, _)| e)
     }
 
     /// Removes and returns the smallest entry.
     pub fn pop(&mut self) -> Option<T> {
-        let (e, at) = self.min_at()?;
+        let (e, at) = self.min?;
         match at {
             Some(i) => {
                 self.runs[i].pop_front();
@@ -91,6 +108,7 @@ impl<T: Ord + Copy> TimerQueue<T> {
             }
         }
         self.len -= 1;
+        self.min = self.min_at();
         Some(e)
     }
 
@@ -104,6 +122,7 @@ impl<T: Ord + Copy> TimerQueue<T> {
         self.runs.clear();
         self.spill.clear();
         self.len = 0;
+        self.min = None;
     }
 
     /// Replaces the contents with `entries` (in any order).
@@ -112,6 +131,7 @@ impl<T: Ord + Copy> TimerQueue<T> {
         self.clear();
         self.len = entries.len();
         self.runs.push(VecDeque::from(entries));
+        self.min = self.min_at();
     }
 }
 
@@ -154,6 +174,7 @@ mod tests {
                 );
                 q.push(e);
                 heap.push(Reverse(e));
+                assert_eq!(q.peek(), heap.peek().map(|r| r.0));
                 while rng(&mut s).is_multiple_of(2)
                     && let Some(Reverse(top)) = heap.peek().copied()
                     && top.0 <= now

@@ -981,7 +981,7 @@ impl JsonReport {
                 "translated_outbound": summary.translated_outbound,
                 "passed": summary.passed,
                 "dropped": summary.dropped,
-                "not_ipv4": summary.not_ipv4,
+                "not_ipv4": summary.not_ipv4(),
                 "outgoing_copies_not_replayed": summary.outgoing_copies,
                 "link_truncated": summary.link_truncated,
                 "checksum_faults": summary.checksum_faults,

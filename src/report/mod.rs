@@ -53,8 +53,8 @@ pub struct Summary {
     pub ipv4: u64,
     /// Copies of packets the capturing host sent (not replayed).
     pub outgoing_copies: u64,
-    /// Non-IPv4 packets by kind.
-    pub not_ipv4: BTreeMap<String, u64>,
+    /// Non-IPv4 packets by kind (named by [`Summary::not_ipv4`]).
+    pub not_ipv4_kinds: BTreeMap<crate::link::NotIpv4, u64>,
     /// Frames shorter than their link header.
     pub link_truncated: u64,
     /// Translated packets client → member.
@@ -99,6 +99,14 @@ pub fn session_list(sessions: &[u64], max: usize) -> String {
 }
 
 impl Summary {
+    /// Non-IPv4 packets by kind name (`arp`, `ipv6`, `ethertype-0x…`), in name order.
+    pub fn not_ipv4(&self) -> BTreeMap<String, u64> {
+        self.not_ipv4_kinds
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect()
+    }
+
     fn member(&mut self, i: usize) -> &mut MemberTotals {
         if self.members.len() <= i {
             self.members.resize(i + 1, MemberTotals::default());
@@ -155,7 +163,7 @@ impl Observer for Summary {
         self.packets += 1;
         match what {
             Disposition::OutgoingCopy => self.outgoing_copies += 1,
-            Disposition::NotIpv4(k) => *self.not_ipv4.entry(k.to_string()).or_default() += 1,
+            Disposition::NotIpv4(k) => *self.not_ipv4_kinds.entry(*k).or_default() += 1,
             Disposition::LinkTruncated => self.link_truncated += 1,
             Disposition::Engine(o) => {
                 self.ipv4 += 1;

@@ -68,7 +68,7 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
     for (r, n) in &summary.dropped {
         row(&mut p, format!("dropped: {r}"), *n);
     }
-    for (k, n) in &summary.not_ipv4 {
+    for (k, n) in &summary.not_ipv4() {
         row(&mut p, format!("not IPv4, passed: {k}"), *n);
     }
     if summary.outgoing_copies > 0 {
