@@ -311,13 +311,6 @@ const OCTETS: [([u8; 3], u8); 256] = {
     t
 };
 
-/// The two decimal digits of 0 to 99.
-const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
 /// Bytes a session line may take beyond its names, history and candidates (about 700 at
 /// most): the rest of the line's room is scratch the writers below overwrite.
 const LINE_FIXED: usize = 2048;
@@ -347,37 +340,10 @@ impl Cursor<'_> {
         self.at += s.len();
     }
 
-    /// Writes `v` in decimal, as `Display` and serde_json do: four digits per division.
+    /// Writes `v` in decimal, as `Display` and serde_json do (both use itoa).
     #[inline]
-    fn u64(&mut self, mut v: u64) {
-        let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
-        let d = &mut self.buf[self.at..self.at + n];
-        let pair = |x: u64| {
-            let i = x as usize * 2;
-            [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
-        };
-        let mut i = n;
-        while i > 4 {
-            let r = v % 10_000;
-            v /= 10_000;
-            d[i - 4..i - 2].copy_from_slice(&pair(r / 100));
-            d[i - 2..i].copy_from_slice(&pair(r % 100));
-            i -= 4;
-        }
-        // `v` has `i` digits left (1 to 4).
-        match i {
-            4 => {
-                d[..2].copy_from_slice(&pair(v / 100));
-                d[2..4].copy_from_slice(&pair(v % 100));
-            }
-            3 => {
-                d[0] = b'0' + (v / 100) as u8;
-                d[1..3].copy_from_slice(&pair(v % 100));
-            }
-            2 => d[..2].copy_from_slice(&pair(v)),
-            _ => d[0] = b'0' + v as u8,
-        }
-        self.at += n;
+    fn u64(&mut self, v: u64) {
+        self.put(itoa::Buffer::new().format(v).as_bytes());
     }
 
     /// An IPv4 address as a JSON string, dotted quad (a dozen of them per session line).
