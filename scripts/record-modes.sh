@@ -7,6 +7,8 @@
 #                             source port toward the same member (a port clash)
 #   modes-lsnat-napt          §3.2 LSNAT with NAPT: members start sessions to an outside host,
 #                             masqueraded to the router's outside address; client->VIP keeps LSNAT
+#   modes-napt-icmp           §3.2 with RFC 3022 §4.3: ICMP port unreachable from the outside host
+#                             for datagrams members sent through NAPT, translated back to them
 #   modes-static-member       §3/§4.1 member 2 statically mapped to a backup (member 3)
 #   modes-static-port         §3 member 2's telnet port only mapped to the backup
 #   modes-service-restriction §3 router-owned VIP: other ports of the VIP are dropped
@@ -308,6 +310,33 @@ TOML
     vs ping icmp "" "$M1" "$M2" "$M3"
 }
 
+# --- (g) RFC 2391 §3.2 with RFC 3022 §4.3: ICMP errors for NAPT sessions --------------------
+rules_modes-napt-icmp() { rules_modes-lsnat-napt; }
+traffic_modes-napt-icmp() {
+    # The outside host serves UDP echo on 9999 only: datagrams to 5002 and 5003 are answered
+    # with ICMP port unreachable, sent to the router's outside address and quoting the
+    # masqueraded datagram; the router must hand each back to the member that sent it.
+    ip netns exec "$NS_CLI" timeout -s INT -k 3 60 python3 "$HERE/lsnat-servers.py" "$A" \
+        >"$WORK/outside-server.log" 2>&1 &
+    OUTSIDE_PIDS+=($!)
+    local tries=0
+    until [ "$(ip netns exec "$NS_CLI" ss -Hlnu 2>/dev/null | grep -cE ':9999\b')" -ge 1 ]; do
+        tries=$((tries + 1))
+        [ $tries -gt 100 ] && { rec_log "outside server did not start"; return 1; }
+        sleep 0.05
+    done
+    local EDGES=(python3 "$HERE/edges-clients.py")
+    step "tcp A curl GET /in (LSNAT inbound)" "$NS_CLI" "${CURL[@]}" --interface "$A" "http://$VIP/in"
+    step "m1 udp to outside 9999, 2 exchanges (NAPT)" "${NS_M[0]}" "${PY[@]}" udp "$M1" "$A" 2
+    step "m1 udp to outside closed port 5002 (ICMP port unreachable, NAPT)" "${NS_M[0]}" \
+        "${EDGES[@]}" unreach "$M1" "$A" 5002
+    sleep 1 # the outside host rate-limits its ICMP errors
+    step "m2 udp to outside closed port 5003 (ICMP port unreachable, NAPT)" "${NS_M[1]}" \
+        "${EDGES[@]}" unreach "$M2" "$A" 5003
+    step "udp B 2 exchanges (LSNAT inbound)" "$NS_CLI" "${PY[@]}" udp "$B" "$VIP" 2
+}
+config_modes-napt-icmp() { config_modes-lsnat-napt; }
+
 # --- (e) RFC 2391 §2.2: another protocol (GRE) load-shared ----------------------------------
 rules_modes-gre() {
     local m
@@ -327,7 +356,7 @@ config_modes-gre() {
     vs gre gre "" "$M1" "$M2" "$M3"
 }
 
-CASES=${CASES:-"modes-ls-napt modes-lsnat-napt modes-static-member modes-static-port modes-service-restriction modes-gre"}
+CASES=${CASES:-"modes-ls-napt modes-lsnat-napt modes-napt-icmp modes-static-member modes-static-port modes-service-restriction modes-gre"}
 for c in $CASES; do
     LAB_NFT_RULES=$("rules_$c")
     export LAB_NFT_RULES

@@ -52,6 +52,9 @@ CAPTURES = [
     ("modes-lsnat-napt.pcap",
      "RFC 2391 §3.2 (figure 2): LSNAT for client→VIP plus `oifname out0 ip saddr 203.0.113.0/24 masquerade`: members start UDP, HTTP and ping sessions to an outside host (198.51.100.7), translated to 198.51.100.1",
      "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
+    ("modes-napt-icmp.pcap",
+     "RFC 2391 §3.2 with RFC 3022 §4.3: the rules of modes-lsnat-napt; members 203.0.113.1 and .2 send UDP through NAPT to closed ports of the outside host, which answers each with ICMP port unreachable to the router's outside address 198.51.100.1; also one HTTP and one UDP session to the VIP",
+     "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
     ("modes-static-member.pcap",
      "RFC 2391 §3/§4.1: pool 203.0.113.1–2 with member .2 statically mapped to the backup .3 (the kernel's round-robin map sends .2's slot to .3); TCP 80/23, UDP, ICMP",
      "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
@@ -186,7 +189,7 @@ lines += [
     "",
     "### modes-* (scripts/record-modes.sh, one lab run per capture)",
     "",
-] + [x for n in ["modes-ls-napt", "modes-lsnat-napt", "modes-static-member", "modes-static-port",
+] + [x for n in ["modes-ls-napt", "modes-lsnat-napt", "modes-napt-icmp", "modes-static-member", "modes-static-port",
                  "modes-service-restriction", "modes-gre"]
      if os.path.exists(os.path.join(DIR, n + ".conntrack.log"))
      for x in (f"#### {n}", "", sessions(os.path.join(DIR, n + ".conntrack.log")).rstrip(), "")] + [

@@ -291,6 +291,32 @@ fn lsnat_with_napt_matches_the_kernel_byte_for_byte() {
     assert!(compare("modes-lsnat-napt.pcap", "modes-lsnat-napt.kernel-out.pcap") > 30);
 }
 
+/// RFC 2391 §3.2 with RFC 3022 §4.3: the outside host answers datagrams two members sent
+/// through NAPT with ICMP port unreachable, addressed to the router's outside address and
+/// quoting the masqueraded datagram. lsnat hands each back to its member exactly as the
+/// kernel did: outer destination, quoted source address and port, the quoted IP and UDP
+/// checksums, the ICMP checksum, TTL.
+#[test]
+fn icmp_errors_for_napt_sessions_match_the_kernel_byte_for_byte() {
+    let root = common::root();
+    let cap = root.join("captures/modes-napt-icmp.pcap");
+    assert!(compare("modes-napt-icmp.pcap", "modes-napt-icmp.kernel-out.pcap") > 20);
+    // The two errors are among the packets compared: lsnat's output holds them, addressed to
+    // the members.
+    let out = std::env::temp_dir().join(format!(
+        "lsnat-kernel-{}-napt-icmp.pcap",
+        std::process::id()
+    ));
+    lsnat::check::render(&cap, None, Some(&out)).unwrap();
+    let errors: Vec<[u8; 4]> = ipv4_datagrams(&out)
+        .into_iter()
+        .filter(|(_, d)| d[9] == 1 && d[20] == 3)
+        .map(|(_, d)| [d[16], d[17], d[18], d[19]])
+        .collect();
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(errors, [[203, 0, 113, 1], [203, 0, 113, 2]]);
+}
+
 /// RFC 2391 §3, §4.1: member 2 statically mapped to a backup; the kernel's round-robin map
 /// sends member 2's slot to the backup.
 #[test]
