@@ -23,18 +23,7 @@ import struct
 import sys
 import time
 
-TIMEOUT = 5.0
-
-
-def addr(spec):
-    if ":" in spec:
-        host, port = spec.split(":")
-        return host, int(port)
-    return spec, 0
-
-
-def log(msg):
-    print(msg, flush=True)
+from clientlib import TIMEOUT, addr, log
 
 
 def httpclose(src, vip, path):

@@ -180,8 +180,9 @@ rules_modes-lsnat-napt() {
     nat_table "$(common_lsnat_rules "$m" "$m" "$m")" \
         "        oifname \"out0\" ip saddr 203.0.113.0/24 masquerade"
 }
-traffic_modes-lsnat-napt() {
-    # An outside host (the client namespace's address A) serves HTTP, UDP echo and telnet.
+# outside_server: an outside host (the client namespace's address A) serving HTTP, telnet and
+# UDP echo (lsnat-servers.py), stopped by record; returns once its three ports listen.
+outside_server() {
     ip netns exec "$NS_CLI" timeout -s INT -k 3 60 python3 "$HERE/lsnat-servers.py" "$A" \
         >"$WORK/outside-server.log" 2>&1 &
     OUTSIDE_PIDS+=($!)
@@ -191,6 +192,10 @@ traffic_modes-lsnat-napt() {
         [ $tries -gt 100 ] && { rec_log "outside server did not start"; return 1; }
         sleep 0.05
     done
+}
+
+traffic_modes-lsnat-napt() {
+    outside_server
     step "tcp A curl GET /in (LSNAT inbound)" "$NS_CLI" "${CURL[@]}" --interface "$A" "http://$VIP/in"
     step "m1 udp to outside 2 exchanges (NAPT)" "${NS_M[0]}" "${PY[@]}" udp "$M1" "$A" 2
     step "m2 http to outside (NAPT)" "${NS_M[1]}" "${PY[@]}" http "$M2" "$A" /from-m2 /again
@@ -313,18 +318,10 @@ TOML
 # --- (g) RFC 2391 §3.2 with RFC 3022 §4.3: ICMP errors for NAPT sessions --------------------
 rules_modes-napt-icmp() { rules_modes-lsnat-napt; }
 traffic_modes-napt-icmp() {
-    # The outside host serves UDP echo on 9999 only: datagrams to 5002 and 5003 are answered
+    # The outside host serves 80, 23 and 9999 only: datagrams to 5002 and 5003 are answered
     # with ICMP port unreachable, sent to the router's outside address and quoting the
     # masqueraded datagram; the router must hand each back to the member that sent it.
-    ip netns exec "$NS_CLI" timeout -s INT -k 3 60 python3 "$HERE/lsnat-servers.py" "$A" \
-        >"$WORK/outside-server.log" 2>&1 &
-    OUTSIDE_PIDS+=($!)
-    local tries=0
-    until [ "$(ip netns exec "$NS_CLI" ss -Hlnu 2>/dev/null | grep -cE ':9999\b')" -ge 1 ]; do
-        tries=$((tries + 1))
-        [ $tries -gt 100 ] && { rec_log "outside server did not start"; return 1; }
-        sleep 0.05
-    done
+    outside_server
     local EDGES=(python3 "$HERE/edges-clients.py")
     step "tcp A curl GET /in (LSNAT inbound)" "$NS_CLI" "${CURL[@]}" --interface "$A" "http://$VIP/in"
     step "m1 udp to outside 9999, 2 exchanges (NAPT)" "${NS_M[0]}" "${PY[@]}" udp "$M1" "$A" 2

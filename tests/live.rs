@@ -99,10 +99,11 @@ fn check(dir: &Path, name: &str) -> usize {
     )
 }
 
-/// A fresh LSNAT recording (RFC 2391 §3.1, nftables DNAT round robin: HTTP closed by either
-/// side, an RST, keep-alive, UDP, ICMP echo) matches the kernel byte for byte, and so does a
-/// fresh LS-NAPT one (§3.3, DNAT plus masquerade; the port-clash case is recorded only by the
-/// full `record-modes.sh` run and checked on the committed capture).
+/// Fresh recordings match the kernel byte for byte: LSNAT (RFC 2391 §3.1, nftables DNAT round
+/// robin: HTTP closed by either side, an RST, keep-alive, UDP, ICMP echo), GRE (§2.2), a
+/// static mapping (§3, §4.1) and ICMP errors for NAPT sessions (§3.2, RFC 3022 §4.3). The
+/// other modes are recorded only by the full `record-modes.sh` run and checked on the
+/// committed captures.
 #[test]
 fn fresh_recordings_match_the_kernel() {
     if let Some(why) = unavailable() {
@@ -115,9 +116,11 @@ fn fresh_recordings_match_the_kernel() {
 
     let dir = record(
         "record-modes.sh",
-        &[("CASES", "modes-gre modes-static-member")],
+        &[("CASES", "modes-gre modes-static-member modes-napt-icmp")],
     );
     assert!(check(&dir, "modes-gre") > 20);
     assert!(check(&dir, "modes-static-member") > 30);
+    // RFC 3022 §4.3 through NAPT: the kernel's own ICMP port unreachables, translated back.
+    assert!(check(&dir, "modes-napt-icmp") > 20);
     let _ = std::fs::remove_dir_all(&dir);
 }
