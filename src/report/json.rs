@@ -581,9 +581,9 @@ enum Item {
 /// takes them with appends, and the sessions still open at the end (unbound in number
 /// order) come back in the order they went in: sequential memory both ways, where a hash
 /// map read and wrote a random line per session. A session that outlives many later ones
-/// would keep the deque long; once it holds more than twice as many slots as live decisions
-/// (plus [`Decisions::SLACK`]), its oldest entries move to a map, so memory stays in
-/// proportion to the live sessions. Each entry moves at most once.
+/// would keep the deque long; once it holds more than one and a half times as many slots as
+/// live decisions (plus [`Decisions::SLACK`]), its oldest entries move to a map, so memory
+/// stays in proportion to the live sessions. Each entry moves at most once.
 #[derive(Default)]
 struct Decisions {
     /// The number of the deque's front slot.
@@ -596,7 +596,8 @@ struct Decisions {
 }
 
 impl Decisions {
-    /// Empty slots the deque may hold beyond twice its live ones before it is compacted.
+    /// Empty slots the deque may hold beyond one and a half times its live ones before it is
+    /// compacted.
     const SLACK: usize = 1024;
 
     fn insert(&mut self, number: u64, d: StoredDecision) {
@@ -617,12 +618,16 @@ impl Decisions {
         self.compact();
     }
 
-    /// Moves the oldest decisions to the map while the deque holds more than twice as many
-    /// slots as decisions, plus slack.
+    /// Moves the oldest decisions to the map while the deque holds more than one and a half
+    /// times as many slots as decisions, plus slack; then gives back the deque's memory if it
+    /// is mostly unused.
     fn compact(&mut self) {
-        if self.ring.len() > 2 * self.in_ring + Self::SLACK {
+        if self.ring.len() > self.in_ring + self.in_ring / 2 + Self::SLACK {
             while self.ring.len() > self.in_ring + Self::SLACK / 2 {
                 self.pop_front();
+            }
+            if self.ring.capacity() > 4 * self.ring.len() + Self::SLACK {
+                self.ring.shrink_to(2 * self.ring.len() + Self::SLACK);
             }
         }
     }
@@ -1036,7 +1041,7 @@ mod tests {
     }
 
     /// The decision store against a map: the same answers, in any order of removal, and a
-    /// deque that stays within twice the live decisions (plus slack) while one session lives
+    /// deque that stays within one and a half times the live decisions (plus slack) while one session lives
     /// through a hundred thousand others.
     #[test]
     fn decisions_are_kept_by_number_in_bounded_memory() {
@@ -1067,7 +1072,7 @@ mod tests {
                     assert_eq!(considered(store.remove(v)), model.remove(&v));
                 }
             }
-            assert!(store.ring.len() <= 2 * store.in_ring + Decisions::SLACK + 1);
+            assert!(store.ring.len() <= store.in_ring + store.in_ring / 2 + Decisions::SLACK + 1);
             assert_eq!(store.len(), model.len());
         }
         assert_eq!(considered(store.remove(5_000_000)), None);
