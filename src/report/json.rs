@@ -1041,8 +1041,8 @@ mod tests {
     }
 
     /// The decision store against a map: the same answers, in any order of removal, and a
-    /// deque that stays within one and a half times the live decisions (plus slack) while one session lives
-    /// through a hundred thousand others.
+    /// deque that stays within one and a half times the live decisions (plus slack) while
+    /// one session lives through a hundred thousand others.
     #[test]
     fn decisions_are_kept_by_number_in_bounded_memory() {
         let decision = |n: u64| {
