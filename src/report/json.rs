@@ -324,9 +324,9 @@ fn line_bound(quoted_name: &str, decision: Option<&DecisionView<'_>>) -> usize {
 }
 
 /// Writes into a buffer sized beforehand ([`line_bound`]): no capacity check per write, and
-/// numbers and addresses written with fixed-size copies whose bytes past the value are
-/// overwritten by the next write. Running past the end is a bug, caught by the slice bounds
-/// check (a panic, never a corrupt line).
+/// addresses written with fixed-size copies whose bytes past the value are overwritten by the
+/// next write. Running past the end is a bug, caught by the slice bounds check (a panic,
+/// never a corrupt line).
 struct Cursor<'a> {
     buf: &'a mut [u8],
     at: usize,
@@ -458,18 +458,31 @@ pub fn session_line(
     quoted_name: &str,
     decision: Option<DecisionView<'_>>,
 ) {
-    let start = line.len();
-    line.resize(start + line_bound(quoted_name, decision.as_ref()), 0);
-    let mut c = Cursor {
-        buf: line,
-        at: start,
-    };
-    put_session(&mut c, r, quoted_name, decision);
-    let end = c.at;
-    line.truncate(end);
+    let mut scratch = Vec::new();
+    let n = format_line(&mut scratch, b"", r, quoted_name, decision);
+    line.extend_from_slice(&scratch[..n]);
 }
 
-/// [`session_line`] into a cursor with room for [`line_bound`] bytes.
+/// `sep` then record `r`'s [`session_line`], written from the start of `buf` (which only
+/// grows, so it is zero-filled once rather than per line); returns how many bytes it holds.
+fn format_line(
+    buf: &mut Vec<u8>,
+    sep: &[u8],
+    r: &SessionRecord,
+    quoted_name: &str,
+    decision: Option<DecisionView<'_>>,
+) -> usize {
+    let room = sep.len() + line_bound(quoted_name, decision.as_ref());
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+    let mut c = Cursor { buf, at: 0 };
+    c.put(sep);
+    put_session(&mut c, r, quoted_name, decision);
+    c.at
+}
+
+/// A session line into a cursor with room for [`line_bound`] bytes.
 fn put_session(
     b: &mut Cursor<'_>,
     r: &SessionRecord,
@@ -712,19 +725,9 @@ impl Sessions {
                 .map_or("\"\"", String::as_str);
             let d = self.decisions.remove(record.number);
             let d = d.as_ref().map(StoredDecision::view);
-            // The line buffer only grows, and is never cleared: the cursor overwrites it.
-            let room = 8 + line_bound(name, d.as_ref());
-            if self.line.len() < room {
-                self.line.resize(room, 0);
-            }
-            let mut c = Cursor {
-                buf: &mut self.line,
-                at: 0,
-            };
-            c.put(if self.first { b"\n    " } else { b",\n    " });
+            let sep: &[u8] = if self.first { b"\n    " } else { b",\n    " };
             self.first = false;
-            put_session(&mut c, record, name, d);
-            let end = c.at;
+            let end = format_line(&mut self.line, sep, record, name, d);
             self.out.write_all(&self.line[..end])?;
         }
         batch.clear();
