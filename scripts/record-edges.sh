@@ -68,13 +68,10 @@ A=$CLIENT_A
 B=$CLIENT_B
 CLI=(ip netns exec "$NS_CLI" timeout -s INT -k 2 15)
 PY=(python3 "$HERE/edges-clients.py")
-step() { # description command...
+step() { # description command...  (in the clients namespace)
     local d=$1
     shift
-    rec_log "traffic: $d"
-    echo "### $d" >>"$WORK/clients.log"
-    "${CLI[@]}" "$@" >>"$WORK/clients.log" 2>&1
-    sleep 0.3
+    rec_step "$d" "${CLI[@]}" "$@"
 }
 # numgen counters (one per rule). icmp: m1, (TTL 1: m2 consumed, never forwarded), m3.
 # tcp: m1 m2 m3. udp: m1 m2 m3 (ports), m1 (big), m2 (out of order), m3 (unreachable), m1 (gone).

@@ -119,6 +119,18 @@ merge() {
     mergecap -F "$fmt" -w "$out" "$@"
 }
 
+# rec_step DESCRIPTION COMMAND...: one traffic step of a recording: COMMAND (already wrapped
+# in its namespace and time limit by the caller) logged to $WORK/clients.log under
+# DESCRIPTION, then a pause so its packets are captured before the next step's.
+rec_step() {
+    local d=$1
+    shift
+    rec_log "traffic: $d"
+    echo "### $d" >>"$WORK/clients.log"
+    "$@" >>"$WORK/clients.log" 2>&1
+    sleep 0.3
+}
+
 tshark_q() { tshark "$@" 2> >(grep -v 'Running as user "root"' >&2); }
 
 # verify_capture FILE: checksums valid, no IPv6, no truncation; prints a one-line summary.

@@ -31,13 +31,10 @@ B=$CLIENT_B
 CLI=(ip netns exec "$NS_CLI" timeout -s INT -k 2 15)
 PY=(python3 "$HERE/lsnat-clients.py")
 CURL=(curl -sS --max-time 5 --connect-timeout 3)
-step() { # description command...
+step() { # description command...  (in the clients namespace)
     local d=$1
     shift
-    rec_log "traffic: $d"
-    echo "### $d" >>"$WORK/clients.log"
-    "${CLI[@]}" "$@" >>"$WORK/clients.log" 2>&1
-    sleep 0.3
+    rec_step "$d" "${CLI[@]}" "$@"
 }
 # Expected round robin (one counter per rule): icmp m1 m2 m3, tcp m1 m2 m3 m1 m2 m3 m1, udp m1 m2 m3
 step "icmp A ping x3"                 ping -n -c 3 -i 0.2 -W 2 -I "$A" "$VIP"

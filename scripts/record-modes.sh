@@ -39,10 +39,7 @@ CURL=(curl -sS --max-time 5 --connect-timeout 3)
 step() { # description namespace command...
     local d=$1 ns=$2
     shift 2
-    rec_log "traffic: $d"
-    echo "### $d" >>"$WORK/clients.log"
-    ip netns exec "$ns" timeout -s INT -k 2 20 "$@" >>"$WORK/clients.log" 2>&1
-    sleep 0.3
+    rec_step "$d" ip netns exec "$ns" timeout -s INT -k 2 20 "$@"
 }
 
 # An nft map for round robin over the given addresses (numgen slots in order).
