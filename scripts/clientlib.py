@@ -1,5 +1,6 @@
 """What the lab's client scripts share (lsnat-clients.py, edges-clients.py): the socket
-timeout, SRC[:PORT] parsing and line-buffered logging. Imported from the scripts' own folder."""
+timeout, SRC[:PORT] parsing, line-buffered logging and reading an HTTP answer to its end.
+Imported from the scripts' own folder."""
 
 TIMEOUT = 5.0
 
@@ -14,3 +15,14 @@ def addr(spec):
 
 def log(msg):
     print(msg, flush=True)
+
+
+def read_to_eof(s):
+    """Everything the peer sends until it closes: (status line, body)."""
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n", 1)[0].decode(), data.split(b"\r\n\r\n", 1)[-1]

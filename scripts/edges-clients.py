@@ -23,7 +23,7 @@ import struct
 import sys
 import time
 
-from clientlib import TIMEOUT, addr, log
+from clientlib import TIMEOUT, addr, log, read_to_eof
 
 
 def httpclose(src, vip, path):
@@ -34,13 +34,7 @@ def httpclose(src, vip, path):
     s.connect((vip, 80))
     log(f"httpclose {s.getsockname()} -> {vip}:80")
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: {vip}\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    status, body = data.split(b"\r\n", 1)[0].decode(), data.split(b"\r\n\r\n", 1)[-1]
+    status, body = read_to_eof(s)
     log(f"  {status} body {body!r}")
     s.close()
 

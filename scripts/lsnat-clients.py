@@ -40,7 +40,7 @@ import struct
 import sys
 import time
 
-from clientlib import TIMEOUT, addr, log
+from clientlib import TIMEOUT, addr, log, read_to_eof
 
 
 def udp(src, vip, count):
@@ -127,14 +127,7 @@ def httpclose(src, vip, path):
     log(f"httpclose {s.getsockname()} -> {vip}:80")
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: {vip}\r\nUser-Agent: lsnat-lab\r\n"
               "Connection: close\r\n\r\n".encode())
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    status = data.split(b"\r\n", 1)[0].decode()
-    body = data.split(b"\r\n\r\n", 1)[-1]
+    status, body = read_to_eof(s)
     log(f"  {status} ... body {body!r}")
     log("  server closed first")
     s.close()
