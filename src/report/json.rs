@@ -1,8 +1,9 @@
 //! The JSON report (schema `lsnat-replay/1`, documented in README.md): written as the replay
 //! runs, one session record per line as each session is unbound, so memory does not grow with
 //! the capture. The lines are formatted on a thread of their own, in batches of sessions, so the
-//! replay's thread only collects records; the file is an [`OutputFile`] (`PATH.partial`,
-//! renamed to `PATH` when complete).
+//! replay's thread only collects records; the sessions still open at the end, reported when
+//! nothing else is left to do, are formatted on two ([`Helper`]). The file is an
+//! [`OutputFile`] (`PATH.partial`, renamed to `PATH` when complete).
 
 use super::Summary;
 use crate::engine::{
@@ -459,27 +460,55 @@ pub fn session_line(
     decision: Option<DecisionView<'_>>,
 ) {
     let mut scratch = Vec::new();
-    let n = format_line(&mut scratch, b"", r, quoted_name, decision);
+    let n = format_line(&mut scratch, 0, b"", r, quoted_name, decision);
     line.extend_from_slice(&scratch[..n]);
 }
 
-/// `sep` then record `r`'s [`session_line`], written from the start of `buf` (which only
-/// grows, so it is zero-filled once rather than per line); returns how many bytes it holds.
+/// `sep` then record `r`'s [`session_line`], written into `buf` from `at` (the buffer only
+/// grows, so it is zero-filled once rather than per line); returns where the line ends.
 fn format_line(
     buf: &mut Vec<u8>,
+    at: usize,
     sep: &[u8],
     r: &SessionRecord,
     quoted_name: &str,
     decision: Option<DecisionView<'_>>,
 ) -> usize {
-    let room = sep.len() + line_bound(quoted_name, decision.as_ref());
+    let room = at + sep.len() + line_bound(quoted_name, decision.as_ref());
     if buf.len() < room {
         buf.resize(room, 0);
     }
-    let mut c = Cursor { buf, at: 0 };
+    let mut c = Cursor { buf, at };
     c.put(sep);
     put_session(&mut c, r, quoted_name, decision);
     c.at
+}
+
+/// The lines of the ended sessions among `items`, each with its decision from `joined` (one
+/// per ended session, in order), written into `text` from its start; returns their length.
+/// `first`: the first line is the report's first session (no comma before it).
+fn format_lines(
+    text: &mut Vec<u8>,
+    items: &[Item],
+    joined: &[Option<StoredDecision>],
+    names: &[String],
+    first: bool,
+) -> usize {
+    let records = items.iter().filter_map(|item| match item {
+        Item::Ended(r) => Some(r),
+        Item::Bound(..) => None,
+    });
+    let mut at = 0;
+    for (i, (r, d)) in records.zip(joined).enumerate() {
+        let name = names.get(r.virtual_server).map_or("\"\"", String::as_str);
+        let sep: &[u8] = if first && i == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        };
+        at = format_line(text, at, sep, r, name, d.as_ref().map(StoredDecision::view));
+    }
+    at
 }
 
 /// A session line into a cursor with room for [`line_bound`] bytes.
@@ -698,40 +727,200 @@ struct Sessions {
     /// Dropping it unfinished removes the partial file.
     out: OutputFile,
     /// Virtual server names, already JSON-quoted.
-    names: Vec<String>,
+    names: Arc<[String]>,
     /// No session written yet.
     first: bool,
-    line: Vec<u8>,
+    /// The lines of the batch being written.
+    text: Vec<u8>,
     /// Decisions of the sessions bound now, written with their record when they end.
     decisions: Decisions,
+    /// The decisions of the batch's ended sessions, in order.
+    joined: Vec<Option<StoredDecision>>,
+    /// The second formatting thread, once a batch has only ended sessions to write.
+    helper: Helper,
 }
+
+/// A batch with no session bound, only ended ones (as when the sessions still open at the
+/// end of the capture are reported), and at least this many, is formatted on two threads.
+const SPLIT_AT: usize = 64;
 
 impl Sessions {
     /// Writes a batch of sessions, leaving it empty. The items are read where they lie (an
     /// item is a few hundred bytes; moving each out would copy them all again).
+    ///
+    /// The decisions are joined to their records first, in order. The lines are formatted
+    /// into one buffer and written at once; a batch that only ends sessions (the report's
+    /// tail, formatted while nothing else runs) is split in two halves, the second
+    /// formatted by [`Helper`] at the same time. Either way the bytes are the same.
     fn write(&mut self, batch: &mut Vec<Item>) -> io::Result<()> {
+        self.joined.clear();
+        let mut bound = false;
         for item in batch.iter() {
-            let record = match item {
+            match item {
                 Item::Bound(number, decision) => {
+                    bound = true;
                     self.decisions
                         .insert(*number, StoredDecision::pack(decision));
-                    continue;
                 }
-                Item::Ended(record) => record,
-            };
-            let name = self
-                .names
-                .get(record.virtual_server)
-                .map_or("\"\"", String::as_str);
-            let d = self.decisions.remove(record.number);
-            let d = d.as_ref().map(StoredDecision::view);
-            let sep: &[u8] = if self.first { b"\n    " } else { b",\n    " };
-            self.first = false;
-            let end = format_line(&mut self.line, sep, record, name, d);
-            self.out.write_all(&self.line[..end])?;
+                Item::Ended(record) => self.joined.push(self.decisions.remove(record.number)),
+            }
         }
+        if !bound && self.joined.len() >= SPLIT_AT && self.helper.ready(&self.names) {
+            return self.write_split(batch);
+        }
+        let n = format_lines(&mut self.text, batch, &self.joined, &self.names, self.first);
+        self.first &= self.joined.is_empty();
+        self.out.write_all(&self.text[..n])?;
         batch.clear();
         Ok(())
+    }
+
+    /// [`Sessions::write`] of a batch of ended sessions only, half of it on the helper.
+    fn write_split(&mut self, batch: &mut Vec<Item>) -> io::Result<()> {
+        let mid = batch.len() / 2;
+        let items = Arc::new(std::mem::take(batch));
+        let joined = Arc::new(std::mem::take(&mut self.joined));
+        let asked = self
+            .helper
+            .ask(Arc::clone(&items), Arc::clone(&joined), mid);
+        let end = if asked { mid } else { items.len() };
+        let n = format_lines(
+            &mut self.text,
+            &items[..end],
+            &joined[..end],
+            &self.names,
+            self.first,
+        );
+        self.first = false;
+        self.out.write_all(&self.text[..n])?;
+        if asked {
+            let (text, n) = self.helper.answer()?;
+            self.out.write_all(&text[..n])?;
+            self.helper.give_back(text);
+        }
+        // The helper dropped its references before answering, so these are the only ones.
+        *batch = Arc::try_unwrap(items).unwrap_or_default();
+        self.joined = Arc::try_unwrap(joined).unwrap_or_default();
+        batch.clear();
+        self.joined.clear();
+        Ok(())
+    }
+}
+
+/// Half a batch for the helper: the ended sessions of `items[from..]` with their decisions
+/// `joined[from..]`, to be formatted into `text`.
+struct HalfBatch {
+    items: Arc<Vec<Item>>,
+    joined: Arc<Vec<Option<StoredDecision>>>,
+    from: usize,
+    text: Vec<u8>,
+}
+
+/// The second formatting thread (`lsnat-json-2`), started by the first batch that has only
+/// ended sessions: it formats the second half of such batches while the report's thread
+/// formats the first. It formats only; the report's thread writes both halves in order.
+#[derive(Default)]
+enum Helper {
+    /// Not needed yet.
+    #[default]
+    NotStarted,
+    Running {
+        halves: Sender<HalfBatch>,
+        answers: Receiver<(Vec<u8>, usize)>,
+        /// Its text buffer, between halves.
+        text: Option<Vec<u8>>,
+        handle: JoinHandle<()>,
+    },
+    /// It could not be started, or stopped: the report's thread formats alone.
+    Unavailable,
+}
+
+impl Helper {
+    /// Starts the thread if it has not been; whether it is running.
+    fn ready(&mut self, names: &Arc<[String]>) -> bool {
+        if let Helper::NotStarted = self {
+            let (half_tx, half_rx) = mpsc::channel::<HalfBatch>();
+            let (answer_tx, answer_rx) = mpsc::channel();
+            let names = Arc::clone(names);
+            let started = std::thread::Builder::new()
+                .name("lsnat-json-2".into())
+                .spawn(move || {
+                    for half in half_rx {
+                        let HalfBatch {
+                            items,
+                            joined,
+                            from,
+                            mut text,
+                        } = half;
+                        let n =
+                            format_lines(&mut text, &items[from..], &joined[from..], &names, false);
+                        drop((items, joined));
+                        if answer_tx.send((text, n)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            *self = match started {
+                Ok(handle) => Helper::Running {
+                    halves: half_tx,
+                    answers: answer_rx,
+                    text: Some(Vec::new()),
+                    handle,
+                },
+                Err(_) => Helper::Unavailable,
+            };
+        }
+        matches!(self, Helper::Running { .. })
+    }
+
+    /// Hands it the ended sessions of `items[from..]`; false if it cannot take them.
+    fn ask(
+        &mut self,
+        items: Arc<Vec<Item>>,
+        joined: Arc<Vec<Option<StoredDecision>>>,
+        from: usize,
+    ) -> bool {
+        let Helper::Running { halves, text, .. } = self else {
+            return false;
+        };
+        let text = text.take().unwrap_or_default();
+        let sent = halves.send(HalfBatch {
+            items,
+            joined,
+            from,
+            text,
+        });
+        if sent.is_err() {
+            *self = Helper::Unavailable;
+        }
+        sent.is_ok()
+    }
+
+    /// The lines of the half last asked for, and their length.
+    fn answer(&mut self) -> io::Result<(Vec<u8>, usize)> {
+        let answer = match self {
+            Helper::Running { answers, .. } => answers.recv().ok(),
+            _ => None,
+        };
+        answer.ok_or_else(|| {
+            *self = Helper::Unavailable;
+            io::Error::other("the report's second formatting thread stopped")
+        })
+    }
+
+    /// Keeps the text buffer of an answer for the next half.
+    fn give_back(&mut self, buf: Vec<u8>) {
+        if let Helper::Running { text, .. } = self {
+            *text = Some(buf);
+        }
+    }
+
+    /// Stops the thread (after the half it is formatting, if any).
+    fn stop(&mut self) {
+        if let Helper::Running { halves, handle, .. } = std::mem::take(self) {
+            drop(halves);
+            let _ = handle.join();
+        }
     }
 }
 
@@ -745,14 +934,19 @@ impl Formatter {
         let handle = std::thread::Builder::new()
             .name("lsnat-json".into())
             .spawn(move || {
+                let mut written = Ok(());
                 for mut batch in full_rx {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    sessions.write(&mut batch)?;
+                    written = sessions.write(&mut batch);
+                    if written.is_err() {
+                        break;
+                    }
                     let _ = empty_tx.send(batch);
                 }
-                Ok(sessions)
+                sessions.helper.stop();
+                written.map(|()| sessions)
             })?;
         Ok(Formatter {
             full: full_tx,
@@ -825,10 +1019,12 @@ impl JsonReport {
             .collect();
         let formatter = Formatter::start(Sessions {
             out,
-            names: names.clone(),
+            names: names.clone().into(),
             first: true,
-            line: Vec::with_capacity(512),
+            text: Vec::new(),
             decisions: Decisions::default(),
+            joined: Vec::with_capacity(BATCH),
+            helper: Helper::default(),
         })?;
         Ok(JsonReport {
             ended: Vec::with_capacity(BATCH),
@@ -1257,27 +1453,56 @@ members = ["192.0.2.1", "192.0.2.2"]
     /// come out in order, each exactly as `session_line` writes it, before the totals.
     #[test]
     fn batched_sessions_are_written_in_order() {
-        let (path, mut report) = report("batches");
+        sessions_are_written_in_order("batches", false, true);
+    }
+
+    /// The same when every session is bound first and all end after (the batches then only
+    /// end sessions, and are formatted half by the report's thread, half by its helper):
+    /// the same lines, the first one included, in the same order.
+    #[test]
+    fn sessions_ended_together_are_written_in_order() {
+        sessions_are_written_in_order("ended-together", true, true);
+        // No decisions at all: the report's very first line is formatted in a split batch.
+        sessions_are_written_in_order("ended-only", true, false);
+    }
+
+    fn sessions_are_written_in_order(name: &str, ended_together: bool, any_bound: bool) {
+        let (path, mut report) = report(name);
         let mut expected = String::new();
-        for n in 1..=(BATCHES * BATCH + BATCH / 2) as u64 {
-            let r = record(n);
+        let count = (BATCHES * BATCH + BATCH / 2) as u64;
+        let decision = |n: u64| {
             let mut d = Decision::new(Algorithm::LeastWeightedLoad);
             d.push(0, [192, 0, 2, 1], n as f64, 1);
             d.push(1, [192, 0, 2, 2], 0.5, 2);
             d.chosen = 1;
             d.chosen_addr = [192, 0, 2, 2];
-            let bound = !n.is_multiple_of(3);
-            if bound {
+            d
+        };
+        let bound = |n: u64| any_bound && !n.is_multiple_of(3);
+        let bind = |report: &mut JsonReport, n: u64| {
+            let r = record(n);
+            if bound(n) {
                 report.event(&Event::Bound {
                     number: n,
                     at: r.first,
                     virtual_server: 0,
                     member: 1,
                     key: r.key,
-                    decision: d,
+                    decision: decision(n),
                 });
             }
+        };
+        if ended_together {
+            (1..=count).for_each(|n| bind(&mut report, n));
+        }
+        for n in 1..=count {
+            let r = record(n);
+            let d = decision(n);
+            if !ended_together {
+                bind(&mut report, n);
+            }
             report.event(&Event::Ended(r));
+            let bound = bound(n);
             let mut line = Vec::new();
             session_line(
                 &mut line,
@@ -1297,10 +1522,7 @@ members = ["192.0.2.1", "192.0.2.2"]
         let (_, sessions) = text.split_once("\"sessions\": [").expect("sessions");
         assert!(sessions.starts_with(&expected));
         let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        assert_eq!(
-            v["sessions"].as_array().map(Vec::len),
-            Some(BATCHES * BATCH + BATCH / 2)
-        );
+        assert_eq!(v["sessions"].as_array().map(Vec::len), Some(count as usize));
     }
 
     #[test]
