@@ -190,8 +190,14 @@ impl Engine {
             L4::IcmpQuery { icmp_type: t, .. } => {
                 (icmp_type::is_query(t), icmp_type::is_query_reply(t))
             }
-            L4::IcmpError { .. } => return self.icmp_error(ip, b, out),
-            L4::LaterFragment => return self.later_fragment(now, ip, b, out, true),
+            L4::IcmpError { .. } => {
+                self.icmp_error(ip, b, &mut out);
+                return out;
+            }
+            L4::LaterFragment => {
+                self.later_fragment(now, ip, b, &mut out, true);
+                return out;
+            }
             L4::Truncated => {
                 let related = self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some();
                 if related {
@@ -203,14 +209,16 @@ impl Engine {
             _ => (true, true),
         };
         if icmp_in && let Some(vs) = self.vss.inbound(ip.dst, ip.protocol, before.dport) {
-            return self.inbound(now, vs, ip, l4, b, out);
+            self.inbound(now, vs, ip, l4, b, &mut out);
+            return out;
         }
         // A reply of a bound session: this also covers statically mapped backups (§4.1) and
         // LS-NAPT replies to the router's address (§3.3).
         if icmp_out
             && let Some((slot, Flow::Outbound)) = self.flows.get(&before, self.slots.as_slice())
         {
-            return self.outbound(now, Some(slot), ip, l4, b, out);
+            self.outbound(now, Some(slot), ip, l4, b, &mut out);
+            return out;
         }
         // §3.2: NAPT of sessions inside hosts start, and of their replies.
         if self.napt.is_some() && self.napt_packet(now, ip, l4, b, &mut out) {
@@ -221,7 +229,8 @@ impl Engine {
                 .vss
                 .outbound(&self.pool, ip.src, ip.protocol, before.sport)
         {
-            return self.outbound(now, None, ip, l4, b, out);
+            self.outbound(now, None, ip, l4, b, &mut out);
+            return out;
         }
         if self.vss.is_vip(ip.dst) {
             // §3: with a router-owned VIP the router's own services are disabled there, so a
@@ -252,8 +261,8 @@ impl Engine {
         ip: Ipv4,
         l4: L4,
         b: &mut [u8],
-        mut out: Outcome,
-    ) -> Outcome {
+        out: &mut Outcome,
+    ) {
         out.flow = Flow::Inbound;
         let key = out.before;
         let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN);
@@ -269,14 +278,14 @@ impl Engine {
         if self.ttl_expired(&ip, Flow::Inbound) {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
             out.session = slot.map_or(0, |s| self.session(s).number);
-            return out;
+            return;
         }
         let slot = match slot {
             Some(s) => s,
             None => {
                 if key.protocol == proto::TCP && !fresh_syn {
                     out.verdict = Verdict::Drop(DropReason::NoSession);
-                    return out;
+                    return;
                 }
                 match self.bind(now, vs, key) {
                     Ok(s) => {
@@ -285,13 +294,13 @@ impl Engine {
                     }
                     Err(reason) => {
                         out.verdict = Verdict::Drop(reason);
-                        return out;
+                        return;
                     }
                 }
             }
         };
         let target = self.session(slot).translated;
-        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, target)
+        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, target);
     }
 
     /// An outbound packet; `hit` is its session's slot, already looked up by its reply key.
@@ -302,8 +311,8 @@ impl Engine {
         ip: Ipv4,
         l4: L4,
         b: &mut [u8],
-        mut out: Outcome,
-    ) -> Outcome {
+        out: &mut Outcome,
+    ) {
         out.flow = Flow::Outbound;
         let Some(slot) = hit else {
             let answers = out.before.protocol != proto::TCP
@@ -323,12 +332,12 @@ impl Engine {
                 self.dead_host_stray_reply(now, m, out.before);
             }
             out.flow = Flow::None;
-            return out;
+            return;
         };
         if self.ttl_expired(&ip, Flow::Outbound) {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
             out.session = self.session(slot).number;
-            return out;
+            return;
         }
         let s = self.session(slot);
         // Router view: back to VIP:service → client:port. Client-side view: what the member
@@ -337,7 +346,7 @@ impl Engine {
             View::Router => reply_key(&s.key, s.key.dst),
             View::ClientSide => reply_key(&s.translated, s.translated.dst),
         };
-        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, target)
+        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, target);
     }
 
     /// Rewrites a packet of session `slot` to `target` (addresses and TU ports), decrements
@@ -351,10 +360,10 @@ impl Engine {
         mut ip: Ipv4,
         l4: L4,
         b: &mut [u8],
-        mut out: Outcome,
+        out: &mut Outcome,
         target: Tuple,
-    ) -> Outcome {
-        self.rewrite_forwarded(flow, &mut ip, &l4, b, &target, &mut out);
+    ) {
+        self.rewrite_forwarded(flow, &mut ip, &l4, b, &target, out);
         if ip.more_fragments {
             let key = FragmentKey {
                 src: out.before.src,
@@ -365,12 +374,11 @@ impl Engine {
             let number = self.session(slot).number;
             self.frags.insert(now, key, slot, number, flow);
         }
-        self.finish_translation(now, slot, flow, &ip, l4, b, &mut out);
+        self.finish_translation(now, slot, flow, &ip, l4, b, out);
         if !matches!(l4, L4::Other) {
             out.after.sport = target.sport;
             out.after.dport = target.dport;
         }
-        out
     }
 
     /// The transport checksum error of the packet being handled, as it arrived: the figure
@@ -504,9 +512,9 @@ impl Engine {
         now: Timestamp,
         ip: Ipv4,
         b: &mut [u8],
-        mut out: Outcome,
+        out: &mut Outcome,
         may_hold: bool,
-    ) -> Outcome {
+    ) {
         let key = FragmentKey {
             src: ip.src,
             dst: ip.dst,
@@ -528,13 +536,13 @@ impl Engine {
                     }
                 };
             }
-            return out;
+            return;
         };
         out.flow = e.flow;
         if self.ttl_expired(&ip, e.flow) {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
             out.session = e.number;
-            return out;
+            return;
         }
         let s = self.session(e.slot);
         let (new_src, new_dst) = match (e.flow, self.vss.view) {
@@ -553,15 +561,14 @@ impl Engine {
         if self.forwards_with_ttl(e.flow) {
             ipv4::decrement_ttl(&mut ip, b);
         }
-        self.finish_translation(now, e.slot, e.flow, &ip, L4::LaterFragment, b, &mut out);
-        out
+        self.finish_translation(now, e.slot, e.flow, &ip, L4::LaterFragment, b, out);
     }
 
     /// An ICMP error (RFC 3022 §4.3, RFC 5508 REQ-4/5): find the session of the datagram it
     /// quotes, translate the outer header, the quoted IP header and ports, the quoted IP
     /// checksum, the quoted transport checksum when it is in the quote, and the ICMP checksum.
     /// It never binds, refreshes or ends a session.
-    fn icmp_error(&mut self, mut ip: Ipv4, b: &mut [u8], mut out: Outcome) -> Outcome {
+    fn icmp_error(&mut self, mut ip: Ipv4, b: &mut [u8], out: &mut Outcome) {
         let inner_at = ip.ihl + 8;
         let quoted = b.get(inner_at..ip.captured).and_then(|q| {
             let inner = Ipv4::parse(q).ok()?;
@@ -580,7 +587,7 @@ impl Engine {
             if related {
                 out.verdict = Verdict::Drop(DropReason::IcmpErrorWithoutSession);
             }
-            return out;
+            return;
         };
         // The quoted datagram went the other way: reverse it to get the key of its session.
         let reversed = Tuple {
@@ -611,14 +618,14 @@ impl Engine {
             {
                 out.verdict = Verdict::Drop(DropReason::IcmpErrorWithoutSession);
             }
-            return out;
+            return;
         };
         let flow = v.flow;
         out.flow = flow;
         if self.ttl_expired(&ip, flow) {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
             out.session = v.session;
-            return out;
+            return;
         }
         let (quote_to, [src_from, src_to], [dst_from, dst_to]) = (v.quote_to, v.src, v.dst);
         out.faults.ip = self.ip_checksum_error(&ip, b);
@@ -659,8 +666,7 @@ impl Engine {
         }
         out.session = v.session;
         out.member = v.member;
-        mark_translated(&mut out, &ip, Some(icmp_csum));
-        out
+        mark_translated(out, &ip, Some(icmp_csum));
     }
 
     /// How an ICMP error about load-shared session `slot`, arriving on `flow`'s side, is

@@ -340,8 +340,9 @@ impl Engine {
             let outcome = match first.verdict {
                 Verdict::Translated => match Ipv4::parse(&h.data) {
                     Ok(ip) => {
-                        let base = lookup::base_outcome(&ip, &L4::LaterFragment, &h.data);
-                        self.later_fragment(now, ip, &mut h.data, base, false)
+                        let mut out = lookup::base_outcome(&ip, &L4::LaterFragment, &h.data);
+                        self.later_fragment(now, ip, &mut h.data, &mut out, false);
+                        out
                     }
                     Err(_) => Outcome::new(Verdict::Drop(DropReason::MalformedIpv4)),
                 },
