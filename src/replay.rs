@@ -511,7 +511,7 @@ pub fn run(
                     }
                     let now = meta.ts;
                     let trigger = batch.bytes(i);
-                    let trigger_l3 = match (what, view_l.payload) {
+                    let trigger_l3 = match (&what, view_l.payload) {
                         (Disposition::Engine(_), Payload::Ipv4 { offset }) => offset,
                         _ => 0,
                     };
