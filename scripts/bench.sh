@@ -12,7 +12,11 @@
 #   SKIP_LSNAT=1           run only what does not need lsnat (generation, tcprewrite,
 #                          callgrind of tcprewrite)
 #   KEEP_OUTPUTS=1         keep the multi-GB rewritten captures in bench-out/
-#   LSNAT=PATH             the lsnat binary to benchmark (default: the release build)
+#   PGO=1                  benchmark the profile-guided build (scripts/build-pgo.sh) and, on
+#                          the large capture, the plain release build beside it; 0: only the
+#                          plain release build
+#   LSNAT=PATH             the lsnat binary to benchmark (default: the PGO build, or the
+#                          release build with PGO=0; given, no PGO build is made)
 #
 # Everything is written under bench-out/ (git-ignored); the results table goes to
 # bench-out/results.md.
@@ -27,11 +31,14 @@ STEADY_PACKETS=${STEADY_PACKETS:-1000000}
 SEED=${SEED:-1}
 SKIP_LSNAT=${SKIP_LSNAT:-0}
 KEEP_OUTPUTS=${KEEP_OUTPUTS:-0}
+PGO=${PGO:-1}
+[[ -z ${LSNAT:-} ]] || PGO=0
 
 OUT=bench-out
 CONFIG=scripts/synthetic.toml
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-LSNAT=${LSNAT:-$TARGET_DIR/release/lsnat}
+PLAIN=$TARGET_DIR/release/lsnat
+LSNAT=${LSNAT:-$PLAIN}
 GEN=$TARGET_DIR/release/examples/gen_synthetic
 TIME=/usr/bin/time
 
@@ -160,15 +167,16 @@ PROFILES=()
 profile() {
     local name=$1 packets=$2
     shift 2
-    local cg=$OUT/callgrind-$name.out
-    if [[ $name == lsnat ]]; then
-        cg=$OUT/callgrind.out
+    local slug=${name//[^A-Za-z0-9]/-}
+    local cg=$OUT/callgrind-$slug.out
+    if [[ $name == "lsnat ($BUILD)" ]]; then
+        cg=$OUT/callgrind.out # the main build's, kept for callgrind_annotate
     fi
     log "callgrind: $name on $(label "$packets") packets"
     rm -f "$cg"
     valgrind --tool=callgrind --callgrind-out-file="$cg" "$@" \
-        >"$LOG_DIR/callgrind-$name.log" 2>&1 ||
-        die "callgrind run failed (log: $LOG_DIR/callgrind-$name.log)"
+        >"$LOG_DIR/callgrind-$slug.log" 2>&1 ||
+        die "callgrind run failed (log: $LOG_DIR/callgrind-$slug.log)"
     local total
     total=$(callgrind_total "$cg")
     local per
@@ -185,9 +193,16 @@ ensure_tool valgrind valgrind
 
 log "building (release)"
 cargo build --release --bins --example gen_synthetic >&2
+if [[ $PGO == 1 && $SKIP_LSNAT != 1 ]]; then
+    log "building (profile-guided: scripts/build-pgo.sh)"
+    LSNAT=$(scripts/build-pgo.sh) || die "the profile-guided build failed"
+fi
 if [[ $SKIP_LSNAT != 1 && ! -x $LSNAT ]]; then
     die "$LSNAT was not built"
 fi
+# What the main rows measure.
+BUILD="cargo build --release"
+[[ $PGO != 1 ]] || BUILD="profile-guided build"
 
 BIG=$(capture_path "$BIG_PACKETS")
 SMALL=$(capture_path "$SMALL_PACKETS")
@@ -221,9 +236,9 @@ BIG_BYTES=$(stat -c %s "$BIG")
 cat "$BIG" >/dev/null
 
 REPLAY=()
-# replay_cmd INPUT OUTPUT REPORT [CONFIG]: sets REPLAY to the lsnat command line.
+# replay_cmd INPUT OUTPUT REPORT [CONFIG [BINARY]]: sets REPLAY to the lsnat command line.
 replay_cmd() {
-    REPLAY=("$LSNAT" replay "$1" --config "${4:-$CONFIG}" --output "$2" --json "$3" --quiet)
+    REPLAY=("${5:-$LSNAT}" replay "$1" --config "${4:-$CONFIG}" --output "$2" --json "$3" --quiet)
 }
 TCPREWRITE=()
 # tcprewrite_cmd INPUT OUTPUT: sets TCPREWRITE to the tcprewrite command line: the same
@@ -248,14 +263,23 @@ bench dd "$OUT/dd.pcap" dd if="$BIG" of="$OUT/dd.pcap" bs=1M
 row "dd bs=1M (copy: the I/O floor)" "$BIG_PACKETS"
 rm -f "$OUT/dd.pcap"
 
-LSNAT_BEST="" LSNAT_RSS="" SMALL_RSS="" STEADY_NOTE="" DIRECT_BEST="" OUT_BYTES=0
+LSNAT_BEST="" LSNAT_RSS="" SMALL_RSS="" STEADY_NOTE="" DIRECT_BEST="" OUT_BYTES=0 PLAIN_BEST=""
 if [[ $SKIP_LSNAT != 1 ]]; then
-    log "lsnat replay: $BIG, $RUNS runs"
+    log "lsnat replay ($BUILD): $BIG, $RUNS runs"
     replay_cmd "$BIG" "$OUT/out.pcap" "$OUT/report.json"
     bench lsnat-big "$OUT/out.pcap" "${REPLAY[@]}"
     check_replay "$OUT/out.pcap" "$OUT/report.json"
-    row "lsnat replay" "$BIG_PACKETS"
+    row "lsnat replay ($BUILD)" "$BIG_PACKETS"
     LSNAT_BEST=$BEST LSNAT_RSS=$PEAK_KB
+
+    if [[ $PGO == 1 ]]; then
+        log "lsnat replay (cargo build --release): $BIG, $RUNS runs"
+        replay_cmd "$BIG" "$OUT/out.pcap" "$OUT/report.json" "$CONFIG" "$PLAIN"
+        bench lsnat-big-plain "$OUT/out.pcap" "${REPLAY[@]}"
+        check_replay "$OUT/out.pcap" "$OUT/report.json"
+        row "lsnat replay (cargo build --release)" "$BIG_PACKETS"
+        PLAIN_BEST=$BEST
+    fi
 
     # The disk's floor for lsnat's outputs: the same number of bytes written with O_DIRECT
     # (as lsnat writes them), from /dev/zero, in 2 MiB writes. No replay can finish sooner.
@@ -271,8 +295,21 @@ if [[ $SKIP_LSNAT != 1 ]]; then
     replay_cmd "$SMALL" "$OUT/out-small.pcap" "$OUT/report-small.json"
     bench lsnat-small "$OUT/out-small.pcap" "${REPLAY[@]}"
     check_replay "$OUT/out-small.pcap" "$OUT/report-small.json"
-    row "lsnat replay" "$SMALL_PACKETS"
+    row "lsnat replay ($BUILD)" "$SMALL_PACKETS"
     SMALL_RSS=$PEAK_KB
+
+    if [[ $PGO == 1 ]]; then
+        # The profile only steers the compiler: both builds must write the same bytes.
+        log "the two builds' outputs on $SMALL"
+        replay_cmd "$SMALL" "$OUT/out-small-plain.pcap" "$OUT/report-small-plain.json" "$CONFIG" "$PLAIN"
+        "${REPLAY[@]}" || die "the release build's replay of $SMALL failed"
+        cmp "$OUT/out-small.pcap" "$OUT/out-small-plain.pcap" ||
+            die "the profile-guided and release builds wrote different captures"
+        cmp "$OUT/report-small.json" "$OUT/report-small-plain.json" ||
+            die "the profile-guided and release builds wrote different reports"
+        printf '   identical captures and reports\n' >&2
+        rm -f "$OUT/out-small-plain.pcap" "$OUT/report-small-plain.json"
+    fi
 
     if ((STEADY_PACKETS > 0)); then
         # With the 60 s UDP/ICMP timeouts no flow of a ~55 s capture ever expires, so
@@ -284,12 +321,12 @@ if [[ $SKIP_LSNAT != 1 ]]; then
         replay_cmd "$STEADY" "$OUT/out-steady.pcap" "$OUT/report-steady.json" "$SHORT"
         bench lsnat-steady "$OUT/out-steady.pcap" "${REPLAY[@]}"
         check_replay "$OUT/out-steady.pcap" "$OUT/report-steady.json"
-        row "lsnat replay, 1 s udp/icmp/other timeouts" "$STEADY_PACKETS"
+        row "lsnat replay ($BUILD), 1 s udp/icmp/other timeouts" "$STEADY_PACKETS"
         STEADY_SMALL_RSS=$PEAK_KB
         replay_cmd "$BIG" "$OUT/out.pcap" "$OUT/report-steady-big.json" "$SHORT"
         bench lsnat-steady-big "$OUT/out.pcap" "${REPLAY[@]}"
         check_replay "$OUT/out.pcap" "$OUT/report-steady-big.json"
-        row "lsnat replay, 1 s udp/icmp/other timeouts" "$BIG_PACKETS"
+        row "lsnat replay ($BUILD), 1 s udp/icmp/other timeouts" "$BIG_PACKETS"
         STEADY_NOTE="With 1 s UDP/ICMP/other timeouts (state reaches its steady size in both): \
 max RSS $(mib "$PEAK_KB") MiB for $(label "$BIG_PACKETS") packets vs \
 $(mib "$STEADY_SMALL_RSS") MiB for $(label "$STEADY_PACKETS") \
@@ -311,7 +348,11 @@ fi
 
 if [[ $SKIP_LSNAT != 1 ]]; then
     replay_cmd "$SMALL" "$OUT/out100k.pcap" "$OUT/r100k.json"
-    profile lsnat "$SMALL_PACKETS" "${REPLAY[@]}"
+    profile "lsnat ($BUILD)" "$SMALL_PACKETS" "${REPLAY[@]}"
+    if [[ $PGO == 1 ]]; then
+        replay_cmd "$SMALL" "$OUT/out100k.pcap" "$OUT/r100k.json" "$CONFIG" "$PLAIN"
+        profile "lsnat (cargo build --release)" "$SMALL_PACKETS" "${REPLAY[@]}"
+    fi
 fi
 tcprewrite_cmd "$SMALL" "$OUT/tcprewrite-small.pcap"
 profile tcprewrite "$SMALL_PACKETS" "${TCPREWRITE[@]}"
@@ -333,8 +374,11 @@ $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
     printf '%s\n' "${ROWS[@]}"
     echo
     if [[ -n $LSNAT_BEST ]]; then
-        echo "- Speed: lsnat replay is $(calc "sprintf(\"%.2f\", ($TCPREWRITE_BEST > 0 ? $TCPREWRITE_BEST : 0.005) / ($LSNAT_BEST > 0 ? $LSNAT_BEST : 0.005))")× \
+        echo "- Speed: lsnat replay ($BUILD) is $(calc "sprintf(\"%.2f\", ($TCPREWRITE_BEST > 0 ? $TCPREWRITE_BEST : 0.005) / ($LSNAT_BEST > 0 ? $LSNAT_BEST : 0.005))")× \
 tcprewrite's packet rate on $(label "$BIG_PACKETS") packets (>1 is faster)."
+        [[ -z $PLAIN_BEST ]] || echo "- Speed of the plain release build: \
+$(calc "sprintf(\"%.2f\", ($TCPREWRITE_BEST > 0 ? $TCPREWRITE_BEST : 0.005) / ($PLAIN_BEST > 0 ? $PLAIN_BEST : 0.005))")× tcprewrite; \
+the profile-guided build writes the same bytes (checked on $(label "$SMALL_PACKETS") packets)."
         echo "- Disk floor: writing as many bytes as lsnat's outputs \
 ($(calc "sprintf(\"%.2f\", $OUT_BYTES / 1e9)") GB) with O_DIRECT takes $DIRECT_BEST s here, so no replay \
 that writes them can beat tcprewrite by more than \
