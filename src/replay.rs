@@ -25,8 +25,8 @@ const BATCH_PACKETS: usize = 4096;
 /// writer waits for the disk (O_DIRECT writes), which stalls now and then for tens of
 /// milliseconds; with room for 16 handled batches the engine goes on meanwhile, where with 2
 /// it stopped. In 15 alternating pairs of 10M replays 24 batches were faster than 5 in 10,
-/// by about 5 % on average (the VM's noise is larger than that, run to run). Memory: at
-/// most about 40 MB, whatever the capture's length.
+/// by about 5 % on average (the VM's noise is larger than that, run to run). Memory: about
+/// 2 MB a batch once used, so at most about 50 MB, whatever the capture's length.
 const BATCHES: usize = 24;
 const READ_AHEAD: usize = 8;
 const WRITE_BEHIND: usize = 16;
