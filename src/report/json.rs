@@ -777,6 +777,8 @@ impl Sessions {
 
     /// [`Sessions::write`] of a batch of ended sessions only, half of it on the helper.
     fn write_split(&mut self, batch: &mut Vec<Item>) -> io::Result<()> {
+        // Only ended sessions: `joined[i]` is the decision of `batch[i]`, so both split at `mid`.
+        debug_assert_eq!(self.joined.len(), batch.len());
         let mid = batch.len() / 2;
         let items = Arc::new(std::mem::take(batch));
         let joined = Arc::new(std::mem::take(&mut self.joined));
