@@ -201,24 +201,21 @@ struct Work {
     lag: Option<u64>,
 }
 
-/// What the reader thread works out of a batch before the engine sees it: each packet's link
-/// header and, for IPv4, its checksum errors and key hash (the part of header parsing that
-/// reads every byte of the packet, and the part the engine needs packets ahead).
-fn prepare(work: &mut Work) {
-    let Work {
-        batch, views, pre, ..
-    } = work;
-    views.clear();
-    pre.clear();
-    for i in 0..batch.packets.len() {
-        let frame = batch.bytes(i);
-        let view = link::locate(batch.packets[i].linktype, frame);
-        views.push(view);
-        pre.push(match view.payload {
-            Payload::Ipv4 { offset } => engine::precompute(&frame[offset..]),
-            _ => engine::Precomputed::default(),
-        });
-    }
+/// What the reader thread works out of a packet before the engine sees it, as the packet is
+/// read: its link header and, for IPv4, its checksum errors and key hash (the part of header
+/// parsing that reads every byte of the packet, and the part the engine needs packets ahead).
+fn prepare(
+    views: &mut Vec<link::LinkView>,
+    pre: &mut Vec<engine::Precomputed>,
+    frame: &[u8],
+    meta: &PacketMeta,
+) {
+    let view = link::locate(meta.linktype, frame);
+    views.push(view);
+    pre.push(match view.payload {
+        Payload::Ipv4 { offset } => engine::precompute(&frame[offset..]),
+        _ => engine::Precomputed::default(),
+    });
 }
 
 /// The writer thread's outputs.
@@ -396,9 +393,16 @@ pub fn run(
                 work.originals.clear();
                 work.extras.clear();
                 work.extra_data.clear();
-                match reader.read_batch(&mut work.batch, BATCH_PACKETS) {
+                let Work {
+                    batch, views, pre, ..
+                } = &mut work;
+                views.clear();
+                pre.clear();
+                let read = reader.read_batch_with(batch, BATCH_PACKETS, |frame, meta| {
+                    prepare(views, pre, frame, meta)
+                });
+                match read {
                     Ok(true) => {
-                        prepare(&mut work);
                         if full_tx.send(Ok(work)).is_err() {
                             break;
                         }

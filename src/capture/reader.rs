@@ -121,6 +121,18 @@ impl CaptureReader {
         batch: &mut Batch,
         max_packets: usize,
     ) -> Result<bool, CaptureError> {
+        self.read_batch_with(batch, max_packets, |_, _| {})
+    }
+
+    /// [`CaptureReader::read_batch`], handing each packet (its bytes and its entry) to `hook`
+    /// once, in order, as it is read: for classic pcap while its bytes are still in the
+    /// cache, a piece of the batch at a time.
+    pub fn read_batch_with(
+        &mut self,
+        batch: &mut Batch,
+        max_packets: usize,
+        mut hook: impl FnMut(&[u8], &PacketMeta),
+    ) -> Result<bool, CaptureError> {
         batch.clear();
         if let Some(e) = self.pending_error.take() {
             return Err(e);
@@ -131,11 +143,17 @@ impl CaptureReader {
         let max = max_packets.max(1);
         let stop = match &mut self.source {
             Source::Pcap(s) => {
-                let stop = s.fill(&self.path, batch, max, &mut self.next_index);
+                let stop = s.fill(&self.path, batch, max, &mut self.next_index, &mut hook);
                 self.warnings.append(&mut s.warnings);
                 stop
             }
-            Source::PcapNg(s) => s.fill(&self.path, batch, max, &mut self.next_index),
+            Source::PcapNg(s) => {
+                let stop = s.fill(&self.path, batch, max, &mut self.next_index);
+                for (i, meta) in batch.packets.iter().enumerate() {
+                    hook(batch.bytes(i), meta);
+                }
+                stop
+            }
         };
         match stop {
             Stop::Full => {}

@@ -206,6 +206,56 @@ fn whole_batches_write_what_single_packets_write() {
 }
 
 #[test]
+fn the_hook_sees_every_packet_once_in_order_as_read() {
+    // Records across read pieces, one larger than a whole batch's read, batches of every size.
+    let big = vec![9u8; super::pcap::READ_BYTES + 3];
+    let small: Vec<Vec<u8>> = (0..2000u32)
+        .map(|i| vec![i as u8; 20 + (i as usize * 53) % 1500])
+        .collect();
+    let mut records: Vec<(u32, u32, u32, &[u8])> = small
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as u32, 1, d.len() as u32, &d[..]))
+        .collect();
+    records.insert(700, (700, 0, big.len() as u32, &big));
+    let pcap_file = TempFile::new("hook.pcap", &pcap(false, false, 1 << 24, 1, &records));
+    let ng_file = TempFile::new("hook.pcapng", &two_sections());
+    let ng_total = read_all(ng_file.path(), 100).0.len();
+    assert!(ng_total > 1);
+    for (file, total) in [(&pcap_file, records.len()), (&ng_file, ng_total)] {
+        for max in [1, 7, 1000, 4096] {
+            let mut reader = CaptureReader::open(file.path()).expect("open");
+            let mut batch = Batch::default();
+            let mut seen = 0;
+            loop {
+                let mut hooked: Vec<(PacketMeta, Vec<u8>)> = Vec::new();
+                let more = reader
+                    .read_batch_with(&mut batch, max, |frame, meta| {
+                        hooked.push((*meta, frame.to_vec()))
+                    })
+                    .expect("read");
+                if !more {
+                    assert!(hooked.is_empty());
+                    break;
+                }
+                assert_eq!(hooked.len(), batch.packets.len(), "max {max}");
+                for (i, (meta, frame)) in hooked.iter().enumerate() {
+                    assert_eq!(meta.index, batch.packets[i].index);
+                    assert!(frame[..] == *batch.bytes(i), "packet {}", meta.index);
+                }
+                seen += hooked.len();
+            }
+            assert_eq!(
+                seen,
+                total,
+                "{} with batches of {max}",
+                file.path().display()
+            );
+        }
+    }
+}
+
+#[test]
 fn pcap_format_and_link_type() {
     let bytes = pcap(true, true, 1600, 101, &[]);
     let file = TempFile::new("format.pcap", &bytes);
