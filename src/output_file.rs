@@ -327,8 +327,9 @@ impl OutputFile {
         }
     }
 
-    /// Hands the (full) buffer being filled to the I/O thread, starting it if need be, and
-    /// takes an empty one.
+    /// Hands the buffer being filled to the I/O thread, starting it if need be, and takes an
+    /// empty one. A buffer that is not full is cut after its last whole block (direct writes
+    /// take whole blocks); the bytes after it start the next buffer.
     #[cold]
     fn submit(&mut self) -> io::Result<()> {
         if let Io::Inline(_) = self.io {
@@ -345,10 +346,18 @@ impl OutputFile {
             }
             Err(_) => t.empty.recv().ok(),
         };
-        if let Some(next) = next
-            && t.full.send(std::mem::replace(&mut self.buf, next)).is_ok()
-        {
-            return Ok(());
+        if let Some(mut next) = next {
+            // A buffer not filled to the end goes in whole blocks: the rest starts the next.
+            let cut = self.buf.len - self.buf.len % ALIGN;
+            let rest = self.buf.len - cut;
+            let from = self.buf.start + cut;
+            next.len = rest;
+            let (to, mem) = (next.start, &mut next.mem);
+            mem[to..to + rest].copy_from_slice(&self.buf.mem[from..from + rest]);
+            self.buf.len = cut;
+            if t.full.send(std::mem::replace(&mut self.buf, next)).is_ok() {
+                return Ok(());
+            }
         }
         // The thread stopped: it failed.
         if let Io::Thread(t) = std::mem::replace(&mut self.io, Io::finished()) {
@@ -449,6 +458,29 @@ impl Write for OutputFile {
 }
 
 impl OutputFile {
+    /// Lets `f` write the next bytes straight into the buffer being filled (no copy): it is
+    /// given at least `room` bytes and returns how many it wrote. When the buffer has less
+    /// room left, its whole blocks go to the disk first and the rest moves to a fresh one.
+    /// Room for more than a buffer holds is given in a temporary, then copied.
+    pub fn append_with(
+        &mut self,
+        room: usize,
+        f: impl FnOnce(&mut [u8]) -> usize,
+    ) -> io::Result<()> {
+        if room > BUF_SIZE - ALIGN {
+            let mut tmp = vec![0; room];
+            let n = f(&mut tmp);
+            return self.write_all(&tmp[..n]);
+        }
+        if BUF_SIZE - self.buf.len < room {
+            self.submit()?;
+        }
+        let n = f(self.buf.spare());
+        debug_assert!(n <= BUF_SIZE - self.buf.len);
+        self.buf.len += n;
+        Ok(())
+    }
+
     #[cold]
     fn write_all_slow(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
@@ -582,16 +614,26 @@ mod tests {
         (0..len).map(|i| (i * 31 + i / 4099) as u8).collect()
     }
 
-    /// Writes `data` in uneven pieces (small records and writes larger than a buffer).
+    /// Writes `data` in uneven pieces (small records and writes larger than a buffer), in
+    /// turn copied (`write_all`) and written in place (`append_with`, asking for more room
+    /// than the piece needs, so that buffers go out part-filled).
     fn write_pieces(out: &mut OutputFile, data: &[u8]) {
-        let sizes = [1, 7, 16, 4096, 100_000, 3, BUF_SIZE + 5, 1500];
+        let sizes = [1, 7, 16, 4096, 100_000, 3, BUF_SIZE + 5, 1500, 2600];
         let mut rest = data;
-        for &n in sizes.iter().cycle() {
+        for (k, &n) in sizes.iter().cycle().enumerate() {
             if rest.is_empty() {
                 break;
             }
             let (piece, after) = rest.split_at(n.min(rest.len()));
-            out.write_all(piece).expect("write");
+            if k % 3 == 1 {
+                out.append_with(piece.len() + 2000, |buf| {
+                    buf[..piece.len()].copy_from_slice(piece);
+                    piece.len()
+                })
+                .expect("append");
+            } else {
+                out.write_all(piece).expect("write");
+            }
             rest = after;
         }
     }
@@ -635,6 +677,34 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(&reference);
         still_direct
+    }
+
+    /// Lines written in place, each given more room than it takes (as the JSON report's
+    /// are): every buffer goes out part-filled, cut after its last whole block.
+    #[test]
+    fn lines_written_in_place_give_the_same_bytes() {
+        let data = content(3 * BUF_SIZE + 777);
+        for (direct, skew) in [(true, 0), (false, 0), (true, 1)] {
+            let path = temp(&format!("lines-{direct}-{skew}"));
+            let mut out = OutputFile::open(&path, direct, skew).expect("create");
+            let mut rest = &data[..];
+            let mut k = 0;
+            while !rest.is_empty() {
+                k += 1;
+                let (line, after) = rest.split_at((k * 977 % 2500 + 1).min(rest.len()));
+                out.append_with(2600, |buf| {
+                    buf[..line.len()].copy_from_slice(line);
+                    line.len()
+                })
+                .expect("append");
+                rest = after;
+            }
+            out.close().expect("finish");
+            drop(out);
+            let got = std::fs::read(&path).expect("output");
+            let _ = std::fs::remove_file(&path);
+            assert!(got == data, "direct {direct}, skew {skew}");
+        }
     }
 
     #[test]

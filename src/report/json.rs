@@ -460,45 +460,78 @@ pub fn session_line(
     decision: Option<DecisionView<'_>>,
 ) {
     let mut scratch = Vec::new();
-    let n = format_line(&mut scratch, 0, b"", r, quoted_name, decision);
+    let mut text = Text {
+        buf: &mut scratch,
+        at: 0,
+    };
+    // A text buffer takes every line.
+    let _ = format_line(&mut text, b"", r, quoted_name, decision);
+    let n = text.at;
     line.extend_from_slice(&scratch[..n]);
 }
 
-/// `sep` then record `r`'s [`session_line`], written into `buf` from `at` (the buffer only
-/// grows, so it is zero-filled once rather than per line); returns where the line ends.
-fn format_line(
-    buf: &mut Vec<u8>,
+/// Where formatted session lines go: a text buffer, or the report file's own buffer (no copy).
+trait Lines {
+    /// Gives `f` at least `room` bytes for the next line; `f` returns the line's length.
+    fn line(&mut self, room: usize, f: impl FnOnce(&mut [u8]) -> usize) -> io::Result<()>;
+}
+
+/// Lines into a reused text buffer, from `at`. The buffer only grows, so it is zero-filled
+/// once rather than per line.
+struct Text<'a> {
+    buf: &'a mut Vec<u8>,
+    /// Where the lines so far end.
     at: usize,
+}
+
+impl Lines for Text<'_> {
+    fn line(&mut self, room: usize, f: impl FnOnce(&mut [u8]) -> usize) -> io::Result<()> {
+        let end = self.at + room;
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        self.at += f(&mut self.buf[self.at..end]);
+        Ok(())
+    }
+}
+
+impl Lines for OutputFile {
+    fn line(&mut self, room: usize, f: impl FnOnce(&mut [u8]) -> usize) -> io::Result<()> {
+        self.append_with(room, f)
+    }
+}
+
+/// `sep` then record `r`'s [`session_line`], into `out`.
+fn format_line(
+    out: &mut impl Lines,
     sep: &[u8],
     r: &SessionRecord,
     quoted_name: &str,
     decision: Option<DecisionView<'_>>,
-) -> usize {
-    let room = at + sep.len() + line_bound(quoted_name, decision.as_ref());
-    if buf.len() < room {
-        buf.resize(room, 0);
-    }
-    let mut c = Cursor { buf, at };
-    c.put(sep);
-    put_session(&mut c, r, quoted_name, decision);
-    c.at
+) -> io::Result<()> {
+    let room = sep.len() + line_bound(quoted_name, decision.as_ref());
+    out.line(room, |buf| {
+        let mut c = Cursor { buf, at: 0 };
+        c.put(sep);
+        put_session(&mut c, r, quoted_name, decision);
+        c.at
+    })
 }
 
 /// The lines of the ended sessions among `items`, each with its decision from `joined` (one
-/// per ended session, in order), written into `text` from its start; returns their length.
-/// `first`: the first line is the report's first session (no comma before it).
+/// per ended session, in order), into `out`. `first`: the first line is the report's first
+/// session (no comma before it).
 fn format_lines(
-    text: &mut Vec<u8>,
+    out: &mut impl Lines,
     items: &[Item],
     joined: &[Option<StoredDecision>],
     names: &[String],
     first: bool,
-) -> usize {
+) -> io::Result<()> {
     let records = items.iter().filter_map(|item| match item {
         Item::Ended(r) => Some(r),
         Item::Bound(..) => None,
     });
-    let mut at = 0;
     for (i, (r, d)) in records.zip(joined).enumerate() {
         let name = names.get(r.virtual_server).map_or("\"\"", String::as_str);
         let sep: &[u8] = if first && i == 0 {
@@ -506,9 +539,9 @@ fn format_lines(
         } else {
             b",\n    "
         };
-        at = format_line(text, at, sep, r, name, d.as_ref().map(StoredDecision::view));
+        format_line(out, sep, r, name, d.as_ref().map(StoredDecision::view))?;
     }
-    at
+    Ok(())
 }
 
 /// A session line into a cursor with room for [`line_bound`] bytes.
@@ -730,8 +763,6 @@ struct Sessions {
     names: Arc<[String]>,
     /// No session written yet.
     first: bool,
-    /// The lines of the batch being written.
-    text: Vec<u8>,
     /// Decisions of the sessions bound now, written with their record when they end.
     decisions: Decisions,
     /// The decisions of the batch's ended sessions, in order.
@@ -749,9 +780,10 @@ impl Sessions {
     /// item is a few hundred bytes; moving each out would copy them all again).
     ///
     /// The decisions are joined to their records first, in order. The lines are formatted
-    /// into one buffer and written at once; a batch that only ends sessions (the report's
-    /// tail, formatted while nothing else runs) is split in two halves, the second
-    /// formatted by [`Helper`] at the same time. Either way the bytes are the same.
+    /// straight into the report file's buffer ([`OutputFile::append_with`]); a batch that
+    /// only ends sessions (the report's tail, formatted while nothing else runs) is split in
+    /// two halves, the second formatted by [`Helper`] into its own text at the same time and
+    /// copied after the first. Either way the bytes are the same.
     fn write(&mut self, batch: &mut Vec<Item>) -> io::Result<()> {
         self.joined.clear();
         let mut bound = false;
@@ -768,9 +800,8 @@ impl Sessions {
         if !bound && self.joined.len() >= SPLIT_AT && self.helper.ready(&self.names) {
             return self.write_split(batch);
         }
-        let n = format_lines(&mut self.text, batch, &self.joined, &self.names, self.first);
+        format_lines(&mut self.out, batch, &self.joined, &self.names, self.first)?;
         self.first &= self.joined.is_empty();
-        self.out.write_all(&self.text[..n])?;
         batch.clear();
         Ok(())
     }
@@ -786,15 +817,14 @@ impl Sessions {
             .helper
             .ask(Arc::clone(&items), Arc::clone(&joined), mid);
         let end = if asked { mid } else { items.len() };
-        let n = format_lines(
-            &mut self.text,
+        format_lines(
+            &mut self.out,
             &items[..end],
             &joined[..end],
             &self.names,
             self.first,
-        );
+        )?;
         self.first = false;
-        self.out.write_all(&self.text[..n])?;
         if asked {
             let (text, n) = self.helper.answer()?;
             self.out.write_all(&text[..n])?;
@@ -854,8 +884,19 @@ impl Helper {
                             from,
                             mut text,
                         } = half;
-                        let n =
-                            format_lines(&mut text, &items[from..], &joined[from..], &names, false);
+                        let mut lines = Text {
+                            buf: &mut text,
+                            at: 0,
+                        };
+                        // A text buffer takes every line.
+                        let _ = format_lines(
+                            &mut lines,
+                            &items[from..],
+                            &joined[from..],
+                            &names,
+                            false,
+                        );
+                        let n = lines.at;
                         drop((items, joined));
                         if answer_tx.send((text, n)).is_err() {
                             return;
@@ -1023,7 +1064,6 @@ impl JsonReport {
             out,
             names: names.clone().into(),
             first: true,
-            text: Vec::new(),
             decisions: Decisions::default(),
             joined: Vec::with_capacity(BATCH),
             helper: Helper::default(),
