@@ -614,9 +614,10 @@ mod tests {
         (0..len).map(|i| (i * 31 + i / 4099) as u8).collect()
     }
 
-    /// Writes `data` in uneven pieces (small records and writes larger than a buffer), in
-    /// turn copied (`write_all`) and written in place (`append_with`, asking for more room
-    /// than the piece needs, so that buffers go out part-filled).
+    /// Writes `data` in uneven pieces (small records and writes larger than a buffer), some
+    /// copied (`write_all`), most written in place (`append_with`, asking for more room than
+    /// the piece needs, so that buffers go out part-filled; a piece larger than a buffer goes
+    /// through its temporary).
     fn write_pieces(out: &mut OutputFile, data: &[u8]) {
         let sizes = [1, 7, 16, 4096, 100_000, 3, BUF_SIZE + 5, 1500, 2600];
         let mut rest = data;
@@ -625,7 +626,7 @@ mod tests {
                 break;
             }
             let (piece, after) = rest.split_at(n.min(rest.len()));
-            if k % 3 == 1 {
+            if k % 3 != 2 {
                 out.append_with(piece.len() + 2000, |buf| {
                     buf[..piece.len()].copy_from_slice(piece);
                     piece.len()

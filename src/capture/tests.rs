@@ -162,19 +162,30 @@ fn pcap_fractional_seconds_overflow_is_read_and_reported_once() {
 /// gives: the input again for a normal file (records as they lie, in place or copied), and a
 /// normalised timestamp where a fractional-seconds field was out of range. Batch sizes from
 /// one packet up, records large and small (one larger than a read), both byte orders.
-#[test]
-fn whole_batches_write_what_single_packets_write() {
-    let big = vec![7u8; super::pcap::READ_BYTES + 10_000];
-    let small: Vec<Vec<u8>> = (0..3000u32)
+/// Payloads of 3000 packets of many sizes, and one larger than a whole batch's read.
+fn mixed_payloads() -> (Vec<Vec<u8>>, Vec<u8>) {
+    let small = (0..3000u32)
         .map(|i| vec![i as u8; 40 + (i as usize * 37) % 1500])
         .collect();
+    (small, vec![7u8; super::pcap::READ_BYTES + 10_000])
+}
+
+/// Records of [`mixed_payloads`] for [`pcap`]: the large one is the 1001st.
+fn mixed_records<'a>(small: &'a [Vec<u8>], big: &'a [u8]) -> Vec<(u32, u32, u32, &'a [u8])> {
+    let mut records: Vec<(u32, u32, u32, &[u8])> = small
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as u32, 5, d.len() as u32 + 4, &d[..]))
+        .collect();
+    records.insert(1000, (2000, 0, big.len() as u32, big));
+    records
+}
+
+#[test]
+fn whole_batches_write_what_single_packets_write() {
+    let (small, big) = mixed_payloads();
     for be in [false, true] {
-        let mut records: Vec<(u32, u32, u32, &[u8])> = small
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (i as u32, 5, d.len() as u32 + 4, &d[..]))
-            .collect();
-        records.insert(1000, (2000, 0, big.len() as u32, &big));
+        let mut records = mixed_records(&small, &big);
         let normal = pcap(be, false, 1 << 24, 1, &records);
         records[5].1 = 1_500_000; // out of range: written back normalised
         let odd = pcap(be, false, 1 << 24, 1, &records);
@@ -208,16 +219,8 @@ fn whole_batches_write_what_single_packets_write() {
 #[test]
 fn the_hook_sees_every_packet_once_in_order_as_read() {
     // Records across read pieces, one larger than a whole batch's read, batches of every size.
-    let big = vec![9u8; super::pcap::READ_BYTES + 3];
-    let small: Vec<Vec<u8>> = (0..2000u32)
-        .map(|i| vec![i as u8; 20 + (i as usize * 53) % 1500])
-        .collect();
-    let mut records: Vec<(u32, u32, u32, &[u8])> = small
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (i as u32, 1, d.len() as u32, &d[..]))
-        .collect();
-    records.insert(700, (700, 0, big.len() as u32, &big));
+    let (small, big) = mixed_payloads();
+    let records = mixed_records(&small, &big);
     let pcap_file = TempFile::new("hook.pcap", &pcap(false, false, 1 << 24, 1, &records));
     let ng_file = TempFile::new("hook.pcapng", &two_sections());
     let ng_total = read_all(ng_file.path(), 100).0.len();
