@@ -11,7 +11,7 @@ use lsnat::link::{self, Payload};
 use lsnat::time::Span;
 use lsnat::wire::ipv4::{Ipv4, L4};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn job(capture: &Path, config: Option<&Path>, names: &[&str]) -> AuditJob {
@@ -222,12 +222,6 @@ fn lsnat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lsnat"))
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lsnat-audit-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
-
 fn strip_names(mut v: serde_json::Value) -> serde_json::Value {
     let o = v.as_object_mut().unwrap();
     for k in ["name", "source", "value_ns"] {
@@ -240,9 +234,10 @@ fn strip_names(mut v: serde_json::Value) -> serde_json::Value {
 /// JSON: every number equal.
 #[test]
 fn sweep_points_equal_individual_policy_runs() {
+    let scratch = common::scratch();
     let cap = common::root().join("captures/lsnat-idle.pcap");
-    let sweep_json = tmp("sweep.json");
-    let svg = tmp("sweep.svg");
+    let sweep_json = scratch.path().join("sweep.json");
+    let svg = scratch.path().join("sweep.svg");
     let st = lsnat()
         .args([
             "audit",
@@ -270,7 +265,7 @@ fn sweep_points_equal_individual_policy_runs() {
     for p in &points {
         cmd.args(["-p", &format!("udp={}ns", p["value_ns"])]);
     }
-    let single_json = tmp("single.json");
+    let single_json = scratch.path().join("single.json");
     assert!(
         cmd.args(["--json", single_json.to_str().unwrap()])
             .status()
@@ -344,8 +339,9 @@ fn exit_codes_gate_on_must_floors_and_bad_input() {
 
 #[test]
 fn config_file_policies_are_audited() {
+    let scratch = common::scratch();
     let root = common::root();
-    let cfg = tmp("with-policies.toml");
+    let cfg = scratch.path().join("with-policies.toml");
     let text = std::fs::read_to_string(root.join("captures/lsnat-idle.toml")).unwrap()
         + "\n[[policy]]\nname = \"short-udp\"\nbase = \"rfc-recommended\"\nudp = \"10s\"\n";
     std::fs::write(&cfg, text).unwrap();
@@ -424,6 +420,7 @@ fn largest_flow_gap(cap: &Path) -> u64 {
 /// silent for more than 30 s, the audit's flow gaps say so, with the same largest gap.
 #[test]
 fn every_corpus_capture_is_audited() {
+    let scratch = common::scratch();
     let Some(corpus) = common::corpus() else {
         eprintln!("skipping: ../shared/corpus is absent");
         return;
@@ -434,7 +431,7 @@ fn every_corpus_capture_is_audited() {
         if MALFORMED.contains(&file.as_str()) {
             continue;
         }
-        let cfg = tmp(&format!("{file}.toml"));
+        let cfg = scratch.path().join(format!("{file}.toml"));
         let text = common::derive_config(&cap).unwrap_or_else(|| {
             "[[virtual_server]]\nvip = \"203.0.113.250\"\nprotocol = \"tcp\"\nports = [1]\nmembers = [\"192.0.2.1\"]\n".into()
         });

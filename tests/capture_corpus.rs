@@ -49,10 +49,6 @@ fn name(p: &Path) -> String {
         .to_owned()
 }
 
-fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("lsnat-corpus-{}-{name}", std::process::id()))
-}
-
 const INVALID_VERSION: &str = "libpcap__pcap-invalid-version-1.pcap";
 const TRUNCATED: &str = "suricata__http-mime-truncated_input.pcap";
 const CORRUPT: &str = "suricata__tls_DER-incomplete-header.pcap";
@@ -394,6 +390,7 @@ fn copy_threaded(input: &Path, output: &Path, max: usize) -> Result<(), String> 
 
 #[test]
 fn round_trip_preserves_every_packet() {
+    let scratch = common::scratch();
     let Some(dir) = corpus() else { return };
     for path in captures(&dir) {
         let file = name(&path);
@@ -401,7 +398,7 @@ fn round_trip_preserves_every_packet() {
             continue;
         };
         for max in [7, 4096] {
-            let out = tmp(&format!("rt-{max}-{file}"));
+            let out = scratch.path().join(format!("rt-{max}-{file}"));
             copy_threaded(&path, &out, max).unwrap_or_else(|e| panic!("{file}: {e}"));
             let after = read_all(&out, 1000).unwrap_or_else(|e| panic!("{file} (output): {e}"));
             assert!(
@@ -471,6 +468,7 @@ impl Rng {
 
 #[test]
 fn mutated_captures_never_panic() {
+    let scratch = common::scratch();
     let Some(dir) = corpus() else { return };
     let seeds = [
         "zeek__http-qinq-0.pcap",
@@ -481,8 +479,8 @@ fn mutated_captures_never_panic() {
         "tcpdump__pptp.pcap",
     ];
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
-    let input = tmp("fuzz-in");
-    let output = tmp("fuzz-out");
+    let input = scratch.path().join("fuzz-in");
+    let output = scratch.path().join("fuzz-out");
     let (mut opened, mut errors, mut warnings) = (0, 0, 0);
     for seed in seeds {
         let original = std::fs::read(dir.join(seed)).expect("seed");
@@ -572,6 +570,7 @@ fn mutated_captures_never_panic() {
 #[test]
 #[ignore = "benchmark; needs LSNAT_BENCH_CAPTURE"]
 fn throughput() {
+    let scratch = common::scratch();
     use std::io::BufWriter;
     use std::time::Instant;
     let Some(path) = std::env::var_os("LSNAT_BENCH_CAPTURE").map(PathBuf::from) else {
@@ -582,7 +581,8 @@ fn throughput() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1024);
-    let out = std::env::var_os("LSNAT_BENCH_OUT").map_or_else(|| tmp("bench-out"), PathBuf::from);
+    let out = std::env::var_os("LSNAT_BENCH_OUT")
+        .map_or_else(|| scratch.path().join("bench-out"), PathBuf::from);
     let report = |what: &str, n: usize, bytes: usize, t: Instant| {
         let s = t.elapsed().as_secs_f64();
         eprintln!(

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn lsnat(args: &[&str]) -> Output {
@@ -12,12 +12,6 @@ fn lsnat(args: &[&str]) -> Output {
         .current_dir(common::root())
         .output()
         .expect("runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lsnat-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
 }
 
 fn one_error_line(o: &Output, must_contain: &[&str]) {
@@ -38,8 +32,9 @@ fn one_error_line(o: &Output, must_contain: &[&str]) {
 
 #[test]
 fn replays_the_rfc_figure_1_capture_with_its_config_beside_it() {
-    let out = tmp("fig1.pcap");
-    let json = tmp("fig1.json");
+    let scratch = common::scratch();
+    let out = scratch.path().join("fig1.pcap");
+    let json = scratch.path().join("fig1.json");
     let o = lsnat(&[
         "replay",
         "captures/rfc2391-fig1.pcap",
@@ -100,7 +95,8 @@ fn not_a_capture_is_one_line_exit_2() {
 
 #[test]
 fn invalid_config_names_file_line_and_field() {
-    let cfg = tmp("bad.toml");
+    let scratch = common::scratch();
+    let cfg = scratch.path().join("bad.toml");
     let text = std::fs::read_to_string(common::root().join("captures/rfc2391-fig1.toml")).unwrap();
     std::fs::write(&cfg, text.replace("round-robin", "coin-toss")).unwrap();
     let o = lsnat(&[
@@ -117,7 +113,8 @@ fn invalid_config_names_file_line_and_field() {
 
 #[test]
 fn output_equal_to_input_is_refused_and_input_untouched() {
-    let cap = tmp("copy.pcap");
+    let scratch = common::scratch();
+    let cap = scratch.path().join("copy.pcap");
     std::fs::copy(common::root().join("captures/rfc2391-fig1.pcap"), &cap).unwrap();
     let before = std::fs::read(&cap).unwrap();
     let c = cap.to_str().unwrap();
@@ -132,8 +129,9 @@ fn output_equal_to_input_is_refused_and_input_untouched() {
 /// /dev/null, so a regression cannot damage the real one.
 #[test]
 fn outputs_to_a_device_are_written_into_it_not_over_it() {
+    let scratch = common::scratch();
     use std::os::unix::fs::FileTypeExt;
-    let dev = tmp("null-device");
+    let dev = scratch.path().join("null-device");
     let _ = std::fs::remove_file(&dev);
     let made = Command::new("mknod")
         .args(["-m", "666", dev.to_str().unwrap(), "c", "1", "3"])
@@ -167,13 +165,17 @@ fn outputs_to_a_device_are_written_into_it_not_over_it() {
             kind.is_char_device(),
             "{args:?} replaced the device: {kind:?}"
         );
-        assert!(!tmp("null-device.partial").exists(), "{args:?}");
+        assert!(
+            !scratch.path().join("null-device.partial").exists(),
+            "{args:?}"
+        );
     }
     std::fs::remove_file(&dev).unwrap();
 }
 
 #[test]
 fn corrupt_truncated_and_unsupported_corpus_files() {
+    let scratch = common::scratch();
     let Some(corpus) = common::corpus() else {
         eprintln!("skipping: ../shared/corpus is absent");
         return;
@@ -196,7 +198,7 @@ fn corrupt_truncated_and_unsupported_corpus_files() {
         &["mpls-traceroute.pcap", "link type 9"],
     );
     // A file cut inside its last record: processed up to the last whole record, with a warning.
-    let out = tmp("trunc.pcap");
+    let out = scratch.path().join("trunc.pcap");
     let o = lsnat(&[
         "replay",
         corpus
@@ -220,7 +222,8 @@ fn corrupt_truncated_and_unsupported_corpus_files() {
 
 #[test]
 fn check_exits_1_on_a_changed_golden_and_0_when_equal() {
-    let dir = tmp("goldens");
+    let scratch = common::scratch();
+    let dir = scratch.path().join("goldens");
     std::fs::create_dir_all(&dir).unwrap();
     let snap = common::root().join("golden/rfc2391-fig1.snap");
     let d = dir.to_str().unwrap();
@@ -248,7 +251,8 @@ fn check_exits_1_on_a_changed_golden_and_0_when_equal() {
 
 #[test]
 fn member_captures_hold_what_each_server_would_see() {
-    let dir = tmp("members");
+    let scratch = common::scratch();
+    let dir = scratch.path().join("members");
     let o = lsnat(&[
         "replay",
         "captures/lsnat-router.pcap",
@@ -286,7 +290,8 @@ fn member_captures_hold_what_each_server_would_see() {
 
 #[test]
 fn compare_replays_each_config_and_prints_them_side_by_side() {
-    let json = tmp("compare.json");
+    let scratch = common::scratch();
+    let json = scratch.path().join("compare.json");
     let o = lsnat(&[
         "replay",
         "captures/lsnat-client-side.pcap",
@@ -378,7 +383,8 @@ fn algorithm_flags_override_the_config_and_compare() {
 
 #[test]
 fn json_session_records_explain_each_decision() {
-    let json = tmp("decisions.json");
+    let scratch = common::scratch();
+    let json = scratch.path().join("decisions.json");
     let o = lsnat(&[
         "replay",
         "captures/lsnat-client-side.pcap",

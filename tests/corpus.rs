@@ -19,8 +19,8 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
         eprintln!("skipping: ../shared/corpus is absent");
         return;
     };
-    let tmp = std::env::temp_dir().join(format!("lsnat-corpus-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let scratch = common::scratch();
+    let tmp = scratch.path();
     let files = common::captures(&corpus);
     let counts = common::manifest(&corpus);
     assert!(
@@ -75,8 +75,8 @@ fn icmp_error_without_a_session_is_dropped_and_reported() {
         return;
     };
     let cap = corpus.join("zeek__icmp-destunreach-udp.pcap");
-    let tmp = std::env::temp_dir().join(format!("lsnat-destunreach-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let scratch = common::scratch();
+    let tmp = scratch.path();
     let cfg = tmp.join("destunreach.toml");
     std::fs::write(
         &cfg,

@@ -22,7 +22,8 @@ fn every_capture_matches_its_golden() {
         caps.len() >= 4,
         "expected the bundled captures, found {caps:?}"
     );
-    let out_dir = tempdir("golden");
+    let scratch = common::scratch();
+    let out_dir = scratch.path();
     for cap in caps {
         let name = check::name(&cap);
         let out = out_dir.join(format!("{name}.pcap"));
@@ -42,7 +43,8 @@ fn every_capture_matches_its_golden() {
 
 #[test]
 fn replays_are_byte_identical_run_to_run() {
-    let out = tempdir("determinism");
+    let scratch = common::scratch();
+    let out = scratch.path();
     for cap in captures() {
         let a = out.join("a.pcap");
         let b = out.join("b.pcap");
@@ -51,10 +53,4 @@ fn replays_are_byte_identical_run_to_run() {
         assert_eq!(ga.text, gb.text);
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     }
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lsnat-test-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }

@@ -44,7 +44,8 @@ fn rfc2391_figure_1_matches_the_kernel_byte_for_byte() {
 #[test]
 fn sll2_any_capture_translation_equals_the_kernels_outgoing_copies() {
     let cap = common::root().join("captures/lsnat-any-sll2.pcap");
-    let out = std::env::temp_dir().join(format!("lsnat-kernel-{}-sll2.pcap", std::process::id()));
+    let scratch = common::scratch();
+    let out = scratch.path().join("sll2.pcap");
     lsnat::check::render(&cap, None, Some(&out)).unwrap();
     let mut kernel: HashMap<Vec<u8>, usize> = HashMap::new();
     for (m, b) in common::read_all(&cap) {
@@ -104,8 +105,8 @@ fn edge_cases_match_the_kernel_byte_for_byte() {
         1,
     );
     assert_ne!(tail, realigned_tail, "ping pool not found");
-    let tmp = std::env::temp_dir().join(format!("lsnat-kernel-edges-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let scratch = common::scratch();
+    let tmp = scratch.path();
     let config = tmp.join("realigned.toml");
     std::fs::write(&config, format!("{head}{realigned_tail}")).unwrap();
     let out = tmp.join("edges.pcap");
@@ -303,17 +304,14 @@ fn icmp_errors_for_napt_sessions_match_the_kernel_byte_for_byte() {
     assert!(compare("modes-napt-icmp.pcap", "modes-napt-icmp.kernel-out.pcap") > 20);
     // The two errors are among the packets compared: lsnat's output holds them, addressed to
     // the members.
-    let out = std::env::temp_dir().join(format!(
-        "lsnat-kernel-{}-napt-icmp.pcap",
-        std::process::id()
-    ));
+    let scratch = common::scratch();
+    let out = scratch.path().join("napt-icmp.pcap");
     lsnat::check::render(&cap, None, Some(&out)).unwrap();
     let errors: Vec<[u8; 4]> = ipv4_datagrams(&out)
         .into_iter()
         .filter(|(_, d)| d[9] == 1 && d[20] == 3)
         .map(|(_, d)| [d[16], d[17], d[18], d[19]])
         .collect();
-    let _ = std::fs::remove_file(&out);
     assert_eq!(errors, [[203, 0, 113, 1], [203, 0, 113, 2]]);
 }
 
@@ -399,8 +397,8 @@ fn ls_napt_matches_the_kernel_except_the_clash_port() {
         kernel_port, 41000,
         "the kernel must have moved the clashing port"
     );
-    let out =
-        std::env::temp_dir().join(format!("lsnat-kernel-{}-ls-napt.pcap", std::process::id()));
+    let scratch = common::scratch();
+    let out = scratch.path().join("ls-napt.pcap");
     let g = lsnat::check::render(&cap, None, Some(&out)).unwrap();
     let ours = ipv4_datagrams(&out);
     let theirs = ipv4_datagrams(&root.join("tests/kernel/modes-ls-napt.kernel-out.pcap"));

@@ -298,7 +298,8 @@ fn drain_remove_add_weight_remap_timeline_on_the_recorded_capture() {
 fn json_report_lists_the_pool_events_with_their_evidence() {
     let config_path = common::root().join("captures/lsnat-pool.toml");
     let cfg = lsnat::config::load(&config_path).unwrap();
-    let out = std::env::temp_dir().join(format!("lsnat-pool-{}.json", std::process::id()));
+    let scratch = common::scratch();
+    let out = scratch.path().join("pool.json");
     let mut json =
         lsnat::report::json::JsonReport::create(&out, &capture(), &config_path, &cfg).unwrap();
     let mut summary = lsnat::report::Summary::default();
@@ -329,5 +330,4 @@ fn json_report_lists_the_pool_events_with_their_evidence() {
             .unwrap()
             .contains("not answered by")
     );
-    let _ = std::fs::remove_file(out);
 }

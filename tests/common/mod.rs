@@ -14,6 +14,15 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A scratch directory of its own for one test (`$TMPDIR/lsnat-test-XXXXXX`), removed with
+/// everything in it when the value is dropped, also when the test fails.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("lsnat-test-")
+        .tempdir()
+        .expect("a scratch directory in the temporary folder")
+}
+
 /// A JSON file the tool wrote, parsed.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -250,11 +259,11 @@ pub fn ipv4_datagrams(path: &Path) -> Vec<(u64, Vec<u8>)> {
 /// IP id, every checksum, the member chosen. Returns the number matched.
 pub fn matches_kernel(capture: &Path, kernel_out: &Path) -> usize {
     let name = capture.file_name().unwrap().to_string_lossy().into_owned();
-    let out = std::env::temp_dir().join(format!("lsnat-kernel-{}-{name}", std::process::id()));
+    let scratch = scratch();
+    let out = scratch.path().join(&name);
     let g = lsnat::check::render(capture, None, Some(&out)).unwrap();
     let ours = ipv4_datagrams(&out);
     let theirs = ipv4_datagrams(kernel_out);
-    let _ = std::fs::remove_file(&out);
     let mut pool: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
     for (_, d) in &theirs {
         *pool.entry(d.as_slice()).or_default() += 1;
