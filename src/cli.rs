@@ -85,7 +85,7 @@ pub struct AuditArgs {
     /// The capture (pcap or pcapng).
     pub capture: PathBuf,
     /// The configuration (default: the capture's name with `.toml`): virtual servers, the view,
-    /// the `config` policy ([timeouts]) and named `[[policy]]` tables.
+    /// the `config` policy (the `[timeouts]` table) and named `[[policy]]` tables.
     #[arg(short, long)]
     pub config: Option<PathBuf>,
     /// A policy: a preset (rfc2391, linux-conntrack, ipvs, rfc-minimum, rfc-recommended),
@@ -93,7 +93,7 @@ pub struct AuditArgs {
     /// (e.g. `tcp=2h,tcp-transitory=4m,udp=5m`). Repeatable. Default: config and every preset.
     #[arg(short, long = "policy")]
     pub policies: Vec<String>,
-    /// Vary one timeout: KEY=LO..HI[:STEPS] (e.g. `udp=10s..10m`), other timeouts from the
+    /// Vary one timeout: `KEY=LO..HI[:STEPS]` (e.g. `udp=10s..10m`), other timeouts from the
     /// first --policy (or the config).
     #[arg(long)]
     pub sweep: Option<String>,

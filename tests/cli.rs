@@ -129,8 +129,8 @@ fn output_equal_to_input_is_refused_and_input_untouched() {
 /// /dev/null, so a regression cannot damage the real one.
 #[test]
 fn outputs_to_a_device_are_written_into_it_not_over_it() {
-    let scratch = common::scratch();
     use std::os::unix::fs::FileTypeExt;
+    let scratch = common::scratch();
     let dev = scratch.path().join("null-device");
     let _ = std::fs::remove_file(&dev);
     let made = Command::new("mknod")
@@ -171,6 +171,64 @@ fn outputs_to_a_device_are_written_into_it_not_over_it() {
         );
     }
     std::fs::remove_file(&dev).unwrap();
+}
+
+/// A file system that refuses `O_DIRECT` at open (ramfs answers EINVAL) gets the big outputs
+/// through the page cache instead: the same bytes as on the test's own file system, renamed
+/// from `.partial` as usual. The ramfs is mounted in a private mount namespace (unshare(1),
+/// root only), which takes the mount with it when the command ends.
+#[test]
+fn outputs_on_a_file_system_without_direct_io_are_the_same_bytes() {
+    let scratch = common::scratch();
+    let base = scratch.path();
+    let (ram, copied) = (base.join("ramfs"), base.join("copied"));
+    std::fs::create_dir_all(&ram).unwrap();
+    std::fs::create_dir_all(&copied).unwrap();
+    let in_namespace = |then: &str| {
+        let script = format!("mount -t ramfs none '{}' && {then}", ram.display());
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .current_dir(common::root())
+            .output()
+    };
+    if !in_namespace("true").is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP outputs_on_a_file_system_without_direct_io: needs root and unshare(1)");
+        return;
+    }
+    let capture = "captures/lsnat-router.pcap";
+    let reference = lsnat(&[
+        "replay",
+        capture,
+        "-o",
+        base.join("ref.pcap").to_str().unwrap(),
+        "--json",
+        base.join("ref.json").to_str().unwrap(),
+    ]);
+    assert!(reference.status.success());
+    // The same arguments but the folder, so that the report names the same capture.
+    let (r, c) = (ram.display(), copied.display());
+    let o = in_namespace(&format!(
+        "(dd if=/dev/zero of='{r}/probe' bs=4096 count=1 oflag=direct 2>/dev/null \
+           && touch '{c}/direct-taken'); \
+         rm -f '{r}/probe'; \
+         '{bin}' replay {capture} -o '{r}/out.pcap' --json '{r}/out.json' --quiet \
+         && ls '{r}' > '{c}/listing' && cp '{r}/out.pcap' '{r}/out.json' '{c}/'",
+        bin = env!("CARGO_BIN_EXE_lsnat"),
+    ))
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !copied.join("direct-taken").exists(),
+        "ramfs took O_DIRECT: this test no longer covers the fallback"
+    );
+    let listing = std::fs::read_to_string(copied.join("listing")).unwrap();
+    assert_eq!(listing, "out.json\nout.pcap\n", "no .partial may be left");
+    for (ours, theirs) in [("out.pcap", "ref.pcap"), ("out.json", "ref.json")] {
+        let (a, b) = (copied.join(ours), base.join(theirs));
+        let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+        assert!(a.len() > 1000, "{ours}: {} bytes", a.len());
+        assert!(a == b, "{ours} on ramfs differs from {theirs}");
+    }
 }
 
 #[test]

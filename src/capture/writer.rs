@@ -147,7 +147,7 @@ impl CaptureWriter {
 
     /// Writes every packet of `batch`, as [`CaptureWriter::write`] would one by one, and
     /// returns how many. A classic pcap batch whose records need no change of header
-    /// ([`Records::verbatim`]) is written as it lies in the batch: straight from the batch's
+    /// (`Records::verbatim`) is written as it lies in the batch: straight from the batch's
     /// memory when it sits where the output file needs it ([`OutputFile::write_in_place`];
     /// the bytes of `batch.data` before the first record may be overwritten), else with one
     /// copy of all its records.

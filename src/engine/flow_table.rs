@@ -6,8 +6,8 @@
 //! deletion by backward shift (no tombstones). An entry is 8 bytes, the key's 32-bit hash
 //! beside its slot and flow, so a cache line holds eight and a lookup almost always reads one
 //! line; the key itself is not copied here but checked against the session the entry leads
-//! to ([`FlowKeys`]), whose line the packet's translation reads next anyway.
-//! [`FlowTable::prefetch`] lets the replay start a packet's cache miss a few packets before
+//! to (`FlowKeys`), whose line the packet's translation reads next anyway.
+//! `FlowTable::prefetch` lets the replay start a packet's cache miss a few packets before
 //! the engine needs it. The hash is a fixed function of the key, so the same input lays the
 //! table out the same way on every machine.
 

@@ -4,10 +4,10 @@
 //! A NAT can only find the session of a fragmented datagram through its first fragment: only it
 //! carries the transport ports. Two tables serve the later fragments:
 //!
-//! - [`FragmentTable`]: the translation the first fragment got, keyed by the datagram's
+//! - `FragmentTable`: the translation the first fragment got, keyed by the datagram's
 //!   identity (source, destination, protocol, identification — RFC 791), kept for
 //!   `fragment_timeout` so later fragments get the same translation.
-//! - [`FragmentHold`]: later fragments that arrived *before* their first fragment, held in a
+//! - `FragmentHold`: later fragments that arrived *before* their first fragment, held in a
 //!   bounded buffer (at most `fragment_hold_max` fragments and `fragment_hold_bytes` bytes)
 //!   for at most `fragment_timeout` (RFC 791's reassembly timer plays the same part). When the
 //!   first fragment comes they are released, in arrival order, with its fate; when the timer

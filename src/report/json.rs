@@ -2,7 +2,7 @@
 //! runs, one session record per line as each session is unbound, so memory does not grow with
 //! the capture. The lines are formatted on a thread of their own, in batches of sessions, so the
 //! replay's thread only collects records; the sessions still open at the end, reported when
-//! nothing else is left to do, are formatted on two ([`Helper`]). The file is an
+//! nothing else is left to do, are formatted on two (`Helper`). The file is an
 //! [`OutputFile`] (`PATH.partial`, renamed to `PATH` when complete).
 
 use super::Summary;
