@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const TOOLS: &[&str] = &[
@@ -65,18 +65,16 @@ fn unavailable() -> Option<String> {
 }
 
 /// Runs `scripts/SCRIPT` with captures and kernel references going to a fresh scratch
-/// directory; returns it. Like `record-all.sh`, a run is tried up to three times: a recording
+/// directory; returns it (removed when dropped). Like `record-all.sh`, a run is tried up to three times: a recording
 /// refuses itself when a tcpdump reports kernel drops (seen with `-i any`).
-fn record(script: &str, env: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lsnat-live-{}-{script}", std::process::id()));
+fn record(script: &str, env: &[(&str, &str)]) -> tempfile::TempDir {
     let mut errors = String::new();
     for attempt in 1..=3 {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::scratch();
         let out = Command::new("bash")
             .arg(common::root().join("scripts").join(script))
-            .env("OUT", &dir)
-            .env("REF", &dir)
+            .env("OUT", dir.path())
+            .env("REF", dir.path())
             .env("LAB_PREFIX", "lsci")
             .envs(env.iter().copied())
             .output()
@@ -111,16 +109,14 @@ fn fresh_recordings_match_the_kernel() {
         return;
     }
     let dir = record("record-lsnat.sh", &[]);
-    assert!(check(&dir, "lsnat-router") > 100);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(check(dir.path(), "lsnat-router") > 100);
 
     let dir = record(
         "record-modes.sh",
         &[("CASES", "modes-gre modes-static-member modes-napt-icmp")],
     );
-    assert!(check(&dir, "modes-gre") > 20);
-    assert!(check(&dir, "modes-static-member") > 30);
+    assert!(check(dir.path(), "modes-gre") > 20);
+    assert!(check(dir.path(), "modes-static-member") > 30);
     // RFC 3022 §4.3 through NAPT: the kernel's own ICMP port unreachables, translated back.
-    assert!(check(&dir, "modes-napt-icmp") > 20);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(check(dir.path(), "modes-napt-icmp") > 20);
 }
