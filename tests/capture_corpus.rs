@@ -570,9 +570,9 @@ fn mutated_captures_never_panic() {
 #[test]
 #[ignore = "benchmark; needs LSNAT_BENCH_CAPTURE"]
 fn throughput() {
-    let scratch = common::scratch();
     use std::io::BufWriter;
     use std::time::Instant;
+    let scratch = common::scratch();
     let Some(path) = std::env::var_os("LSNAT_BENCH_CAPTURE").map(PathBuf::from) else {
         eprintln!("set LSNAT_BENCH_CAPTURE to a capture file");
         return;
