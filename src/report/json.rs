@@ -459,15 +459,14 @@ pub fn session_line(
     quoted_name: &str,
     decision: Option<DecisionView<'_>>,
 ) {
-    let mut scratch = Vec::new();
     let mut text = Text {
-        buf: &mut scratch,
-        at: 0,
+        at: line.len(),
+        buf: line,
     };
     // A text buffer takes every line.
     let _ = format_line(&mut text, b"", r, quoted_name, decision);
-    let n = text.at;
-    line.extend_from_slice(&scratch[..n]);
+    let end = text.at;
+    line.truncate(end);
 }
 
 /// Where formatted session lines go: a text buffer, or the report file's own buffer (no copy).
@@ -1419,13 +1418,15 @@ mod tests {
             for reply in [Some(Timestamp(5)), None] {
                 r.first_reply = reply;
                 for d in [None, Some(&decision), Some(&plain), Some(&kept)] {
-                    let mut line = Vec::new();
+                    // Appended after what the buffer holds.
+                    let mut line = b"[".to_vec();
                     session_line(
                         &mut line,
                         &r,
                         &serde_json::to_string(name).unwrap(),
                         d.map(DecisionView::from),
                     );
+                    assert_eq!(line.remove(0), b'[');
                     let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
                     let theirs = serde_json::to_value(SessionJson::new(&r, name, d)).unwrap();
                     assert_eq!(ours, theirs);
