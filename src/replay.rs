@@ -398,6 +398,11 @@ pub fn run(
                 } = &mut work;
                 views.clear();
                 pre.clear();
+                // Room for a whole batch at once, rather than a vector grown (and copied) by
+                // doublings the first time each of the BATCHES is filled.
+                views.reserve(BATCH_PACKETS);
+                pre.reserve(BATCH_PACKETS);
+                batch.packets.reserve(BATCH_PACKETS);
                 let read = reader.read_batch_with(batch, BATCH_PACKETS, |frame, meta| {
                     prepare(views, pre, frame, meta)
                 });
@@ -442,6 +447,7 @@ pub fn run(
                     extra_data,
                     ..
                 } = &mut work;
+                fates.reserve(batch.packets.len());
                 for i in 0..batch.packets.len() {
                     hint(batch, (&engine, pre), i + PREFETCH_LOOKUP, Prefetch::Lookup);
                     hint(
