@@ -399,13 +399,10 @@ pub fn run(
                 views.clear();
                 pre.clear();
                 // Room for a whole batch at once, rather than a vector grown (and copied) by
-                // doublings the first time each of the BATCHES is filled.
-                // (`read_batch_with` clears the batch; its records are cleared here first so
-                // that `reserve` does not count them.)
+                // doublings the first time each of the BATCHES is filled (the reader does the
+                // same for the batch's packet records).
                 views.reserve(BATCH_PACKETS);
                 pre.reserve(BATCH_PACKETS);
-                batch.packets.clear();
-                batch.packets.reserve(BATCH_PACKETS);
                 let read = reader.read_batch_with(batch, BATCH_PACKETS, |frame, meta| {
                     prepare(views, pre, frame, meta)
                 });

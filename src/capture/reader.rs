@@ -141,6 +141,9 @@ impl CaptureReader {
             return Ok(false);
         }
         let max = max_packets.max(1);
+        // Room for the batch's entries at once (no doublings and copies while it fills), up
+        // to as many 16-byte records as one read holds.
+        batch.packets.reserve(max.min(super::pcap::READ_BYTES / 16));
         let stop = match &mut self.source {
             Source::Pcap(s) => {
                 let stop = s.fill(&self.path, batch, max, &mut self.next_index, &mut hook);
