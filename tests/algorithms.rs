@@ -101,3 +101,69 @@ fn round_robin_config_decides_as_the_capture_golden() {
     }
     assert_eq!(n, 13);
 }
+
+/// Per member (address): sessions, packets and IP bytes of the report's session records.
+fn from_sessions(report: &serde_json::Value) -> std::collections::BTreeMap<String, [u64; 3]> {
+    let mut out = std::collections::BTreeMap::new();
+    for s in report["sessions"].as_array().expect("sessions") {
+        let Some(member) = s["member"].as_str() else {
+            continue;
+        };
+        let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
+        let e: &mut [u64; 3] = out.entry(member.to_string()).or_default();
+        e[0] += 1;
+        e[1] += n("orig_pkts") + n("resp_pkts");
+        e[2] += n("orig_ip_bytes") + n("resp_ip_bytes");
+    }
+    out
+}
+
+#[test]
+fn load_report_counts_every_packet_of_every_session() {
+    // The load table counts translated packets as they pass; the session records count them
+    // per session. The two must agree per member, the packet that binds a session (which
+    // comes before the event naming its member) included.
+    let root = common::root();
+    let mut cases = cases();
+    for c in [
+        "rfc2391-fig1",
+        "lsnat-router",
+        "lsnat-client-side",
+        "lsnat-idle",
+    ] {
+        let cap = root.join("captures").join(format!("{c}.pcap"));
+        cases.push((cap.clone(), cap.with_extension("toml")));
+    }
+    let dir = common::scratch();
+    let mut checked = 0;
+    for (capture, config) in cases {
+        let json = dir.path().join("r.json");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lsnat"))
+            .arg("replay")
+            .arg(&capture)
+            .arg("--config")
+            .arg(&config)
+            .arg("--output")
+            .arg(dir.path().join("o.pcap"))
+            .arg("--json")
+            .arg(&json)
+            .arg("--quiet")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {out:?}", config.display());
+        let report = common::read_json(&json);
+        let sessions = from_sessions(&report);
+        let mut load = std::collections::BTreeMap::new();
+        for m in report["load"]["members"].as_array().expect("load members") {
+            let n = |k: &str| m[k].as_u64().unwrap();
+            if n("sessions") > 0 || n("packets") > 0 {
+                let addr = m["member"].as_str().unwrap().to_string();
+                load.insert(addr, [n("sessions"), n("packets"), n("bytes")]);
+            }
+        }
+        assert!(!sessions.is_empty(), "{}: no sessions", config.display());
+        assert_eq!(load, sessions, "{}", config.display());
+        checked += 1;
+    }
+    assert!(checked >= 40, "{checked} cases");
+}

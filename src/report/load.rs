@@ -141,6 +141,9 @@ pub struct LoadReport {
     /// Kept only when asked (goldens): every decision.
     pub decisions: Option<Vec<Bound>>,
     names: Vec<String>,
+    /// Translated packets of members not yet learned (pool index, time, IP bytes): the packet
+    /// that binds a session comes before its `Bound` event, which names the member.
+    pending: Vec<(usize, Timestamp, u64)>,
 }
 
 impl LoadReport {
@@ -169,6 +172,7 @@ impl LoadReport {
                 .collect(),
             decisions: keep_decisions.then(Vec::new),
             names: cfg.virtual_servers.iter().map(|v| v.name.clone()).collect(),
+            pending: Vec::new(),
         }
     }
 
@@ -222,6 +226,17 @@ impl LoadReport {
         // Time never goes back in the engine, but capture timestamps may: count late packets
         // in the newest interval.
         self.intervals.last_mut()
+    }
+
+    /// Counts one translated packet of the member in report slot `slot`.
+    fn count(&mut self, slot: usize, ts: Timestamp, bytes: u64) {
+        let l = &mut self.totals[slot];
+        l.packets += 1;
+        l.bytes += bytes;
+        if let Some(iv) = self.interval_at(ts) {
+            iv.members[slot].packets += 1;
+            iv.members[slot].bytes += bytes;
+        }
     }
 
     /// Sessions per member (report order).
@@ -317,12 +332,16 @@ impl LoadReport {
         let _ = writeln!(out, "{t}");
         let _ = writeln!(out, "{}", self.fairness_line());
         for a in &self.algorithms {
+            let params = &a["parameters"];
             let _ = writeln!(
                 out,
-                "algorithm: {} {} {}{}",
+                "algorithm: {} {}{}{}",
                 a["virtual_server"].as_str().unwrap_or(""),
                 a["algorithm"].as_str().unwrap_or(""),
-                a["parameters"],
+                match params.as_object() {
+                    Some(p) if !p.is_empty() => format!(" {params}"),
+                    _ => String::new(),
+                },
                 if a["affinity"].is_null() {
                     String::new()
                 } else {
@@ -455,16 +474,13 @@ impl Observer for LoadReport {
         if o.verdict != Verdict::Translated {
             return;
         }
-        let Some(slot) = o.member.and_then(|m| self.index.get(m).copied().flatten()) else {
+        let Some(member) = o.member else {
             return;
         };
         let bytes = u64::from(o.ip_bytes);
-        let l = &mut self.totals[slot];
-        l.packets += 1;
-        l.bytes += bytes;
-        if let Some(iv) = self.interval_at(meta.ts) {
-            iv.members[slot].packets += 1;
-            iv.members[slot].bytes += bytes;
+        match self.index.get(member).copied().flatten() {
+            Some(slot) => self.count(slot, meta.ts, bytes),
+            None => self.pending.push((member, meta.ts, bytes)),
         }
     }
 
@@ -487,6 +503,19 @@ impl Observer for LoadReport {
         self.totals[slot].sessions += 1;
         if let Some(iv) = self.interval_at(*at) {
             iv.members[slot].sessions += 1;
+        }
+        if !self.pending.is_empty() {
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.retain(|&(member, ts, bytes)| {
+                match self.index.get(member).copied().flatten() {
+                    Some(slot) => {
+                        self.count(slot, ts, bytes);
+                        false
+                    }
+                    None => true,
+                }
+            });
+            self.pending = pending;
         }
         match decision.affinity {
             AffinityOutcome::Off => {}
