@@ -185,6 +185,7 @@ impl Engine {
             at: now,
             virtual_server: vs,
             member,
+            member_addr: self.pool.member(member).addr.octets(),
             key,
             decision,
         });

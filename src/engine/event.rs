@@ -316,8 +316,11 @@ pub enum Event {
         at: Timestamp,
         /// Virtual server index.
         virtual_server: usize,
-        /// Member index.
+        /// Member index: the member the session is bound to (after any static mapping to a
+        /// backup, RFC 2391 §3), which may differ from `decision.chosen`.
         member: usize,
+        /// That member's address.
+        member_addr: [u8; 4],
         /// Session key.
         key: Tuple,
         /// Why this member: the algorithm, the figures it compared, affinity.

@@ -1530,6 +1530,7 @@ members = ["192.0.2.1", "192.0.2.2"]
                     at: r.first,
                     virtual_server: 0,
                     member: 1,
+                    member_addr: [192, 0, 2, 2],
                     key: r.key,
                     decision: decision(n),
                 });

@@ -6,7 +6,8 @@
 use super::table::{fit, right, table};
 use crate::capture::PacketMeta;
 use crate::engine::{
-    AffinityOutcome, Decision, EngineConfig, Event, Tuple, Verdict, VirtualServerConfig,
+    AffinityOutcome, Decision, EmitKind, EngineConfig, Event, Outcome, Tuple, Verdict,
+    VirtualServerConfig,
 };
 use crate::replay::{Disposition, Observer};
 use crate::time::{Span, Timestamp};
@@ -466,11 +467,9 @@ fn pct(part: u64, whole: u64) -> String {
     }
 }
 
-impl Observer for LoadReport {
-    fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
-        let Disposition::Engine(o) = what else {
-            return;
-        };
+impl LoadReport {
+    /// A packet the router forwarded at `ts` (captured, or a held fragment released).
+    fn outcome(&mut self, ts: Timestamp, o: &Outcome) {
         if o.verdict != Verdict::Translated {
             return;
         }
@@ -479,8 +478,26 @@ impl Observer for LoadReport {
         };
         let bytes = u64::from(o.ip_bytes);
         match self.index.get(member).copied().flatten() {
-            Some(slot) => self.count(slot, meta.ts, bytes),
-            None => self.pending.push((member, meta.ts, bytes)),
+            Some(slot) => self.count(slot, ts, bytes),
+            None => {
+                // Resolved by the `Bound` event that follows this packet.
+                debug_assert!(self.pending.len() < 64, "packets of a member never bound");
+                self.pending.push((member, ts, bytes));
+            }
+        }
+    }
+}
+
+impl Observer for LoadReport {
+    fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
+        if let Disposition::Engine(o) = what {
+            self.outcome(meta.ts, o);
+        }
+    }
+
+    fn emitted(&mut self, _origin: &PacketMeta, now: Timestamp, kind: &EmitKind) {
+        if let EmitKind::HeldFragment { outcome, .. } = kind {
+            self.outcome(now, outcome);
         }
     }
 
@@ -489,9 +506,10 @@ impl Observer for LoadReport {
             number,
             at,
             virtual_server,
+            member,
+            member_addr,
             key,
             decision,
-            ..
         } = event
         else {
             return;
@@ -499,7 +517,8 @@ impl Observer for LoadReport {
         for e in decision.entries() {
             self.learn(e.member, e.addr);
         }
-        let slot = self.learn(decision.chosen, decision.chosen_addr);
+        // The member the session went to: the algorithm's choice, or its backup (RFC 2391 §3).
+        let slot = self.learn(*member as u32, *member_addr);
         self.totals[slot].sessions += 1;
         if let Some(iv) = self.interval_at(*at) {
             iv.members[slot].sessions += 1;
