@@ -1190,6 +1190,8 @@ impl JsonReport {
                 "ipv4": summary.ipv4,
                 "translated_inbound": summary.translated_inbound,
                 "translated_outbound": summary.translated_outbound,
+                "napt_outbound": summary.napt_outbound,
+                "napt_inbound": summary.napt_inbound,
                 "passed": summary.passed,
                 "dropped": summary.dropped,
                 "not_ipv4": summary.not_ipv4(),

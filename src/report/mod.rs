@@ -57,10 +57,15 @@ pub struct Summary {
     pub not_ipv4_kinds: BTreeMap<crate::link::NotIpv4, u64>,
     /// Frames shorter than their link header.
     pub link_truncated: u64,
-    /// Translated packets client → member.
+    /// Translated packets client → member (NAPT's outside → inside included).
     pub translated_inbound: u64,
-    /// Translated packets member → client.
+    /// Translated packets member → client (NAPT's inside → outside included).
     pub translated_outbound: u64,
+    /// Of those, packets of NAPT sessions inside hosts started (RFC 2391 §3.2; not
+    /// load-shared), inside → outside.
+    pub napt_outbound: u64,
+    /// Their replies, outside → inside.
+    pub napt_inbound: u64,
     /// Passed unchanged, by reason.
     pub passed: BTreeMap<&'static str, u64>,
     /// Dropped, by reason.
@@ -134,10 +139,14 @@ impl Summary {
         match o.verdict {
             Verdict::Held(_) => self.fragments_held += 1,
             Verdict::Translated => {
+                // A translated packet of no session is NAPT's (RFC 2391 §3.2).
+                let napt = o.session == 0;
                 if o.flow == Flow::Outbound {
                     self.translated_outbound += 1;
+                    self.napt_outbound += u64::from(napt);
                 } else {
                     self.translated_inbound += 1;
+                    self.napt_inbound += u64::from(napt);
                 }
                 if o.faults.any() {
                     self.checksum_faults += 1;

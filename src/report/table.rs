@@ -55,13 +55,25 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
     row(
         &mut p,
         "translated, client → member".into(),
-        summary.translated_inbound,
+        summary.translated_inbound - summary.napt_inbound,
     );
     row(
         &mut p,
         "translated, member → client".into(),
-        summary.translated_outbound,
+        summary.translated_outbound - summary.napt_outbound,
     );
+    if summary.napt_outbound + summary.napt_inbound > 0 {
+        row(
+            &mut p,
+            "translated by NAPT, inside → outside".into(),
+            summary.napt_outbound,
+        );
+        row(
+            &mut p,
+            "translated by NAPT, outside → inside".into(),
+            summary.napt_inbound,
+        );
+    }
     for (r, n) in &summary.passed {
         row(&mut p, format!("passed unchanged: {r}"), *n);
     }
