@@ -153,8 +153,15 @@ pub enum ReplayError {
     Refused(String),
 }
 
-/// Refuses an output path that is one of the inputs (never write over an input file).
+/// Refuses an output path that is one of the inputs (never write over an input file), or an
+/// existing folder (found before any work, rather than when the finished file is renamed).
 pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError> {
+    if out.is_dir() {
+        return Err(ReplayError::Refused(format!(
+            "{}: output path is a folder; give a file name",
+            out.display()
+        )));
+    }
     for input in inputs {
         let same = match (std::fs::canonicalize(out), std::fs::canonicalize(input)) {
             (Ok(a), Ok(b)) => a == b,

@@ -123,6 +123,26 @@ fn output_equal_to_input_is_refused_and_input_untouched() {
     assert_eq!(std::fs::read(&cap).unwrap(), before);
 }
 
+#[test]
+fn output_path_that_is_a_folder_is_refused_before_any_work() {
+    // Refused up front (the replay would otherwise run to the end and fail at the rename),
+    // for the rewritten capture and the JSON report alike; nothing is left in the folder.
+    let scratch = common::scratch();
+    let dir = scratch.path().to_str().unwrap();
+    let cap = "captures/rfc2391-fig1.pcap";
+    for args in [
+        vec!["replay", cap, "-o", dir],
+        vec!["replay", cap, "--json", dir, "--quiet"],
+    ] {
+        let o = lsnat(&args);
+        one_error_line(&o, &[dir, "folder"]);
+        assert!(o.stdout.is_empty(), "no summary for a refused replay");
+    }
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
+    let partial = format!("{dir}.partial");
+    assert!(!std::path::Path::new(&partial).exists());
+}
+
 /// `--output /dev/null` is how an engineer times a replay without keeping its outputs; the
 /// outputs must go into the device, not replace it with a regular file (which broke every
 /// later `>/dev/null` on the machine). A private null device (mknod, root only) stands in for
