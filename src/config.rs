@@ -478,7 +478,7 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 Some(v.protocol.span()),
                 &field("protocol"),
                 format!(
-                    "unknown protocol `{}` (tcp, udp, icmp, gre, esp, or a number 0-255)",
+                    "unknown protocol `{}` (tcp, udp, icmp, gre, esp, ah, sctp, or a number 0-255)",
                     v.protocol.get_ref()
                 ),
             )
@@ -499,6 +499,31 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 Some(v.protocol.span()),
                 &field("ports"),
                 "a TCP or UDP virtual server needs its service ports".into(),
+            ));
+        }
+        // RFC 2391 §2.1: a virtual server is its (address, protocol, port); two of them on the
+        // same one would leave it undefined which pool a session goes to.
+        let clash = cfg.virtual_servers.iter().find_map(|o| {
+            if o.vip != vip || o.protocol != protocol {
+                return None;
+            }
+            if ports.is_empty() || o.ports.is_empty() {
+                return Some((o, None));
+            }
+            ports
+                .iter()
+                .find(|p| o.ports.contains(p))
+                .map(|&p| (o, Some(p)))
+        });
+        if let Some((o, port)) = clash {
+            let what = match port {
+                Some(p) => format!("{vip} {} port {p}", proto::name(protocol)),
+                None => format!("{vip} {}", proto::name(protocol)),
+            };
+            return Err(err(
+                Some(v.vip.span()),
+                &field("vip"),
+                format!("{what} is already virtual server `{}`'s", o.name),
             ));
         }
         let algorithm = Algorithm::parse(v.algorithm.get_ref()).ok_or_else(|| {
@@ -543,6 +568,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                     None => settings.push((s, field("members"))),
                 }
             }
+            if a == vip {
+                return Err(err(
+                    Some(m.span()),
+                    &field("members"),
+                    format!("member {a} is the virtual server's own address"),
+                ));
+            }
             if members.contains(&a) {
                 return Err(err(
                     Some(m.span()),
@@ -566,6 +598,21 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 format!(
                     "LS-NAPT load-shares only TCP, UDP and ICMP query sessions (RFC 2391 §3.3), not `{}`",
                     v.protocol.get_ref()
+                ),
+            ));
+        }
+        if !matches!(protocol, proto::TCP | proto::UDP) && !ports.is_empty() {
+            return Err(err(
+                Some(v.ports.span()),
+                &field("ports"),
+                format!(
+                    "{} sessions have no TU ports here (RFC 2391 §2.2 keys them by addresses{}): leave `ports` out",
+                    v.protocol.get_ref(),
+                    if protocol == proto::ICMP {
+                        " and query id"
+                    } else {
+                        " and protocol"
+                    }
                 ),
             ));
         }
@@ -1041,6 +1088,59 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             "{e}"
         );
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn a_service_belongs_to_one_virtual_server_and_a_member_is_not_its_vip() {
+        // The same VIP, protocol and port twice: which pool a session goes to is undefined.
+        let twice = format!(
+            "{GOOD}[[virtual_server]]\nname = \"mail\"\nvip = \"172.87.0.100\"\n\
+             protocol = \"tcp\"\nports = [25, 23]\nmembers = [\"172.85.0.9\"]\n"
+        );
+        let e = parse(Path::new("lab.toml"), &twice)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "lab.toml:17: field `virtual_server[1].vip`: 172.87.0.100 tcp port 23 is already virtual server `web`'s"
+        );
+        // Another protocol, or another port, on the same VIP is another service.
+        for other in [
+            "ports = [25, 23]\nprotocol = \"udp\"",
+            "ports = [25]\nprotocol = \"tcp\"",
+        ] {
+            let ok = format!(
+                "{GOOD}[[virtual_server]]\nname = \"mail\"\nvip = \"172.87.0.100\"\n\
+                 {other}\nmembers = [\"172.85.0.9\"]\n"
+            );
+            assert!(parse(Path::new("lab.toml"), &ok).is_ok(), "{other}");
+        }
+        let icmp = "[[virtual_server]]\nvip = \"172.87.0.100\"\nprotocol = \"icmp\"\n\
+                    members = [\"172.85.0.9\"]\n";
+        let e = parse(Path::new("lab.toml"), &format!("{GOOD}{icmp}{icmp}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("172.87.0.100 icmp is already virtual server `icmp-1`'s"),
+            "{e}"
+        );
+        let sctp = "[[virtual_server]]\nvip = \"172.87.0.101\"\nprotocol = \"sctp\"\n\
+                    ports = [80]\nmembers = [\"172.85.0.9\"]\n";
+        let e = parse(Path::new("lab.toml"), &format!("{GOOD}{sctp}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "lab.toml:18: field `virtual_server[1].ports`: sctp sessions have no TU ports"
+            ),
+            "{e}"
+        );
+        let own = GOOD.replace("\"172.85.0.3\"", "\"172.87.0.100\"");
+        let e = parse(Path::new("lab.toml"), &own).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "lab.toml:14: field `virtual_server[0].members`: member 172.87.0.100 is the virtual server's own address"
+        );
     }
 
     #[test]
