@@ -1050,6 +1050,11 @@ algorithm = "least-load"
 members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
 "#;
 
+    /// The one-line error `text` gives as `lab.toml`.
+    fn error_of(text: &str) -> String {
+        parse(Path::new("lab.toml"), text).unwrap_err().to_string()
+    }
+
     #[test]
     fn parses_a_full_config() {
         let c = parse(Path::new("x.toml"), GOOD).unwrap();
@@ -1065,13 +1070,13 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
     #[test]
     fn errors_name_file_line_and_field() {
         let bad = GOOD.replace("\"172.85.0.2\"", "\"172.85.0.300\"");
-        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        let e = error_of(&bad);
         assert_eq!(
             e,
             "lab.toml:14: field `virtual_server[0].members`: `172.85.0.300` is not an IPv4 address"
         );
         let bad = GOOD.replace("least-load", "fastest");
-        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        let e = error_of(&bad);
         assert!(
             e.starts_with(
                 "lab.toml:13: field `virtual_server[0].algorithm`: unknown algorithm `fastest`"
@@ -1079,10 +1084,10 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             "{e}"
         );
         let bad = GOOD.replace("udp = \"5m\"", "udp = \"5 parsecs\"");
-        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        let e = error_of(&bad);
         assert!(e.starts_with("lab.toml:6: field `timeouts.udp`:"), "{e}");
         let bad = GOOD.replace("ttl_decrement", "ttl_decrements");
-        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        let e = error_of(&bad);
         assert!(
             e.starts_with("lab.toml:4: unknown field `ttl_decrements`"),
             "{e}"
@@ -1097,9 +1102,7 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             "{GOOD}[[virtual_server]]\nname = \"mail\"\nvip = \"172.87.0.100\"\n\
              protocol = \"tcp\"\nports = [25, 23]\nmembers = [\"172.85.0.9\"]\n"
         );
-        let e = parse(Path::new("lab.toml"), &twice)
-            .unwrap_err()
-            .to_string();
+        let e = error_of(&twice);
         assert_eq!(
             e,
             "lab.toml:17: field `virtual_server[1].vip`: 172.87.0.100 tcp port 23 is already virtual server `web`'s"
@@ -1117,18 +1120,14 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         }
         let icmp = "[[virtual_server]]\nvip = \"172.87.0.100\"\nprotocol = \"icmp\"\n\
                     members = [\"172.85.0.9\"]\n";
-        let e = parse(Path::new("lab.toml"), &format!("{GOOD}{icmp}{icmp}"))
-            .unwrap_err()
-            .to_string();
+        let e = error_of(&format!("{GOOD}{icmp}{icmp}"));
         assert!(
             e.ends_with("172.87.0.100 icmp is already virtual server `icmp-1`'s"),
             "{e}"
         );
         let sctp = "[[virtual_server]]\nvip = \"172.87.0.101\"\nprotocol = \"sctp\"\n\
                     ports = [80]\nmembers = [\"172.85.0.9\"]\n";
-        let e = parse(Path::new("lab.toml"), &format!("{GOOD}{sctp}"))
-            .unwrap_err()
-            .to_string();
+        let e = error_of(&format!("{GOOD}{sctp}"));
         assert!(
             e.starts_with(
                 "lab.toml:18: field `virtual_server[1].ports`: sctp sessions have no TU ports"
@@ -1136,7 +1135,7 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             "{e}"
         );
         let own = GOOD.replace("\"172.85.0.3\"", "\"172.87.0.100\"");
-        let e = parse(Path::new("lab.toml"), &own).unwrap_err().to_string();
+        let e = error_of(&own);
         assert_eq!(
             e,
             "lab.toml:14: field `virtual_server[0].members`: member 172.87.0.100 is the virtual server's own address"
@@ -1223,13 +1222,13 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             "ttl_decrement",
             "outside_address = \"router\"\nttl_decrement",
         );
-        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        let e = error_of(&bad);
         assert_eq!(
             e,
             "lab.toml:4: field `router.outside_address`: `router` is not an IPv4 address"
         );
         let bad = GOOD.replace("ttl_decrement", "fragment_hold_max = -1\nttl_decrement");
-        let e = parse(Path::new("lab.toml"), &bad).unwrap_err().to_string();
+        let e = error_of(&bad);
         assert!(
             e.starts_with("lab.toml:4: field `router.fragment_hold_max`"),
             "{e}"

@@ -161,24 +161,19 @@ fn load_report_counts_every_packet_of_every_session() {
     let mut checked = 0;
     for (capture, config) in cases {
         let dir = common::scratch();
-        let json = dir.path().join("r.json");
-        let members = dir.path().join("members");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lsnat"))
-            .arg("replay")
-            .arg(&capture)
-            .arg("--config")
-            .arg(&config)
-            .arg("--output")
-            .arg(dir.path().join("o.pcap"))
-            .arg("--json")
-            .arg(&json)
-            .arg("--members-dir")
-            .arg(&members)
-            .arg("--quiet")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}: {out:?}", config.display());
-        let report = common::read_json(&json);
+        let (output, members) = (dir.path().join("o.pcap"), dir.path().join("members"));
+        let report = common::replay_json(
+            dir.path(),
+            &capture,
+            &[
+                "--config".as_ref(),
+                config.as_ref(),
+                "--output".as_ref(),
+                output.as_ref(),
+                "--members-dir".as_ref(),
+                members.as_ref(),
+            ],
+        );
         let (mut load_sessions, mut load_traffic) = (BTreeMap::new(), BTreeMap::new());
         for m in report["load"]["members"].as_array().expect("load members") {
             let n = |k: &str| m[k].as_u64().unwrap();

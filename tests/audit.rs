@@ -12,7 +12,6 @@ use lsnat::time::Span;
 use lsnat::wire::ipv4::{Ipv4, L4};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 fn job(capture: &Path, config: Option<&Path>, names: &[&str]) -> AuditJob {
     let config_path = config
@@ -218,10 +217,6 @@ fn the_largest_gap_is_the_exact_threshold() {
     }
 }
 
-fn lsnat() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lsnat"))
-}
-
 fn strip_names(mut v: serde_json::Value) -> serde_json::Value {
     let o = v.as_object_mut().unwrap();
     for k in ["name", "source", "value_ns"] {
@@ -238,7 +233,7 @@ fn sweep_points_equal_individual_policy_runs() {
     let cap = common::root().join("captures/lsnat-idle.pcap");
     let sweep_json = scratch.path().join("sweep.json");
     let svg = scratch.path().join("sweep.svg");
-    let st = lsnat()
+    let st = common::lsnat()
         .args([
             "audit",
             cap.to_str().unwrap(),
@@ -260,7 +255,7 @@ fn sweep_points_equal_individual_policy_runs() {
     assert_eq!(s["schema"], "lsnat-audit/1");
     let points = s["sweep"]["points"].as_array().unwrap().clone();
     assert_eq!(points.len(), 6);
-    let mut cmd = lsnat();
+    let mut cmd = common::lsnat();
     cmd.args(["audit", cap.to_str().unwrap(), "-q"]);
     for p in &points {
         cmd.args(["-p", &format!("udp={}ns", p["value_ns"])]);
@@ -294,7 +289,7 @@ fn sweep_points_equal_individual_policy_runs() {
 fn exit_codes_gate_on_must_floors_and_bad_input() {
     let cap = common::root().join("captures/rfc2391-fig1.pcap");
     let cap = cap.to_str().unwrap();
-    let out = lsnat()
+    let out = common::lsnat()
         .args(["audit", cap, "-q", "--require-compliant", "ipvs"])
         .output()
         .unwrap();
@@ -304,7 +299,7 @@ fn exit_codes_gate_on_must_floors_and_bad_input() {
         err.contains("ipvs") && err.contains("rfc5382-req5-established"),
         "{err}"
     );
-    let out = lsnat()
+    let out = common::lsnat()
         .args(["audit", cap, "-q", "--require-compliant", "rfc-minimum"])
         .args(["--require-compliant", "tcp=3h,tcp-transitory=5m,udp=5m"])
         .output()
@@ -321,7 +316,7 @@ fn exit_codes_gate_on_must_floors_and_bad_input() {
         vec!["--sweep", "udp=10m..10s"],
         vec!["--svg", "/tmp/x.svg"],
     ] {
-        let out = lsnat()
+        let out = common::lsnat()
             .args(["audit", cap, "-q"])
             .args(&bad)
             .output()
@@ -330,7 +325,7 @@ fn exit_codes_gate_on_must_floors_and_bad_input() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{bad:?}: {err}");
     }
-    let out = lsnat()
+    let out = common::lsnat()
         .args(["audit", "/nonexistent.pcap"])
         .output()
         .unwrap();
@@ -345,7 +340,7 @@ fn config_file_policies_are_audited() {
     let text = std::fs::read_to_string(root.join("captures/lsnat-idle.toml")).unwrap()
         + "\n[[policy]]\nname = \"short-udp\"\nbase = \"rfc-recommended\"\nudp = \"10s\"\n";
     std::fs::write(&cfg, text).unwrap();
-    let out = lsnat()
+    let out = common::lsnat()
         .args([
             "audit",
             root.join("captures/lsnat-idle.pcap").to_str().unwrap(),
@@ -364,7 +359,7 @@ fn config_file_policies_are_audited() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("short-udp"));
     // `lsnat replay` accepts the same file
-    let st = lsnat()
+    let st = common::lsnat()
         .args([
             "replay",
             root.join("captures/lsnat-idle.pcap").to_str().unwrap(),

@@ -7,11 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn lsnat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lsnat"))
-        .args(args)
-        .current_dir(common::root())
-        .output()
-        .expect("runs")
+    common::lsnat().args(args).output().expect("runs")
 }
 
 fn one_error_line(o: &Output, must_contain: &[&str]) {

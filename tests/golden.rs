@@ -71,17 +71,7 @@ fn report_splits_napt_from_load_shared_translations() {
                 .filter(|l| l.contains(&format!(" xlat {flow}")) && l.ends_with(" napt"))
                 .count() as u64
         };
-        let json = scratch.path().join("r.json");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lsnat"))
-            .arg("replay")
-            .arg(&cap)
-            .arg("--json")
-            .arg(&json)
-            .arg("--quiet")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}: {out:?}", cap.display());
-        let r = common::read_json(&json);
+        let r = common::replay_json(scratch.path(), &cap, &[]);
         let p = &r["packets"];
         let n = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("{k}"));
         let name = check::name(&cap);

@@ -234,6 +234,12 @@ impl Outcome {
             ip_bytes: 0,
         }
     }
+
+    /// Translated by NAPT for a session an inside host started (RFC 2391 §3.2): translated,
+    /// but of no load-shared session.
+    pub fn is_napt(&self) -> bool {
+        self.verdict == Verdict::Translated && self.session == 0
+    }
 }
 
 /// How a session ended (RFC 2391 §2.4, §4.3).

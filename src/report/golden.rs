@@ -153,8 +153,7 @@ fn render_outcome(p: &mut String, o: &Outcome) {
     }
     if o.session != 0 {
         let _ = write!(p, " s{}{}", o.session, if o.bound { " new" } else { "" });
-    } else if o.verdict == Verdict::Translated {
-        // A NAPT session an inside host started (RFC 2391 §3.2): not load-shared.
+    } else if o.is_napt() {
         let _ = write!(p, " napt");
     }
     let _ = writeln!(p);

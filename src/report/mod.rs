@@ -139,8 +139,7 @@ impl Summary {
         match o.verdict {
             Verdict::Held(_) => self.fragments_held += 1,
             Verdict::Translated => {
-                // A translated packet of no session is NAPT's (RFC 2391 §3.2).
-                let napt = o.session == 0;
+                let napt = o.is_napt();
                 if o.flow == Flow::Outbound {
                     self.translated_outbound += 1;
                     self.napt_outbound += u64::from(napt);

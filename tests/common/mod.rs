@@ -23,6 +23,30 @@ pub fn scratch() -> tempfile::TempDir {
         .expect("a scratch directory in the temporary folder")
 }
 
+/// The `lsnat` binary, run from the repository root.
+pub fn lsnat() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lsnat"));
+    c.current_dir(root());
+    c
+}
+
+/// Runs `lsnat replay CAPTURE --json DIR/report.json --quiet EXTRA...`, asserts that it
+/// succeeded, and returns the report, parsed.
+pub fn replay_json(dir: &Path, capture: &Path, extra: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let json = dir.join("report.json");
+    let out = lsnat()
+        .arg("replay")
+        .arg(capture)
+        .arg("--json")
+        .arg(&json)
+        .arg("--quiet")
+        .args(extra)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}: {out:?}", capture.display());
+    read_json(&json)
+}
+
 /// A JSON file the tool wrote, parsed.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
