@@ -123,8 +123,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     for out in [&output, &json, &golden].into_iter().flatten() {
         replay::refuse_overwrite(out, &[&capture, &config_path])?;
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("{}: cannot create folder: {e}", dir.display()))?;
+            replay::create_folder(dir)?;
         }
     }
     let names: Vec<String> = cfg.virtual_servers.iter().map(|v| v.name.clone()).collect();
@@ -204,8 +203,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 /// when `path` is a device or a FIFO (see [`Destination`]).
 fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("{}: cannot create folder: {e}", dir.display()))?;
+        replay::create_folder(dir)?;
     }
     Destination::of(path)
         .write_whole(text.as_bytes())

@@ -177,6 +177,18 @@ pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError>
     Ok(())
 }
 
+/// Creates the folder `dir` (and its parents) for outputs, or says in one line why not.
+pub fn create_folder(dir: &Path) -> Result<(), ReplayError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(ReplayError::Refused(format!(
+            "{}: is a file; a folder is needed here",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ReplayError::Refused(format!("{}: cannot create folder: {e}", dir.display())))
+}
+
 /// What the writer thread does with one packet of a batch.
 #[derive(Clone, Copy, Debug, Default)]
 struct Fate {
@@ -367,9 +379,7 @@ pub fn run(
         outputs.capture = Some(CaptureWriter::create(p, &format)?);
     }
     if let Some(dir) = &job.member_dir {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            ReplayError::Refused(format!("{}: cannot create folder: {e}", dir.display()))
-        })?;
+        create_folder(dir)?;
         for m in engine.members() {
             outputs.members.push(CaptureWriter::create(
                 &member_path(job, dir, m.addr),

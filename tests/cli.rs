@@ -139,6 +139,29 @@ fn output_path_that_is_a_folder_is_refused_before_any_work() {
     assert!(!std::path::Path::new(&partial).exists());
 }
 
+#[test]
+fn members_dir_that_is_a_file_is_refused_and_the_file_kept() {
+    // `--members-dir` names a folder; an existing file of that name is said to be one (not
+    // the OS's "File exists"), left as it was, and no rewritten capture is left behind.
+    let scratch = common::scratch();
+    let file = scratch.path().join("members");
+    std::fs::write(&file, b"notes").unwrap();
+    let out = scratch.path().join("out.pcap");
+    let f = file.to_str().unwrap();
+    let o = lsnat(&[
+        "replay",
+        "captures/rfc2391-fig1.pcap",
+        "-o",
+        out.to_str().unwrap(),
+        "--members-dir",
+        f,
+    ]);
+    one_error_line(&o, &[f, "is a file; a folder is needed here"]);
+    assert_eq!(std::fs::read(&file).unwrap(), b"notes");
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 1);
+}
+
 /// `--output /dev/null` is how an engineer times a replay without keeping its outputs; the
 /// outputs must go into the device, not replace it with a regular file (which broke every
 /// later `>/dev/null` on the machine). A private null device (mknod, root only) stands in for
