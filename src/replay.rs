@@ -181,7 +181,7 @@ pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError>
 pub fn create_folder(dir: &Path) -> Result<(), ReplayError> {
     if dir.exists() && !dir.is_dir() {
         return Err(ReplayError::Refused(format!(
-            "{}: is a file; a folder is needed here",
+            "{}: exists and is not a folder",
             dir.display()
         )));
     }

@@ -141,8 +141,8 @@ fn output_path_that_is_a_folder_is_refused_before_any_work() {
 
 #[test]
 fn members_dir_that_is_a_file_is_refused_and_the_file_kept() {
-    // `--members-dir` names a folder; an existing file of that name is said to be one (not
-    // the OS's "File exists"), left as it was, and no rewritten capture is left behind.
+    // `--members-dir` names a folder; an existing file of that name is said not to be one
+    // (not the OS's "File exists"), is left as it was, and no rewritten capture is left.
     let scratch = common::scratch();
     let file = scratch.path().join("members");
     std::fs::write(&file, b"notes").unwrap();
@@ -156,7 +156,7 @@ fn members_dir_that_is_a_file_is_refused_and_the_file_kept() {
         "--members-dir",
         f,
     ]);
-    one_error_line(&o, &[f, "is a file; a folder is needed here"]);
+    one_error_line(&o, &[f, "exists and is not a folder"]);
     assert_eq!(std::fs::read(&file).unwrap(), b"notes");
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 1);
