@@ -417,7 +417,7 @@ fn largest_flow_gap(cap: &Path) -> u64 {
 fn every_corpus_capture_is_audited() {
     let scratch = common::scratch();
     let Some(corpus) = common::corpus() else {
-        eprintln!("skipping: ../shared/corpus is absent");
+        eprintln!("skipping: the capture corpus is absent");
         return;
     };
     let mut with_long_gaps = Vec::new();

@@ -274,7 +274,7 @@ fn outputs_on_a_file_system_without_direct_io_are_the_same_bytes() {
 fn corrupt_truncated_and_unsupported_corpus_files() {
     let scratch = common::scratch();
     let Some(corpus) = common::corpus() else {
-        eprintln!("skipping: ../shared/corpus is absent");
+        eprintln!("skipping: the capture corpus is absent");
         return;
     };
     let cfg = "captures/rfc2391-fig1.toml";

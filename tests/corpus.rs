@@ -16,7 +16,7 @@ const MALFORMED: &[(&str, &str)] = &[
 #[test]
 fn every_corpus_capture_replays_or_is_refused_clearly() {
     let Some(corpus) = common::corpus() else {
-        eprintln!("skipping: ../shared/corpus is absent");
+        eprintln!("skipping: the capture corpus is absent");
         return;
     };
     let scratch = common::scratch();

@@ -53,12 +53,26 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `../shared/corpus` (the public capture corpus), if present; says so when it is not.
+/// The public capture corpus: `$LSNAT_CORPUS` when set (a folder holding MANIFEST.tsv: a
+/// setting that names no such folder fails the test rather than skipping it), else
+/// `../shared/corpus` beside the checkout, if present; says so when it is not.
 pub fn corpus() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LSNAT_CORPUS") {
+        let p = PathBuf::from(dir);
+        assert!(
+            p.join("MANIFEST.tsv").is_file(),
+            "LSNAT_CORPUS={}: no MANIFEST.tsv there",
+            p.display()
+        );
+        return Some(p);
+    }
     let p = root().join("../shared/corpus");
     let found = p.join("MANIFEST.tsv").is_file().then_some(p);
     if found.is_none() {
-        eprintln!("capture corpus not found (../shared/corpus): skipping corpus tests");
+        eprintln!(
+            "capture corpus not found (../shared/corpus; set LSNAT_CORPUS to its folder): \
+             skipping corpus tests"
+        );
     }
     found
 }
