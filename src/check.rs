@@ -85,13 +85,18 @@ fn strip_header(raw: &str) -> &str {
     raw
 }
 
-/// Writes a snapshot in insta's format.
+/// Writes a snapshot in insta's format, to `PATH.partial` first and renamed over `PATH` when
+/// whole, so a failed write never leaves a truncated golden. The folder must exist.
 pub fn write_snapshot(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let body = format!("---\nsource: tests/golden.rs\n---\n{}\n", text.trim_end());
-    std::fs::write(path, body)
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, body)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })
 }
 
 /// Whether a snapshot's text and a fresh rendering agree (trailing whitespace aside).

@@ -331,12 +331,16 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
     } else {
         captures
     };
+    if bless {
+        replay::create_folder(&golden_dir)?;
+    }
     let mut differing = 0;
     for c in &captures {
         let fresh = check::render(c, None, None)?.text;
         let snap = check::snapshot_path(&golden_dir, c);
         if bless {
-            check::write_snapshot(&snap, &fresh)?;
+            check::write_snapshot(&snap, &fresh)
+                .map_err(|e| anyhow::anyhow!("{}: cannot write the golden: {e}", snap.display()))?;
             println!("blessed {}", snap.display());
             continue;
         }
@@ -347,7 +351,7 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
                 println!("DIFFERS {} (golden {})", c.display(), snap.display());
                 print!("{}", check::diff(&stored, &fresh));
             }
-            Err(_) => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 differing += 1;
                 println!(
                     "MISSING {} (no golden at {}; run `lsnat check --bless` to create it)",
@@ -355,6 +359,7 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
                     snap.display()
                 );
             }
+            Err(e) => anyhow::bail!("{}: cannot read the golden: {e}", snap.display()),
         }
     }
     println!("{} checked, {} differ", captures.len(), differing);

@@ -346,6 +346,53 @@ fn check_exits_1_on_a_changed_golden_and_0_when_equal() {
     let _ = Path::new(d);
 }
 
+/// A golden that is there but cannot be read is bad input (exit 2, the golden named), not a
+/// missing golden; `--bless` into a folder whose name a file holds is refused, and a golden
+/// that cannot be written leaves no partial file.
+#[test]
+fn check_tells_an_unreadable_golden_from_a_missing_one() {
+    let scratch = common::scratch();
+    let dir = scratch.path().join("goldens");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let cap = "captures/rfc2391-fig1.pcap";
+
+    let o = lsnat(&["check", cap, "--golden-dir", d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("MISSING"));
+
+    let snap = dir.join("rfc2391-fig1.snap");
+    std::fs::write(&snap, b"---\nsource: x\n---\n\xff\xfe not text\n").unwrap();
+    let o = lsnat(&["check", cap, "--golden-dir", d]);
+    one_error_line(
+        &o,
+        &["rfc2391-fig1.snap", "cannot read the golden", "UTF-8"],
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("MISSING"));
+
+    std::fs::remove_file(&snap).unwrap();
+    std::fs::create_dir(&snap).unwrap();
+    let o = lsnat(&["check", cap, "--golden-dir", d, "--bless"]);
+    one_error_line(&o, &["rfc2391-fig1.snap", "cannot write the golden"]);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["rfc2391-fig1.snap"], "only the folder in the way");
+
+    let file = scratch.path().join("not-a-folder");
+    std::fs::write(&file, "x").unwrap();
+    let o = lsnat(&[
+        "check",
+        cap,
+        "--golden-dir",
+        file.to_str().unwrap(),
+        "--bless",
+    ]);
+    one_error_line(&o, &["not-a-folder", "exists and is not a folder"]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
+
 #[test]
 fn member_captures_hold_what_each_server_would_see() {
     let scratch = common::scratch();
