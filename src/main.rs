@@ -120,6 +120,15 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut load = LoadReport::new(&cfg, interval, false);
+    let named: Vec<(&str, &std::path::Path)> = [
+        ("--output", &output),
+        ("--json", &json),
+        ("--golden", &golden),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
+    .collect();
+    replay::refuse_shared_output(&named)?;
     for out in [&output, &json, &golden].into_iter().flatten() {
         replay::refuse_overwrite(out, &[&capture, &config_path])?;
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -225,6 +234,9 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     for out in [&args.json, &args.svg].into_iter().flatten() {
         replay::refuse_overwrite(out, &[&args.capture, &config_path])?;
+    }
+    if let (Some(j), Some(s)) = (&args.json, &args.svg) {
+        replay::refuse_shared_output(&[("--json", j), ("--svg", s)])?;
     }
     if args.svg.is_some() && args.sweep.is_none() {
         anyhow::bail!("--svg draws a sweep: give --sweep KEY=LO..HI too");

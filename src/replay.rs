@@ -177,6 +177,36 @@ pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError>
     Ok(())
 }
 
+/// Refuses one path given for two outputs (say `--output` and `--json`): each would be
+/// written whole and renamed over the other. `outputs` pairs each path with the option that
+/// named it. Paths are compared by their folder's canonical path and their file name, since
+/// outputs need not exist yet. A device or FIFO (`/dev/null`) is written in place, not
+/// renamed over, so it may take several outputs.
+pub fn refuse_shared_output(outputs: &[(&str, &Path)]) -> Result<(), ReplayError> {
+    fn identity(p: &Path) -> PathBuf {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match (std::fs::canonicalize(dir), p.file_name()) {
+            (Ok(d), Some(name)) => d.join(name),
+            _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+        }
+    }
+    let in_place = |p: &Path| std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    for (i, (a_flag, a)) in outputs.iter().enumerate() {
+        for (b_flag, b) in &outputs[i + 1..] {
+            if identity(a) == identity(b) && !in_place(a) {
+                return Err(ReplayError::Refused(format!(
+                    "{}: given for both {a_flag} and {b_flag}; give each output its own path",
+                    b.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates the folder `dir` (and its parents) for outputs, or says in one line why not.
 pub fn create_folder(dir: &Path) -> Result<(), ReplayError> {
     if dir.exists() && !dir.is_dir() {

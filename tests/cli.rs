@@ -557,3 +557,65 @@ fn json_session_records_explain_each_decision() {
             .is_some()
     );
 }
+
+/// One path given for two outputs is refused before anything is written: each output is
+/// written whole and renamed into place, so one would silently replace the other.
+#[test]
+fn one_path_for_two_outputs_is_refused() {
+    let scratch = common::scratch();
+    let out = scratch.path().join("same.out");
+    let o = out.to_str().unwrap();
+    let spelled_otherwise = scratch.path().join(".").join("same.out");
+    let o2 = spelled_otherwise.to_str().unwrap();
+    let cap = "captures/rfc2391-fig1.pcap";
+    let r = lsnat(&["replay", cap, "-o", o, "--json", o2, "-q"]);
+    one_error_line(&r, &["same.out", "--output and --json"]);
+    let r = lsnat(&["replay", cap, "--json", o, "--golden", o, "-q"]);
+    one_error_line(&r, &["same.out", "--json and --golden"]);
+    let r = lsnat(&[
+        "audit",
+        cap,
+        "--sweep",
+        "tcp=1s..10s:2",
+        "--json",
+        o,
+        "--svg",
+        o,
+    ]);
+    one_error_line(&r, &["same.out", "--json and --svg"]);
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+}
+
+/// A capture piped in is refused in one line (it could not be read twice, as `--compare`
+/// and `audit` do, nor sought in, as pcapng needs), not called empty; the same capture
+/// redirected from its file replays.
+#[test]
+fn a_piped_capture_is_refused_clearly() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let bytes = std::fs::read(common::root().join("captures/rfc2391-fig1.pcap")).unwrap();
+    let cfg = "captures/rfc2391-fig1.toml";
+    let mut child = common::lsnat()
+        .args(["replay", "/dev/stdin", "-c", cfg, "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&bytes); // lsnat may close the pipe first
+    });
+    let o = child.wait_with_output().expect("runs");
+    feeder.join().unwrap();
+    one_error_line(&o, &["/dev/stdin", "not a regular file"]);
+
+    let file = std::fs::File::open(common::root().join("captures/rfc2391-fig1.pcap")).unwrap();
+    let o = common::lsnat()
+        .args(["replay", "/dev/stdin", "-c", cfg, "-q"])
+        .stdin(file)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -41,6 +41,12 @@ impl CaptureReader {
         if meta.is_dir() {
             return Err(err("is a directory, not a capture file".into()));
         }
+        if !meta.is_file() {
+            // A pipe cannot be read twice (`--compare`, `audit`) nor sought in (pcapng).
+            return Err(err(
+                "not a regular file (a pipe or a device): save the capture to a file first".into(),
+            ));
+        }
         let file_len = meta.len();
         if file_len == 0 {
             return Err(err("empty file: not a pcap or pcapng capture".into()));
