@@ -492,6 +492,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                     format!("port {p} is out of range 0-65535"),
                 )
             })?;
+            if ports.contains(&p) {
+                return Err(err(
+                    Some(v.ports.span()),
+                    &field("ports"),
+                    format!("port {p} is listed twice"),
+                ));
+            }
             ports.push(p);
         }
         if matches!(protocol, proto::TCP | proto::UDP) && ports.is_empty() {
@@ -1118,6 +1125,12 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             );
             assert!(parse(Path::new("lab.toml"), &ok).is_ok(), "{other}");
         }
+        // A port listed twice in one virtual server is a slip, as a member listed twice is.
+        let e = error_of(&GOOD.replace("ports = [80, 23]", "ports = [80, 23, 80]"));
+        assert!(
+            e.ends_with("field `virtual_server[0].ports`: port 80 is listed twice"),
+            "{e}"
+        );
         let icmp = "[[virtual_server]]\nvip = \"172.87.0.100\"\nprotocol = \"icmp\"\n\
                     members = [\"172.85.0.9\"]\n";
         let e = error_of(&format!("{GOOD}{icmp}{icmp}"));
