@@ -85,18 +85,9 @@ fn strip_header(raw: &str) -> &str {
     raw
 }
 
-/// Writes a snapshot in insta's format, to `PATH.partial` first and renamed over `PATH` when
-/// whole, so a failed write never leaves a truncated golden. The folder must exist.
-pub fn write_snapshot(path: &Path, text: &str) -> std::io::Result<()> {
-    let body = format!("---\nsource: tests/golden.rs\n---\n{}\n", text.trim_end());
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    std::fs::write(&partial, body)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&partial);
-        })
+/// A snapshot file's text in insta's format: its header, then `text`.
+pub fn snapshot_file(text: &str) -> String {
+    format!("---\nsource: tests/golden.rs\n---\n{}\n", text.trim_end())
 }
 
 /// Whether a snapshot's text and a fresh rendering agree (trailing whitespace aside).

@@ -104,8 +104,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             inputs.extend(compare_configs.iter().map(|c| c.as_path()));
             replay::refuse_overwrite(p, &inputs)?;
             let text = serde_json::to_string_pretty(&compare::to_json(&capture, &results))?;
-            std::fs::write(p, text + "\n")
-                .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?;
+            write_output(p, &(text + "\n"))?;
         }
         if !quiet {
             let _ = std::io::stdout().write_all(compare::render(&results, None).as_bytes());
@@ -193,8 +192,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             capture.display(),
             config_path.display()
         );
-        std::fs::write(p, log.render(&title, &names))
-            .map_err(|e| anyhow::anyhow!("{}: cannot write golden: {e}", p.display()))?;
+        write_output(p, &log.render(&title, &names))?;
     }
     if !quiet {
         let mut text = table::render(&summary, &totals, None);
@@ -343,16 +341,12 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
     } else {
         captures
     };
-    if bless {
-        replay::create_folder(&golden_dir)?;
-    }
     let mut differing = 0;
     for c in &captures {
         let fresh = check::render(c, None, None)?.text;
         let snap = check::snapshot_path(&golden_dir, c);
         if bless {
-            check::write_snapshot(&snap, &fresh)
-                .map_err(|e| anyhow::anyhow!("{}: cannot write the golden: {e}", snap.display()))?;
+            write_output(&snap, &check::snapshot_file(&fresh))?;
             println!("blessed {}", snap.display());
             continue;
         }
