@@ -179,11 +179,15 @@ pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError>
 
 /// Refuses one path given for two outputs (say `--output` and `--json`): each would be
 /// written whole and renamed over the other. `outputs` pairs each path with the option that
-/// named it. Paths are compared by their folder's canonical path and their file name, since
-/// outputs need not exist yet. A device or FIFO (`/dev/null`) is written in place, not
-/// renamed over, so it may take several outputs.
+/// named it. Paths are compared canonically (symbolic links followed, as the outputs are
+/// written through them), or by their folder's canonical path and their file name when they
+/// do not exist yet. A device or FIFO (`/dev/null`) is written in place, not renamed over, so
+/// it may take several outputs.
 pub fn refuse_shared_output(outputs: &[(&str, &Path)]) -> Result<(), ReplayError> {
     fn identity(p: &Path) -> PathBuf {
+        if let Ok(whole) = std::fs::canonicalize(p) {
+            return whole;
+        }
         let dir = p
             .parent()
             .filter(|d| !d.as_os_str().is_empty())

@@ -585,6 +585,21 @@ fn one_path_for_two_outputs_is_refused() {
     one_error_line(&r, &["same.out", "--json and --svg"]);
     let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
     assert!(left.is_empty(), "nothing written: {left:?}");
+    // A symbolic link to the other output is the same output: both are written through it.
+    std::fs::write(&out, "kept").unwrap();
+    let link = scratch.path().join("link.json");
+    std::os::unix::fs::symlink(&out, &link).unwrap();
+    let r = lsnat(&[
+        "replay",
+        cap,
+        "-o",
+        o,
+        "--json",
+        link.to_str().unwrap(),
+        "-q",
+    ]);
+    one_error_line(&r, &["link.json", "--output and --json"]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "kept");
 }
 
 /// A capture piped in is refused in one line (it could not be read twice, as `--compare`
