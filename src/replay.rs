@@ -414,11 +414,19 @@ pub fn run(
     }
     if let Some(dir) = &job.member_dir {
         create_folder(dir)?;
-        for m in engine.members() {
-            outputs.members.push(CaptureWriter::create(
-                &member_path(job, dir, m.addr),
-                &format,
-            )?);
+        let paths: Vec<PathBuf> = engine
+            .members()
+            .iter()
+            .map(|m| member_path(job, dir, m.addr))
+            .collect();
+        for p in &paths {
+            refuse_overwrite(p, &[&job.input, &job.config_path])?;
+            if let Some(out) = &job.output {
+                refuse_shared_output(&[("--output", out), ("--members-dir", p)])?;
+            }
+        }
+        for p in &paths {
+            outputs.members.push(CaptureWriter::create(p, &format)?);
         }
     }
     let member_captures = !outputs.members.is_empty();

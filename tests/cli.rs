@@ -634,3 +634,47 @@ fn a_piped_capture_is_refused_clearly() {
         .expect("runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A member capture (`DIR/member-ADDR.EXT`) is an output like the others: it may not be the
+/// input capture, nor the path given to `--output`.
+#[test]
+fn member_captures_never_replace_the_input_or_the_rewritten_capture() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let input = dir.join("member-203.0.113.1.pcap");
+    let original = std::fs::read(common::root().join("captures/lsnat-router.pcap")).unwrap();
+    std::fs::write(&input, &original).unwrap();
+    let cfg = "captures/lsnat-router.toml";
+    let d = dir.to_str().unwrap();
+    let o = lsnat(&[
+        "replay",
+        input.to_str().unwrap(),
+        "-c",
+        cfg,
+        "--members-dir",
+        d,
+        "-q",
+    ]);
+    one_error_line(&o, &["member-203.0.113.1.pcap", "is an input file"]);
+    assert_eq!(std::fs::read(&input).unwrap(), original, "input untouched");
+
+    let out = dir.join("member-203.0.113.2.pcap");
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-router.pcap",
+        "--members-dir",
+        d,
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    one_error_line(
+        &o,
+        &["member-203.0.113.2.pcap", "--output and --members-dir"],
+    );
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["member-203.0.113.1.pcap"], "nothing written");
+}
