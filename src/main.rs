@@ -346,6 +346,7 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
         let fresh = check::render(c, None, None)?.text;
         let snap = check::snapshot_path(&golden_dir, c);
         if bless {
+            replay::refuse_overwrite(&snap, &[c, &config::beside(c)])?;
             write_output(&snap, &check::snapshot_file(&fresh))?;
             println!("blessed {}", snap.display());
             continue;

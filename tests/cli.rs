@@ -373,7 +373,7 @@ fn check_tells_an_unreadable_golden_from_a_missing_one() {
     std::fs::remove_file(&snap).unwrap();
     std::fs::create_dir(&snap).unwrap();
     let o = lsnat(&["check", cap, "--golden-dir", d, "--bless"]);
-    one_error_line(&o, &["rfc2391-fig1.snap", "cannot write"]);
+    one_error_line(&o, &["rfc2391-fig1.snap", "output path is a folder"]);
     let left: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -391,6 +391,27 @@ fn check_tells_an_unreadable_golden_from_a_missing_one() {
     ]);
     one_error_line(&o, &["not-a-folder", "exists and is not a folder"]);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+
+    // A capture whose golden would be the capture itself is not blessed over.
+    let odd = scratch.path().join("odd");
+    std::fs::create_dir(&odd).unwrap();
+    let capture = std::fs::read(common::root().join(cap)).unwrap();
+    std::fs::write(odd.join("x.snap"), &capture).unwrap();
+    std::fs::copy(
+        common::root().join("captures/rfc2391-fig1.toml"),
+        odd.join("x.toml"),
+    )
+    .unwrap();
+    let x = odd.join("x.snap");
+    let o = lsnat(&[
+        "check",
+        x.to_str().unwrap(),
+        "--golden-dir",
+        odd.to_str().unwrap(),
+        "--bless",
+    ]);
+    one_error_line(&o, &["x.snap", "is an input file"]);
+    assert_eq!(std::fs::read(&x).unwrap(), capture);
 }
 
 #[test]
