@@ -409,25 +409,31 @@ pub fn run(
         members: Vec::new(),
         written: 0,
     };
+    // Every output is checked before any is created: none may be an input, nor share a path.
+    let member_paths: Vec<PathBuf> = match &job.member_dir {
+        Some(dir) => {
+            create_folder(dir)?;
+            let paths: Vec<PathBuf> = engine
+                .members()
+                .iter()
+                .map(|m| member_path(job, dir, m.addr))
+                .collect();
+            for p in &paths {
+                refuse_overwrite(p, &[&job.input, &job.config_path])?;
+            }
+            paths
+        }
+        None => Vec::new(),
+    };
+    let named: Vec<(&str, &Path)> = (job.output.iter().map(|p| ("--output", p.as_path())))
+        .chain(member_paths.iter().map(|p| ("--members-dir", p.as_path())))
+        .collect();
+    refuse_shared_output(&named)?;
     if let Some(p) = &job.output {
         outputs.capture = Some(CaptureWriter::create(p, &format)?);
     }
-    if let Some(dir) = &job.member_dir {
-        create_folder(dir)?;
-        let paths: Vec<PathBuf> = engine
-            .members()
-            .iter()
-            .map(|m| member_path(job, dir, m.addr))
-            .collect();
-        for p in &paths {
-            refuse_overwrite(p, &[&job.input, &job.config_path])?;
-            if let Some(out) = &job.output {
-                refuse_shared_output(&[("--output", out), ("--members-dir", p)])?;
-            }
-        }
-        for p in &paths {
-            outputs.members.push(CaptureWriter::create(p, &format)?);
-        }
+    for p in &member_paths {
+        outputs.members.push(CaptureWriter::create(p, &format)?);
     }
     let member_captures = !outputs.members.is_empty();
     let keep_originals = member_captures && job.config.view == View::Router;
