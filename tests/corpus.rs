@@ -100,3 +100,49 @@ fn icmp_error_without_a_session_is_dropped_and_reported() {
     assert_eq!(g.log.written, [], "nothing forwarded");
     assert!(common::read_all(&out).is_empty());
 }
+
+/// Later fragments share the fate of their first fragment when it is not translated (RFC 3022
+/// §4.1), instead of waiting in the hold for a first fragment that has gone by. The capture
+/// holds an FTP segment from 210.54.213.247 to 131.243.1.10:21 in five fragments, in order.
+/// With that address a VIP of another port, the first fragment passes untouched and so do the
+/// other four; with :21 load-shared, the first is dropped (a TCP segment without a session)
+/// and so are the others, for the same reason.
+#[test]
+fn later_fragments_pass_or_drop_with_their_first_fragment() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let cap = corpus.join("zeek__fragmented-3.pcap");
+    let scratch = common::scratch();
+    let tmp = scratch.path();
+    for (port, verdict, written) in [
+        (80, "pass  vip-not-a-service", 5),
+        (21, "DROP  tcp-no-session", 0),
+    ] {
+        let cfg = tmp.join(format!("frag-{port}.toml"));
+        std::fs::write(
+            &cfg,
+            format!("[[virtual_server]]\nvip = \"131.243.1.10\"\nprotocol = \"tcp\"\nports = [{port}]\nmembers = [\"192.0.2.1\"]\n"),
+        )
+        .unwrap();
+        let out = tmp.join(format!("frag-{port}.pcap"));
+        let g = lsnat::check::render(&cap, Some(&cfg), Some(&out)).unwrap();
+        let lines: Vec<&str> = g.text.lines().filter(|l| l.starts_with("    ")).collect();
+        assert_eq!(lines.len(), 5, "{}", g.text);
+        for l in &lines {
+            assert!(l.contains(verdict), "port {port}: {l}\n{}", g.text);
+        }
+        assert_eq!(g.log.written.len(), written, "port {port}");
+        assert!(!g.text.contains("HOLD"), "port {port}: {}", g.text);
+        if written > 0 {
+            let bytes = |p: &std::path::Path| -> Vec<Vec<u8>> {
+                common::read_all(p).into_iter().map(|(_, b)| b).collect()
+            };
+            assert_eq!(
+                bytes(&out),
+                bytes(&cap),
+                "passed fragments leave byte for byte"
+            );
+        }
+    }
+}

@@ -4,9 +4,9 @@
 //! A NAT can only find the session of a fragmented datagram through its first fragment: only it
 //! carries the transport ports. Two tables serve the later fragments:
 //!
-//! - `FragmentTable`: the translation the first fragment got, keyed by the datagram's
-//!   identity (source, destination, protocol, identification — RFC 791), kept for
-//!   `fragment_timeout` so later fragments get the same translation.
+//! - `FragmentTable`: the fate the first fragment got (its translation, or passed or dropped
+//!   as it was), keyed by the datagram's identity (source, destination, protocol,
+//!   identification — RFC 791), kept for `fragment_timeout` so later fragments get the same.
 //! - `FragmentHold`: later fragments that arrived *before* their first fragment, held in a
 //!   bounded buffer (at most `fragment_hold_max` fragments and `fragment_hold_bytes` bytes)
 //!   for at most `fragment_timeout` (RFC 791's reassembly timer plays the same part). When the
@@ -18,7 +18,7 @@
 //! Both tables reuse their storage: a held fragment's bytes go into a buffer taken from a spare
 //! list and returned to it, so holding allocates only until the buffer has grown to its bound.
 
-use super::event::Flow;
+use super::event::{Flow, Verdict};
 use crate::time::{Span, Timestamp};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
@@ -32,16 +32,23 @@ pub(crate) struct FragmentKey {
     pub ident: u16,
 }
 
-/// The translation a first fragment got, kept for the later fragments of its datagram.
+/// What a first fragment got, kept for the later fragments of its datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FragmentFate {
+    /// Translated for session `number`, in `slot`, on `flow`.
+    Translated { slot: u32, number: u64, flow: Flow },
+    /// Passed unchanged or dropped, with this verdict.
+    Like(Verdict),
+}
+
+/// A first fragment's fate and when it stops applying.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FragmentEntry {
-    pub slot: u32,
-    pub number: u64,
-    pub flow: Flow,
+    pub fate: FragmentFate,
     pub expires: Timestamp,
 }
 
-/// First-fragment translations, expiring after a configurable time.
+/// First fragments' fates, expiring after a configurable time.
 pub(crate) struct FragmentTable {
     timeout: Span,
     map: FxHashMap<FragmentKey, FragmentEntry>,
@@ -57,17 +64,9 @@ impl FragmentTable {
         }
     }
 
-    pub fn insert(&mut self, now: Timestamp, key: FragmentKey, slot: u32, number: u64, flow: Flow) {
+    pub fn insert(&mut self, now: Timestamp, key: FragmentKey, fate: FragmentFate) {
         let expires = now.add(self.timeout);
-        self.map.insert(
-            key,
-            FragmentEntry {
-                slot,
-                number,
-                flow,
-                expires,
-            },
-        );
+        self.map.insert(key, FragmentEntry { fate, expires });
         self.order.push_back((expires, key));
     }
 

@@ -173,8 +173,18 @@ fn held_fragments_share_a_dropped_first_fragments_fate_and_end_of_replay() {
         held_outcome(&out[0].0).1.verdict,
         Verdict::Drop(DropReason::TtlExceeded)
     );
-    // Never a first fragment: dropped as such at the end.
-    assert_eq!(e.handle(t(2), &mut f[2]).verdict, Verdict::Held(2));
+    // A later fragment after its dropped first fragment: dropped at once, for the same reason.
+    assert_eq!(
+        e.handle(t(2), &mut f[2].clone()).verdict,
+        Verdict::Drop(DropReason::TtlExceeded)
+    );
+    // A datagram whose first fragment never comes: dropped as such at the end.
+    let mut other = f[2].clone();
+    other[4..6].copy_from_slice(&0x1235u16.to_be_bytes());
+    other[10..12].copy_from_slice(&[0, 0]);
+    let c = !checksum::sum(&other[..20]);
+    other[10..12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(e.handle(t(2), &mut other).verdict, Verdict::Held(2));
     e.finish(t(3));
     let out = emitted(&mut e);
     assert_eq!(

@@ -7,7 +7,7 @@
 
 use super::binding::reply_key;
 use super::event::{ChecksumFaults, DropReason, Flow, Outcome, PassReason, Tuple, Verdict};
-use super::fragments::{FragmentKey, HoldRefused};
+use super::fragments::{FragmentFate, FragmentKey, HoldRefused};
 use super::session::tcp_history;
 use super::{Engine, View};
 use crate::time::Timestamp;
@@ -372,7 +372,8 @@ impl Engine {
                 ident: ip.ident,
             };
             let number = self.session(slot).number;
-            self.frags.insert(now, key, slot, number, flow);
+            let fate = FragmentFate::Translated { slot, number, flow };
+            self.frags.insert(now, key, fate);
         }
         self.finish_translation(now, slot, flow, &ip, l4, b, out);
         if !matches!(l4, L4::Other) {
@@ -521,31 +522,41 @@ impl Engine {
             protocol: ip.protocol,
             ident: ip.ident,
         };
-        let entry = self.frags.get(&key).filter(|e| {
-            self.slots[e.slot as usize]
-                .as_ref()
-                .is_some_and(|s| s.number == e.number)
-        });
-        let Some(e) = entry else {
-            if self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some() {
-                out.verdict = match may_hold.then(|| self.hold.hold(now, key, &b[..ip.captured])) {
-                    Some(Ok(id)) => Verdict::Held(id),
-                    Some(Err(HoldRefused::Full)) => Verdict::Drop(DropReason::FragmentHoldFull),
-                    Some(Err(HoldRefused::Disabled)) | None => {
-                        Verdict::Drop(DropReason::FragmentWithoutFirst)
-                    }
-                };
+        let (slot, number, flow) = match self.frags.get(&key).map(|e| e.fate) {
+            Some(FragmentFate::Translated { slot, number, flow })
+                if self.slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.number == number) =>
+            {
+                (slot, number, flow)
             }
-            return;
+            // Passed or dropped as its first fragment was.
+            Some(FragmentFate::Like(verdict)) => {
+                out.verdict = verdict;
+                return;
+            }
+            _ => {
+                if self.fragment_related(&ip) {
+                    let held = may_hold.then(|| self.hold.hold(now, key, &b[..ip.captured]));
+                    out.verdict = match held {
+                        Some(Ok(id)) => Verdict::Held(id),
+                        Some(Err(HoldRefused::Full)) => Verdict::Drop(DropReason::FragmentHoldFull),
+                        Some(Err(HoldRefused::Disabled)) | None => {
+                            Verdict::Drop(DropReason::FragmentWithoutFirst)
+                        }
+                    };
+                }
+                return;
+            }
         };
-        out.flow = e.flow;
-        if self.ttl_expired(&ip, e.flow) {
+        out.flow = flow;
+        if self.ttl_expired(&ip, flow) {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
-            out.session = e.number;
+            out.session = number;
             return;
         }
-        let s = self.session(e.slot);
-        let (new_src, new_dst) = match (e.flow, self.vss.view) {
+        let s = self.session(slot);
+        let (new_src, new_dst) = match (flow, self.vss.view) {
             // The session's translated tuple both ways (LS-NAPT changes the client side too).
             (Flow::Inbound, _) => (s.translated.src, s.translated.dst),
             (_, View::Router) => (s.key.dst, s.key.src),
@@ -558,10 +569,17 @@ impl Engine {
         };
         ipv4::set_src(&mut ip, b, new_src);
         ipv4::set_dst(&mut ip, b, new_dst);
-        if self.forwards_with_ttl(e.flow) {
+        if self.forwards_with_ttl(flow) {
             ipv4::decrement_ttl(&mut ip, b);
         }
-        self.finish_translation(now, e.slot, e.flow, &ip, L4::LaterFragment, b, out);
+        self.finish_translation(now, slot, flow, &ip, L4::LaterFragment, b, out);
+    }
+
+    /// Whether the router has a part in a fragmented datagram: to a VIP or from a pool member.
+    /// Only such datagrams' later fragments are held for their first fragment, and only such
+    /// first fragments leave their fate for them when not translated.
+    pub(crate) fn fragment_related(&self, ip: &Ipv4) -> bool {
+        self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some()
     }
 
     /// An ICMP error (RFC 3022 §4.3, RFC 5508 REQ-4/5): find the session of the datagram it
@@ -572,7 +590,7 @@ impl Engine {
         let inner_at = ip.ihl + 8;
         let quoted = b.get(inner_at..ip.captured).and_then(|q| {
             let inner = Ipv4::parse(q).ok()?;
-            let l4 = inner.l4(q);
+            let l4 = inner.quoted_l4(q);
             let t = match l4 {
                 L4::Tcp { .. } | L4::Udp { .. } | L4::IcmpQuery { .. } | L4::Other => {
                     tuple_of(&inner, &l4)
@@ -642,7 +660,7 @@ impl Engine {
             let mut before = [0u8; SNAP];
             before[..n].copy_from_slice(&q[..n]);
             let mut inner = inner;
-            let l4q = inner.l4(q);
+            let l4q = inner.quoted_l4(q);
             rewrite_tuple(&mut inner, q, &l4q, &quote_to);
             let word = |d: &[u8], i: usize| {
                 u16::from_be_bytes([d[i], if i + 1 < n { d[i + 1] } else { 0 }])

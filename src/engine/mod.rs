@@ -274,7 +274,37 @@ impl Engine {
         if let Some(key) = first {
             self.release(now, key, &out);
         }
+        if !matches!(out.verdict, Verdict::Translated | Verdict::Held(_)) {
+            self.note_first_fragment_fate(now, packet, out.verdict);
+        }
         out
+    }
+
+    /// A first fragment that was passed or dropped leaves its verdict for the later fragments
+    /// of its datagram (RFC 3022 §4.1: they share the first fragment's fate), as a translated
+    /// one leaves its translation; without it they would wait in the hold for a first fragment
+    /// that has already gone by.
+    fn note_first_fragment_fate(&mut self, now: Timestamp, packet: &[u8], verdict: Verdict) {
+        // Flags and fragment offset: more fragments set, offset 0.
+        if packet
+            .get(6..8)
+            .is_none_or(|f| f[0] & 0x3f != 0x20 || f[1] != 0)
+        {
+            return;
+        }
+        let Ok(ip) = Ipv4::parse(packet) else {
+            return;
+        };
+        if self.fragment_related(&ip) {
+            let key = FragmentKey {
+                src: ip.src,
+                dst: ip.dst,
+                protocol: ip.protocol,
+                ident: ip.ident,
+            };
+            self.frags
+                .insert(now, key, fragments::FragmentFate::Like(verdict));
+        }
     }
 
     /// The next packet the engine emitted on its own account, if any. Drain after every

@@ -527,6 +527,62 @@ fn icmp_errors_quoting_ls_napt_sessions_use_the_translated_tuple() {
     assert_eq!((ip.src, ip.dst), (ROUTER_IN, M[0]));
 }
 
+/// An ICMP error quoting only what RFC 792 promises, the IP header and 64 bits of a TCP
+/// segment (its ports and sequence number, not its flags or checksum), is translated like one
+/// quoting more: from the member, the outer source and the quoted destination become the VIP;
+/// from the client, toward the member. The ICMP checksum stays right; nothing else changes.
+#[test]
+fn icmp_errors_quoting_64_bits_of_tcp_are_translated() {
+    let mut e = Engine::new(config(Algorithm::RoundRobin));
+    let mut syn = tcp(CLIENT, 40001, VIP, 80, 100, 0, "S");
+    e.handle(t(1), &mut syn);
+    let mut synack = tcp(M[0], 80, CLIENT, 40001, 900, 101, "SA");
+    let reply = synack.clone();
+    e.handle(t(1), &mut synack);
+    for quoted in [4, 8, 12, 13] {
+        // Member side: the member refuses the segment the router sent it (client → member:80).
+        let mut err = port_unreachable(M[0], CLIENT, &syn[..20 + quoted]);
+        let before = err.clone();
+        let o = e.handle(t(2), &mut err);
+        assert_eq!(
+            (o.verdict, o.flow, o.session),
+            (Verdict::Translated, Flow::Outbound, 1),
+            "{quoted} bytes quoted"
+        );
+        let ip = Ipv4::parse(&err).unwrap();
+        assert_eq!((ip.src, ip.dst), (VIP, CLIENT));
+        assert_eq!(ip.header_checksum_error(&err), 0);
+        assert_eq!(ip.l4_checksum_error(&err), Some(0), "ICMP checksum");
+        let q = &err[28..];
+        let inner = Ipv4::parse(q).unwrap();
+        assert_eq!((inner.src, inner.dst), (CLIENT, VIP));
+        assert_eq!(inner.header_checksum_error(q), 0);
+        // Past the quoted IP header, the bytes are as quoted: the ports did not change.
+        assert_eq!(q[20..], before[48..], "{quoted} bytes quoted");
+
+        // Client side: the client refuses the reply it got (VIP:80 → client).
+        let mut r = reply.clone();
+        let mut out = Vec::new();
+        {
+            let ip = Ipv4::parse(&r).unwrap();
+            crate::wire::ipv4::set_src(&mut ip.clone(), &mut r, VIP);
+            out.extend_from_slice(&r[..20 + quoted]);
+        }
+        let mut err = port_unreachable(CLIENT, VIP, &out);
+        let o = e.handle(t(3), &mut err);
+        assert_eq!(
+            (o.verdict, o.flow),
+            (Verdict::Translated, Flow::Inbound),
+            "{quoted} bytes quoted"
+        );
+        let ip = Ipv4::parse(&err).unwrap();
+        assert_eq!((ip.src, ip.dst), (CLIENT, M[0]));
+        assert_eq!(ip.l4_checksum_error(&err), Some(0), "ICMP checksum");
+        let inner = Ipv4::parse(&err[28..]).unwrap();
+        assert_eq!((inner.src, inner.dst), (M[0], CLIENT));
+    }
+}
+
 /// An ICMP port unreachable quoting a NAPT session (RFC 2391 §3.2, RFC 3022 §4.3), both ways:
 /// from outside it reaches the inside host quoting what that host sent; from inside it leaves
 /// from the router's outside address quoting the reply as the outside host sent it.

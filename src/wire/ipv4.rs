@@ -52,7 +52,8 @@ pub struct Ipv4 {
 /// The transport header as far as the engine needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum L4 {
-    /// TCP header (at least the first 14 bytes present; `checksum` when 18 are).
+    /// TCP header (at least the first 14 bytes present, or its 4 bytes of ports in a quote
+    /// read by [`Ipv4::quoted_l4`]; `checksum` when 18 are).
     Tcp {
         /// Source port.
         sport: u16,
@@ -213,6 +214,33 @@ impl Ipv4 {
                 }
             }
             _ => L4::Other,
+        }
+    }
+
+    /// Reads the transport header of a datagram quoted in an ICMP error (RFC 792: the IP
+    /// header and at least the first 64 bits of its data). As [`Ipv4::l4`], except that a TCP
+    /// header is read as soon as its ports are there: the 8 bytes RFC 792 promises hold the
+    /// ports and the sequence number, and neither the flags nor the checksum (offset 16) need
+    /// be quoted. What is missing reads as 0 (`header_len` 0, `checksum` `None`).
+    pub fn quoted_l4(&self, b: &[u8]) -> L4 {
+        let t = b.get(self.ihl..self.captured).unwrap_or_default();
+        if self.frag_offset != 0 || self.protocol != proto::TCP || t.len() >= 14 || t.len() < 4 {
+            return self.l4(b);
+        }
+        let byte = |i: usize| t.get(i).copied().unwrap_or(0);
+        let be32 = |i: usize| u32::from_be_bytes([byte(i), byte(i + 1), byte(i + 2), byte(i + 3)]);
+        L4::Tcp {
+            sport: u16::from_be_bytes([t[0], t[1]]),
+            dport: u16::from_be_bytes([t[2], t[3]]),
+            seq: if t.len() >= 8 { be32(4) } else { 0 },
+            ack: if t.len() >= 12 { be32(8) } else { 0 },
+            flags: 0,
+            header_len: if t.len() >= 13 {
+                usize::from(t[12] >> 4) * 4
+            } else {
+                0
+            },
+            checksum: None,
         }
     }
 
