@@ -40,10 +40,10 @@ const PREFETCH_SESSION: usize = 3;
 /// What became of one captured packet.
 #[derive(Clone, Copy, Debug)]
 pub enum Disposition {
-    /// A copy of a packet as the capturing host sent it (SLL/SLL2 type 4, pcapng outbound):
-    /// only arriving packets are replayed.
+    /// A copy of an IPv4 packet as the capturing host sent it (SLL/SLL2 type 4, pcapng
+    /// outbound): only arriving packets are replayed.
     OutgoingCopy,
-    /// Not IPv4: passed through unchanged.
+    /// Not IPv4, whichever way it went: passed through unchanged.
     NotIpv4(NotIpv4),
     /// Shorter than its own link header: passed through unchanged.
     LinkTruncated,
@@ -538,8 +538,11 @@ pub fn run(
                     let (_, frame) = batch.bytes_mut(i);
                     let view_l = views[i];
                     let mut fate = Fate::default();
-                    let what = if meta.direction == CaptureDirection::Outbound
-                        || view_l.direction == CaptureDirection::Outbound
+                    // Only IPv4 packets are forwarded copies; a frame of another kind the
+                    // capturing host sent (its own ARP) passes like any other non-IPv4 frame.
+                    let what = if (meta.direction == CaptureDirection::Outbound
+                        || view_l.direction == CaptureDirection::Outbound)
+                        && !matches!(view_l.payload, Payload::NotIpv4(_))
                     {
                         Disposition::OutgoingCopy
                     } else {
