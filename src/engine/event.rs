@@ -339,20 +339,21 @@ pub enum Event {
 /// A short, allocation-free history string (Zeek conn.log `history`).
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct History {
-    letters: [u8; 16],
+    letters: [u8; 18],
     len: u8,
-    seen: u16,
+    seen: u32,
 }
 
 impl History {
-    const ORDER: &'static [u8] = b"shadfrc";
+    const ORDER: &'static [u8] = b"shadfrcqi";
 
-    /// Records `letter` (one of `shadfrc`) for the originator (`true`) or responder, once.
+    /// Records `letter` (one of `shadfrcqi`) for the originator (`true`) or responder, once.
+    /// Nine letters twice fit in the 18 places.
     pub fn mark(&mut self, letter: u8, originator: bool) {
         let Some(i) = Self::ORDER.iter().position(|&l| l == letter) else {
             return;
         };
-        let bit = 1u16 << (i + if originator { 0 } else { 8 });
+        let bit = 1u32 << (i + if originator { 0 } else { 16 });
         if self.seen & bit != 0 || usize::from(self.len) >= self.letters.len() {
             return;
         }

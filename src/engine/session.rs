@@ -142,22 +142,23 @@ impl TcpTrack {
     }
 }
 
-/// The history letter(s) a TCP segment contributes (Zeek's conn.log letters).
+/// The history letter a TCP segment contributes, by Zeek's rule (`update_history` in its TCP
+/// analyzer): a segment with more than one of SYN, FIN and RST gives `q` (`i` for FIN and
+/// RST); one with exactly one gives `s` (`h` with ACK), `f` or `r`, whatever data it carries;
+/// otherwise data gives `d` and a bare ACK `a`. Each letter counts once per direction.
 pub(crate) fn tcp_history(h: &mut History, originator: bool, flags: u8, payload_len: u32) {
-    if flags & SYN != 0 {
-        h.mark(if flags & ACK != 0 { b'h' } else { b's' }, originator);
-    } else if flags & ACK != 0 && payload_len == 0 && flags & (FIN | RST) == 0 {
-        h.mark(b'a', originator);
-    }
-    if payload_len > 0 {
-        h.mark(b'd', originator);
-    }
-    if flags & FIN != 0 {
-        h.mark(b'f', originator);
-    }
-    if flags & RST != 0 {
-        h.mark(b'r', originator);
-    }
+    let letter = match (flags & SYN != 0, flags & FIN != 0, flags & RST != 0) {
+        (_, true, true) => b'i',
+        (true, true, false) | (true, false, true) => b'q',
+        (true, false, false) if flags & ACK != 0 => b'h',
+        (true, false, false) => b's',
+        (false, true, false) => b'f',
+        (false, false, true) => b'r',
+        (false, false, false) if payload_len > 0 => b'd',
+        (false, false, false) if flags & ACK != 0 => b'a',
+        (false, false, false) => return,
+    };
+    h.mark(letter, originator);
 }
 
 #[cfg(test)]
@@ -222,5 +223,17 @@ mod tests {
         tcp_history(&mut h, false, FIN | ACK, 0);
         tcp_history(&mut h, true, ACK, 0);
         assert_eq!(h.as_str(), "ShADdFf");
+
+        // One letter per segment, as Zeek: a FIN or SYN carrying data is only F or S; more
+        // than one of SYN, FIN, RST is Q (I for FIN and RST); a segment with no flags and no
+        // data, none.
+        let mut h = History::default();
+        tcp_history(&mut h, true, SYN, 10);
+        tcp_history(&mut h, false, FIN | ACK | crate::wire::tcp_flags::PSH, 5);
+        tcp_history(&mut h, true, 0, 0);
+        tcp_history(&mut h, true, SYN | FIN, 0);
+        tcp_history(&mut h, false, FIN | RST | ACK, 0);
+        tcp_history(&mut h, false, RST, 0);
+        assert_eq!(h.as_str(), "SfQir");
     }
 }
