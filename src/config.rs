@@ -272,13 +272,46 @@ pub fn beside(capture: &Path) -> PathBuf {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<EngineConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    parse(path, &read(path)?)
+}
+
+/// The text of the configuration file `path`: a regular file, not a device or a pipe (which
+/// could be read without end).
+fn read(path: &Path) -> Result<String, ConfigError> {
+    let fail = |cause: String| ConfigError {
         path: path.into(),
         line: None,
         field: None,
-        cause: format!("cannot read configuration: {e}"),
-    })?;
-    parse(path, &text)
+        cause,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(fail("is a folder, not a configuration file".into())),
+        Ok(m) if !m.is_file() => {
+            return Err(fail(
+                "not a regular file (a device or a pipe): give a configuration file".into(),
+            ));
+        }
+        _ => {}
+    }
+    std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read configuration: {e}")))
+}
+
+/// Every file a replay with the configuration `path` reads: the file itself and the capacity
+/// files its virtual servers name (`capacity_file`, relative to it). Outputs may be none of
+/// them. A file that does not parse gives only itself (loading it reports the error).
+pub fn input_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    let text = read(path).unwrap_or_default();
+    if let Ok(file) = toml::from_str::<File>(&text) {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        files.extend(
+            file.virtual_server
+                .iter()
+                .filter_map(|v| v.capacity_file.as_ref())
+                .map(|c| dir.join(c.get_ref())),
+        );
+    }
+    files
 }
 
 /// Validates configuration text (`path` is only used in errors).

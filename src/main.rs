@@ -6,7 +6,7 @@ use lsnat::capture::PacketMeta;
 use lsnat::cli::{AuditArgs, Cli, Command, ReplayArgs, ViewArg};
 use lsnat::engine::Algorithm;
 use lsnat::engine::View;
-use lsnat::output_file::Destination;
+use lsnat::output_file::{Committed, Destination};
 use lsnat::replay::{self, Disposition, Observer, ReplayJob};
 use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, load::LoadReport, table};
 use lsnat::time::Span;
@@ -100,8 +100,12 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         let results = compare::run(&capture, variants, interval)?;
         if let Some(p) = &json {
+            let mut config_inputs = config::input_files(&config_path);
+            for c in &compare_configs {
+                config_inputs.extend(config::input_files(c));
+            }
             let mut inputs: Vec<&std::path::Path> = vec![&capture];
-            inputs.extend(compare_configs.iter().map(|c| c.as_path()));
+            inputs.extend(config_inputs.iter().map(|c| c.as_path()));
             replay::refuse_overwrite(p, &inputs)?;
             let text = serde_json::to_string_pretty(&compare::to_json(&capture, &results))?;
             write_output(p, &(text + "\n"))?;
@@ -119,35 +123,44 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut load = LoadReport::new(&cfg, interval, false);
-    let named: Vec<(&str, &std::path::Path)> = [
-        ("--output", &output),
-        ("--json", &json),
-        ("--golden", &golden),
-    ]
-    .into_iter()
-    .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
-    .collect();
-    replay::refuse_shared_output(&named)?;
-    for out in [&output, &json, &golden].into_iter().flatten() {
-        replay::refuse_overwrite(out, &[&capture, &config_path])?;
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            replay::create_folder(dir)?;
-        }
-    }
     let names: Vec<String> = cfg.virtual_servers.iter().map(|v| v.name.clone()).collect();
-    let mut json_report = match &json {
-        Some(p) => Some(
-            JsonReport::create(p, &capture, &config_path, &cfg)
-                .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?,
-        ),
-        None => None,
-    };
     let job = ReplayJob {
         input: capture.clone(),
         config_path: config_path.clone(),
         config: cfg,
         output,
         member_dir: members_dir,
+    };
+    // Every output, the member captures included, is checked before any is created: none may
+    // be an input (the capture, the config, a file the config names), nor share a path.
+    let member_paths = replay::member_paths(&job);
+    let named: Vec<(&str, &std::path::Path)> = [
+        ("--output", &job.output),
+        ("--json", &json),
+        ("--golden", &golden),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
+    .chain(member_paths.iter().map(|p| ("--members-dir", p.as_path())))
+    .collect();
+    replay::refuse_shared_output(&named)?;
+    let config_inputs = config::input_files(&config_path);
+    let mut inputs: Vec<&std::path::Path> = vec![&capture];
+    inputs.extend(config_inputs.iter().map(|p| p.as_path()));
+    for (_, out) in &named {
+        replay::refuse_overwrite(out, &inputs)?;
+    }
+    for out in [&job.output, &json, &golden].into_iter().flatten() {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            replay::create_folder(dir)?;
+        }
+    }
+    let mut json_report = match &json {
+        Some(p) => Some(
+            JsonReport::create(p, &capture, &config_path, &job.config)
+                .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?,
+        ),
+        None => None,
     };
     let mut summary = Summary::default();
     let mut log = GoldenLog::default();
@@ -181,10 +194,16 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         replay::run(&job, &mut observers)?
     };
     progress.0.finish_and_clear();
+    // The replay's captures are whole; should the report or the golden fail, they go too.
+    let mut committed = Committed::default();
+    for p in job.output.iter().chain(totals.member_captures.values()) {
+        committed.add(p);
+    }
     if let (Some(mut j), Some(p)) = (json_report, &json) {
         j.set_load(load.to_json());
         j.finish(&summary, &totals)
             .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?;
+        committed.add(p);
     }
     if let Some(p) = &golden {
         let title = format!(
@@ -194,6 +213,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
         write_output(p, &log.render(&title, &names))?;
     }
+    committed.keep();
     if !quiet {
         let mut text = table::render(&summary, &totals, None);
         text.push_str(&load.render(None));
@@ -230,8 +250,11 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
             ViewArg::ClientSide => View::ClientSide,
         };
     }
+    let config_inputs = config::input_files(&config_path);
+    let mut inputs: Vec<&std::path::Path> = vec![&args.capture];
+    inputs.extend(config_inputs.iter().map(|p| p.as_path()));
     for out in [&args.json, &args.svg].into_iter().flatten() {
-        replay::refuse_overwrite(out, &[&args.capture, &config_path])?;
+        replay::refuse_overwrite(out, &inputs)?;
     }
     if let (Some(j), Some(s)) = (&args.json, &args.svg) {
         replay::refuse_shared_output(&[("--json", j), ("--svg", s)])?;
@@ -276,9 +299,12 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
         sweep,
     };
     let a = audit::run(&job)?;
+    // Should the SVG fail, the JSON report goes too.
+    let mut committed = Committed::default();
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report::to_json(&a, args.worst))?;
         write_output(p, &(text + "\n"))?;
+        committed.add(p);
     }
     if let (Some(p), Some((s, points))) = (&args.svg, &a.sweep) {
         let title = format!(
@@ -291,6 +317,7 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
         );
         write_output(p, &svg::render(&title, &s.key, &s.values, points))?;
     }
+    committed.keep();
     if !args.quiet {
         let text = report::render(&a, args.worst, None);
         let _ = std::io::stdout().write_all(text.as_bytes());
@@ -346,7 +373,10 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
         let fresh = check::render(c, None, None)?.text;
         let snap = check::snapshot_path(&golden_dir, c);
         if bless {
-            replay::refuse_overwrite(&snap, &[c, &config::beside(c)])?;
+            let config_inputs = config::input_files(&config::beside(c));
+            let mut inputs: Vec<&std::path::Path> = vec![c];
+            inputs.extend(config_inputs.iter().map(|p| p.as_path()));
+            replay::refuse_overwrite(&snap, &inputs)?;
             write_output(&snap, &check::snapshot_file(&fresh))?;
             println!("blessed {}", snap.display());
             continue;
@@ -379,6 +409,12 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Interrupted (Ctrl-C, SIGTERM, SIGHUP): leave no output behind, whole or partial.
+    let _ = ctrlc::set_handler(|| {
+        lsnat::output_file::remove_unfinished();
+        eprintln!("lsnat: interrupted; this run's outputs were removed");
+        std::process::exit(130);
+    });
     let result = match cli.command {
         Command::Replay(args) => replay_cmd(args),
         Command::Audit(args) => audit_cmd(args),

@@ -58,7 +58,27 @@ pub enum Destination {
     InPlace(PathBuf),
 }
 
+/// Creates `partial` afresh for writing with `options`: whatever non-folder entry has that name
+/// (a partial file an interrupted run left, a symbolic link) is removed first, and the new file
+/// is created exclusively, so no link is ever followed and no existing file written through.
+/// That a partial name is not an input is checked before (`replay::refuse_overwrite`).
+fn create_partial(partial: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    if std::fs::symlink_metadata(partial).is_ok_and(|m| !m.is_dir()) {
+        std::fs::remove_file(partial)?;
+    }
+    options.write(true).create_new(true).open(partial)
+}
+
 impl Destination {
+    /// `PATH.partial`, where an output named `path` is written before it is renamed, or `None`
+    /// for one written in place.
+    pub fn partial_path(path: &Path) -> Option<PathBuf> {
+        match Destination::of(path) {
+            Destination::Replace { partial, .. } => Some(partial),
+            Destination::InPlace(_) => None,
+        }
+    }
+
     /// Where an output named `path` is written.
     pub fn of(path: &Path) -> Destination {
         match std::fs::metadata(path) {
@@ -91,17 +111,101 @@ impl Destination {
                 file.write_all(bytes)
                     .map_err(|error| OutputError::new(path, "write error", error))
             }
-            Destination::Replace { path, partial } => std::fs::write(partial, bytes)
-                .map_err(|error| OutputError::new(partial, "write error", error))
-                .and_then(|()| {
-                    std::fs::rename(partial, path).map_err(|error| {
-                        let what = format!("cannot rename to {}", path.display());
-                        OutputError::new(partial, &what, error)
-                    })
+            Destination::Replace { path, partial } => {
+                register(partial);
+                let result = Self::replace_whole(path, partial, bytes);
+                unregister(partial);
+                result
+            }
+        }
+    }
+
+    /// [`Destination::write_whole`] through `partial`, renamed to `path`.
+    fn replace_whole(path: &Path, partial: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+        create_partial(partial, &mut OpenOptions::new())
+            .map_err(|error| OutputError::new(partial, "cannot create", error))
+            .and_then(|mut file| {
+                file.write_all(bytes)
+                    .map_err(|error| OutputError::new(partial, "write error", error))
+            })
+            .and_then(|()| {
+                std::fs::rename(partial, path).map_err(|error| {
+                    let what = format!("cannot rename to {}", path.display());
+                    OutputError::new(partial, &what, error)
                 })
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(partial);
-                }),
+            })
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(partial);
+            })
+    }
+}
+
+/// The partial files being written now, and the outputs of a run not yet known to succeed
+/// ([`Committed`]): what [`remove_unfinished`] removes.
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn register(path: &Path) {
+    if let Ok(mut v) = UNFINISHED.lock() {
+        v.push(path.to_owned());
+    }
+}
+
+fn unregister(path: &Path) {
+    if let Ok(mut v) = UNFINISHED.lock()
+        && let Some(i) = v.iter().rposition(|p| p == path)
+    {
+        v.swap_remove(i);
+    }
+}
+
+/// Removes every partial file being written now and every output of a run that has not yet
+/// succeeded: for a process about to end on a signal (Ctrl-C, SIGTERM), which then leaves no
+/// output behind, whole or partial. Safe to call from any thread.
+pub fn remove_unfinished() {
+    let paths = match UNFINISHED.lock() {
+        Ok(mut v) => std::mem::take(&mut *v),
+        Err(_) => return,
+    };
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The outputs a run has renamed into place so far. Unless [`Committed::keep`] is called, they
+/// are removed again when it is dropped (or by [`remove_unfinished`]), so a run that fails
+/// after finishing some of its outputs leaves none of them. Outputs written in place (a
+/// device, a FIFO) are never removed.
+#[derive(Debug, Default)]
+pub struct Committed {
+    paths: Vec<PathBuf>,
+    kept: bool,
+}
+
+impl Committed {
+    /// Notes that the output named `path` has been written whole.
+    pub fn add(&mut self, path: &Path) {
+        if let Destination::Replace { path, .. } = Destination::of(path) {
+            register(&path);
+            self.paths.push(path);
+        }
+    }
+
+    /// The run succeeded: the outputs stay.
+    pub fn keep(mut self) {
+        self.kept = true;
+        for p in &self.paths {
+            unregister(p);
+        }
+    }
+}
+
+impl Drop for Committed {
+    fn drop(&mut self) {
+        if !self.kept {
+            for p in &self.paths {
+                let _ = std::fs::remove_file(p);
+                unregister(p);
+            }
         }
     }
 }
@@ -202,14 +306,13 @@ impl OutputFile {
         let direct = direct && !in_place;
         let open = |direct: bool| {
             let mut options = OpenOptions::new();
-            options.write(true);
-            if !in_place {
-                options.create(true).truncate(true);
-            }
             if direct {
                 options.custom_flags(libc::O_DIRECT);
             }
-            options.open(&partial)
+            match in_place {
+                true => options.write(true).open(&partial),
+                false => create_partial(&partial, &mut options),
+            }
         };
         let (file, direct) = match open(direct) {
             Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => (open(false), false),
@@ -221,6 +324,9 @@ impl OutputFile {
             "cannot create"
         };
         let file = file.map_err(|error| OutputError::new(&partial, what, error))?;
+        if !in_place {
+            register(&partial);
+        }
         Ok(OutputFile {
             path,
             partial,
@@ -269,6 +375,7 @@ impl OutputFile {
                 what: format!("cannot rename to {}", self.path.display()),
                 error,
             })?;
+            unregister(&self.partial);
         }
         self.finished = true;
         Ok(direct)
@@ -502,6 +609,7 @@ impl Drop for OutputFile {
         }
         if !self.finished {
             let _ = std::fs::remove_file(&self.partial);
+            unregister(&self.partial);
         }
     }
 }

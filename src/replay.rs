@@ -155,6 +155,9 @@ pub enum ReplayError {
 
 /// Refuses an output path that is one of the inputs (never write over an input file), or an
 /// existing folder (found before any work, rather than when the finished file is renamed).
+/// The output's partial file (`PATH.partial`, see [`crate::output_file`]) may not be an input
+/// either. A path is the same file as an input when both resolve to one canonical path or,
+/// when both exist, to one device and inode (a bind mount, a hard link).
 pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError> {
     if out.is_dir() {
         return Err(ReplayError::Refused(format!(
@@ -162,27 +165,47 @@ pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError>
             out.display()
         )));
     }
+    let partial = crate::output_file::Destination::partial_path(out);
     for input in inputs {
-        let same = match (std::fs::canonicalize(out), std::fs::canonicalize(input)) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => out == *input,
-        };
-        if same {
+        if same_file(out, input) {
             return Err(ReplayError::Refused(format!(
                 "{}: output path is an input file; refusing to write over it",
                 out.display()
+            )));
+        }
+        if let Some(p) = partial.as_deref().filter(|p| same_file(p, input)) {
+            return Err(ReplayError::Refused(format!(
+                "{}: this output is written to {} first, which is an input file; refusing to \
+                 write over it",
+                out.display(),
+                p.display()
             )));
         }
     }
     Ok(())
 }
 
+/// Whether `a` and `b` name the same file: one canonical path, or one device and inode.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
+        && (x.dev(), x.ino()) == (y.dev(), y.ino())
+    {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// Refuses one path given for two outputs (say `--output` and `--json`): each would be
 /// written whole and renamed over the other. `outputs` pairs each path with the option that
-/// named it. Paths are compared canonically (symbolic links followed, as the outputs are
-/// written through them), or by their folder's canonical path and their file name when they
-/// do not exist yet. A device or FIFO (`/dev/null`) is written in place, not renamed over, so
-/// it may take several outputs.
+/// named it. An output takes two names, its own and its partial file's (`PATH.partial`), and
+/// no name may be taken twice. Paths are compared canonically (symbolic links followed, as the
+/// outputs are written through them), or by their folder's canonical path and their file name
+/// when they do not exist yet. A device or FIFO (`/dev/null`) is written in place, not renamed
+/// over, so it may take several outputs.
 pub fn refuse_shared_output(outputs: &[(&str, &Path)]) -> Result<(), ReplayError> {
     fn identity(p: &Path) -> PathBuf {
         if let Ok(whole) = std::fs::canonicalize(p) {
@@ -197,15 +220,32 @@ pub fn refuse_shared_output(outputs: &[(&str, &Path)]) -> Result<(), ReplayError
             _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
         }
     }
-    let in_place = |p: &Path| std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir());
-    for (i, (a_flag, a)) in outputs.iter().enumerate() {
-        for (b_flag, b) in &outputs[i + 1..] {
-            if identity(a) == identity(b) && !in_place(a) {
-                return Err(ReplayError::Refused(format!(
-                    "{}: given for both {a_flag} and {b_flag}; give each output its own path",
-                    b.display()
-                )));
-            }
+    // Each output's names: its own, then its partial file's; none for one written in place.
+    let names: Vec<Vec<PathBuf>> = outputs
+        .iter()
+        .map(
+            |(_, p)| match crate::output_file::Destination::partial_path(p) {
+                Some(partial) => vec![identity(p), identity(&partial)],
+                None => Vec::new(),
+            },
+        )
+        .collect();
+    for (i, (a_flag, _)) in outputs.iter().enumerate() {
+        for (j, (b_flag, b)) in outputs.iter().enumerate().skip(i + 1) {
+            let msg = if !names[i].is_empty() && names[i].first() == names[j].first() {
+                format!("given for both {a_flag} and {b_flag}")
+            } else if names[i].iter().any(|n| names[j].contains(n)) {
+                format!(
+                    "{b_flag} and {a_flag} clash: an output is written to PATH.partial first, \
+                     and one of them is the other's partial file"
+                )
+            } else {
+                continue;
+            };
+            return Err(ReplayError::Refused(format!(
+                "{}: {msg}; give each output its own path",
+                b.display()
+            )));
         }
     }
     Ok(())
@@ -375,6 +415,19 @@ fn member_path(job: &ReplayJob, dir: &Path, addr: std::net::Ipv4Addr) -> PathBuf
     dir.join(format!("member-{addr}.{ext}"))
 }
 
+/// The member captures `job` writes (`--members-dir`), one per pool member, in pool order;
+/// none without a members folder.
+pub fn member_paths(job: &ReplayJob) -> Vec<PathBuf> {
+    let Some(dir) = &job.member_dir else {
+        return Vec::new();
+    };
+    Engine::new(job.config.clone())
+        .members()
+        .iter()
+        .map(|m| member_path(job, dir, m.addr))
+        .collect()
+}
+
 /// Hands one session event to every observer.
 fn to_observers(observers: &mut [&mut dyn Observer], ev: &Event) {
     for ob in observers.iter_mut() {
@@ -398,8 +451,11 @@ pub fn run(
     job: &ReplayJob,
     observers: &mut [&mut dyn Observer],
 ) -> Result<ReplayTotals, ReplayError> {
+    let config_inputs = crate::config::input_files(&job.config_path);
+    let mut inputs: Vec<&Path> = vec![&job.input];
+    inputs.extend(config_inputs.iter().map(PathBuf::as_path));
     if let Some(out) = &job.output {
-        refuse_overwrite(out, &[&job.input, &job.config_path])?;
+        refuse_overwrite(out, &inputs)?;
     }
     let mut reader = CaptureReader::open(&job.input)?;
     let format = reader.format().clone();
@@ -410,21 +466,13 @@ pub fn run(
         written: 0,
     };
     // Every output is checked before any is created: none may be an input, nor share a path.
-    let member_paths: Vec<PathBuf> = match &job.member_dir {
-        Some(dir) => {
-            create_folder(dir)?;
-            let paths: Vec<PathBuf> = engine
-                .members()
-                .iter()
-                .map(|m| member_path(job, dir, m.addr))
-                .collect();
-            for p in &paths {
-                refuse_overwrite(p, &[&job.input, &job.config_path])?;
-            }
-            paths
-        }
-        None => Vec::new(),
-    };
+    if let Some(dir) = &job.member_dir {
+        create_folder(dir)?;
+    }
+    let member_paths = member_paths(job);
+    for p in &member_paths {
+        refuse_overwrite(p, &inputs)?;
+    }
     let named: Vec<(&str, &Path)> = (job.output.iter().map(|p| ("--output", p.as_path())))
         .chain(member_paths.iter().map(|p| ("--members-dir", p.as_path())))
         .collect();
@@ -733,8 +781,11 @@ pub fn run(
     totals.timestamps_backwards = engine.stats().timestamps_backwards;
     totals.members = engine.members().iter().map(|m| m.addr).collect();
     totals.written = outputs.written;
-    if let Some(w) = outputs.capture.take() {
+    // Should a member capture fail, the outputs finished before it go too.
+    let mut committed = crate::output_file::Committed::default();
+    if let (Some(w), Some(p)) = (outputs.capture.take(), &job.output) {
         w.finish()?;
+        committed.add(p);
     }
     if let Some(dir) = &job.member_dir {
         for (m, w) in engine
@@ -743,10 +794,11 @@ pub fn run(
             .zip(std::mem::take(&mut outputs.members))
         {
             w.finish()?;
-            totals
-                .member_captures
-                .insert(m.addr.to_string(), member_path(job, dir, m.addr));
+            let p = member_path(job, dir, m.addr);
+            committed.add(&p);
+            totals.member_captures.insert(m.addr.to_string(), p);
         }
     }
+    committed.keep();
     Ok(totals)
 }

@@ -699,3 +699,260 @@ fn member_captures_never_replace_the_input_or_the_rewritten_capture() {
         .collect();
     assert_eq!(left, ["member-203.0.113.1.pcap"], "nothing written");
 }
+
+/// Inputs a replay must never write over, however they are reached: a file named like an
+/// output's partial file (`OUT.partial`, written first) or a link by that name to an input, the
+/// config in an `--algorithm` comparison, a capacity file the config names, the same file seen
+/// through a bind mount; and outputs that would take each other's place (a member capture and
+/// the golden, an output and another's partial file). Each is refused in one line, exit 2, and
+/// every input is unchanged afterwards.
+#[test]
+fn inputs_are_never_written_over_by_any_name() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let fig1 = std::fs::read("captures/rfc2391-fig1.pcap").unwrap();
+    let fig1_toml = std::fs::read("captures/rfc2391-fig1.toml").unwrap();
+    std::fs::write(p("c.pcap"), &fig1).unwrap();
+    std::fs::write(p("c.toml"), &fig1_toml).unwrap();
+    std::fs::write(p("in.pcap.partial"), &fig1).unwrap();
+    std::fs::write(p("cfg.partial"), &fig1_toml).unwrap();
+    std::os::unix::fs::symlink(p("c.pcap"), p("o.pcap.partial")).unwrap();
+    let (c, t) = (p("c.pcap"), p("c.toml"));
+    let r = lsnat(&[
+        "replay",
+        &p("in.pcap.partial"),
+        "-c",
+        &t,
+        "-o",
+        &p("in.pcap"),
+        "-q",
+    ]);
+    one_error_line(&r, &["in.pcap.partial", "input file"]);
+    let r = lsnat(&[
+        "replay",
+        &c,
+        "-c",
+        &p("cfg.partial"),
+        "--json",
+        &p("cfg"),
+        "-q",
+    ]);
+    one_error_line(&r, &["cfg.partial", "input file"]);
+    let r = lsnat(&["replay", &c, "-c", &t, "-o", &p("o.pcap"), "-q"]);
+    one_error_line(&r, &["o.pcap.partial", "input file"]);
+    let r = lsnat(&[
+        "replay",
+        &c,
+        "-c",
+        &t,
+        "--algorithm",
+        "rr",
+        "--algorithm",
+        "lc",
+        "--json",
+        &t,
+        "-q",
+    ]);
+    one_error_line(&r, &["c.toml", "input file"]);
+    // The capacity file a reported-capacity config reads.
+    let alg = Path::new("tests/algorithms/lsnat-router");
+    std::fs::copy(alg.join("reported-capacity.toml"), p("rc.toml")).unwrap();
+    std::fs::copy(alg.join("capacity.jsonl"), p("capacity.jsonl")).unwrap();
+    let capacity = std::fs::read(p("capacity.jsonl")).unwrap();
+    let router = "captures/lsnat-router.pcap";
+    let r = lsnat(&[
+        "replay",
+        router,
+        "-c",
+        &p("rc.toml"),
+        "--json",
+        &p("capacity.jsonl"),
+        "-q",
+    ]);
+    one_error_line(&r, &["capacity.jsonl", "input file"]);
+    let r = lsnat(&[
+        "audit",
+        router,
+        "-c",
+        &p("rc.toml"),
+        "--json",
+        &p("capacity.jsonl"),
+    ]);
+    one_error_line(&r, &["capacity.jsonl", "input file"]);
+    // Two outputs in one place.
+    let members = p("m");
+    let golden = format!("{members}/member-172.85.0.2.pcap");
+    let r = lsnat(&[
+        "replay",
+        &c,
+        "-c",
+        &t,
+        "--members-dir",
+        &members,
+        "--golden",
+        &golden,
+        "-q",
+    ]);
+    one_error_line(
+        &r,
+        &["member-172.85.0.2.pcap", "--golden and --members-dir"],
+    );
+    let r = lsnat(&[
+        "replay",
+        &c,
+        "-c",
+        &t,
+        "-o",
+        &p("x.partial"),
+        "--json",
+        &p("x"),
+        "-q",
+    ]);
+    one_error_line(&r, &["partial"]);
+    // A device as the config would be read without end.
+    let r = lsnat(&["replay", &c, "-c", "/dev/zero", "-q"]);
+    one_error_line(&r, &["/dev/zero", "not a regular file"]);
+
+    for (name, bytes) in [
+        ("c.pcap", &fig1),
+        ("in.pcap.partial", &fig1),
+        ("c.toml", &fig1_toml),
+        ("cfg.partial", &fig1_toml),
+        ("capacity.jsonl", &capacity),
+    ] {
+        assert_eq!(&std::fs::read(p(name)).unwrap(), bytes, "{name} unchanged");
+    }
+    for gone in ["in.pcap", "cfg", "o.pcap", "x", "x.partial"] {
+        assert!(!dir.join(gone).exists(), "{gone} not written");
+    }
+    assert!(
+        std::fs::symlink_metadata(p("o.pcap.partial"))
+            .unwrap()
+            .is_symlink()
+    );
+
+    // The same folder through a bind mount (root only).
+    let (a, b) = (dir.join("bm1"), dir.join("bm2"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(a.join("c.pcap"), &fig1).unwrap();
+    std::fs::write(a.join("c.toml"), &fig1_toml).unwrap();
+    let mounted = Command::new("mount")
+        .args(["--bind", a.to_str().unwrap(), b.to_str().unwrap()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("skipping the bind mount case: mount --bind needs root");
+        return;
+    }
+    let r = lsnat(&[
+        "replay",
+        a.join("c.pcap").to_str().unwrap(),
+        "-o",
+        b.join("c.pcap").to_str().unwrap(),
+        "-q",
+    ]);
+    let _ = Command::new("umount").arg(&b).output();
+    one_error_line(&r, &["bm2/c.pcap", "input file"]);
+    assert_eq!(std::fs::read(a.join("c.pcap")).unwrap(), fig1);
+}
+
+/// A run that fails after some outputs are whole leaves none of them (the README's promise):
+/// here the golden cannot be written (a folder has the name of its partial file), after the
+/// capture, the JSON report and the member captures were. An interrupted run (SIGINT, here while it waits to open a FIFO given as the golden)
+/// removes its outputs, whole or partial, and exits 130.
+#[test]
+fn a_failed_or_interrupted_run_leaves_no_output() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let cap = "captures/rfc2391-fig1.pcap";
+    // The golden's partial name is a folder: writing it fails at the very end.
+    std::fs::create_dir_all(dir.join("g.snap.partial/x")).unwrap();
+    let r = lsnat(&[
+        "replay",
+        cap,
+        "-o",
+        &p("o.pcap"),
+        "--json",
+        &p("o.json"),
+        "--members-dir",
+        &p("m"),
+        "--golden",
+        &p("g.snap"),
+        "-q",
+    ]);
+    one_error_line(&r, &["g.snap"]);
+    let mut left: Vec<String> = walk(dir);
+    left.sort();
+    assert_eq!(
+        left,
+        ["g.snap.partial", "g.snap.partial/x", "m"],
+        "only what was there, and folders"
+    );
+
+    let fifo = dir.join("g.fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "mkfifo");
+    let child = common::lsnat()
+        .args([
+            "replay",
+            cap,
+            "-o",
+            &p("i.pcap"),
+            "--json",
+            &p("i.json"),
+            "--golden",
+        ])
+        .arg(&fifo)
+        .arg("-q")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The replay blocks opening the FIFO for the golden once the other outputs are whole.
+    let mut waited = 0;
+    while !(dir.join("i.pcap").exists() && dir.join("i.json").exists()) {
+        assert!(waited < 600, "the replay never got to its golden");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    for gone in ["i.pcap", "i.json", "i.pcap.partial", "i.json.partial"] {
+        assert!(!dir.join(gone).exists(), "{gone} removed");
+    }
+}
+
+/// Every path under `dir`, relative to it, folders included.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            out.push(
+                path.strip_prefix(dir)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+            );
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            }
+        }
+    }
+    out
+}
