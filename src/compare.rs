@@ -69,6 +69,9 @@ pub fn run(
         let mut summary = Summary::default();
         replay::run(&job, &mut [&mut load, &mut summary])
             .map_err(|e| anyhow::anyhow!("{} ({}): {e}", variant.label, capture.display()))?;
+        if let Some(e) = load.interval_error() {
+            anyhow::bail!("{}: {e}", capture.display());
+        }
         out.push(Compared {
             variant,
             load,

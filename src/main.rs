@@ -199,6 +199,9 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     for p in job.output.iter().chain(totals.member_captures.values()) {
         committed.add(p);
     }
+    if let Some(e) = load.interval_error() {
+        anyhow::bail!("{}: {e}", capture.display());
+    }
     if let (Some(mut j), Some(p)) = (json_report, &json) {
         j.set_load(load.to_json());
         j.finish(&summary, &totals)

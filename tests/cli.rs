@@ -956,3 +956,60 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Per-interval load rows grow with the capture's span divided by the interval: an interval
+/// far too short for the capture (1 µs over the 5 s of lsnat-edges: 5 million rows) is refused in one line after
+/// the replay, with no output left, instead of eating the machine's memory. 1 ms is fine.
+#[test]
+fn an_interval_too_short_for_the_capture_is_refused() {
+    let scratch = common::scratch();
+    let out = scratch.path().join("e.pcap");
+    let json = scratch.path().join("e.json");
+    let (o, j) = (out.to_str().unwrap(), json.to_str().unwrap());
+    let cap = "captures/lsnat-edges.pcap";
+    let r = lsnat(&[
+        "replay",
+        cap,
+        "--interval",
+        "1us",
+        "-o",
+        o,
+        "--json",
+        j,
+        "-q",
+    ]);
+    one_error_line(&r, &["lsnat-edges.pcap", "--interval", "100000 intervals"]);
+    assert!(walk(scratch.path()).is_empty(), "no output left");
+    let r = lsnat(&[
+        "replay",
+        cap,
+        "--interval",
+        "1us",
+        "--algorithm",
+        "rr",
+        "--algorithm",
+        "lc",
+        "-q",
+    ]);
+    one_error_line(&r, &["--interval", "100000 intervals"]);
+    let r = lsnat(&[
+        "replay",
+        cap,
+        "--interval",
+        "1ms",
+        "-o",
+        o,
+        "--json",
+        j,
+        "-q",
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = report["load"]["intervals"].as_array().unwrap().len();
+    assert!((1000..=100_000).contains(&rows), "{rows} rows of 1 ms");
+}

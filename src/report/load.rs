@@ -145,7 +145,14 @@ pub struct LoadReport {
     /// Translated packets of members not yet learned (pool index, time, IP bytes): the packet
     /// that binds a session comes before its `Bound` event, which names the member.
     pending: Vec<(usize, Timestamp, u64)>,
+    /// Set when the capture spans more than [`MAX_INTERVALS`] intervals: per-interval rows
+    /// stopped there, and [`LoadReport::interval_error`] says so.
+    intervals_overflowed: bool,
 }
+
+/// Intervals a report keeps at most: their rows grow with the capture's span divided by the
+/// interval (`--interval 1ns` on a minute-long capture would need 6·10¹⁰).
+pub const MAX_INTERVALS: usize = 100_000;
 
 impl LoadReport {
     /// A report for `cfg`, with per-interval rows when `interval` is given; `keep_decisions`
@@ -174,7 +181,20 @@ impl LoadReport {
             decisions: keep_decisions.then(Vec::new),
             names: cfg.virtual_servers.iter().map(|v| v.name.clone()).collect(),
             pending: Vec::new(),
+            intervals_overflowed: false,
         }
+    }
+
+    /// The error when the capture spanned more intervals than a report keeps
+    /// ([`MAX_INTERVALS`]): the per-interval rows are then incomplete and may not be reported.
+    pub fn interval_error(&self) -> Option<String> {
+        let w = self.interval?;
+        self.intervals_overflowed.then(|| {
+            format!(
+                "--interval {}s: the capture spans more than {MAX_INTERVALS} intervals; give a longer interval",
+                w.as_secs_f64()
+            )
+        })
     }
 
     fn slot_of_addr(&mut self, addr: [u8; 4]) -> usize {
@@ -217,6 +237,10 @@ impl LoadReport {
                 .last()
                 .map_or(start, |l| Timestamp(l.start.0 + w));
             while next <= start {
+                if self.intervals.len() >= MAX_INTERVALS {
+                    self.intervals_overflowed = true;
+                    return None;
+                }
                 self.intervals.push(Interval {
                     start: next,
                     members: vec![Load::default(); self.members.len()],
