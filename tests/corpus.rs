@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::path::Path;
+
 /// Files that must be refused, and a word the error must contain.
 const MALFORMED: &[(&str, &str)] = &[
     ("libpcap__pcap-invalid-version-1.pcap", "version"),
@@ -145,4 +147,41 @@ fn later_fragments_pass_or_drop_with_their_first_fragment() {
             );
         }
     }
+}
+
+/// A pcapng interface description whose options are broken (here the end-of-options of the
+/// first interface given length 255, as one flipped byte does) would be copied into the
+/// rewritten capture, which Wireshark then refuses: it is refused, naming the block's offset.
+#[test]
+fn broken_interface_options_are_refused_not_copied() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let mut bytes = std::fs::read(corpus.join("zeek__pcapng-multi-interface.pcapng")).unwrap();
+    assert_eq!(
+        bytes[194], 0,
+        "the end-of-options length of the first interface"
+    );
+    bytes[194] = 0xff;
+    let scratch = common::scratch();
+    let cap = scratch.path().join("broken.pcapng");
+    std::fs::write(&cap, &bytes).unwrap();
+    let out = scratch.path().join("out.pcapng");
+    let e = match lsnat::check::render(
+        &cap,
+        Some(Path::new("captures/lsnat-router.toml")),
+        Some(&out),
+    ) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("broken interface options accepted"),
+    };
+    for word in [
+        "broken.pcapng",
+        "byte offset 132",
+        "interface description block",
+        "length 255",
+    ] {
+        assert!(e.contains(word), "{e}");
+    }
+    assert!(!e.contains('\n') && !out.exists(), "{e}");
 }

@@ -132,6 +132,19 @@ impl NgSource {
                 Some(Err(e)) => return self.read_failure(path, offset, *next_index, e),
             };
             let be = state.endianness() == Endianness::Big;
+            // Section and interface blocks are copied to the output as they are: their options
+            // must be whole (pcap-file decodes them leniently; Wireshark refuses such a file).
+            let options_at = match raw.type_ {
+                SHB => Some(("section header block", 16)),
+                IDB => Some(("interface description block", 8)),
+                _ => None,
+            };
+            if let Some((name, at)) = options_at
+                && let Err(cause) = check_options(&raw.body, at, be)
+            {
+                let msg = format!("{name}: {cause}");
+                return Stop::Failed(CaptureError::at_offset(path, offset, msg));
+            }
             match raw.type_ {
                 SHB => {
                     self.big_endian = be;
@@ -364,6 +377,40 @@ fn simple_packet(body: &[u8], be: bool, snaplen: u32) -> Result<Packet<'_>, Stri
         data: &body[4..4 + caplen],
         flags: None,
     })
+}
+
+/// Checks that the options of a block body, from byte `at` on, are whole: each a 4-byte header
+/// and a value padded to 4 bytes inside the body, up to the end of the body or an end-of-options
+/// (code 0, length 0). Block bodies are whole multiples of 4 bytes long, as pcap-file checks.
+fn check_options(body: &[u8], at: usize, be: bool) -> Result<(), String> {
+    let mut pos = at;
+    while pos < body.len() {
+        let Some(head) = body.get(pos..pos + 4) else {
+            return Err(format!(
+                "{} stray bytes after its options (byte {pos} of the block body)",
+                body.len() - pos
+            ));
+        };
+        let code = read_u16(&head[0..2], be);
+        let len = usize::from(read_u16(&head[2..4], be));
+        if code == 0 {
+            return match len {
+                0 => Ok(()),
+                _ => Err(format!(
+                    "end of options with length {len} (not 0) at byte {pos} of the block body"
+                )),
+            };
+        }
+        let end = pos + 4 + len.next_multiple_of(4);
+        if end > body.len() {
+            return Err(format!(
+                "option {code} of length {len} at byte {pos} of the block body runs past its end ({} bytes)",
+                body.len()
+            ));
+        }
+        pos = end;
+    }
+    Ok(())
 }
 
 /// The `epb_flags` (code 2) option, if present and well formed.
