@@ -293,7 +293,17 @@ fn read(path: &Path) -> Result<String, ConfigError> {
         }
         _ => {}
     }
-    std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read configuration: {e}")))
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read configuration: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        ConfigError {
+            line: Some(line),
+            ..fail(format!(
+                "not UTF-8 text (byte offset {at}); TOML files are UTF-8"
+            ))
+        }
+    })
 }
 
 /// Every file a replay with the configuration `path` reads: the file itself and the capacity
@@ -314,6 +324,44 @@ pub fn input_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The field at byte `offset` of TOML `text`, as errors name fields (`timeouts.tcp`,
+/// `virtual_server[1].ports`): the key on that line, under the last table header above it
+/// (`[[name]]` headers counted to give the index). `None` where the line holds no key.
+fn field_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let key = |l: &str| {
+        let k = l.split_once('=')?.0.trim().trim_matches(['"', '\'']);
+        (!k.is_empty() && !k.starts_with('#')).then(|| k.to_string())
+    };
+    let header = |l: &str| -> Option<(String, bool)> {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
+            return Some((name.0.trim().to_string(), true));
+        }
+        let name = l.strip_prefix('[').and_then(|r| r.split_once(']'))?;
+        Some((name.0.trim().to_string(), false))
+    };
+    if let Some((name, _)) = header(line) {
+        return Some(name);
+    }
+    let key = key(line)?;
+    let above: Vec<&str> = text[..line_start].lines().collect();
+    let Some(pos) = above.iter().rposition(|l| header(l).is_some()) else {
+        return Some(key);
+    };
+    let (name, array) = header(above[pos])?;
+    if !array {
+        return Some(format!("{name}.{key}"));
+    }
+    let index = above[..pos]
+        .iter()
+        .filter(|l| header(l).is_some_and(|(n, a)| a && n == name))
+        .count();
+    Some(format!("{name}[{index}].{key}"))
+}
+
 /// Validates configuration text (`path` is only used in errors).
 pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
@@ -324,8 +372,17 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         cause,
     };
     let file: File = toml::from_str(text).map_err(|e| {
-        let msg = e.message().trim().replace('\n', " ");
-        err(e.span(), "", msg)
+        let mut msg = e.message().trim().replace('\n', " ");
+        if msg.contains("untagged enum DurationValue") {
+            msg = "expected a duration: a whole number of seconds or a string such as \"30s\", \
+                   \"500ms\", \"5m\", \"24h\""
+                .into();
+        }
+        let field = e
+            .span()
+            .and_then(|s| field_at(text, s.start))
+            .unwrap_or_default();
+        err(e.span(), &field, msg)
     })?;
     let mut cfg = EngineConfig::default();
     if let Some(v) = &file.view {
@@ -1129,10 +1186,30 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         let bad = GOOD.replace("ttl_decrement", "ttl_decrements");
         let e = error_of(&bad);
         assert!(
-            e.starts_with("lab.toml:4: unknown field `ttl_decrements`"),
+            e.starts_with(
+                "lab.toml:4: field `router.ttl_decrements`: unknown field `ttl_decrements`"
+            ),
             "{e}"
         );
         assert!(!e.contains('\n'));
+        // Values of the wrong type name their field too, and a duration says what it takes.
+        let bad = GOOD.replace("udp = \"5m\"", "udp = 1.5");
+        assert_eq!(
+            error_of(&bad),
+            "lab.toml:6: field `timeouts.udp`: expected a duration: a whole number of seconds or \
+             a string such as \"30s\", \"500ms\", \"5m\", \"24h\""
+        );
+        let bad = GOOD.replace("ports = [80, 23]", "ports = 80");
+        assert_eq!(
+            error_of(&bad),
+            "lab.toml:12: field `virtual_server[0].ports`: invalid type: integer `80`, expected a sequence"
+        );
+        let bad = format!("{GOOD}[[virtual_server]]\nvip = true\n");
+        assert!(
+            error_of(&bad).contains("field `virtual_server[1].vip`"),
+            "{}",
+            error_of(&bad)
+        );
     }
 
     #[test]

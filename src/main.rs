@@ -410,8 +410,41 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
     })
 }
 
+/// A command-line usage error as one line, like every other error (exit 2); help and version
+/// requests print as clap prints them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    let mut line = String::new();
+    for p in parts {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(p);
+    }
+    eprintln!("lsnat: error: {line}; see --help");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     // Interrupted (Ctrl-C, SIGTERM, SIGHUP): leave no output behind, whole or partial.
     let _ = ctrlc::set_handler(|| {
         lsnat::output_file::remove_unfinished();

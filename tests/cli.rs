@@ -1013,3 +1013,25 @@ fn an_interval_too_short_for_the_capture_is_refused() {
     let rows = report["load"]["intervals"].as_array().unwrap().len();
     assert!((1000..=100_000).contains(&rows), "{rows} rows of 1 ms");
 }
+
+/// Usage errors are one line too (exit 2), naming what was wrong; help still prints in full.
+#[test]
+fn usage_errors_are_one_line() {
+    let cap = "captures/rfc2391-fig1.pcap";
+    let r = lsnat(&["replay", cap, "--view", "bogus"]);
+    one_error_line(&r, &["'bogus'", "--view", "router, client-side"]);
+    let r = lsnat(&[
+        "audit",
+        cap,
+        "--sweep",
+        "udp=1s..2s",
+        "--sweep",
+        "tcp=1s..2s",
+    ]);
+    one_error_line(&r, &["--sweep", "multiple times"]);
+    let r = lsnat(&["replay"]);
+    one_error_line(&r, &["<CAPTURE>"]);
+    let r = lsnat(&["replay", "--help"]);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stdout).lines().count() > 10);
+}
