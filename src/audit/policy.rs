@@ -260,6 +260,21 @@ pub fn from_config_file(path: &Path, text: &str, base: &Policy) -> Result<Vec<Po
                 ));
             }
         };
+        if name == "config" || preset(&name).is_some() {
+            return Err(format!(
+                "{at}: field `policy[{i}].name`: `{name}` is already a built-in policy; give this one another name"
+            ));
+        }
+        if out.iter().any(|p: &Policy| p.name == name) {
+            return Err(format!(
+                "{at}: field `policy[{i}].name`: a [[policy]] named `{name}` comes earlier in the file"
+            ));
+        }
+        if name.contains('=') {
+            return Err(format!(
+                "{at}: field `policy[{i}].name`: `{name}`: a name may not hold `=` (that is how KEY=VALUE policies are written)"
+            ));
+        }
         let mut pairs: Vec<(String, String)> = Vec::new();
         if let Some(b) = table.get("base") {
             pairs.push(("base".into(), b.as_str().unwrap_or("").to_string()));
@@ -361,5 +376,12 @@ mod tests {
             e.starts_with("x.toml:1: field `policy[0]` (x): udp:"),
             "{e}"
         );
+        // A name is one policy's only: not a built-in one's, not an earlier [[policy]]'s.
+        let shadow = "[[policy]]\nname = \"ipvs\"\nudp = 30\n";
+        let e = from_config_file(Path::new("x.toml"), shadow, &base()).unwrap_err();
+        assert!(e.contains("`ipvs` is already a built-in policy"), "{e}");
+        let twice = "[[policy]]\nname = \"a\"\nudp = 30\n[[policy]]\nname = \"a\"\nudp = 40\n";
+        let e = from_config_file(Path::new("x.toml"), twice, &base()).unwrap_err();
+        assert!(e.starts_with("x.toml:4: field `policy[1].name`"), "{e}");
     }
 }

@@ -19,15 +19,20 @@ pub struct Sweep {
     pub values: Vec<Span>,
 }
 
-/// Rounds a point: to whole seconds from 10 s up, to milliseconds below.
+/// Rounds a point to two or more significant digits of a plain unit: whole seconds from 10 s
+/// up, milliseconds from 10 ms, microseconds from 10 µs, nanoseconds below.
 fn round(ns: f64) -> Span {
-    let unit = if ns >= 10e9 { 1e9 } else { 1e6 };
-    Span(((ns / unit).round() * unit).max(unit) as u64)
+    let unit = [1e9, 1e6, 1e3]
+        .into_iter()
+        .find(|&u| ns >= 10.0 * u)
+        .unwrap_or(1.0);
+    Span(((ns / unit).round() * unit).max(1.0) as u64)
 }
 
 impl Sweep {
     /// Parses `KEY=LO..HI[:STEPS]` on top of `base`. Points are geometric (equal ratios) from LO
-    /// to HI, rounded to whole seconds (ms below 10 s).
+    /// to HI, rounded to whole seconds (ms below 10 s, µs below 10 ms, ns below 10 µs), never
+    /// outside LO..HI; points that round to the same value count once.
     pub fn parse(text: &str, base: &Policy) -> Result<Sweep, String> {
         let bad = |m: &str| format!("--sweep `{text}`: {m}");
         let (key, range) = text
@@ -67,7 +72,7 @@ impl Sweep {
                 } else if i == steps - 1 {
                     hi
                 } else {
-                    round(lo.0 as f64 * ratio.powf(i as f64 / (steps - 1) as f64))
+                    round(lo.0 as f64 * ratio.powf(i as f64 / (steps - 1) as f64)).clamp(lo, hi)
                 }
             })
             .collect();
@@ -121,5 +126,10 @@ mod tests {
                 Span::from_secs(2)
             ]
         );
+        // Short ranges round finer, and no point leaves LO..HI: 1 ns..2 ns has two values.
+        let s = Sweep::parse("udp=1ns..2ns:5", &base).unwrap();
+        assert_eq!(s.values, [Span(1), Span(2)]);
+        let s = Sweep::parse("udp=100us..1ms:3", &base).unwrap();
+        assert_eq!(s.values, [Span(100_000), Span(316_000), Span(1_000_000)]);
     }
 }
