@@ -100,12 +100,10 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         let results = compare::run(&capture, variants, interval)?;
         if let Some(p) = &json {
-            let mut config_inputs = config::input_files(&config_path);
+            let mut inputs = replay::inputs(&capture, &config_path);
             for c in &compare_configs {
-                config_inputs.extend(config::input_files(c));
+                inputs.extend(config::input_files(c));
             }
-            let mut inputs: Vec<&std::path::Path> = vec![&capture];
-            inputs.extend(config_inputs.iter().map(|c| c.as_path()));
             replay::refuse_overwrite(p, &inputs)?;
             let text = serde_json::to_string_pretty(&compare::to_json(&capture, &results))?;
             write_output(p, &(text + "\n"))?;
@@ -144,9 +142,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     .chain(member_paths.iter().map(|p| ("--members-dir", p.as_path())))
     .collect();
     replay::refuse_shared_output(&named)?;
-    let config_inputs = config::input_files(&config_path);
-    let mut inputs: Vec<&std::path::Path> = vec![&capture];
-    inputs.extend(config_inputs.iter().map(|p| p.as_path()));
+    let inputs = replay::inputs(&capture, &config_path);
     for (_, out) in &named {
         replay::refuse_overwrite(out, &inputs)?;
     }
@@ -253,9 +249,7 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
             ViewArg::ClientSide => View::ClientSide,
         };
     }
-    let config_inputs = config::input_files(&config_path);
-    let mut inputs: Vec<&std::path::Path> = vec![&args.capture];
-    inputs.extend(config_inputs.iter().map(|p| p.as_path()));
+    let inputs = replay::inputs(&args.capture, &config_path);
     for out in [&args.json, &args.svg].into_iter().flatten() {
         replay::refuse_overwrite(out, &inputs)?;
     }
@@ -376,10 +370,7 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
         let fresh = check::render(c, None, None)?.text;
         let snap = check::snapshot_path(&golden_dir, c);
         if bless {
-            let config_inputs = config::input_files(&config::beside(c));
-            let mut inputs: Vec<&std::path::Path> = vec![c];
-            inputs.extend(config_inputs.iter().map(|p| p.as_path()));
-            replay::refuse_overwrite(&snap, &inputs)?;
+            replay::refuse_overwrite(&snap, &replay::inputs(c, &config::beside(c)))?;
             write_output(&snap, &check::snapshot_file(&fresh))?;
             println!("blessed {}", snap.display());
             continue;

@@ -158,7 +158,7 @@ pub enum ReplayError {
 /// The output's partial file (`PATH.partial`, see [`crate::output_file`]) may not be an input
 /// either. A path is the same file as an input when both resolve to one canonical path or,
 /// when both exist, to one device and inode (a bind mount, a hard link).
-pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError> {
+pub fn refuse_overwrite(out: &Path, inputs: &[impl AsRef<Path>]) -> Result<(), ReplayError> {
     if out.is_dir() {
         return Err(ReplayError::Refused(format!(
             "{}: output path is a folder; give a file name",
@@ -166,7 +166,7 @@ pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError>
         )));
     }
     let partial = crate::output_file::Destination::partial_path(out);
-    for input in inputs {
+    for input in inputs.iter().map(AsRef::as_ref) {
         if same_file(out, input) {
             return Err(ReplayError::Refused(format!(
                 "{}: output path is an input file; refusing to write over it",
@@ -183,6 +183,14 @@ pub fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<(), ReplayError>
         }
     }
     Ok(())
+}
+
+/// Every input a replay of `capture` with the config at `config` reads: the capture, the config
+/// and the files it names ([`crate::config::input_files`]). No output may be one of them.
+pub fn inputs(capture: &Path, config: &Path) -> Vec<PathBuf> {
+    let mut v = vec![capture.to_path_buf()];
+    v.extend(crate::config::input_files(config));
+    v
 }
 
 /// Whether `a` and `b` name the same file: one canonical path, or one device and inode.
@@ -451,9 +459,7 @@ pub fn run(
     job: &ReplayJob,
     observers: &mut [&mut dyn Observer],
 ) -> Result<ReplayTotals, ReplayError> {
-    let config_inputs = crate::config::input_files(&job.config_path);
-    let mut inputs: Vec<&Path> = vec![&job.input];
-    inputs.extend(config_inputs.iter().map(PathBuf::as_path));
+    let inputs = inputs(&job.input, &job.config_path);
     if let Some(out) = &job.output {
         refuse_overwrite(out, &inputs)?;
     }
