@@ -6,7 +6,7 @@ use lsnat::capture::PacketMeta;
 use lsnat::cli::{AuditArgs, Cli, Command, ReplayArgs, ViewArg};
 use lsnat::engine::Algorithm;
 use lsnat::engine::View;
-use lsnat::output_file::{Committed, Destination};
+use lsnat::output_file::{self, Destination};
 use lsnat::replay::{self, Disposition, Observer, ReplayJob};
 use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport, load::LoadReport, table};
 use lsnat::time::Span;
@@ -190,11 +190,6 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         replay::run(&job, &mut observers)?
     };
     progress.0.finish_and_clear();
-    // The replay's captures are whole; should the report or the golden fail, they go too.
-    let mut committed = Committed::default();
-    for p in job.output.iter().chain(totals.member_captures.values()) {
-        committed.add(p);
-    }
     if let Some(e) = load.interval_error() {
         anyhow::bail!("{}: {e}", capture.display());
     }
@@ -202,7 +197,6 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         j.set_load(load.to_json());
         j.finish(&summary, &totals)
             .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?;
-        committed.add(p);
     }
     if let Some(p) = &golden {
         let title = format!(
@@ -212,7 +206,6 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
         write_output(p, &log.render(&title, &names))?;
     }
-    committed.keep();
     if !quiet {
         let mut text = table::render(&summary, &totals, None);
         text.push_str(&load.render(None));
@@ -296,12 +289,9 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
         sweep,
     };
     let a = audit::run(&job)?;
-    // Should the SVG fail, the JSON report goes too.
-    let mut committed = Committed::default();
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report::to_json(&a, args.worst))?;
         write_output(p, &(text + "\n"))?;
-        committed.add(p);
     }
     if let (Some(p), Some((s, points))) = (&args.svg, &a.sweep) {
         let title = format!(
@@ -314,7 +304,6 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
         );
         write_output(p, &svg::render(&title, &s.key, &s.values, points))?;
     }
-    committed.keep();
     if !args.quiet {
         let text = report::render(&a, args.worst, None);
         let _ = std::io::stdout().write_all(text.as_bytes());
@@ -436,12 +425,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    // Interrupted (Ctrl-C, SIGTERM, SIGHUP): leave no output behind, whole or partial.
-    let _ = ctrlc::set_handler(|| {
-        lsnat::output_file::remove_unfinished();
-        eprintln!("lsnat: interrupted; this run's outputs were removed");
-        std::process::exit(130);
-    });
+    // A run's outputs replace their names together once all are whole; interrupted (Ctrl-C,
+    // SIGTERM, SIGHUP) or failed, it leaves none, and what was there before stays.
+    output_file::begin_run();
+    let _ = ctrlc::set_handler(output_file::on_interrupt);
     let result = match cli.command {
         Command::Replay(args) => replay_cmd(args),
         Command::Audit(args) => audit_cmd(args),
@@ -450,6 +437,15 @@ fn main() -> ExitCode {
             golden_dir,
             bless,
         } => check_cmd(captures, golden_dir, bless),
+    };
+    let result = match result {
+        Ok(code) => output_file::commit_run()
+            .map(|()| code)
+            .map_err(|e| anyhow::anyhow!("{}: {}: {}", e.path.display(), e.what, e.error)),
+        Err(e) => {
+            output_file::abort_run();
+            Err(e)
+        }
     };
     match result {
         Ok(code) => code,

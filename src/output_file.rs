@@ -62,11 +62,43 @@ pub enum Destination {
 /// (a partial file an interrupted run left, a symbolic link) is removed first, and the new file
 /// is created exclusively, so no link is ever followed and no existing file written through.
 /// That a partial name is not an input is checked before (`replay::refuse_overwrite`).
+/// The file is created and noted as being written in one step, under the run's lock, so an
+/// interruption finds every partial file there is ([`on_interrupt`]).
 fn create_partial(partial: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    let mut run = lock_run();
     if std::fs::symlink_metadata(partial).is_ok_and(|m| !m.is_dir()) {
         std::fs::remove_file(partial)?;
     }
-    options.write(true).create_new(true).open(partial)
+    let file = options.write(true).create_new(true).open(partial)?;
+    run.partials.push(partial.to_owned());
+    Ok(file)
+}
+
+/// Renames the whole `partial` to `path`, or, in a run begun with [`begin_run`], notes it for
+/// [`commit_run`]: a run's outputs replace what was there only once all are whole.
+fn finish_partial(partial: &Path, path: &Path) -> Result<(), OutputError> {
+    let mut run = lock_run();
+    if let Some(i) = run.partials.iter().rposition(|p| p == partial) {
+        run.partials.swap_remove(i);
+    }
+    if run.defer {
+        run.pending.push((partial.to_owned(), path.to_owned()));
+        return Ok(());
+    }
+    std::fs::rename(partial, path).map_err(|error| {
+        let _ = std::fs::remove_file(partial);
+        let what = format!("cannot rename to {}", path.display());
+        OutputError::new(partial, &what, error)
+    })
+}
+
+/// Removes the partial file of an output that will not be finished.
+fn abandon_partial(partial: &Path) {
+    let mut run = lock_run();
+    let _ = std::fs::remove_file(partial);
+    if let Some(i) = run.partials.iter().rposition(|p| p == partial) {
+        run.partials.swap_remove(i);
+    }
 }
 
 impl Destination {
@@ -112,69 +144,107 @@ impl Destination {
                     .map_err(|error| OutputError::new(path, "write error", error))
             }
             Destination::Replace { path, partial } => {
-                register(partial);
-                let result = Self::replace_whole(path, partial, bytes);
-                unregister(partial);
-                result
+                let mut file = create_partial(partial, &mut OpenOptions::new())
+                    .map_err(|error| OutputError::new(partial, "cannot create", error))?;
+                if let Err(error) = file.write_all(bytes) {
+                    abandon_partial(partial);
+                    return Err(OutputError::new(partial, "write error", error));
+                }
+                drop(file);
+                finish_partial(partial, path)
             }
         }
     }
-
-    /// [`Destination::write_whole`] through `partial`, renamed to `path`.
-    fn replace_whole(path: &Path, partial: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-        create_partial(partial, &mut OpenOptions::new())
-            .map_err(|error| OutputError::new(partial, "cannot create", error))
-            .and_then(|mut file| {
-                file.write_all(bytes)
-                    .map_err(|error| OutputError::new(partial, "write error", error))
-            })
-            .and_then(|()| {
-                std::fs::rename(partial, path).map_err(|error| {
-                    let what = format!("cannot rename to {}", path.display());
-                    OutputError::new(partial, &what, error)
-                })
-            })
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(partial);
-            })
-    }
 }
 
-/// The partial files being written now, and the outputs of a run not yet known to succeed
-/// ([`Committed`]): what [`remove_unfinished`] removes.
-static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-
-fn register(path: &Path) {
-    if let Ok(mut v) = UNFINISHED.lock() {
-        v.push(path.to_owned());
-    }
+/// The outputs of this process's run: the partial files being written, and, in a run begun
+/// with [`begin_run`], the whole ones waiting for [`commit_run`].
+#[derive(Default)]
+struct Run {
+    /// Renames wait for [`commit_run`] (the command line's runs); else each output is renamed
+    /// when whole (library use).
+    defer: bool,
+    /// Committed, aborted or interrupted: nothing more happens to the outputs.
+    done: bool,
+    partials: Vec<PathBuf>,
+    /// (partial file, output name), whole.
+    pending: Vec<(PathBuf, PathBuf)>,
 }
 
-fn unregister(path: &Path) {
-    if let Ok(mut v) = UNFINISHED.lock()
-        && let Some(i) = v.iter().rposition(|p| p == path)
-    {
-        v.swap_remove(i);
-    }
+static RUN: std::sync::Mutex<Run> = std::sync::Mutex::new(Run {
+    defer: false,
+    done: false,
+    partials: Vec::new(),
+    pending: Vec::new(),
+});
+
+fn lock_run() -> std::sync::MutexGuard<'static, Run> {
+    RUN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Removes every partial file being written now and every output of a run that has not yet
-/// succeeded: for a process about to end on a signal (Ctrl-C, SIGTERM), which then leaves no
-/// output behind, whole or partial. Safe to call from any thread.
-pub fn remove_unfinished() {
-    let paths = match UNFINISHED.lock() {
-        Ok(mut v) => std::mem::take(&mut *v),
-        Err(_) => return,
-    };
-    for p in paths {
+/// Begins a run whose outputs replace their names only together, at [`commit_run`]: until
+/// then each stays `PATH.partial`, and a run that fails ([`abort_run`]) or is interrupted
+/// ([`on_interrupt`]) leaves none of them, and every file that was there before as it was.
+pub fn begin_run() {
+    lock_run().defer = true;
+}
+
+/// Renames every whole output of the run to its name. An output still being written (none,
+/// when the run got this far) is removed.
+pub fn commit_run() -> Result<(), OutputError> {
+    let mut run = lock_run();
+    run.done = true;
+    for p in std::mem::take(&mut run.partials) {
+        let _ = std::fs::remove_file(p);
+    }
+    let pending = std::mem::take(&mut run.pending);
+    for (i, (partial, path)) in pending.iter().enumerate() {
+        if let Err(error) = std::fs::rename(partial, path) {
+            for (p, _) in &pending[i..] {
+                let _ = std::fs::remove_file(p);
+            }
+            let what = format!("cannot rename to {}", path.display());
+            return Err(OutputError::new(partial, &what, error));
+        }
+    }
+    Ok(())
+}
+
+/// The run failed: removes its partial files, whole or not; no output name is touched.
+pub fn abort_run() {
+    let mut run = lock_run();
+    run.done = true;
+    remove_all(&mut run);
+}
+
+fn remove_all(run: &mut Run) {
+    for p in std::mem::take(&mut run.partials) {
+        let _ = std::fs::remove_file(p);
+    }
+    for (p, _) in std::mem::take(&mut run.pending) {
         let _ = std::fs::remove_file(p);
     }
 }
 
-/// The outputs a run has renamed into place so far. Unless [`Committed::keep`] is called, they
-/// are removed again when it is dropped (or by [`remove_unfinished`]), so a run that fails
-/// after finishing some of its outputs leaves none of them. Outputs written in place (a
-/// device, a FIFO) are never removed.
+/// For a signal handler (Ctrl-C, SIGTERM): unless the run is already committed or aborted,
+/// removes its partial files and ends the process with exit code 130, holding the run's lock
+/// so that nothing is created, renamed or committed meanwhile. Returns only when the run was
+/// over before the signal.
+pub fn on_interrupt() {
+    let mut run = lock_run();
+    if run.done {
+        return;
+    }
+    remove_all(&mut run);
+    eprintln!("lsnat: interrupted; no output written");
+    std::process::exit(130);
+}
+
+/// The outputs a run has renamed into place so far, outside a run begun with [`begin_run`]
+/// (library use, where each output is renamed when whole). Unless [`Committed::keep`] is
+/// called, they are removed again when it is dropped, so a run that fails after finishing some
+/// of its outputs leaves none of them. In a [`begin_run`] run nothing is renamed before
+/// [`commit_run`], and this does nothing. Outputs written in place are never removed.
 #[derive(Debug, Default)]
 pub struct Committed {
     paths: Vec<PathBuf>,
@@ -184,8 +254,10 @@ pub struct Committed {
 impl Committed {
     /// Notes that the output named `path` has been written whole.
     pub fn add(&mut self, path: &Path) {
+        if lock_run().defer {
+            return;
+        }
         if let Destination::Replace { path, .. } = Destination::of(path) {
-            register(&path);
             self.paths.push(path);
         }
     }
@@ -193,9 +265,6 @@ impl Committed {
     /// The run succeeded: the outputs stay.
     pub fn keep(mut self) {
         self.kept = true;
-        for p in &self.paths {
-            unregister(p);
-        }
     }
 }
 
@@ -204,7 +273,6 @@ impl Drop for Committed {
         if !self.kept {
             for p in &self.paths {
                 let _ = std::fs::remove_file(p);
-                unregister(p);
             }
         }
     }
@@ -324,9 +392,6 @@ impl OutputFile {
             "cannot create"
         };
         let file = file.map_err(|error| OutputError::new(&partial, what, error))?;
-        if !in_place {
-            register(&partial);
-        }
         Ok(OutputFile {
             path,
             partial,
@@ -370,12 +435,9 @@ impl OutputFile {
         let direct = sink.direct;
         drop(sink);
         if !self.in_place {
-            std::fs::rename(&self.partial, &self.path).map_err(|error| OutputError {
-                path: self.partial.clone(),
-                what: format!("cannot rename to {}", self.path.display()),
-                error,
-            })?;
-            unregister(&self.partial);
+            // Whether renamed or not, the partial file is no longer this value's to remove.
+            self.finished = true;
+            finish_partial(&self.partial, &self.path)?;
         }
         self.finished = true;
         Ok(direct)
@@ -608,8 +670,7 @@ impl Drop for OutputFile {
             let _ = join(t.handle);
         }
         if !self.finished {
-            let _ = std::fs::remove_file(&self.partial);
-            unregister(&self.partial);
+            abandon_partial(&self.partial);
         }
     }
 }

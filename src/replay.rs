@@ -193,41 +193,66 @@ pub fn inputs(capture: &Path, config: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Whether `a` and `b` name the same file: one canonical path, or one device and inode.
+/// Whether `a` and `b` name the same file: they lead to one path ([`resolve`]), or to one
+/// device and inode.
 fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
+    let (a, b) = (resolve(a), resolve(b));
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(&a), std::fs::metadata(&b))
         && (x.dev(), x.ino()) == (y.dev(), y.ino())
     {
         return true;
     }
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+    a == b
+}
+
+/// The absolute path `p` leads to once the outputs' folders are made: canonical where it
+/// exists; a dangling symbolic link followed to where it points; below the deepest folder
+/// that exists, the rest taken as written, `..` going back up (the folders created there are
+/// plain folders, so `new/../x` is `x`).
+pub fn resolve(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    for _ in 0..40 {
+        if let Ok(c) = std::fs::canonicalize(&p) {
+            return c;
+        }
+        if let Ok(target) = std::fs::read_link(&p) {
+            p = p.parent().unwrap_or(Path::new("/")).join(target);
+            continue;
+        }
+        let parts: Vec<Component> = p.components().collect();
+        let Some((k, mut base)) = (1..parts.len()).rev().find_map(|k| {
+            let prefix: PathBuf = parts[..k].iter().collect();
+            std::fs::canonicalize(prefix).ok().map(|b| (k, b))
+        }) else {
+            return p;
+        };
+        for c in &parts[k..] {
+            match c {
+                Component::ParentDir => {
+                    base.pop();
+                }
+                Component::Normal(n) => base.push(n),
+                _ => {}
+            }
+        }
+        if base == p {
+            return p;
+        }
+        p = base;
     }
+    p
 }
 
 /// Refuses one path given for two outputs (say `--output` and `--json`): each would be
 /// written whole and renamed over the other. `outputs` pairs each path with the option that
 /// named it. An output takes two names, its own and its partial file's (`PATH.partial`), and
-/// no name may be taken twice. Paths are compared canonically (symbolic links followed, as the
-/// outputs are written through them), or by their folder's canonical path and their file name
-/// when they do not exist yet. A device or FIFO (`/dev/null`) is written in place, not renamed
-/// over, so it may take several outputs.
+/// no name may be taken twice. Paths are compared where they lead ([`resolve`]: symbolic links
+/// followed, dangling ones too, as the outputs are written through them). A device or FIFO
+/// (`/dev/null`) is written in place, not renamed over, so it may take several outputs.
 pub fn refuse_shared_output(outputs: &[(&str, &Path)]) -> Result<(), ReplayError> {
-    fn identity(p: &Path) -> PathBuf {
-        if let Ok(whole) = std::fs::canonicalize(p) {
-            return whole;
-        }
-        let dir = p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        match (std::fs::canonicalize(dir), p.file_name()) {
-            (Ok(d), Some(name)) => d.join(name),
-            _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
-        }
-    }
+    let identity = resolve;
     // Each output's names: its own, then its partial file's; none for one written in place.
     let names: Vec<Vec<PathBuf>> = outputs
         .iter()

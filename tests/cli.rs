@@ -810,6 +810,34 @@ fn inputs_are_never_written_over_by_any_name() {
         "-q",
     ]);
     one_error_line(&r, &["partial"]);
+    // Through a folder not made yet, or a link to an output not written yet.
+    let r = lsnat(&[
+        "replay",
+        &c,
+        "-c",
+        &t,
+        "--golden",
+        &p("new/../c.toml"),
+        "-q",
+    ]);
+    one_error_line(&r, &["new/../c.toml", "input file"]);
+    assert!(
+        !dir.join("new").exists(),
+        "no folder made for a refused run"
+    );
+    std::os::unix::fs::symlink(p("later.pcap"), p("g.txt")).unwrap();
+    let r = lsnat(&[
+        "replay",
+        &c,
+        "-c",
+        &t,
+        "-o",
+        &p("later.pcap"),
+        "--golden",
+        &p("g.txt"),
+        "-q",
+    ]);
+    one_error_line(&r, &["g.txt", "--output and --golden"]);
     // A device as the config would be read without end.
     let r = lsnat(&["replay", &c, "-c", "/dev/zero", "-q"]);
     one_error_line(&r, &["/dev/zero", "not a regular file"]);
@@ -823,7 +851,7 @@ fn inputs_are_never_written_over_by_any_name() {
     ] {
         assert_eq!(&std::fs::read(p(name)).unwrap(), bytes, "{name} unchanged");
     }
-    for gone in ["in.pcap", "cfg", "o.pcap", "x", "x.partial"] {
+    for gone in ["in.pcap", "cfg", "o.pcap", "x", "x.partial", "later.pcap"] {
         assert!(!dir.join(gone).exists(), "{gone} not written");
     }
     assert!(
@@ -858,10 +886,12 @@ fn inputs_are_never_written_over_by_any_name() {
     assert_eq!(std::fs::read(a.join("c.pcap")).unwrap(), fig1);
 }
 
-/// A run that fails after some outputs are whole leaves none of them (the README's promise):
-/// here the golden cannot be written (a folder has the name of its partial file), after the
-/// capture, the JSON report and the member captures were. An interrupted run (SIGINT, here while it waits to open a FIFO given as the golden)
-/// removes its outputs, whole or partial, and exits 130.
+/// A run that fails after some outputs are whole leaves none of them (the README's promise),
+/// and the files it would have replaced as they were: here the golden cannot be written (a
+/// folder has the name of its partial file), after the capture, the JSON report and the member
+/// captures were. Outputs take their names only when all are whole. An interrupted run
+/// (SIGINT, here once its JSON report is whole and it goes on to the golden, a FIFO) removes
+/// its partial files and exits 130.
 #[test]
 fn a_failed_or_interrupted_run_leaves_no_output() {
     let scratch = common::scratch();
@@ -870,6 +900,9 @@ fn a_failed_or_interrupted_run_leaves_no_output() {
     let cap = "captures/rfc2391-fig1.pcap";
     // The golden's partial name is a folder: writing it fails at the very end.
     std::fs::create_dir_all(dir.join("g.snap.partial/x")).unwrap();
+    std::fs::create_dir_all(dir.join("m")).unwrap();
+    std::fs::write(dir.join("o.pcap"), "precious").unwrap();
+    std::fs::write(dir.join("m/member-172.85.0.1.pcap"), "precious too").unwrap();
     let r = lsnat(&[
         "replay",
         cap,
@@ -888,9 +921,21 @@ fn a_failed_or_interrupted_run_leaves_no_output() {
     left.sort();
     assert_eq!(
         left,
-        ["g.snap.partial", "g.snap.partial/x", "m"],
-        "only what was there, and folders"
+        [
+            "g.snap.partial",
+            "g.snap.partial/x",
+            "m",
+            "m/member-172.85.0.1.pcap",
+            "o.pcap"
+        ],
+        "only what was there"
     );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("o.pcap")).unwrap(),
+        "precious"
+    );
+    let m1 = std::fs::read_to_string(dir.join("m/member-172.85.0.1.pcap")).unwrap();
+    assert_eq!(m1, "precious too");
 
     let fifo = dir.join("g.fifo");
     let made = Command::new("mkfifo")
@@ -913,13 +958,15 @@ fn a_failed_or_interrupted_run_leaves_no_output() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The replay blocks opening the FIFO for the golden once the other outputs are whole.
+    // The replay blocks opening the FIFO for the golden once the JSON report is whole; its
+    // outputs are still partial files then, taking their names only at the end.
     let mut waited = 0;
-    while !(dir.join("i.pcap").exists() && dir.join("i.json").exists()) {
+    while !std::fs::read(dir.join("i.json.partial")).is_ok_and(|b| b.ends_with(b"}\n")) {
         assert!(waited < 600, "the replay never got to its golden");
         std::thread::sleep(std::time::Duration::from_millis(50));
         waited += 1;
     }
+    assert!(dir.join("i.pcap.partial").exists() && !dir.join("i.pcap").exists());
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
