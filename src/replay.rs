@@ -252,13 +252,12 @@ pub fn resolve(p: &Path) -> PathBuf {
 /// followed, dangling ones too, as the outputs are written through them). A device or FIFO
 /// (`/dev/null`) is written in place, not renamed over, so it may take several outputs.
 pub fn refuse_shared_output(outputs: &[(&str, &Path)]) -> Result<(), ReplayError> {
-    let identity = resolve;
     // Each output's names: its own, then its partial file's; none for one written in place.
     let names: Vec<Vec<PathBuf>> = outputs
         .iter()
         .map(
             |(_, p)| match crate::output_file::Destination::partial_path(p) {
-                Some(partial) => vec![identity(p), identity(&partial)],
+                Some(partial) => vec![resolve(p), resolve(&partial)],
                 None => Vec::new(),
             },
         )
@@ -484,7 +483,12 @@ pub fn run(
     job: &ReplayJob,
     observers: &mut [&mut dyn Observer],
 ) -> Result<ReplayTotals, ReplayError> {
-    let inputs = inputs(&job.input, &job.config_path);
+    // Only a replay with outputs needs its inputs listed (audits and comparisons replay many
+    // times without any).
+    let inputs = match job.output.is_some() || job.member_dir.is_some() {
+        true => inputs(&job.input, &job.config_path),
+        false => Vec::new(),
+    };
     if let Some(out) = &job.output {
         refuse_overwrite(out, &inputs)?;
     }
