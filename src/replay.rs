@@ -75,7 +75,9 @@ struct Extra {
     meta: PacketMeta,
     at: u32,
     len: u32,
-    /// Also written to this member's capture.
+    /// Written to the rewritten capture (else only to the member's: what the member sent).
+    to_capture: bool,
+    /// Written to this member's capture.
     member: Option<u32>,
 }
 
@@ -372,16 +374,6 @@ impl Outputs {
                 c.write(&w.batch, i)?;
                 self.written += 1;
             }
-            while let Some(x) = extras.next_if(|x| x.after as usize == i) {
-                let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
-                if let Some(c) = capture.as_mut() {
-                    c.write_bytes(&x.meta, bytes)?;
-                    self.written += 1;
-                }
-                if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
-                    m.write_bytes(&x.meta, bytes)?;
-                }
-            }
             if let Some(m) = f.member.and_then(|m| self.members.get_mut(m as usize)) {
                 match f.original {
                     Some((o, l)) => m.write_bytes(
@@ -389,6 +381,20 @@ impl Outputs {
                         &w.originals[o as usize..(o + l) as usize],
                     )?,
                     None => m.write(&w.batch, i)?,
+                }
+            }
+            // What the router sent right after packet `i` (released fragments, ICMP time
+            // exceeded), in the same order in every capture.
+            while let Some(x) = extras.next_if(|x| x.after as usize == i) {
+                let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
+                if x.to_capture
+                    && let Some(c) = capture.as_mut()
+                {
+                    c.write_bytes(&x.meta, bytes)?;
+                    self.written += 1;
+                }
+                if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
+                    m.write_bytes(&x.meta, bytes)?;
                 }
             }
         }
@@ -724,6 +730,7 @@ pub fn run(
                                                 },
                                                 at: o,
                                                 len: h.frame.len() as u32,
+                                                to_capture: false,
                                                 member: Some(m as u32),
                                             });
                                             extras.push(Extra {
@@ -731,6 +738,7 @@ pub fn run(
                                                 meta,
                                                 at,
                                                 len,
+                                                to_capture: true,
                                                 member: None,
                                             });
                                             held_spare.push(h.frame);
@@ -743,6 +751,7 @@ pub fn run(
                                         meta,
                                         at,
                                         len,
+                                        to_capture: true,
                                         member,
                                     });
                                 }
@@ -772,6 +781,7 @@ pub fn run(
                                     meta,
                                     at,
                                     len,
+                                    to_capture: true,
                                     member: None,
                                 });
                             }
@@ -800,6 +810,9 @@ pub fn run(
     });
     result?;
     let end = totals.last_ts.unwrap_or_default();
+    // Capture time runs to the last frame, IPv4 or not: the timers due by then fire first, so
+    // only the sessions still bound at the end are reported open (or in their grace period).
+    engine.run_until(end);
     engine.finish_fragments(end);
     while let Some(e) = engine.poll_emitted() {
         if let EmitKind::HeldFragment { hold, .. } = e.kind

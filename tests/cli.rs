@@ -1082,3 +1082,113 @@ fn usage_errors_are_one_line() {
     assert_eq!(r.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&r.stdout).lines().count() > 10);
 }
+
+/// A classic pcap's records: (header offset, record length with its 16-byte header).
+fn pcap_records(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        out.push((at, 16 + incl));
+        at += 16 + incl;
+    }
+    out
+}
+
+/// The IP id and fragment offset of an Ethernet frame carrying IPv4.
+fn frag_of(frame: &[u8]) -> Option<(u16, u16)> {
+    (frame.len() >= 34 && frame[12..14] == [8, 0]).then(|| {
+        let id = u16::from_be_bytes([frame[18], frame[19]]);
+        let off = u16::from_be_bytes([frame[20], frame[21]]) & 0x1fff;
+        (id, off * 8)
+    })
+}
+
+/// Member captures (`--members-dir`) change nothing in the rewritten capture, and every
+/// capture lists what the router sent in the same order. The member's reply of IP id 40935
+/// in `lsnat-edges.pcap` is made to arrive last fragment first (the records' contents moved,
+/// their timestamps kept in order), so the router holds two fragments and releases them after
+/// their first; the client's datagram of IP id 19539 arrived that way when it was recorded.
+#[test]
+fn member_captures_leave_the_rewritten_capture_alone_and_keep_its_order() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let mut bytes = std::fs::read(common::root().join("captures/lsnat-edges.pcap")).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        &[0x4d, 0x3c, 0xb2, 0xa1],
+        "little-endian ns pcap"
+    );
+    let recs = pcap_records(&bytes);
+    let frags: Vec<(usize, usize)> = recs
+        .iter()
+        .copied()
+        .filter(|&(at, _)| frag_of(&bytes[at + 16..]).is_some_and(|(id, _)| id == 40935))
+        .collect();
+    assert_eq!(frags.len(), 3, "the member's three fragments");
+    let bodies: Vec<Vec<u8>> = frags
+        .iter()
+        .map(|&(at, len)| bytes[at + 8..at + len].to_vec())
+        .collect();
+    // The three records are consecutive: rewrite them as 1480, 2960, 0 with the original times.
+    assert_eq!(frags[0].0 + frags[0].1, frags[1].0);
+    assert_eq!(frags[1].0 + frags[1].1, frags[2].0);
+    let times: Vec<Vec<u8>> = frags
+        .iter()
+        .map(|&(at, _)| bytes[at..at + 8].to_vec())
+        .collect();
+    let mut region = Vec::new();
+    for (t, b) in times.iter().zip([&bodies[1], &bodies[2], &bodies[0]]) {
+        region.extend_from_slice(t);
+        region.extend_from_slice(b);
+    }
+    let start = frags[0].0;
+    bytes.splice(start..start + region.len(), region);
+    let cap = dir.join("edges-reordered.pcap");
+    std::fs::write(&cap, &bytes).unwrap();
+    std::fs::copy(
+        common::root().join("captures/lsnat-edges.toml"),
+        dir.join("edges-reordered.toml"),
+    )
+    .unwrap();
+
+    let run = |out: &str, members: Option<&str>| {
+        let mut c = common::lsnat();
+        c.args(["replay", cap.to_str().unwrap(), "-q", "-o"])
+            .arg(dir.join(out));
+        if let Some(m) = members {
+            c.arg("--members-dir").arg(dir.join(m));
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(dir.join(out)).unwrap()
+    };
+    let plain = run("plain.pcap", None);
+    let with = run("with.pcap", Some("members"));
+    assert!(
+        plain == with,
+        "--members-dir changed the rewritten capture: {} records without, {} with",
+        pcap_records(&plain).len(),
+        pcap_records(&with).len()
+    );
+
+    let order = |b: &[u8], id: u16| -> Vec<u16> {
+        pcap_records(b)
+            .iter()
+            .filter_map(|&(at, _)| frag_of(&b[at + 16..]))
+            .filter(|&(i, _)| i == id)
+            .map(|(_, off)| off)
+            .collect()
+    };
+    // The router forwards the held fragments right after their first.
+    assert_eq!(order(&plain, 40935), [0, 1480, 2960]);
+    assert_eq!(order(&plain, 19539), [0, 2960, 1480]);
+    // Member 2 receives the client's datagram as the router forwards it.
+    let m2 = std::fs::read(dir.join("members/member-203.0.113.2.pcap")).unwrap();
+    assert_eq!(order(&m2, 19539), order(&plain, 19539));
+    // Member 1's capture holds what it sent, once each.
+    let m1 = std::fs::read(dir.join("members/member-203.0.113.1.pcap")).unwrap();
+    let mut sent = order(&m1, 40935);
+    sent.sort_unstable();
+    assert_eq!(sent, [0, 1480, 2960]);
+}

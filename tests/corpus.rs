@@ -185,3 +185,98 @@ fn broken_interface_options_are_refused_not_copied() {
     }
     assert!(!e.contains('\n') && !out.exists(), "{e}");
 }
+
+/// Capture time runs to the last frame, IPv4 or not (RFC 2391 §2.4 timers fire in capture
+/// time): a session whose idle timeout passed before the capture's last frame is unbound by
+/// it, never reported open at the end. `tcpreplay__test.pcap` ends in MPLS and other non-IPv4
+/// frames after its last IPv4 packet; every corpus capture is checked with short timeouts.
+/// Sessions are reported in the order they ended, also when several end between two packets
+/// (in `tcpreplay__test.pcap` two DNS sessions seen at different times end between the same
+/// two packets).
+#[test]
+fn no_session_past_its_timeout_is_open_at_the_end() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let scratch = common::scratch();
+    let tmp = scratch.path();
+    const TCP_NS: u64 = 1_000_000_000;
+    const OTHER_NS: u64 = 100_000_000;
+    let (mut open_checked, mut expired_late) = (0, 0);
+    for cap in common::captures(&corpus) {
+        let file = cap.file_name().unwrap().to_str().unwrap().to_owned();
+        if MALFORMED.iter().any(|(f, _)| *f == file) {
+            continue;
+        }
+        let Some(mut cfg_text) = common::derive_config(&cap) else {
+            continue;
+        };
+        cfg_text.push_str(
+            "[timeouts]\ntcp = \"1s\"\ntcp_opening = \"1s\"\ntcp_closing = \"1s\"\nudp = \"100ms\"\nicmp = \"100ms\"\nother = \"100ms\"\n",
+        );
+        let cfg = tmp.join(format!("{file}.toml"));
+        std::fs::write(&cfg, cfg_text).unwrap();
+        let dir = tmp.join(&file);
+        std::fs::create_dir_all(&dir).unwrap();
+        let report = common::replay_json(&dir, &cap, &["-c".as_ref(), cfg.as_os_str()]);
+        let frames = common::read_all(&cap);
+        let end = frames.iter().map(|(m, _)| m.ts.0).max().unwrap_or(0);
+        let last_ipv4 = frames
+            .iter()
+            .filter(|(m, b)| {
+                matches!(
+                    lsnat::link::locate(m.linktype, b).payload,
+                    lsnat::link::Payload::Ipv4 { .. }
+                )
+            })
+            .map(|(m, _)| m.ts.0)
+            .max()
+            .unwrap_or(0);
+        let ends: Vec<u64> = report["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["end_ts_ns"].as_u64().unwrap())
+            .collect();
+        if let Some(w) = ends.windows(2).position(|w| w[0] > w[1]) {
+            panic!(
+                "{file}: records are not in the order sessions ended: {} then {}",
+                report["sessions"][w],
+                report["sessions"][w + 1]
+            );
+        }
+        for s in report["sessions"].as_array().unwrap() {
+            let last = s["last_ts_ns"].as_u64().unwrap();
+            let timeout = if s["proto"] == "tcp" {
+                TCP_NS
+            } else {
+                OTHER_NS
+            };
+            match s["end"].as_str().unwrap() {
+                "open-at-end" => {
+                    open_checked += 1;
+                    assert!(
+                        last + timeout > end,
+                        "{file}: session {} last seen {} ns before the end, open at the end: {s}",
+                        s["id"],
+                        end - last
+                    );
+                    assert_eq!(s["end_ts_ns"].as_u64(), Some(end), "{file}: {s}");
+                }
+                "idle-timeout" => {
+                    let ended = s["end_ts_ns"].as_u64().unwrap();
+                    assert_eq!(ended, last + timeout, "{file}: {s}");
+                    if ended > last_ipv4 {
+                        expired_late += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(open_checked > 0, "no session open at the end anywhere");
+    assert!(
+        expired_late > 0,
+        "no session expired after the last IPv4 packet (tcpreplay__test.pcap has some)"
+    );
+}

@@ -426,6 +426,14 @@ impl Engine {
         self.hold.recycle(h.data);
     }
 
+    /// Lets capture time pass to `now` without a packet, firing due timers. Before the first
+    /// packet (an engine that has seen none) it does nothing: the capture's time starts there.
+    pub fn run_until(&mut self, now: Timestamp) {
+        if self.started {
+            self.advance(now);
+        }
+    }
+
     /// Lets capture time pass to `now` without a packet, firing due timers.
     pub fn advance(&mut self, now: Timestamp) -> Timestamp {
         let now = if !self.started {

@@ -95,9 +95,11 @@ impl Engine {
                 continue; // a stale entry of a slot since reused
             }
             let (deadline, reason) = self.deadline(s);
-            if deadline <= now {
+            if deadline <= due {
                 self.unbind(slot, reason, deadline);
-            } else if deadline != due {
+            } else {
+                // Seen since: requeued at its real deadline, which may still be due by `now`;
+                // it then fires in its turn, so sessions end in the order of their deadlines.
                 self.timers.push((deadline, number, slot));
             }
         }
