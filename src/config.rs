@@ -125,7 +125,7 @@ struct TimelineFile {
     member: Spanned<String>,
     virtual_server: Option<Spanned<String>>,
     weight: Option<Spanned<i64>>,
-    cost: Option<Spanned<f64>>,
+    cost: Option<Spanned<toml::Value>>,
     backup: Option<Spanned<String>>,
 }
 
@@ -231,22 +231,24 @@ fn member_entry(v: &toml::Value) -> Result<(String, Option<i64>, Option<f64>), S
             };
             let cost = match t.get("cost") {
                 None => None,
-                Some(toml::Value::Integer(n)) => Some(*n as f64),
-                Some(toml::Value::Float(f)) => Some(*f),
-                Some(toml::Value::String(s)) if matches!(s.as_str(), "inf" | "infinity") => {
-                    Some(f64::INFINITY)
-                }
-                Some(o) => {
-                    return Err(format!(
-                        "member {addr}: cost {o} is not a number or \"inf\""
-                    ));
-                }
+                Some(v) => Some(cost_value(v).map_err(|e| format!("member {addr}: {e}"))?),
             };
             Ok((addr, weight, cost))
         }
         o => Err(format!(
             "member {o} is neither an address string nor a table {{ addr, weight, cost }}"
         )),
+    }
+}
+
+/// An access cost (RFC 2391 §5.2): a number, or `"inf"` (`"infinity"`) for a member that
+/// cannot be reached.
+fn cost_value(v: &toml::Value) -> Result<f64, String> {
+    match v {
+        toml::Value::Integer(n) => Ok(*n as f64),
+        toml::Value::Float(f) => Ok(*f),
+        toml::Value::String(s) if matches!(s.as_str(), "inf" | "infinity") => Ok(f64::INFINITY),
+        o => Err(format!("cost {o} is not a number or \"inf\"")),
     }
 }
 
@@ -934,14 +936,16 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             }
             "cost" => {
                 let c = t.cost.as_ref().ok_or_else(|| need("cost"))?;
-                if !(c.get_ref().is_finite() && *c.get_ref() >= 0.0) {
-                    return Err(err(
-                        Some(c.span()),
-                        &field("cost"),
-                        format!("cost {} must be a finite number ≥ 0", c.get_ref()),
-                    ));
-                }
-                TimelineAction::Cost(*c.get_ref())
+                let v = cost_value(c.get_ref())
+                    .and_then(|v| {
+                        if v >= 0.0 {
+                            Ok(v)
+                        } else {
+                            Err(format!("cost {v} must be ≥ 0 or \"inf\""))
+                        }
+                    })
+                    .map_err(|m| err(Some(c.span()), &field("cost"), m))?;
+                TimelineAction::Cost(v)
             }
             "remap" => {
                 let b = t.backup.as_ref().ok_or_else(|| need("backup"))?;

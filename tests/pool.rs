@@ -331,3 +331,386 @@ fn json_report_lists_the_pool_events_with_their_evidence() {
             .contains("not answered by")
     );
 }
+
+/// A session as the replay bound it: when, where (virtual server, member it went to), the
+/// member the decision chose, and what affinity did.
+struct BoundAs {
+    at: Timestamp,
+    vs: usize,
+    member: Ipv4Addr,
+    chosen: Ipv4Addr,
+    affinity: lsnat::engine::AffinityOutcome,
+}
+
+/// Every binding and pool event of a replay of the pool capture with `cfg` (TOML text).
+fn bindings(cfg: &str) -> (BTreeMap<u64, BoundAs>, Vec<PoolEvent>) {
+    #[derive(Default)]
+    struct Obs {
+        bound: BTreeMap<u64, BoundAs>,
+        pool: Vec<PoolEvent>,
+    }
+    impl Observer for Obs {
+        fn event(&mut self, e: &Event) {
+            if let Event::Bound {
+                number,
+                at,
+                virtual_server,
+                member_addr,
+                decision,
+                ..
+            } = *e
+            {
+                self.bound.insert(
+                    number,
+                    BoundAs {
+                        at,
+                        vs: virtual_server,
+                        member: member_addr.into(),
+                        chosen: decision.chosen_addr.into(),
+                        affinity: decision.affinity,
+                    },
+                );
+            }
+        }
+        fn pool_event(&mut self, e: &PoolEvent) {
+            self.pool.push(e.clone());
+        }
+    }
+    let scratch = common::scratch();
+    let config_path = scratch.path().join("pool.toml");
+    std::fs::write(&config_path, cfg).unwrap();
+    let config = lsnat::config::load(&config_path).unwrap();
+    let job = ReplayJob {
+        input: capture(),
+        config_path,
+        config,
+        output: None,
+        member_dir: None,
+    };
+    let mut obs = Obs::default();
+    replay::run(&job, &mut [&mut obs]).unwrap();
+    (obs.bound, obs.pool)
+}
+
+/// The pool capture's config with every virtual server's algorithm set to `algorithm`, dead
+/// host detection on or off, and `extra` TOML appended.
+fn pool_config(algorithm: &str, dead_host: bool, extra: &str) -> String {
+    let base = std::fs::read_to_string(capture().with_extension("toml")).unwrap();
+    let base = base
+        .replace(
+            "algorithm = \"round-robin\"",
+            &format!("algorithm = \"{algorithm}\""),
+        )
+        .replace("enabled = true", &format!("enabled = {dead_host}"));
+    format!("{base}\n{extra}\n")
+}
+
+const M9: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
+
+/// A member remapped or statically mapped to a backup is offered to a load-based algorithm with
+/// the backup's load (RFC 2391 §5.1 (2)): the backup, which carries that member's sessions,
+/// gets its share, not every session. The backup .9 never answers in the capture, so its
+/// sessions never close.
+#[test]
+fn a_backup_is_offered_with_its_own_load() {
+    let (first, _, _) = first_and_silence();
+    let after = first.add(Span::from_secs(5));
+    for (what, extra) in [
+        (
+            "remap",
+            "[[timeline]]\nat = \"+5s\"\naction = \"remap\"\nmember = \"203.0.113.1\"\nbackup = \"203.0.113.9\"\n",
+        ),
+        (
+            "static",
+            "[[static_mapping]]\nmember = \"203.0.113.1\"\nbackup = \"203.0.113.9\"\n",
+        ),
+    ] {
+        let (bound, _) = bindings(&pool_config("least-load", false, extra));
+        let later: Vec<&BoundAs> = bound.values().filter(|b| b.at >= after).collect();
+        let to_backup = later.iter().filter(|b| b.member == M9).count();
+        assert!(later.len() > 300, "{what}: {} sessions", later.len());
+        assert!(
+            to_backup > 0 && to_backup * 2 < later.len(),
+            "{what}: {to_backup} of {} new sessions went to the backup",
+            later.len()
+        );
+        // The backup gets sessions only through the member it stands in for.
+        assert!(
+            later
+                .iter()
+                .filter(|b| b.member == M9)
+                .all(|b| b.chosen == M1),
+            "{what}"
+        );
+    }
+}
+
+/// RFC 2391 §6 for backups: a static-mapping backup that does not answer is declared dead and
+/// gets no new session but its probes; a dead remap backup is probed after `retry_after`.
+#[test]
+fn a_dead_backup_gets_only_its_probes() {
+    for (what, extra) in [
+        (
+            "static",
+            "[[static_mapping]]\nmember = \"203.0.113.1\"\nbackup = \"203.0.113.9\"\n",
+        ),
+        (
+            "remap",
+            "[[timeline]]\nat = \"+2s\"\naction = \"remap\"\nmember = \"203.0.113.1\"\nbackup = \"203.0.113.9\"\n",
+        ),
+    ] {
+        let (bound, pool) = bindings(&pool_config("round-robin", true, extra));
+        let of_backup = |kind: &str| -> Vec<&PoolEvent> {
+            pool.iter()
+                .filter(|e| e.member == M9 && e.kind.name() == kind)
+                .collect()
+        };
+        let dead = of_backup("dead");
+        assert!(
+            !dead.is_empty(),
+            "{what}: the silent backup is declared dead"
+        );
+        let probes: BTreeSet<u64> = of_backup("probe")
+            .iter()
+            .map(|e| match e.kind {
+                PoolEventKind::Probe { session } => session,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert!(!probes.is_empty(), "{what}: the dead backup is probed");
+        let first_dead = dead[0].at;
+        let others: Vec<u64> = bound
+            .iter()
+            .filter(|(s, b)| b.member == M9 && b.at > first_dead && !probes.contains(s))
+            .map(|(s, _)| *s)
+            .collect();
+        assert!(
+            others.is_empty(),
+            "{what}: sessions sent to the dead backup: {others:?}"
+        );
+    }
+}
+
+/// Pools are per virtual server: a remap backup that is a member of another virtual server
+/// only stands in for the remapped member, and `add` brings a removed member back into the
+/// one pool it names.
+#[test]
+fn backups_and_members_stay_in_their_own_pools() {
+    let web_two = |cfg: String| {
+        cfg.replacen(
+            "ports = [80, 23]\nalgorithm = \"round-robin\"\nmembers = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]",
+            "ports = [80, 23]\nalgorithm = \"round-robin\"\nmembers = [\"203.0.113.1\", \"203.0.113.2\"]",
+            1,
+        )
+    };
+    let cfg = web_two(pool_config(
+        "round-robin",
+        false,
+        "[[timeline]]\nat = \"+2s\"\naction = \"remap\"\nmember = \"203.0.113.1\"\nbackup = \"203.0.113.3\"\n",
+    ));
+    assert!(cfg.contains("members = [\"203.0.113.1\", \"203.0.113.2\"]"));
+    let (bound, _) = bindings(&cfg);
+    let web_to_3: Vec<&BoundAs> = bound
+        .values()
+        .filter(|b| b.vs == 0 && b.member == M3)
+        .collect();
+    assert!(!web_to_3.is_empty());
+    assert!(
+        web_to_3.iter().all(|b| b.chosen == M1),
+        "web chose .3 itself, not only through .1's remap"
+    );
+
+    let (first, _, _) = first_and_silence();
+    let cfg = pool_config(
+        "round-robin",
+        false,
+        "[[timeline]]\nat = \"+5s\"\naction = \"remove\"\nmember = \"203.0.113.3\"\n\n[[timeline]]\nat = \"+10s\"\naction = \"add\"\nmember = \"203.0.113.3\"\nvirtual_server = \"web\"\n",
+    );
+    let (bound, _) = bindings(&cfg);
+    let removed_at = first.add(Span::from_secs(5));
+    let added_at = first.add(Span::from_secs(10));
+    assert!(
+        bound
+            .values()
+            .any(|b| b.vs == 0 && b.member == M3 && b.at >= added_at),
+        "added back to web"
+    );
+    let elsewhere: Vec<&BoundAs> = bound
+        .values()
+        .filter(|b| b.vs != 0 && b.member == M3 && b.at >= removed_at)
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "{} sessions of echo/ping went to the member added to web only",
+        elsewhere.len()
+    );
+}
+
+/// Client affinity (RSerPool requirements §5) with backups and probes: a client goes back to
+/// the backup that served it through a static mapping (never "broken" for a member that was
+/// neither removed nor dead), and a dead-host probe never takes a session whose client's
+/// affinity could be kept: probes carry what affinity did, like any decision.
+#[test]
+fn affinity_survives_backups_and_probes() {
+    let affinity = "[virtual_server.affinity]\ntimeout = \"100s\"\n";
+    let with_affinity = |cfg: String| {
+        cfg.replace(
+            "members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]\n",
+            &format!("members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]\n{affinity}"),
+        )
+    };
+    let cfg = with_affinity(pool_config(
+        "round-robin",
+        false,
+        "[[static_mapping]]\nmember = \"203.0.113.1\"\nbackup = \"203.0.113.9\"\n",
+    ));
+    let (bound, _) = bindings(&cfg);
+    use lsnat::engine::{AffinityBreak, AffinityOutcome};
+    let kept_on_backup = bound
+        .values()
+        .filter(|b| b.member == M9 && b.affinity == AffinityOutcome::Kept)
+        .count();
+    assert!(kept_on_backup > 0, "clients of the backup go back to it");
+    assert!(
+        bound.values().all(|b| !matches!(
+            b.affinity,
+            AffinityOutcome::Broken(AffinityBreak::Removed | AffinityBreak::Dead)
+        )),
+        "affinity broken for a member neither removed nor dead"
+    );
+
+    let (bound, pool) = bindings(&with_affinity(pool_config("round-robin", true, "")));
+    let probes: Vec<u64> = pool
+        .iter()
+        .filter_map(|e| match e.kind {
+            PoolEventKind::Probe { session } => Some(session),
+            _ => None,
+        })
+        .collect();
+    for s in &probes {
+        let a = bound[s].affinity;
+        assert!(
+            matches!(a, AffinityOutcome::New | AffinityOutcome::Broken(_)),
+            "probe s{s}: affinity {a:?}"
+        );
+    }
+    assert!(
+        bound.values().all(|b| b.affinity != AffinityOutcome::Off),
+        "every decision says what affinity did"
+    );
+}
+
+/// RFC 2391 §6, "if no response is detected in a few seconds": a member answering a new
+/// session exactly `answer_within` after it was bound answered in time. `answer_within` is set
+/// to session 1's own response time in the capture, to the nanosecond.
+#[test]
+fn an_answer_at_the_deadline_is_in_time() {
+    let scratch = common::scratch();
+    let json = common::replay_json(scratch.path(), &capture(), &[]);
+    let s1 = &json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == 1)
+        .unwrap();
+    let first = s1["first_ts_ns"].as_u64().unwrap();
+    let reply = s1["first_reply_ts_ns"]
+        .as_u64()
+        .expect("session 1 is answered");
+    let within = reply - first;
+    assert!(within > 0);
+    let cfg = pool_config("round-robin", true, "").replace(
+        "answer_within = \"3s\"",
+        &format!("answer_within = \"{within}ns\""),
+    );
+    assert!(cfg.contains(&format!("{within}ns")));
+    let (bound, pool) = bindings(&cfg);
+    assert_eq!(bound[&1].member.to_string(), s1["member"].as_str().unwrap());
+    let unanswered: Vec<&PoolEvent> = pool
+        .iter()
+        .filter(|e| matches!(e.kind, PoolEventKind::Dead { unanswered: 1, .. }))
+        .collect();
+    assert!(
+        unanswered.is_empty(),
+        "declared dead for an answer at the deadline: {unanswered:?}"
+    );
+    // One nanosecond less and the same answer is late.
+    let cfg = cfg.replace(&format!("{within}ns"), &format!("{}ns", within - 1));
+    let (_, pool) = bindings(&cfg);
+    assert!(
+        pool.iter()
+            .any(|e| matches!(e.kind, PoolEventKind::Dead { unanswered: 1, .. })),
+        "an answer 1 ns late is late"
+    );
+}
+
+/// RFC 2391 §5.2: "a cost of infinity" marks a member that cannot be reached; the timeline can
+/// set it during a replay (a link goes down), after which the member gets no new session and
+/// clients with affinity to it are told why.
+#[test]
+fn a_member_whose_cost_becomes_infinite_gets_no_new_session() {
+    let (first, _, _) = first_and_silence();
+    let cfg = pool_config(
+        "cost-least-load",
+        false,
+        "[[timeline]]\nat = \"+5s\"\naction = \"cost\"\nmember = \"203.0.113.2\"\ncost = \"inf\"\n",
+    )
+    .replace(
+        "members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]\n",
+        "members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]\n[virtual_server.affinity]\ntimeout = \"100s\"\n",
+    );
+    let (bound, pool) = bindings(&cfg);
+    let at = first.add(Span::from_secs(5));
+    assert!(pool.iter().any(|e| e.member == M2
+        && e.kind
+            == PoolEventKind::Cost {
+                from: 1.0,
+                to: f64::INFINITY
+            }));
+    assert!(bound.values().any(|b| b.member == M2 && b.at < at));
+    assert!(bound.values().all(|b| b.member != M2 || b.at < at));
+    use lsnat::engine::{AffinityBreak, AffinityOutcome};
+    assert!(
+        bound
+            .values()
+            .any(|b| b.affinity == AffinityOutcome::Broken(AffinityBreak::Unreachable)),
+        "a client of the unreachable member is told why its affinity broke"
+    );
+}
+
+/// RFC 2391 §5.1, active category: a capacity reported by a server before the pool timeline
+/// adds it counts once it joins (here capacity 0: it takes no new session).
+#[test]
+fn a_capacity_reported_before_joining_counts() {
+    let (first, _, _) = first_and_silence();
+    let scratch = common::scratch();
+    let caps = scratch.path().join("caps.jsonl");
+    std::fs::write(
+        &caps,
+        format!(
+            "{{\"ts\": {}, \"member\": \"203.0.113.3\", \"capacity\": 0}}\n",
+            first.add(Span::from_secs(1)).0
+        ),
+    )
+    .unwrap();
+    let cfg = pool_config(
+        "reported-capacity",
+        false,
+        "[[timeline]]\nat = \"+5s\"\naction = \"add\"\nmember = \"203.0.113.3\"\nvirtual_server = \"web\"\n",
+    )
+    .replace(
+        "members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]\n",
+        &format!(
+            "members = [\"203.0.113.1\", \"203.0.113.2\"]\ncapacity_file = \"{}\"\n",
+            caps.display()
+        ),
+    );
+    let (bound, pool) = bindings(&cfg);
+    assert!(
+        pool.iter()
+            .any(|e| e.member == M3 && e.kind.name() == "added")
+    );
+    assert!(bound.len() > 500);
+    let to_3 = bound.values().filter(|b| b.member == M3).count();
+    assert_eq!(to_3, 0, "a member that reported capacity 0 got sessions");
+}

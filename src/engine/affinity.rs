@@ -2,7 +2,8 @@
 //! masked to a configured prefix, goes back to the member it used last while that member can
 //! take new sessions, as long as the client has a session bound there or the affinity timeout
 //! has not passed since its last session there was bound or ended (as IPVS persistence
-//! templates outlive their connections by the timeout). The table is keyed by (virtual server, masked client) and grows with the
+//! templates outlive their connections by the timeout; it has passed at `end + timeout`, as
+//! an idle timeout has at `last + timeout`). The table is keyed by (virtual server, masked client) and grows with the
 //! distinct clients seen; an entry is checked lazily when that client binds again.
 
 use super::config::AffinityConfig;
@@ -46,7 +47,7 @@ impl AffinityTable {
         now: Timestamp,
     ) -> Option<(Remembered, bool)> {
         let r = *self.map.get(&(vs as u32, masked(client, cfg.prefix)))?;
-        let expired = r.live == 0 && now.since(r.last) > cfg.timeout;
+        let expired = r.live == 0 && now.since(r.last) >= cfg.timeout;
         Some((r, expired))
     }
 
@@ -122,10 +123,11 @@ mod tests {
             t.lookup(0, &cfg, [192, 0, 2, 9], s(500)).map(|r| r.1),
             Some(false)
         );
-        // Another address of the same /24 shares the affinity; the timeout runs from the end.
+        // Another address of the same /24 shares the affinity; the timeout runs from the end
+        // and, like an idle timeout, has passed at `end + timeout`.
         t.touch(0, &cfg, [192, 0, 2, 1], 2, s(30));
         assert_eq!(
-            t.lookup(0, &cfg, [192, 0, 2, 9], s(90)),
+            t.lookup(0, &cfg, [192, 0, 2, 9], Timestamp(s(90).0 - 1)),
             Some((
                 Remembered {
                     member: 2,
@@ -136,7 +138,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            t.lookup(0, &cfg, [192, 0, 2, 9], s(91)).map(|r| r.1),
+            t.lookup(0, &cfg, [192, 0, 2, 9], s(90)).map(|r| r.1),
             Some(true)
         );
         assert_eq!(t.lookup(1, &cfg, [192, 0, 2, 9], s(1)), None);

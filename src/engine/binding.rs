@@ -6,7 +6,7 @@
 use super::decision::{AffinityBreak, AffinityOutcome, Decision};
 use super::event::{DropReason, EndReason, Event, Flow, Tuple};
 use super::load_share::{Candidate, Request};
-use super::server_pool::Admin;
+use super::server_pool::{Admin, Health};
 use super::session::Session;
 use super::static_mapping::Target;
 use super::tu_port::PoolKey;
@@ -71,36 +71,7 @@ impl Engine {
             // The flow table addresses 2^30 slots: far beyond memory, but never wrapped.
             return Err(DropReason::TableFull);
         }
-        // RFC 2391 §6: a dead member due for a retry gets this session as its probe, without
-        // consulting the algorithm (see `dead_host`).
-        let probe = self.probe_member(vs);
-        let (chosen, decision) = match probe {
-            Some(m) => {
-                let mut d = Decision::new(self.vss.list[vs].config.algorithm);
-                let p = self.pool.member(m);
-                d.chosen = m as u32;
-                d.chosen_addr = p.addr.octets();
-                d.push(m, p.addr.octets(), f64::NAN, p.bound);
-                (m, d)
-            }
-            None => {
-                let (m, d) = self.choose(now, vs, key)?;
-                // A static remap (pool timeline) sends the chosen member's new sessions to its
-                // backup.
-                (self.pool.member(m).remap.unwrap_or(m), d)
-            }
-        };
-        let has_ports = matches!(key.protocol, proto::TCP | proto::UDP);
-        // §4.1: a member statically mapped to a backup gets no new sessions.
-        let target = self.statics.apply(
-            Target {
-                member: chosen,
-                addr: self.pool.member(chosen).addr.octets(),
-                port: key.dport,
-            },
-            key.dport,
-            has_ports,
-        );
+        let (target, decision, probe) = self.choose(now, vs, key)?;
         let member = target.member;
         let mut translated = Tuple {
             dst: target.addr,
@@ -179,7 +150,7 @@ impl Engine {
         }
         self.stats.sessions_bound += 1;
         self.stats.peak_sessions = self.stats.peak_sessions.max(self.live as u64);
-        self.dead_host_bound(now, member, number, slot, probe.is_some());
+        self.dead_host_bound(now, member, number, slot, probe);
         self.events.push_back(Event::Bound {
             number,
             at: now,
@@ -193,14 +164,35 @@ impl Engine {
         Ok(slot)
     }
 
-    /// The load figures of member `m` now (traffic window slid to `now`).
-    fn candidate(&mut self, m: usize, now: Timestamp) -> Candidate {
-        let p = self.pool.member_mut(m);
+    /// Where a new session `key` that the algorithm gives pool member `m` really goes (RFC 2391
+    /// §3, §4.1): to `m`, or to the backup a pool-timeline remap sends `m`'s new sessions to,
+    /// then to the backup a static mapping names for that member (and the key's port).
+    pub(crate) fn target_of(&self, m: usize, key: &Tuple) -> Target {
+        let r = self.pool.member(m).remap.unwrap_or(m);
+        self.statics.apply(
+            Target {
+                member: r,
+                addr: self.pool.member(r).addr.octets(),
+                port: key.dport,
+            },
+            key.dport,
+            matches!(key.protocol, proto::TCP | proto::UDP),
+        )
+    }
+
+    /// Pool member `m` of virtual server `vs` as a candidate for a new session: its identity
+    /// (what round-robin turns and hashing tables follow), with the figures of `target`, the
+    /// member that would take the session (`m` itself, or its backup), traffic window slid to
+    /// `now`.
+    fn candidate(&mut self, m: usize, rank: usize, target: usize, now: Timestamp) -> Candidate {
+        let addr = self.pool.member(m).addr.octets();
+        let p = self.pool.member_mut(target);
         p.traffic.advance(now);
         let (traffic_packets, traffic_bytes) = p.traffic.totals();
         Candidate {
             member: m,
-            addr: p.addr.octets(),
+            rank,
+            addr,
             bound: p.bound,
             weighted_load: p.weighted_load,
             traffic_packets,
@@ -212,30 +204,40 @@ impl Engine {
         }
     }
 
-    /// Chooses the member for a new session of virtual server `vs`: client affinity first (when
-    /// configured), else the virtual server's load-share algorithm over the members that can take
-    /// a new session. Members with an infinite access cost (RFC 2391 §5.2: unreachable) are never
-    /// candidates; they are listed in the decision with an infinite figure.
+    /// Chooses where a new session `key` of virtual server `vs` goes, in this order:
+    ///
+    /// 1. Client affinity (when configured, RSerPool requirements §5): back to the member the
+    ///    client used last, if a member of the pool still leads there.
+    /// 2. A dead-host probe (RFC 2391 §6), when a member's probe is due; the algorithm is not
+    ///    asked and its state does not move.
+    /// 3. The virtual server's load-share algorithm (§5) over the members in the pool whose
+    ///    session would go to a member that takes new sessions (alive, not draining or
+    ///    removed). A member remapped or statically mapped to a backup is offered with the
+    ///    backup's figures: the backup is the server that would carry the session. Members
+    ///    whose access cost is infinite (§5.2: unreachable) are never candidates; they are
+    ///    listed in the decision with an infinite figure.
+    ///
+    /// Returns where the session goes, the decision (which names the pool member chosen) and
+    /// whether it is a probe.
     fn choose(
         &mut self,
         now: Timestamp,
         vs: usize,
         key: Tuple,
-    ) -> Result<(usize, Decision), DropReason> {
+    ) -> Result<(Target, Decision, bool), DropReason> {
         let algorithm = self.vss.list[vs].config.algorithm;
         let mut decision = Decision::new(algorithm);
         self.candidates.clear();
+        self.targets.clear();
         let mut unreachable = 0usize;
         for i in 0..self.vss.list[vs].members.len() {
-            let m = self.vss.list[vs].members[i];
-            // Only members that take new sessions: alive, not draining, removed or a backup
-            // (see `server_pool::ServerPool::accepts_new`).
-            if !self.pool.accepts_new(m) {
+            let Some(t) = self.offered(vs, i, &key) else {
                 continue;
-            }
-            let c = self.candidate(m, now);
+            };
+            let c = self.candidate(self.vss.list[vs].members[i], i, t.member, now);
             if c.cost.is_finite() {
                 self.candidates.push(c);
+                self.targets.push(t);
             } else {
                 unreachable += 1;
             }
@@ -245,16 +247,29 @@ impl Engine {
                 None => AffinityOutcome::New,
                 Some((_, true)) => AffinityOutcome::Broken(AffinityBreak::Timeout),
                 Some((r, false)) => {
-                    if let Some(c) = self.candidates.iter().find(|c| c.member == r.member) {
-                        decision.chosen = r.member as u32;
+                    if let Some(k) = self.targets.iter().position(|t| t.member == r.member) {
+                        let c = self.candidates[k];
+                        decision.chosen = c.member as u32;
                         decision.chosen_addr = c.addr;
                         decision.affinity = AffinityOutcome::Kept;
-                        decision.push(r.member, c.addr, f64::NAN, c.bound);
-                        return Ok((r.member, decision));
+                        decision.push(c.member, c.addr, f64::NAN, c.bound);
+                        return Ok((self.targets[k], decision, false));
                     }
-                    AffinityOutcome::Broken(self.why_unavailable(vs, r.member))
+                    AffinityOutcome::Broken(self.why_unavailable(r.member))
                 }
             };
+        }
+        if let Some((m, t)) = self.probe_target(vs, &key) {
+            let p = self.pool.member(m);
+            decision.chosen = m as u32;
+            decision.chosen_addr = p.addr.octets();
+            decision.push(
+                m,
+                p.addr.octets(),
+                f64::NAN,
+                self.pool.member(t.member).bound,
+            );
+            return Ok((t, decision, true));
         }
         let n = self.candidates.len();
         let pick = if n == 0 {
@@ -272,10 +287,14 @@ impl Engine {
         }
         if unreachable > 0 {
             for i in 0..self.vss.list[vs].members.len() {
-                let m = self.vss.list[vs].members[i];
-                let p = self.pool.member(m);
+                let Some(t) = self.offered(vs, i, &key) else {
+                    continue;
+                };
+                let p = self.pool.member(t.member);
                 if !p.cost.is_finite() {
-                    decision.push(m, p.addr.octets(), f64::INFINITY, p.bound);
+                    let m = self.vss.list[vs].members[i];
+                    let addr = self.pool.member(m).addr.octets();
+                    decision.push(m, addr, f64::INFINITY, p.bound);
                 }
             }
         }
@@ -283,23 +302,37 @@ impl Engine {
         let Some(pick) = pick else {
             return Err(DropReason::NoMemberAvailable);
         };
-        let member = self.candidates[pick].member;
-        decision.chosen = member as u32;
-        decision.chosen_addr = self.candidates[pick].addr;
-        Ok((member, decision))
+        let c = self.candidates[pick];
+        decision.chosen = c.member as u32;
+        decision.chosen_addr = c.addr;
+        Ok((self.targets[pick], decision, false))
     }
 
-    /// Why member `m`, remembered by affinity, is not a candidate of virtual server `vs` now.
-    fn why_unavailable(&self, vs: usize, m: usize) -> AffinityBreak {
-        let p = self.pool.member(m);
-        if !self.vss.list[vs].members.contains(&m) || p.admin == Admin::Removed {
-            AffinityBreak::Removed
-        } else if p.admin == Admin::Draining {
-            AffinityBreak::Draining
-        } else if !p.cost.is_finite() {
-            AffinityBreak::Unreachable
-        } else {
-            AffinityBreak::Dead
+    /// Where a new session `key` goes if the algorithm gives it to the `i`th member of virtual
+    /// server `vs`; `None` when that member is not offered: out of the pool, not active, or its
+    /// session would go to a member that takes no new session (dead, draining, removed).
+    fn offered(&self, vs: usize, i: usize, key: &Tuple) -> Option<Target> {
+        let v = &self.vss.list[vs];
+        let m = v.members[i];
+        if !v.in_pool[i] || self.pool.member(m).admin != Admin::Active {
+            return None;
+        }
+        let t = self.target_of(m, key);
+        self.pool.takes_new(t.member).then_some(t)
+    }
+
+    /// Why member `b`, where client affinity would send the client back, takes no session of
+    /// this virtual server now.
+    fn why_unavailable(&self, b: usize) -> AffinityBreak {
+        let p = self.pool.member(b);
+        match p.admin {
+            Admin::Draining => AffinityBreak::Draining,
+            Admin::Removed => AffinityBreak::Removed,
+            _ if p.health != Health::Alive => AffinityBreak::Dead,
+            _ if !p.cost.is_finite() => AffinityBreak::Unreachable,
+            // Alive and in service, but no member of this pool leads to it any more: taken out
+            // of this pool, or remapped to a backup.
+            _ => AffinityBreak::Removed,
         }
     }
 

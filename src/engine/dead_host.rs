@@ -12,8 +12,8 @@
 //!   router gave that session to it, lsnat bound it elsewhere). Its time is the member's
 //!   `last_answer`.
 //! - Each newly bound session arms one lazy deadline, `bound + answer_within` (one heap entry,
-//!   like [`super::unbinding`]'s timers; nothing per packet). When it comes due the member is
-//!   declared dead if it has not answered since the session was bound and no other member
+//!   like [`super::unbinding`]'s timers; nothing per packet). An answer at that very instant
+//!   still counts. When the deadline has passed the member is declared dead if it has not answered since the session was bound and no other member
 //!   answered the session in its place. The event names the session and lists every session
 //!   bound to the member since its last answer.
 //! - A session lsnat bound to M but answered by X in the capture is evidence against the
@@ -33,7 +33,8 @@
 use super::Engine;
 use super::config::DeadHostConfig;
 use super::event::{PoolEvent, PoolEventKind, Tuple};
-use super::server_pool::Health;
+use super::server_pool::{Admin, Health};
+use super::static_mapping::Target;
 use crate::time::Timestamp;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -41,8 +42,9 @@ use std::collections::BinaryHeap;
 /// A deadline: (due, kind, session number, slot, member).
 type Deadline = Reverse<(Timestamp, u8, u64, u32, u32)>;
 
-const ANSWER_DUE: u8 = 0;
-const RETRY_DUE: u8 = 1;
+/// Kinds of deadline, in the order they fire at the same instant.
+const RETRY_DUE: u8 = 0;
+const ANSWER_DUE: u8 = 1;
 
 /// Dead host detection state: the lazy deadline heap and, per member, the sessions bound to it
 /// since its last answer.
@@ -71,16 +73,23 @@ impl DeadHost {
 }
 
 impl Engine {
-    /// The member whose dead-host probe the next new session of virtual server `vs` must be.
-    pub(crate) fn probe_member(&self, vs: usize) -> Option<usize> {
+    /// The dead-host probe the next new session `key` of virtual server `vs` must be, if one is
+    /// due: the first member in the pool whose session would go to a member due for its probe
+    /// (itself, or the backup it is remapped or statically mapped to). Returns that pool member
+    /// and where the session goes.
+    pub(crate) fn probe_target(&self, vs: usize, key: &Tuple) -> Option<(usize, Target)> {
         if !self.dead_host.cfg.enabled {
             return None;
         }
-        self.vss.list[vs]
-            .members
-            .iter()
-            .copied()
-            .find(|&m| self.pool.probe_due(m))
+        let v = &self.vss.list[vs];
+        (0..v.members.len()).find_map(|i| {
+            let m = v.members[i];
+            if !v.in_pool[i] || self.pool.member(m).admin != Admin::Active {
+                return None;
+            }
+            let t = self.target_of(m, key);
+            self.pool.probe_due(t.member).then_some((m, t))
+        })
     }
 
     /// A session was bound to `member` (a probe when `probe`): arm its answer deadline.
@@ -147,7 +156,7 @@ impl Engine {
         self.dead_host_answer(now, member, 0);
         for vs in 0..self.vss.list.len() {
             let v = &self.vss.list[vs];
-            if !(v.serves(reply.protocol, reply.sport) && v.members.contains(&member)) {
+            if !(v.serves(reply.protocol, reply.sport) && v.served_by(member)) {
                 continue;
             }
             let key = Tuple {
@@ -189,10 +198,13 @@ impl Engine {
         }
     }
 
-    /// Fires every dead-host deadline due at or before `now`.
+    /// Fires the dead-host deadlines due by `now`: retry pauses over at or before `now`, answer
+    /// deadlines passed before `now`. An answer *within* `answer_within` counts up to and
+    /// including the deadline's instant, so a deadline at `now` waits for the packet at `now`,
+    /// which may be the answer.
     pub(crate) fn dead_host_expire(&mut self, now: Timestamp) {
         while let Some(&Reverse((due, kind, number, slot, member))) = self.dead_host.timers.peek() {
-            if due > now {
+            if due > now || (due == now && kind == ANSWER_DUE) {
                 break;
             }
             self.dead_host.timers.pop();

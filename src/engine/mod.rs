@@ -106,6 +106,8 @@ pub struct Engine {
     stats: EngineStats,
     /// Scratch for load-share candidates (no per-session allocation).
     candidates: Vec<load_share::Candidate>,
+    /// Where each candidate's session would go (its member or a backup).
+    targets: Vec<static_mapping::Target>,
     /// Dead host detection (RFC 2391 §6).
     dead_host: DeadHost,
     /// Pool changes during the replay.
@@ -152,6 +154,15 @@ impl Engine {
             )
         });
         let statics = static_mapping::StaticMappings::new(&cfg.static_mappings, &mut pool);
+        let mut list = list;
+        for v in &mut list {
+            for i in 0..v.members.len() {
+                let addr = pool.member(v.members[i]).addr.octets();
+                for b in statics.backups_of(addr) {
+                    v.add_backup(b);
+                }
+            }
+        }
         let mut router_addresses: Vec<[u8; 4]> = cfg
             .router_addresses
             .iter()
@@ -207,6 +218,7 @@ impl Engine {
             events: VecDeque::new(),
             stats: EngineStats::default(),
             candidates: Vec::new(),
+            targets: Vec::new(),
             dead_host: DeadHost::new(cfg.dead_host),
             timeline: Timeline::new(cfg.timeline),
             pool_events: VecDeque::new(),
@@ -464,15 +476,13 @@ impl Engine {
     }
 
     /// Applies every member-reported capacity (RFC 2391 §5.1, active category) due by `now`.
-    /// Reports for addresses that are not pool members are ignored.
+    /// A report from an address that is no member yet counts once the pool timeline adds it.
     fn apply_capacity_reports(&mut self, now: Timestamp) {
         while let Some(r) = self.capacity_reports.get(self.next_capacity) {
             if r.at > now {
                 break;
             }
-            if let Some(m) = self.pool.find(r.member.octets()) {
-                self.pool.member_mut(m).capacity = Some(r.capacity);
-            }
+            self.pool.report_capacity(r.member.octets(), r.capacity);
             self.next_capacity += 1;
         }
     }

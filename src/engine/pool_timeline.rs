@@ -78,16 +78,14 @@ impl Engine {
         let m = self.pool.intern(e.member);
         match e.action {
             TimelineAction::Add { virtual_server } => {
-                if let Some(v) = self.vss.list.get_mut(virtual_server)
-                    && !v.members.contains(&m)
-                {
-                    v.members.push(m);
+                if let Some(v) = self.vss.list.get_mut(virtual_server) {
+                    v.join(m);
                 }
                 self.pool.member_mut(m).admin = Admin::Active;
                 self.pool_event(at, m, PoolEventKind::Added { virtual_server }, Vec::new());
             }
             TimelineAction::Drain => {
-                self.pool.member_mut(m).admin = Admin::Draining;
+                self.leave_pools(m, Admin::Draining);
                 let bound = self.bound_to(m, false);
                 let none = bound.is_empty();
                 self.pool_event(at, m, PoolEventKind::Draining, bound);
@@ -96,7 +94,7 @@ impl Engine {
                 }
             }
             TimelineAction::Remove => {
-                self.pool.member_mut(m).admin = Admin::Removed;
+                self.leave_pools(m, Admin::Removed);
                 let bound = self.bound_to(m, true);
                 self.pool_event(at, m, PoolEventKind::Removed, bound);
             }
@@ -110,22 +108,31 @@ impl Engine {
             }
             TimelineAction::Remap { backup } => {
                 // A backup that is no member yet takes sessions only through the remap; one
-                // that is already a member somewhere keeps its state (and, where it is a
-                // member of this virtual server already, stays a candidate of its own).
+                // that is already a member somewhere keeps its state, and is a candidate of its
+                // own only in the pools it is a member of.
                 let known = self.pool.find(backup.octets()).is_some();
                 let b = self.pool.intern(backup);
                 if !known {
                     self.pool.member_mut(b).admin = Admin::Backup;
                 }
-                // The backup's replies must be recognised on every virtual server of `m`.
+                // The backup's replies are recognised on every virtual server of `m`.
                 for v in &mut self.vss.list {
-                    if v.members.contains(&m) && !v.members.contains(&b) {
-                        v.members.push(b);
+                    if v.members.contains(&m) {
+                        v.add_backup(b);
                     }
                 }
                 self.pool.member_mut(m).remap = Some(b);
                 self.pool_event(at, m, PoolEventKind::Remapped { backup }, Vec::new());
             }
+        }
+    }
+
+    /// Takes member `m` out of every pool (drain, remove): the timeline's `add` brings it back
+    /// into the one pool it names.
+    fn leave_pools(&mut self, m: usize, admin: Admin) {
+        self.pool.member_mut(m).admin = admin;
+        for v in &mut self.vss.list {
+            v.leave(m);
         }
     }
 

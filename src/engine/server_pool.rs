@@ -189,6 +189,9 @@ pub struct ServerPool {
     /// Whether an algorithm reads the traffic windows (§5.1 (3), §5.2 (2)); when none does,
     /// packets are not counted into them, keeping the per-packet path short.
     pub(crate) count_traffic: bool,
+    /// Capacities reported by addresses that are not members yet (the pool timeline may add
+    /// them later): the last one each, applied when the member joins.
+    pending_capacity: FxHashMap<[u8; 4], f64>,
 }
 
 impl ServerPool {
@@ -205,10 +208,24 @@ impl ServerPool {
     pub fn intern(&mut self, addr: Ipv4Addr) -> usize {
         let next = self.members.len();
         let window = self.window;
+        let pending = &mut self.pending_capacity;
         *self.by_addr.entry(addr.octets()).or_insert_with(|| {
-            self.members.push(Member::new(addr, window));
+            let mut m = Member::new(addr, window);
+            m.capacity = pending.remove(&addr.octets());
+            self.members.push(m);
             next
         })
+    }
+
+    /// A member-reported capacity (§5.1, active category) from `addr`: the member's, or kept
+    /// until that address joins the pool.
+    pub fn report_capacity(&mut self, addr: [u8; 4], capacity: f64) {
+        match self.find(addr) {
+            Some(m) => self.members[m].capacity = Some(capacity),
+            None => {
+                self.pending_capacity.insert(addr, capacity);
+            }
+        }
     }
 
     /// The member with this address.
@@ -227,24 +244,22 @@ impl ServerPool {
         &self.members[i]
     }
 
-    /// Whether member `i` may be offered to a load-share algorithm for a new session: it is
-    /// active, and the member that would really get the session (itself, or its remap target)
-    /// is alive and not draining or removed.
+    /// Whether member `i` can take a new session: alive, and in a pool or a backup (not
+    /// draining or removed). Whether a pool member is offered to the algorithm also depends on
+    /// its virtual server and on where its session would go (`Engine::choose`).
     #[inline]
-    pub fn accepts_new(&self, i: usize) -> bool {
+    pub fn takes_new(&self, i: usize) -> bool {
         let m = &self.members[i];
-        if m.admin != Admin::Active {
-            return false;
-        }
-        let target = &self.members[m.remap.unwrap_or(i)];
-        target.health == Health::Alive && matches!(target.admin, Admin::Active | Admin::Backup)
+        m.health == Health::Alive && matches!(m.admin, Admin::Active | Admin::Backup)
     }
 
-    /// Whether member `i` is waiting for its dead-host probe session.
+    /// Whether member `i` is waiting for its dead-host probe session (a pool member or a
+    /// backup).
     #[inline]
     pub fn probe_due(&self, i: usize) -> bool {
         let m = &self.members[i];
-        matches!(m.health, Health::ProbeDue { .. }) && m.admin == Admin::Active
+        matches!(m.health, Health::ProbeDue { .. })
+            && matches!(m.admin, Admin::Active | Admin::Backup)
     }
 
     /// Member `i`, to change its weight or cost.

@@ -56,6 +56,14 @@ impl StaticMappings {
 
     /// Applies the mapping of `chosen` for a session to service `port` (`has_ports`: TCP or
     /// UDP). A port-specific mapping wins over a whole-member one.
+    /// The backups of the member at `addr` (pool indices), whole-member and port mappings.
+    pub fn backups_of(&self, addr: [u8; 4]) -> impl Iterator<Item = usize> + '_ {
+        self.list
+            .iter()
+            .filter(move |m| m.member == addr)
+            .map(|m| m.backup)
+    }
+
     pub fn apply(&self, chosen: Target, port: u16, has_ports: bool) -> Target {
         if self.list.is_empty() {
             return chosen;

@@ -41,6 +41,9 @@ pub use weighted_round_robin::WeightedRoundRobin;
 pub struct Candidate {
     /// Pool index of the member.
     pub member: usize,
+    /// Its place in the virtual server's member list (configured order, members added by the
+    /// pool timeline after them); stable for the whole replay.
+    pub rank: usize,
     /// Its address (what the hashing algorithms hash to build their tables).
     pub addr: [u8; 4],
     /// Sessions bound to it now (§5.1 (2)).
@@ -66,6 +69,7 @@ impl Candidate {
     pub fn idle(member: usize) -> Candidate {
         Candidate {
             member,
+            rank: member,
             addr: [203, 0, 113, member as u8],
             bound: 0,
             weighted_load: 0,
