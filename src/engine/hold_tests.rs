@@ -32,9 +32,14 @@ fn t(ms: u64) -> Timestamp {
 /// A UDP datagram with a 40-byte payload cut in three fragments (16 + 16 + 16 bytes of the
 /// 48-byte UDP datagram), with valid checksums, and the whole datagram.
 fn fragments(ttl: u8) -> (Vec<Vec<u8>>, Vec<u8>) {
+    fragments_of((CLIENT, 40000), (VIP, 53), ttl)
+}
+
+/// [`fragments`] of a datagram from `src` to `dst` (address, port).
+fn fragments_of(src: ([u8; 4], u16), dst: ([u8; 4], u16), ttl: u8) -> (Vec<Vec<u8>>, Vec<u8>) {
     let mut whole = Vec::new();
-    PacketBuilder::ipv4(CLIENT, VIP, ttl)
-        .udp(40000, 53)
+    PacketBuilder::ipv4(src.0, dst.0, ttl)
+        .udp(src.1, dst.1)
         .write(&mut whole, &[7u8; 40])
         .unwrap();
     let l4 = &whole[20..];
@@ -105,6 +110,53 @@ fn later_fragments_first_are_held_then_released_translated_in_arrival_order() {
         checksum::fold(checksum::sum_words(&datagram, pseudo)),
         0xffff
     );
+}
+
+/// Client-side view (RFC 2391 §3.1): replies are captured coming from the VIP, so a later
+/// fragment of a reply that arrives before its first is held, then released translated like
+/// it (from the member), not passed unchanged while its first fragment is rewritten.
+#[test]
+fn client_side_early_reply_fragment_is_held_and_released_translated() {
+    let mut e = Engine::new(EngineConfig {
+        view: View::ClientSide,
+        ..config()
+    });
+    let mut q = Vec::new();
+    PacketBuilder::ipv4(CLIENT, VIP, 64)
+        .udp(40000, 53)
+        .write(&mut q, b"query")
+        .unwrap();
+    assert_eq!(e.handle(t(0), &mut q).verdict, Verdict::Translated);
+    let (mut f, _) = fragments_of((VIP, 53), (CLIENT, 40000), 64);
+    assert_eq!(e.handle(t(1), &mut f[2]).verdict, Verdict::Held(1));
+    assert_eq!(e.handle(t(2), &mut f[1]).verdict, Verdict::Held(2));
+    let first = e.handle(t(3), &mut f[0]);
+    assert_eq!(
+        (first.verdict, first.flow, first.session),
+        (Verdict::Translated, Flow::Outbound, 1)
+    );
+    assert_eq!(Ipv4::parse(&f[0]).unwrap().src, M);
+    let out = emitted(&mut e);
+    assert_eq!(out.len(), 2);
+    for (kind, bytes) in &out {
+        let (_, o) = held_outcome(kind);
+        assert_eq!(
+            (o.verdict, o.flow, o.session),
+            (Verdict::Translated, Flow::Outbound, 1)
+        );
+        let ip = Ipv4::parse(bytes).unwrap();
+        // Client-side view: shown as the member sent it, before the router (TTL kept).
+        assert_eq!((ip.src, ip.dst, ip.ttl), (M, CLIENT, 64));
+        assert_eq!(checksum::sum(&bytes[..20]), 0xffff, "IP header checksum");
+    }
+    e.finish(t(4));
+    let ended: Vec<SessionRecord> = std::iter::from_fn(|| e.poll_event())
+        .filter_map(|ev| match ev {
+            Event::Ended(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((ended[0].orig_packets, ended[0].resp_packets), (1, 3));
 }
 
 #[test]

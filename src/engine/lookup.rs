@@ -575,11 +575,15 @@ impl Engine {
         self.finish_translation(now, slot, flow, &ip, L4::LaterFragment, b, out);
     }
 
-    /// Whether the router has a part in a fragmented datagram: to a VIP or from a pool member.
-    /// Only such datagrams' later fragments are held for their first fragment, and only such
-    /// first fragments leave their fate for them when not translated.
+    /// Whether the router has a part in a fragmented datagram: to a VIP, or from where a
+    /// session's replies come (a pool member; in the client-side view, the VIP: the capture
+    /// shows them after the router). Only such datagrams' later fragments are held for their
+    /// first fragment, and only such first fragments leave their fate for them when not
+    /// translated.
     pub(crate) fn fragment_related(&self, ip: &Ipv4) -> bool {
-        self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some()
+        self.vss.is_vip(ip.dst)
+            || self.pool.find(ip.src).is_some()
+            || self.vss.view == View::ClientSide && self.vss.is_vip(ip.src)
     }
 
     /// An ICMP error (RFC 3022 §4.3, RFC 5508 REQ-4/5): find the session of the datagram it
