@@ -208,20 +208,39 @@ impl Engine {
             L4::IcmpOther { .. } => (false, false),
             _ => (true, true),
         };
+        // A packet of a bound session, looked up before anything starts a new one (as
+        // conntrack is consulted before DNAT): a reply to the router's address and TU port is
+        // its session's even when that port is also a service of the address (LS-NAPT, §3.3).
+        // Replies also cover statically mapped backups (§4.1).
+        let hit = if icmp_in || icmp_out {
+            self.flows.get(&before, self.slots.as_slice())
+        } else {
+            None
+        };
+        match hit {
+            Some((slot, Flow::Outbound)) if icmp_out => {
+                self.outbound(now, Some(slot), ip, l4, b, &mut out);
+                return out;
+            }
+            Some((slot, Flow::Inbound)) if icmp_in => {
+                let vs = self.session(slot).vs;
+                self.inbound(now, vs, Some(slot), ip, l4, b, &mut out);
+                return out;
+            }
+            _ => {}
+        }
+        // §3.2: a packet of a NAPT session an inside host started, or a reply to it: also before
+        // new inbound sessions, so a reply to the outside address is never load-shared.
+        if let Some((slot, flow)) = self.napt_lookup(&before) {
+            self.napt_translate(now, slot, flow, ip, l4, b, &mut out);
+            return out;
+        }
         if icmp_in && let Some(vs) = self.vss.inbound(ip.dst, ip.protocol, before.dport) {
-            self.inbound(now, vs, ip, l4, b, &mut out);
+            self.inbound(now, vs, None, ip, l4, b, &mut out);
             return out;
         }
-        // A reply of a bound session: this also covers statically mapped backups (§4.1) and
-        // LS-NAPT replies to the router's address (§3.3).
-        if icmp_out
-            && let Some((slot, Flow::Outbound)) = self.flows.get(&before, self.slots.as_slice())
-        {
-            self.outbound(now, Some(slot), ip, l4, b, &mut out);
-            return out;
-        }
-        // §3.2: NAPT of sessions inside hosts start, and of their replies.
-        if self.napt.is_some() && self.napt_packet(now, ip, l4, b, &mut out) {
+        // §3.2: NAPT of sessions inside hosts start.
+        if self.napt.is_some() && self.napt_start(now, ip, l4, b, &mut out) {
             return out;
         }
         if icmp_out
@@ -254,10 +273,14 @@ impl Engine {
         self.ttl_decrement && (flow == Flow::Inbound || self.vss.view == View::Router)
     }
 
+    /// An inbound packet to service `vs`; `hit` is its session's slot, already looked up by
+    /// its key.
+    #[allow(clippy::too_many_arguments)]
     fn inbound(
         &mut self,
         now: Timestamp,
         vs: usize,
+        hit: Option<u32>,
         ip: Ipv4,
         l4: L4,
         b: &mut [u8],
@@ -266,7 +289,7 @@ impl Engine {
         out.flow = Flow::Inbound;
         let key = out.before;
         let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN);
-        let mut slot = self.flows.get(&key, self.slots.as_slice()).map(|(s, _)| s);
+        let mut slot = hit;
         if let Some(s) = slot
             && fresh_syn
             && let Some((_, reason)) = self.session(s).closed

@@ -85,9 +85,19 @@ impl Napt {
 }
 
 impl Engine {
-    /// Handles a packet of a NAPT session, or one that starts one. Returns `false` (leaving
-    /// `out` untouched) when the packet is neither.
-    pub(crate) fn napt_packet(
+    /// The NAPT session a packet with addressing `t` belongs to, and on which side it came:
+    /// an inside host's packet of it (outbound) or a reply to the router's address and port
+    /// (inbound).
+    #[inline]
+    pub(crate) fn napt_lookup(&self, t: &Tuple) -> Option<(u32, Flow)> {
+        let napt = self.napt.as_ref()?;
+        napt.flows.get(t, napt.entries.as_slice())
+    }
+
+    /// Starts a NAPT session for a packet an inside host sends toward the outside (a TCP SYN,
+    /// UDP, an ICMP query) and translates it. Returns `false` (leaving `out` untouched) when the
+    /// packet starts none.
+    pub(crate) fn napt_start(
         &mut self,
         now: Timestamp,
         ip: Ipv4,
@@ -99,40 +109,48 @@ impl Engine {
             return false;
         };
         let t = out.before;
-        let (slot, flow) = match napt.flows.get(&t, napt.entries.as_slice()) {
-            Some(hit) => hit,
-            None => {
-                // Only TCP, UDP and ICMP query sessions have a TU port (or identifier) to
-                // translate; other protocols pass untranslated.
-                let starts = match l4 {
-                    L4::Tcp { flags, .. } => flags & (SYN | ACK) == SYN,
-                    L4::Udp { .. } => true,
-                    L4::IcmpQuery { icmp_type, .. } => crate::wire::icmp_type::is_query(icmp_type),
-                    _ => false,
-                };
-                if !starts || !napt.is_inside(t.src) || napt.is_inside(t.dst) {
-                    return false;
-                }
-                out.flow = Flow::Outbound;
-                if self.forwards_with_ttl(Flow::Outbound) && ip.ttl <= 1 {
-                    out.verdict = Verdict::Drop(DropReason::TtlExceeded);
-                    return true;
-                }
-                match self.napt_bind(now, t) {
-                    Some(s) => (s, Flow::Outbound),
-                    None => {
-                        out.verdict = Verdict::Drop(DropReason::NaptPortsExhausted);
-                        return true;
-                    }
-                }
-            }
+        // Only TCP, UDP and ICMP query sessions have a TU port (or identifier) to translate;
+        // other protocols pass untranslated.
+        let starts = match l4 {
+            L4::Tcp { flags, .. } => flags & (SYN | ACK) == SYN,
+            L4::Udp { .. } => true,
+            L4::IcmpQuery { icmp_type, .. } => crate::wire::icmp_type::is_query(icmp_type),
+            _ => false,
         };
-        out.flow = flow;
-        if self.forwards_with_ttl(flow) && ip.ttl <= 1 {
+        if !starts || !napt.is_inside(t.src) || napt.is_inside(t.dst) {
+            return false;
+        }
+        out.flow = Flow::Outbound;
+        if self.forwards_with_ttl(Flow::Outbound) && ip.ttl <= 1 {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
             return true;
         }
-        let napt = self.napt.as_mut().expect("checked above");
+        match self.napt_bind(now, t) {
+            Some(slot) => self.napt_translate(now, slot, Flow::Outbound, ip, l4, b, out),
+            None => out.verdict = Verdict::Drop(DropReason::NaptPortsExhausted),
+        }
+        true
+    }
+
+    /// Translates a packet of NAPT session `slot` that came on `flow`'s side: an inside host's
+    /// to the router's outside address and port, a reply back to the inside host.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn napt_translate(
+        &mut self,
+        now: Timestamp,
+        slot: u32,
+        flow: Flow,
+        ip: Ipv4,
+        l4: L4,
+        b: &mut [u8],
+        out: &mut Outcome,
+    ) {
+        out.flow = flow;
+        if self.forwards_with_ttl(flow) && ip.ttl <= 1 {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            return;
+        }
+        let napt = self.napt.as_mut().expect("a NAPT session without NAPT");
         let e = napt.entries[slot as usize]
             .as_mut()
             .expect("NAPT flow points at a live entry");
@@ -165,7 +183,6 @@ impl Engine {
         mark_translated(out, &ip, l4_checksum(&ip, b));
         out.after.sport = target.sport;
         out.after.dport = target.dport;
-        true
     }
 
     /// How an ICMP error whose quoted datagram, reversed, is `reversed` is translated when it
@@ -199,6 +216,9 @@ impl Engine {
     }
 
     /// Starts a NAPT session for `key` (inside → outside): allocates the TU port.
+    /// Never a port that is a load-shared service of the outside address (when it is a VIP,
+    /// as in figure 2): the outside host's replies to it would be taken for new inbound
+    /// sessions to that service.
     fn napt_bind(&mut self, now: Timestamp, key: Tuple) -> Option<u32> {
         let due = now.add(self.idle_timeout(key.protocol));
         let napt = self.napt.as_mut()?;
@@ -207,7 +227,11 @@ impl Engine {
             peer: key.dst,
             protocol: key.protocol,
         };
-        let port = self.ports.allocate(pool, key.sport)?;
+        let vss = &self.vss;
+        let tu = matches!(key.protocol, proto::TCP | proto::UDP);
+        let port = self.ports.allocate_avoiding(pool, key.sport, |p| {
+            tu && vss.inbound(pool.addr, key.protocol, p).is_some()
+        })?;
         let translated = Tuple {
             src: napt.address,
             sport: port,

@@ -676,3 +676,99 @@ fn precomputed_packets_are_handled_as_plain_ones() {
         super::Precomputed::default()
     );
 }
+
+/// RFC 2391 figure 2: the router's single registered address is both the NAPT outside address
+/// and the VIP, with services TCP 80, 8080 and UDP 9999 (as `napt.toml` of the audit).
+fn figure2() -> EngineConfig {
+    let members: Vec<Ipv4Addr> = M.iter().map(|&m| m.into()).collect();
+    EngineConfig {
+        outside_address: Some(VIP.into()),
+        router_addresses: vec![VIP.into()],
+        napt: Some(NaptConfig {
+            inside: vec![([203, 0, 113, 0].into(), 24)],
+        }),
+        virtual_servers: vec![
+            VirtualServerConfig {
+                name: "web".into(),
+                vip: VIP.into(),
+                protocol: 6,
+                ports: vec![80, 8080],
+                members: members.clone(),
+                ..VirtualServerConfig::default()
+            },
+            VirtualServerConfig {
+                name: "dns".into(),
+                vip: VIP.into(),
+                protocol: 17,
+                ports: vec![9999],
+                members,
+                ..VirtualServerConfig::default()
+            },
+        ],
+        ..EngineConfig::default()
+    }
+}
+
+/// §3.2 with the VIP as the outside address: NAPT never hands an inside host a port that is
+/// a load-shared service of that address, so the outside host's replies come back to the
+/// inside host instead of starting a load-shared session (UDP) or being dropped (TCP).
+#[test]
+fn napt_never_takes_a_service_port_of_the_outside_address() {
+    let mut e = Engine::new(figure2());
+    let outside = [192, 0, 2, 53];
+    let mut q = udp(M[1], 9999, outside, 53);
+    let o = e.handle(t(1), &mut q);
+    assert_eq!((o.verdict, o.session), (Verdict::Translated, 0));
+    let (ip, s, _) = parsed(&q);
+    assert_eq!((ip.src, s), (VIP, 10000), "9999 is the dns service");
+    let mut r = udp(outside, 53, VIP, 10000);
+    let o = e.handle(t(1), &mut r);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.bound),
+        (Verdict::Translated, Flow::Inbound, 0, false)
+    );
+    let (ip, _, d) = parsed(&r);
+    assert_eq!((ip.dst, d), (M[1], 9999));
+
+    let web = [192, 0, 2, 80];
+    let mut syn = tcp(M[2], 8080, web, 443, 1000, 0, "S");
+    e.handle(t(2), &mut syn);
+    let (ip, s, _) = parsed(&syn);
+    assert_eq!((ip.src, s), (VIP, 8081), "8080 is the web service");
+    let mut synack = tcp(web, 443, VIP, 8081, 5000, 1001, "SA");
+    let o = e.handle(t(2), &mut synack);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
+    let (ip, _, d) = parsed(&synack);
+    assert_eq!((ip.dst, d), (M[2], 8080));
+    // A port that is no service is kept, and nothing was load-shared.
+    let mut q = udp(M[1], 9998, outside, 53);
+    e.handle(t(3), &mut q);
+    assert_eq!(parsed(&q).1, 9998);
+    assert_eq!(e.live_sessions(), 0);
+}
+
+/// A reply of a bound session is looked up before a packet to a VIP service starts a new
+/// one (as conntrack comes before DNAT): in LS-NAPT from the VIP, a client port kept as the
+/// router's port may be a service port of the VIP, and the member's replies to it belong to
+/// the client's session.
+#[test]
+fn ls_napt_reply_to_a_port_that_is_also_a_service_goes_to_its_session() {
+    let mut e = Engine::new(EngineConfig {
+        mode: Mode::LsNapt,
+        ..figure2()
+    });
+    let mut syn = tcp(CLIENT, 8080, VIP, 80, 100, 0, "S");
+    let o = e.handle(t(1), &mut syn);
+    assert_eq!((o.after.src, o.after.sport, o.after.dst), (VIP, 8080, M[0]));
+    let mut synack = tcp(M[0], 80, VIP, 8080, 900, 101, "SA");
+    let o = e.handle(t(1), &mut synack);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.bound),
+        (Verdict::Translated, Flow::Outbound, 1, false)
+    );
+    let (ip, s, d) = parsed(&synack);
+    assert_eq!((ip.src, s, ip.dst, d), (VIP, 80, CLIENT, 8080));
+    let mut ack = tcp(CLIENT, 8080, VIP, 80, 101, 901, "A");
+    assert_eq!(e.handle(t(1), &mut ack).verdict, Verdict::Translated);
+    assert_eq!(e.live_sessions(), 1);
+}
