@@ -5,12 +5,13 @@
 //! by the router's outside address and a TU port from [`super::tu_port`]; replies addressed to
 //! that address and port are translated back. These are traditional NAT sessions, not
 //! load-shared ones: they are kept in their own table, carry no session number in reports, and
-//! end like any session (§2.4: TCP close plus the grace period, or the idle timeout), which
-//! frees their port.
+//! end like any session (§2.4: TCP close plus the grace period, or the idle timeout of their
+//! protocol and TCP state), which frees their port.
 
 use super::Engine;
 use super::binding::reply_key;
-use super::event::{DropReason, Flow, Outcome, Tuple, Verdict};
+use super::config::Timeouts;
+use super::event::{DropReason, EndReason, Flow, Outcome, TcpState, Tuple, Verdict};
 use super::lookup::{l4_checksum, mark_translated};
 use super::session::TcpTrack;
 use super::tu_port::PoolKey;
@@ -32,7 +33,31 @@ struct Entry {
     reply: Tuple,
     last: Timestamp,
     tcp: TcpTrack,
-    closed: Option<Timestamp>,
+    /// When both FINs were acknowledged or an RST was seen, and which.
+    closed: Option<(Timestamp, EndReason)>,
+}
+
+impl Entry {
+    /// When the session is due to end (RFC 2391 §2.4; per TCP state, RFC 5382 §5 and
+    /// RFC 7857 §2.1), with the same timeouts as load-shared sessions (`unbinding.rs`): after
+    /// an RST or both FINs `tcp_close_grace`, else the idle timeout of its
+    /// protocol and TCP state (`tcp_opening` until the inside host acknowledges the SYN-ACK,
+    /// `tcp_closing` once a FIN is seen, `tcp` in between).
+    fn deadline(&self, t: &Timeouts) -> Timestamp {
+        match self.closed {
+            Some((at, _)) => at.add(t.tcp_close_grace),
+            None => self.last.add(match self.key.protocol {
+                proto::TCP => match self.tcp.state {
+                    TcpState::Opening => t.opening(),
+                    TcpState::Closing => t.closing(),
+                    _ => t.tcp,
+                },
+                proto::UDP => t.udp,
+                proto::ICMP => t.icmp,
+                _ => t.other,
+            }),
+        }
+    }
 }
 
 impl super::flow_table::FlowKeys for [Option<Entry>] {
@@ -81,6 +106,24 @@ impl Napt {
     fn is_inside(&self, a: [u8; 4]) -> bool {
         let a = u32::from_be_bytes(a);
         self.inside.iter().any(|&(net, mask)| a & mask == net)
+    }
+
+    /// Keeps the lazy timer queue proportional to the live sessions, as
+    /// `Engine::compact_timers_if_stale` does for load-shared ones: once stale entries (of
+    /// sessions since ended, or superseded by a state change) outnumber the live sessions,
+    /// it is rebuilt with one entry per live session at its deadline. Firing is unchanged.
+    fn compact_timers_if_stale(&mut self, t: &Timeouts) {
+        let live = self.entries.len() - self.free.len();
+        if self.timers.len() <= 2 * live + 4096 {
+            return;
+        }
+        let entries = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, e)| e.as_ref().map(|e| (e.deadline(t), e.number, slot as u32)))
+            .collect();
+        self.timers.rebuild(entries);
     }
 }
 
@@ -171,11 +214,17 @@ impl Engine {
         {
             let payload = (ip.total_len.saturating_sub(ip.ihl + header_len.max(20))) as u32;
             let dir = usize::from(flow == Flow::Inbound);
-            if e.tcp.on_segment(dir, seq, ack, flags, payload).is_some() {
-                e.closed = Some(now);
-                let due = now.add(self.timeouts.tcp_close_grace);
+            let before = e.tcp.state;
+            if let Some(reason) = e.tcp.on_segment(dir, seq, ack, flags, payload) {
+                e.closed = Some((now, reason));
+            }
+            // Closed, or a state whose timeout may be shorter: the deadline may have moved
+            // earlier than the timer waiting for it (as `Engine::arm_close`).
+            if e.closed.is_some() || e.tcp.state != before {
+                let due = e.deadline(&self.timeouts);
                 let number = e.number;
                 napt.timers.push((due, number, slot));
+                napt.compact_timers_if_stale(&self.timeouts);
             }
         }
         let mut ip = ip;
@@ -269,16 +318,6 @@ impl Engine {
 
     /// Ends NAPT sessions due by `now` (idle timeout or TCP close grace), freeing their ports.
     pub(crate) fn napt_expire(&mut self, now: Timestamp) {
-        if self.napt.is_none() {
-            return;
-        }
-        let grace = self.timeouts.tcp_close_grace;
-        let idle = [
-            self.idle_timeout(proto::TCP),
-            self.idle_timeout(proto::UDP),
-            self.idle_timeout(proto::ICMP),
-            self.idle_timeout(0),
-        ];
         let Some(napt) = self.napt.as_mut() else {
             return;
         };
@@ -293,15 +332,7 @@ impl Engine {
             if e.number != number {
                 continue;
             }
-            let deadline = match e.closed {
-                Some(at) => at.add(grace),
-                None => e.last.add(match e.key.protocol {
-                    proto::TCP => idle[0],
-                    proto::UDP => idle[1],
-                    proto::ICMP => idle[2],
-                    _ => idle[3],
-                }),
-            };
+            let deadline = e.deadline(&self.timeouts);
             if deadline > now {
                 if deadline != due {
                     napt.timers.push((deadline, number, slot));

@@ -772,3 +772,70 @@ fn ls_napt_reply_to_a_port_that_is_also_a_service_goes_to_its_session() {
     assert_eq!(e.handle(t(1), &mut ack).verdict, Verdict::Translated);
     assert_eq!(e.live_sessions(), 1);
 }
+
+/// Figure 2 NAPT with the timeouts of the audit's `napt.toml`: `tcp` 24 h, `tcp_opening`
+/// 10 s, `tcp_closing` 20 s, `tcp_rst` 30 s, grace 2 s.
+fn napt_timeouts() -> EngineConfig {
+    EngineConfig {
+        outside_address: Some(ROUTER_OUT.into()),
+        napt: Some(NaptConfig {
+            inside: vec![([203, 0, 113, 0].into(), 24)],
+        }),
+        timeouts: Timeouts {
+            tcp_opening: Some(crate::time::Span::from_secs(10)),
+            tcp_closing: Some(crate::time::Span::from_secs(20)),
+            tcp_rst: Some(crate::time::Span::from_secs(30)),
+            ..Timeouts::default()
+        },
+        ..config(Algorithm::RoundRobin)
+    }
+}
+
+/// Opens a NAPT TCP connection from M[1]:`port` to `outside`:443 at `at`, returning the
+/// router's port; with `established`, the inside host acknowledges the SYN-ACK.
+fn napt_connect(e: &mut Engine, at: u64, port: u16, outside: [u8; 4], established: bool) -> u16 {
+    let mut syn = tcp(M[1], port, outside, 443, 1000, 0, "S");
+    assert_eq!(e.handle(t(at), &mut syn).verdict, Verdict::Translated);
+    let router = parsed(&syn).1;
+    let mut synack = tcp(outside, 443, ROUTER_OUT, router, 5000, 1001, "SA");
+    assert_eq!(e.handle(t(at), &mut synack).verdict, Verdict::Translated);
+    if established {
+        let mut ack = tcp(M[1], port, outside, 443, 1001, 5001, "A");
+        assert_eq!(e.handle(t(at), &mut ack).verdict, Verdict::Translated);
+    }
+    router
+}
+
+/// NAPT TCP sessions idle out by their state's timeout, like load-shared ones (RFC 5382 §5,
+/// RFC 7857 §2.1): `tcp` once established, `tcp_opening` before, `tcp_closing` after a FIN.
+#[test]
+fn napt_tcp_idle_timeout_follows_the_state() {
+    let outside = [192, 0, 2, 80];
+    let mut e = Engine::new(napt_timeouts());
+    let router = napt_connect(&mut e, 0, 40000, outside, true);
+    // Established and idle 60 s (> tcp_opening): still there, both ways.
+    let mut data = tcp(M[1], 40000, outside, 443, 1001, 5001, "A");
+    let o = e.handle(t(60), &mut data);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    let mut back = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
+    assert_eq!(e.handle(t(61), &mut back).verdict, Verdict::Translated);
+    // A FIN: closing, so 20 s idle ends it.
+    let mut fin = tcp(M[1], 40000, outside, 443, 1001, 5001, "FA");
+    assert_eq!(e.handle(t(70), &mut fin).verdict, Verdict::Translated);
+    let mut late = tcp(outside, 443, ROUTER_OUT, router, 5001, 1002, "A");
+    assert_eq!(e.handle(t(89), &mut late).verdict, Verdict::Translated);
+    e.advance(t(110));
+    let mut late = tcp(outside, 443, ROUTER_OUT, router, 5001, 1002, "A");
+    assert_eq!(
+        e.handle(t(110), &mut late).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+    // Never acknowledged by the inside host: opening, gone after 10 s.
+    let router = napt_connect(&mut e, 200, 40001, outside, false);
+    e.advance(t(210));
+    let mut synack = tcp(outside, 443, ROUTER_OUT, router, 5000, 1001, "SA");
+    assert_eq!(
+        e.handle(t(210), &mut synack).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+}
