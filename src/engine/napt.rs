@@ -5,8 +5,8 @@
 //! by the router's outside address and a TU port from [`super::tu_port`]; replies addressed to
 //! that address and port are translated back. These are traditional NAT sessions, not
 //! load-shared ones: they are kept in their own table, carry no session number in reports, and
-//! end like any session (§2.4: TCP close plus the grace period, or the idle timeout of their
-//! protocol and TCP state), which frees their port.
+//! end like any session (§2.4: TCP close plus the grace period, `tcp_rst` after a reset, or the
+//! idle timeout of their protocol and TCP state), which frees their port.
 
 use super::Engine;
 use super::binding::reply_key;
@@ -40,11 +40,12 @@ struct Entry {
 impl Entry {
     /// When the session is due to end (RFC 2391 §2.4; per TCP state, RFC 5382 §5 and
     /// RFC 7857 §2.1), with the same timeouts as load-shared sessions (`unbinding.rs`): after
-    /// an RST or both FINs `tcp_close_grace`, else the idle timeout of its
+    /// an RST `tcp_rst`, after both FINs `tcp_close_grace`, else the idle timeout of its
     /// protocol and TCP state (`tcp_opening` until the inside host acknowledges the SYN-ACK,
     /// `tcp_closing` once a FIN is seen, `tcp` in between).
     fn deadline(&self, t: &Timeouts) -> Timestamp {
         match self.closed {
+            Some((at, EndReason::Rst)) => at.add(t.rst()),
             Some((at, _)) => at.add(t.tcp_close_grace),
             None => self.last.add(match self.key.protocol {
                 proto::TCP => match self.tcp.state {

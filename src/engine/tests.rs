@@ -839,3 +839,24 @@ fn napt_tcp_idle_timeout_follows_the_state() {
         Verdict::Pass(PassReason::Unrelated)
     );
 }
+
+/// A NAPT TCP session reset by either side is kept `tcp_rst` (30 s), not the close grace.
+#[test]
+fn napt_reset_session_is_kept_tcp_rst() {
+    let outside = [192, 0, 2, 80];
+    let mut e = Engine::new(napt_timeouts());
+    let router = napt_connect(&mut e, 0, 40001, outside, true);
+    let mut rst = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "RA");
+    assert_eq!(e.handle(t(10), &mut rst).verdict, Verdict::Translated);
+    // 5 s later (past the 2 s grace) the inside host's retransmission is still translated.
+    let mut again = tcp(M[1], 40001, outside, 443, 1001, 5001, "A");
+    let o = e.handle(t(15), &mut again);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    assert_eq!(parsed(&again).0.src, ROUTER_OUT);
+    e.advance(t(40));
+    let mut late = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
+    assert_eq!(
+        e.handle(t(40), &mut late).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+}
