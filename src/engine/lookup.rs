@@ -553,6 +553,13 @@ impl Engine {
             {
                 (slot, number, flow)
             }
+            // §3.2: its first fragment was a NAPT session's (still there).
+            Some(FragmentFate::Napt { slot, number, flow })
+                if self.napt_fragment_addresses(slot, number, flow).is_some() =>
+            {
+                self.napt_later_fragment(now, slot, number, flow, ip, b, out);
+                return;
+            }
             // Passed or dropped as its first fragment was.
             Some(FragmentFate::Like(verdict)) => {
                 out.verdict = verdict;
@@ -598,15 +605,51 @@ impl Engine {
         self.finish_translation(now, slot, flow, &ip, L4::LaterFragment, b, out);
     }
 
+    /// A later fragment of NAPT session `number` in `slot` (§3.2), whose first fragment went
+    /// on `flow`: given the addresses its first fragment got, TTL decremented.
+    #[allow(clippy::too_many_arguments)]
+    fn napt_later_fragment(
+        &mut self,
+        now: Timestamp,
+        slot: u32,
+        number: u64,
+        flow: Flow,
+        mut ip: Ipv4,
+        b: &mut [u8],
+        out: &mut Outcome,
+    ) {
+        let Some((src, dst)) = self.napt_fragment_addresses(slot, number, flow) else {
+            return;
+        };
+        out.flow = flow;
+        if self.ttl_expired(&ip, flow) {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            return;
+        }
+        out.faults = ChecksumFaults {
+            ip: self.ip_checksum_error(&ip, b),
+            l4: None,
+        };
+        ipv4::set_src(&mut ip, b, src);
+        ipv4::set_dst(&mut ip, b, dst);
+        if self.forwards_with_ttl(flow) {
+            ipv4::decrement_ttl(&mut ip, b);
+        }
+        self.napt_touch(slot, now);
+        mark_translated(out, &ip, l4_checksum(&ip, b));
+    }
+
     /// Whether the router has a part in a fragmented datagram: to a VIP, or from where a
     /// session's replies come (a pool member; in the client-side view, the VIP: the capture
-    /// shows them after the router). Only such datagrams' later fragments are held for their
+    /// shows them after the router), or NAPT's (§3.2: an inside host's toward the outside, or
+    /// to the outside address). Only such datagrams' later fragments are held for their
     /// first fragment, and only such first fragments leave their fate for them when not
     /// translated.
     pub(crate) fn fragment_related(&self, ip: &Ipv4) -> bool {
         self.vss.is_vip(ip.dst)
             || self.pool.find(ip.src).is_some()
             || self.vss.view == View::ClientSide && self.vss.is_vip(ip.src)
+            || self.napt_fragment_related(ip)
     }
 
     /// An ICMP error (RFC 3022 §4.3, RFC 5508 REQ-4/5): find the session of the datagram it

@@ -12,6 +12,7 @@ use super::Engine;
 use super::binding::reply_key;
 use super::config::Timeouts;
 use super::event::{DropReason, EndReason, Flow, Outcome, TcpState, Tuple, Verdict};
+use super::fragments::{FragmentFate, FragmentKey};
 use super::lookup::{l4_checksum, mark_translated};
 use super::session::TcpTrack;
 use super::tu_port::PoolKey;
@@ -204,6 +205,7 @@ impl Engine {
             reply_key(&e.key, e.key.dst)
         };
         e.last = now;
+        let number = e.number;
         if let L4::Tcp {
             seq,
             ack,
@@ -223,16 +225,63 @@ impl Engine {
             // earlier than the timer waiting for it (as `Engine::arm_close`).
             if e.closed.is_some() || e.tcp.state != before {
                 let due = e.deadline(&self.timeouts);
-                let number = e.number;
                 napt.timers.push((due, number, slot));
                 napt.compact_timers_if_stale(&self.timeouts);
             }
+        }
+        if ip.more_fragments {
+            // A first fragment: its datagram's later fragments get the same addresses
+            // (RFC 3022 §4.1), keyed by the datagram as it arrived.
+            let key = FragmentKey {
+                src: out.before.src,
+                dst: out.before.dst,
+                protocol: ip.protocol,
+                ident: ip.ident,
+            };
+            self.frags
+                .insert(now, key, FragmentFate::Napt { slot, number, flow });
         }
         let mut ip = ip;
         self.rewrite_forwarded(flow, &mut ip, &l4, b, &target, out);
         mark_translated(out, &ip, l4_checksum(&ip, b));
         out.after.sport = target.sport;
         out.after.dport = target.dport;
+    }
+
+    /// The source and destination a later fragment gets when its first fragment was
+    /// translated for NAPT session `number` in `slot` on `flow`; `None` when that session has
+    /// ended since.
+    pub(crate) fn napt_fragment_addresses(
+        &self,
+        slot: u32,
+        number: u64,
+        flow: Flow,
+    ) -> Option<([u8; 4], [u8; 4])> {
+        let napt = self.napt.as_ref()?;
+        let e = napt.entries.get(slot as usize)?.as_ref()?;
+        (e.number == number).then_some(match flow {
+            Flow::Outbound => (e.translated.src, e.translated.dst),
+            _ => (e.key.dst, e.key.src),
+        })
+    }
+
+    /// A packet of NAPT session `slot` (a later fragment) was forwarded at `now`.
+    pub(crate) fn napt_touch(&mut self, slot: u32, now: Timestamp) {
+        if let Some(Some(e)) = self
+            .napt
+            .as_mut()
+            .and_then(|n| n.entries.get_mut(slot as usize))
+        {
+            e.last = now;
+        }
+    }
+
+    /// Whether a fragmented datagram is NAPT's (§3.2): an inside host's toward the outside, or
+    /// one to the router's outside address (a reply).
+    pub(crate) fn napt_fragment_related(&self, ip: &Ipv4) -> bool {
+        self.napt
+            .as_ref()
+            .is_some_and(|n| ip.dst == n.address || n.is_inside(ip.src) && !n.is_inside(ip.dst))
     }
 
     /// How an ICMP error whose quoted datagram, reversed, is `reversed` is translated when it
