@@ -860,3 +860,40 @@ fn napt_reset_session_is_kept_tcp_rst() {
         Verdict::Pass(PassReason::Unrelated)
     );
 }
+
+/// §3.2: an inside host's TCP segment toward the outside with no NAPT session (its mapping
+/// ended) is dropped `tcp-no-session`, not forwarded with the private address; a new SYN
+/// still starts a session, and the members' own stray segments keep their verdicts.
+#[test]
+fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
+    let outside = [192, 0, 2, 80];
+    let mut e = Engine::new(napt_timeouts());
+    napt_connect(&mut e, 0, 40001, outside, true);
+    let mut fin = tcp(M[1], 40001, outside, 443, 1001, 5001, "FA");
+    assert_eq!(e.handle(t(1), &mut fin).verdict, Verdict::Translated);
+    e.advance(t(100));
+    let mut late = tcp(M[1], 40001, outside, 443, 1002, 5001, "A");
+    let before = late.clone();
+    let o = e.handle(t(100), &mut late);
+    assert_eq!(
+        (o.verdict, o.flow),
+        (Verdict::Drop(DropReason::NoSession), Flow::Outbound)
+    );
+    assert_eq!(late, before, "not rewritten");
+    let mut syn = tcp(M[1], 40001, outside, 443, 7000, 0, "S");
+    assert_eq!(e.handle(t(101), &mut syn).verdict, Verdict::Translated);
+    // Between inside hosts: not NAPT's, passes.
+    let mut inside = tcp(M[1], 40002, M[2], 22, 1, 1, "A");
+    assert_eq!(
+        e.handle(t(102), &mut inside).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+    // A member's SYN-ACK from its service port for no session: handled as before, as an
+    // outbound packet without a session (noted for dead host detection).
+    let mut stray = tcp(M[0], 80, CLIENT, 3000, 1, 1, "SA");
+    let o = e.handle(t(103), &mut stray);
+    assert_eq!(
+        (o.verdict, o.flow),
+        (Verdict::Drop(DropReason::NoSession), Flow::None)
+    );
+}
