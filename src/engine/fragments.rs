@@ -37,6 +37,9 @@ pub(crate) struct FragmentKey {
 pub(crate) enum FragmentFate {
     /// Translated for session `number`, in `slot`, on `flow`.
     Translated { slot: u32, number: u64, flow: Flow },
+    /// Translated for NAPT session `number` (RFC 2391 §3.2), in `slot` of the NAPT table, on
+    /// `flow`.
+    Napt { slot: u32, number: u64, flow: Flow },
     /// Passed unchanged or dropped, with this verdict.
     Like(Verdict),
 }

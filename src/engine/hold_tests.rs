@@ -32,9 +32,14 @@ fn t(ms: u64) -> Timestamp {
 /// A UDP datagram with a 40-byte payload cut in three fragments (16 + 16 + 16 bytes of the
 /// 48-byte UDP datagram), with valid checksums, and the whole datagram.
 fn fragments(ttl: u8) -> (Vec<Vec<u8>>, Vec<u8>) {
+    fragments_of((CLIENT, 40000), (VIP, 53), ttl)
+}
+
+/// [`fragments`] of a datagram from `src` to `dst` (address, port).
+fn fragments_of(src: ([u8; 4], u16), dst: ([u8; 4], u16), ttl: u8) -> (Vec<Vec<u8>>, Vec<u8>) {
     let mut whole = Vec::new();
-    PacketBuilder::ipv4(CLIENT, VIP, ttl)
-        .udp(40000, 53)
+    PacketBuilder::ipv4(src.0, dst.0, ttl)
+        .udp(src.1, dst.1)
         .write(&mut whole, &[7u8; 40])
         .unwrap();
     let l4 = &whole[20..];
@@ -105,6 +110,149 @@ fn later_fragments_first_are_held_then_released_translated_in_arrival_order() {
         checksum::fold(checksum::sum_words(&datagram, pseudo)),
         0xffff
     );
+}
+
+/// Client-side view (RFC 2391 §3.1): replies are captured coming from the VIP, so a later
+/// fragment of a reply that arrives before its first is held, then released translated like
+/// it (from the member), not passed unchanged while its first fragment is rewritten.
+#[test]
+fn client_side_early_reply_fragment_is_held_and_released_translated() {
+    let mut e = Engine::new(EngineConfig {
+        view: View::ClientSide,
+        ..config()
+    });
+    let mut q = Vec::new();
+    PacketBuilder::ipv4(CLIENT, VIP, 64)
+        .udp(40000, 53)
+        .write(&mut q, b"query")
+        .unwrap();
+    assert_eq!(e.handle(t(0), &mut q).verdict, Verdict::Translated);
+    let (mut f, _) = fragments_of((VIP, 53), (CLIENT, 40000), 64);
+    assert_eq!(e.handle(t(1), &mut f[2]).verdict, Verdict::Held(1));
+    assert_eq!(e.handle(t(2), &mut f[1]).verdict, Verdict::Held(2));
+    let first = e.handle(t(3), &mut f[0]);
+    assert_eq!(
+        (first.verdict, first.flow, first.session),
+        (Verdict::Translated, Flow::Outbound, 1)
+    );
+    assert_eq!(Ipv4::parse(&f[0]).unwrap().src, M);
+    let out = emitted(&mut e);
+    assert_eq!(out.len(), 2);
+    for (kind, bytes) in &out {
+        let (_, o) = held_outcome(kind);
+        assert_eq!(
+            (o.verdict, o.flow, o.session),
+            (Verdict::Translated, Flow::Outbound, 1)
+        );
+        let ip = Ipv4::parse(bytes).unwrap();
+        // Client-side view: shown as the member sent it, before the router (TTL kept).
+        assert_eq!((ip.src, ip.dst, ip.ttl), (M, CLIENT, 64));
+        assert_eq!(checksum::sum(&bytes[..20]), 0xffff, "IP header checksum");
+    }
+    e.finish(t(4));
+    let ended: Vec<SessionRecord> = std::iter::from_fn(|| e.poll_event())
+        .filter_map(|ev| match ev {
+            Event::Ended(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((ended[0].orig_packets, ended[0].resp_packets), (1, 3));
+}
+
+/// LSNAT with NAPT (RFC 2391 §3.2): inside 10.0.0.0/8 leaves from 198.51.100.1.
+fn napt_config() -> EngineConfig {
+    EngineConfig {
+        outside_address: Some(Ipv4Addr::from(NAPT_OUT)),
+        napt: Some(NaptConfig {
+            inside: vec![(Ipv4Addr::new(10, 0, 0, 0), 8)],
+        }),
+        ..config()
+    }
+}
+
+const NAPT_OUT: [u8; 4] = [198, 51, 100, 1];
+const INSIDE: [u8; 4] = [10, 0, 0, 5];
+const OUTSIDE: [u8; 4] = [192, 0, 2, 53];
+
+/// Asserts that translated fragments `parts` (first one first) reassemble into a UDP datagram
+/// from `src` to `dst` with a valid checksum, each with a valid IP header checksum.
+fn assert_reassembles(parts: &[&[u8]], src: [u8; 4], dst: [u8; 4]) {
+    let mut datagram = Vec::new();
+    for p in parts {
+        let ip = Ipv4::parse(p).unwrap();
+        assert_eq!((ip.src, ip.dst), (src, dst));
+        assert_eq!(checksum::sum(&p[..20]), 0xffff, "IP header checksum");
+        datagram.extend_from_slice(&p[20..]);
+    }
+    let pseudo = checksum::pseudo_header(src, dst, 17, datagram.len() as u16);
+    assert_eq!(
+        checksum::fold(checksum::sum_words(&datagram, pseudo)),
+        0xffff
+    );
+}
+
+/// NAPT sessions' later fragments get their first fragment's translation (RFC 3022 §4.1),
+/// both ways: the inside host's leave from the outside address (its private address does not
+/// leak), the outside host's reply reaches the inside host.
+#[test]
+fn napt_later_fragments_are_translated_like_their_first() {
+    let mut e = Engine::new(napt_config());
+    let (mut f, _) = fragments_of((INSIDE, 40000), (OUTSIDE, 53), 64);
+    for (i, p) in f.iter_mut().enumerate() {
+        let o = e.handle(t(i as u64), p);
+        assert_eq!(
+            (o.verdict, o.flow, o.session),
+            (Verdict::Translated, Flow::Outbound, 0),
+            "fragment {i}"
+        );
+        assert!(o.is_napt());
+    }
+    let parts: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+    assert_reassembles(&parts, NAPT_OUT, OUTSIDE);
+    assert!(f.iter().all(|p| Ipv4::parse(p).unwrap().ttl == 63));
+
+    let (mut r, _) = fragments_of((OUTSIDE, 53), (NAPT_OUT, 40000), 64);
+    for (i, p) in r.iter_mut().enumerate() {
+        let o = e.handle(t(10 + i as u64), p);
+        assert_eq!(
+            (o.verdict, o.flow, o.session),
+            (Verdict::Translated, Flow::Inbound, 0),
+            "reply fragment {i}"
+        );
+    }
+    let parts: Vec<&[u8]> = r.iter().map(Vec::as_slice).collect();
+    assert_reassembles(&parts, OUTSIDE, INSIDE);
+}
+
+/// Later fragments of a NAPT datagram that come before their first are held (not passed
+/// with the inside host's private address, nor as unrelated to the outside address) and
+/// released with its translation.
+#[test]
+fn napt_later_fragments_before_their_first_are_held_and_released_translated() {
+    let mut e = Engine::new(napt_config());
+    let (mut f, _) = fragments_of((INSIDE, 40000), (OUTSIDE, 53), 64);
+    assert_eq!(e.handle(t(0), &mut f[2]).verdict, Verdict::Held(1));
+    assert_eq!(e.handle(t(1), &mut f[1]).verdict, Verdict::Held(2));
+    assert_eq!(e.handle(t(2), &mut f[0]).verdict, Verdict::Translated);
+    let out = emitted(&mut e);
+    assert_eq!(out.len(), 2);
+    for (kind, _) in &out {
+        let (_, o) = held_outcome(kind);
+        assert_eq!(
+            (o.verdict, o.flow, o.session),
+            (Verdict::Translated, Flow::Outbound, 0)
+        );
+    }
+    assert_reassembles(&[&f[0], &out[1].1, &out[0].1], NAPT_OUT, OUTSIDE);
+
+    let (mut r, _) = fragments_of((OUTSIDE, 53), (NAPT_OUT, 40000), 64);
+    assert_eq!(e.handle(t(3), &mut r[1]).verdict, Verdict::Held(3));
+    assert_eq!(e.handle(t(4), &mut r[0]).verdict, Verdict::Translated);
+    let out = emitted(&mut e);
+    let (_, o) = held_outcome(&out[0].0);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
+    assert_eq!(e.handle(t(5), &mut r[2]).verdict, Verdict::Translated);
+    assert_reassembles(&[&r[0], &out[0].1, &r[2]], OUTSIDE, INSIDE);
 }
 
 #[test]

@@ -208,20 +208,39 @@ impl Engine {
             L4::IcmpOther { .. } => (false, false),
             _ => (true, true),
         };
+        // A packet of a bound session, looked up before anything starts a new one (as
+        // conntrack is consulted before DNAT): a reply to the router's address and TU port is
+        // its session's even when that port is also a service of the address (LS-NAPT, §3.3).
+        // Replies also cover statically mapped backups (§4.1).
+        let hit = if icmp_in || icmp_out {
+            self.flows.get(&before, self.slots.as_slice())
+        } else {
+            None
+        };
+        match hit {
+            Some((slot, Flow::Outbound)) if icmp_out => {
+                self.outbound(now, Some(slot), ip, l4, b, &mut out);
+                return out;
+            }
+            Some((slot, Flow::Inbound)) if icmp_in => {
+                let vs = self.session(slot).vs;
+                self.inbound(now, vs, Some(slot), ip, l4, b, &mut out);
+                return out;
+            }
+            _ => {}
+        }
+        // §3.2: a packet of a NAPT session an inside host started, or a reply to it: also before
+        // new inbound sessions, so a reply to the outside address is never load-shared.
+        if let Some((slot, flow)) = self.napt_lookup(&before) {
+            self.napt_translate(now, slot, flow, ip, l4, b, &mut out);
+            return out;
+        }
         if icmp_in && let Some(vs) = self.vss.inbound(ip.dst, ip.protocol, before.dport) {
-            self.inbound(now, vs, ip, l4, b, &mut out);
+            self.inbound(now, vs, None, ip, l4, b, &mut out);
             return out;
         }
-        // A reply of a bound session: this also covers statically mapped backups (§4.1) and
-        // LS-NAPT replies to the router's address (§3.3).
-        if icmp_out
-            && let Some((slot, Flow::Outbound)) = self.flows.get(&before, self.slots.as_slice())
-        {
-            self.outbound(now, Some(slot), ip, l4, b, &mut out);
-            return out;
-        }
-        // §3.2: NAPT of sessions inside hosts start, and of their replies.
-        if self.napt.is_some() && self.napt_packet(now, ip, l4, b, &mut out) {
+        // §3.2: NAPT of sessions inside hosts start.
+        if self.napt.is_some() && self.napt_start(now, ip, l4, b, &mut out) {
             return out;
         }
         if icmp_out
@@ -240,6 +259,13 @@ impl Engine {
             } else {
                 Verdict::Pass(PassReason::NotAService)
             };
+        } else if before.protocol == proto::TCP && self.napt_would_translate(&before) {
+            // §3.2: an inside host's TCP segment toward the outside that starts no NAPT
+            // session and belongs to none (its mapping ended, or never was): a NAT does not
+            // forward it with the private address, as load-shared TCP without a session is
+            // not forwarded either (§4.1).
+            out.flow = Flow::Outbound;
+            out.verdict = Verdict::Drop(DropReason::NoSession);
         }
         out
     }
@@ -254,10 +280,14 @@ impl Engine {
         self.ttl_decrement && (flow == Flow::Inbound || self.vss.view == View::Router)
     }
 
+    /// An inbound packet to service `vs`; `hit` is its session's slot, already looked up by
+    /// its key.
+    #[allow(clippy::too_many_arguments)]
     fn inbound(
         &mut self,
         now: Timestamp,
         vs: usize,
+        hit: Option<u32>,
         ip: Ipv4,
         l4: L4,
         b: &mut [u8],
@@ -266,7 +296,7 @@ impl Engine {
         out.flow = Flow::Inbound;
         let key = out.before;
         let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN);
-        let mut slot = self.flows.get(&key, self.slots.as_slice()).map(|(s, _)| s);
+        let mut slot = hit;
         if let Some(s) = slot
             && fresh_syn
             && let Some((_, reason)) = self.session(s).closed
@@ -530,6 +560,13 @@ impl Engine {
             {
                 (slot, number, flow)
             }
+            // §3.2: its first fragment was a NAPT session's (still there).
+            Some(FragmentFate::Napt { slot, number, flow })
+                if self.napt_fragment_addresses(slot, number, flow).is_some() =>
+            {
+                self.napt_later_fragment(now, slot, number, flow, ip, b, out);
+                return;
+            }
             // Passed or dropped as its first fragment was.
             Some(FragmentFate::Like(verdict)) => {
                 out.verdict = verdict;
@@ -575,11 +612,51 @@ impl Engine {
         self.finish_translation(now, slot, flow, &ip, L4::LaterFragment, b, out);
     }
 
-    /// Whether the router has a part in a fragmented datagram: to a VIP or from a pool member.
-    /// Only such datagrams' later fragments are held for their first fragment, and only such
-    /// first fragments leave their fate for them when not translated.
+    /// A later fragment of NAPT session `number` in `slot` (§3.2), whose first fragment went
+    /// on `flow`: given the addresses its first fragment got, TTL decremented.
+    #[allow(clippy::too_many_arguments)]
+    fn napt_later_fragment(
+        &mut self,
+        now: Timestamp,
+        slot: u32,
+        number: u64,
+        flow: Flow,
+        mut ip: Ipv4,
+        b: &mut [u8],
+        out: &mut Outcome,
+    ) {
+        let Some((src, dst)) = self.napt_fragment_addresses(slot, number, flow) else {
+            return;
+        };
+        out.flow = flow;
+        if self.ttl_expired(&ip, flow) {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            return;
+        }
+        out.faults = ChecksumFaults {
+            ip: self.ip_checksum_error(&ip, b),
+            l4: None,
+        };
+        ipv4::set_src(&mut ip, b, src);
+        ipv4::set_dst(&mut ip, b, dst);
+        if self.forwards_with_ttl(flow) {
+            ipv4::decrement_ttl(&mut ip, b);
+        }
+        self.napt_touch(slot, now);
+        mark_translated(out, &ip, l4_checksum(&ip, b));
+    }
+
+    /// Whether the router has a part in a fragmented datagram: to a VIP, or from where a
+    /// session's replies come (a pool member; in the client-side view, the VIP: the capture
+    /// shows them after the router), or NAPT's (§3.2: an inside host's toward the outside, or
+    /// to the outside address). Only such datagrams' later fragments are held for their
+    /// first fragment, and only such first fragments leave their fate for them when not
+    /// translated.
     pub(crate) fn fragment_related(&self, ip: &Ipv4) -> bool {
-        self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some()
+        self.vss.is_vip(ip.dst)
+            || self.pool.find(ip.src).is_some()
+            || self.vss.view == View::ClientSide && self.vss.is_vip(ip.src)
+            || self.napt_fragment_related(ip)
     }
 
     /// An ICMP error (RFC 3022 §4.3, RFC 5508 REQ-4/5): find the session of the datagram it

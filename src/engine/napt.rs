@@ -5,12 +5,14 @@
 //! by the router's outside address and a TU port from [`super::tu_port`]; replies addressed to
 //! that address and port are translated back. These are traditional NAT sessions, not
 //! load-shared ones: they are kept in their own table, carry no session number in reports, and
-//! end like any session (§2.4: TCP close plus the grace period, or the idle timeout), which
-//! frees their port.
+//! end like any session (§2.4: TCP close plus the grace period, `tcp_rst` after a reset, or the
+//! idle timeout of their protocol and TCP state), which frees their port.
 
 use super::Engine;
 use super::binding::reply_key;
-use super::event::{DropReason, Flow, Outcome, Tuple, Verdict};
+use super::config::Timeouts;
+use super::event::{DropReason, EndReason, Flow, Outcome, TcpState, Tuple, Verdict};
+use super::fragments::{FragmentFate, FragmentKey};
 use super::lookup::{l4_checksum, mark_translated};
 use super::session::TcpTrack;
 use super::tu_port::PoolKey;
@@ -32,7 +34,32 @@ struct Entry {
     reply: Tuple,
     last: Timestamp,
     tcp: TcpTrack,
-    closed: Option<Timestamp>,
+    /// When both FINs were acknowledged or an RST was seen, and which.
+    closed: Option<(Timestamp, EndReason)>,
+}
+
+impl Entry {
+    /// When the session is due to end (RFC 2391 §2.4; per TCP state, RFC 5382 §5 and
+    /// RFC 7857 §2.1), with the same timeouts as load-shared sessions (`unbinding.rs`): after
+    /// an RST `tcp_rst`, after both FINs `tcp_close_grace`, else the idle timeout of its
+    /// protocol and TCP state (`tcp_opening` until the inside host acknowledges the SYN-ACK,
+    /// `tcp_closing` once a FIN is seen, `tcp` in between).
+    fn deadline(&self, t: &Timeouts) -> Timestamp {
+        match self.closed {
+            Some((at, EndReason::Rst)) => at.add(t.rst()),
+            Some((at, _)) => at.add(t.tcp_close_grace),
+            None => self.last.add(match self.key.protocol {
+                proto::TCP => match self.tcp.state {
+                    TcpState::Opening => t.opening(),
+                    TcpState::Closing => t.closing(),
+                    _ => t.tcp,
+                },
+                proto::UDP => t.udp,
+                proto::ICMP => t.icmp,
+                _ => t.other,
+            }),
+        }
+    }
 }
 
 impl super::flow_table::FlowKeys for [Option<Entry>] {
@@ -82,12 +109,40 @@ impl Napt {
         let a = u32::from_be_bytes(a);
         self.inside.iter().any(|&(net, mask)| a & mask == net)
     }
+
+    /// Keeps the lazy timer queue proportional to the live sessions, as
+    /// `Engine::compact_timers_if_stale` does for load-shared ones: once stale entries (of
+    /// sessions since ended, or superseded by a state change) outnumber the live sessions,
+    /// it is rebuilt with one entry per live session at its deadline. Firing is unchanged.
+    fn compact_timers_if_stale(&mut self, t: &Timeouts) {
+        let live = self.entries.len() - self.free.len();
+        if self.timers.len() <= 2 * live + 4096 {
+            return;
+        }
+        let entries = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, e)| e.as_ref().map(|e| (e.deadline(t), e.number, slot as u32)))
+            .collect();
+        self.timers.rebuild(entries);
+    }
 }
 
 impl Engine {
-    /// Handles a packet of a NAPT session, or one that starts one. Returns `false` (leaving
-    /// `out` untouched) when the packet is neither.
-    pub(crate) fn napt_packet(
+    /// The NAPT session a packet with addressing `t` belongs to, and on which side it came:
+    /// an inside host's packet of it (outbound) or a reply to the router's address and port
+    /// (inbound).
+    #[inline]
+    pub(crate) fn napt_lookup(&self, t: &Tuple) -> Option<(u32, Flow)> {
+        let napt = self.napt.as_ref()?;
+        napt.flows.get(t, napt.entries.as_slice())
+    }
+
+    /// Starts a NAPT session for a packet an inside host sends toward the outside (a TCP SYN,
+    /// UDP, an ICMP query) and translates it. Returns `false` (leaving `out` untouched) when the
+    /// packet starts none.
+    pub(crate) fn napt_start(
         &mut self,
         now: Timestamp,
         ip: Ipv4,
@@ -99,40 +154,48 @@ impl Engine {
             return false;
         };
         let t = out.before;
-        let (slot, flow) = match napt.flows.get(&t, napt.entries.as_slice()) {
-            Some(hit) => hit,
-            None => {
-                // Only TCP, UDP and ICMP query sessions have a TU port (or identifier) to
-                // translate; other protocols pass untranslated.
-                let starts = match l4 {
-                    L4::Tcp { flags, .. } => flags & (SYN | ACK) == SYN,
-                    L4::Udp { .. } => true,
-                    L4::IcmpQuery { icmp_type, .. } => crate::wire::icmp_type::is_query(icmp_type),
-                    _ => false,
-                };
-                if !starts || !napt.is_inside(t.src) || napt.is_inside(t.dst) {
-                    return false;
-                }
-                out.flow = Flow::Outbound;
-                if self.forwards_with_ttl(Flow::Outbound) && ip.ttl <= 1 {
-                    out.verdict = Verdict::Drop(DropReason::TtlExceeded);
-                    return true;
-                }
-                match self.napt_bind(now, t) {
-                    Some(s) => (s, Flow::Outbound),
-                    None => {
-                        out.verdict = Verdict::Drop(DropReason::NaptPortsExhausted);
-                        return true;
-                    }
-                }
-            }
+        // Only TCP, UDP and ICMP query sessions have a TU port (or identifier) to translate;
+        // other protocols pass untranslated.
+        let starts = match l4 {
+            L4::Tcp { flags, .. } => flags & (SYN | ACK) == SYN,
+            L4::Udp { .. } => true,
+            L4::IcmpQuery { icmp_type, .. } => crate::wire::icmp_type::is_query(icmp_type),
+            _ => false,
         };
-        out.flow = flow;
-        if self.forwards_with_ttl(flow) && ip.ttl <= 1 {
+        if !starts || !napt.is_inside(t.src) || napt.is_inside(t.dst) {
+            return false;
+        }
+        out.flow = Flow::Outbound;
+        if self.forwards_with_ttl(Flow::Outbound) && ip.ttl <= 1 {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
             return true;
         }
-        let napt = self.napt.as_mut().expect("checked above");
+        match self.napt_bind(now, t) {
+            Some(slot) => self.napt_translate(now, slot, Flow::Outbound, ip, l4, b, out),
+            None => out.verdict = Verdict::Drop(DropReason::NaptPortsExhausted),
+        }
+        true
+    }
+
+    /// Translates a packet of NAPT session `slot` that came on `flow`'s side: an inside host's
+    /// to the router's outside address and port, a reply back to the inside host.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn napt_translate(
+        &mut self,
+        now: Timestamp,
+        slot: u32,
+        flow: Flow,
+        ip: Ipv4,
+        l4: L4,
+        b: &mut [u8],
+        out: &mut Outcome,
+    ) {
+        out.flow = flow;
+        if self.forwards_with_ttl(flow) && ip.ttl <= 1 {
+            out.verdict = Verdict::Drop(DropReason::TtlExceeded);
+            return;
+        }
+        let napt = self.napt.as_mut().expect("a NAPT session without NAPT");
         let e = napt.entries[slot as usize]
             .as_mut()
             .expect("NAPT flow points at a live entry");
@@ -142,6 +205,7 @@ impl Engine {
             reply_key(&e.key, e.key.dst)
         };
         e.last = now;
+        let number = e.number;
         if let L4::Tcp {
             seq,
             ack,
@@ -153,19 +217,79 @@ impl Engine {
         {
             let payload = (ip.total_len.saturating_sub(ip.ihl + header_len.max(20))) as u32;
             let dir = usize::from(flow == Flow::Inbound);
-            if e.tcp.on_segment(dir, seq, ack, flags, payload).is_some() {
-                e.closed = Some(now);
-                let due = now.add(self.timeouts.tcp_close_grace);
-                let number = e.number;
-                napt.timers.push((due, number, slot));
+            let before = e.tcp.state;
+            if let Some(reason) = e.tcp.on_segment(dir, seq, ack, flags, payload) {
+                e.closed = Some((now, reason));
             }
+            // Closed, or a state whose timeout may be shorter: the deadline may have moved
+            // earlier than the timer waiting for it (as `Engine::arm_close`).
+            if e.closed.is_some() || e.tcp.state != before {
+                let due = e.deadline(&self.timeouts);
+                napt.timers.push((due, number, slot));
+                napt.compact_timers_if_stale(&self.timeouts);
+            }
+        }
+        if ip.more_fragments {
+            // A first fragment: its datagram's later fragments get the same addresses
+            // (RFC 3022 §4.1), keyed by the datagram as it arrived.
+            let key = FragmentKey {
+                src: out.before.src,
+                dst: out.before.dst,
+                protocol: ip.protocol,
+                ident: ip.ident,
+            };
+            self.frags
+                .insert(now, key, FragmentFate::Napt { slot, number, flow });
         }
         let mut ip = ip;
         self.rewrite_forwarded(flow, &mut ip, &l4, b, &target, out);
         mark_translated(out, &ip, l4_checksum(&ip, b));
         out.after.sport = target.sport;
         out.after.dport = target.dport;
-        true
+    }
+
+    /// The source and destination a later fragment gets when its first fragment was
+    /// translated for NAPT session `number` in `slot` on `flow`; `None` when that session has
+    /// ended since.
+    pub(crate) fn napt_fragment_addresses(
+        &self,
+        slot: u32,
+        number: u64,
+        flow: Flow,
+    ) -> Option<([u8; 4], [u8; 4])> {
+        let napt = self.napt.as_ref()?;
+        let e = napt.entries.get(slot as usize)?.as_ref()?;
+        (e.number == number).then_some(match flow {
+            Flow::Outbound => (e.translated.src, e.translated.dst),
+            _ => (e.key.dst, e.key.src),
+        })
+    }
+
+    /// A packet of NAPT session `slot` (a later fragment) was forwarded at `now`.
+    pub(crate) fn napt_touch(&mut self, slot: u32, now: Timestamp) {
+        if let Some(Some(e)) = self
+            .napt
+            .as_mut()
+            .and_then(|n| n.entries.get_mut(slot as usize))
+        {
+            e.last = now;
+        }
+    }
+
+    /// Whether NAPT translates packets with addressing `t` (§3.2): from an inside host
+    /// toward the outside.
+    pub(crate) fn napt_would_translate(&self, t: &Tuple) -> bool {
+        self.napt
+            .as_ref()
+            .is_some_and(|n| n.is_inside(t.src) && !n.is_inside(t.dst))
+    }
+
+    /// Whether a fragmented datagram is NAPT's (§3.2): an inside host's toward the outside, or
+    /// one to the router's outside address (a reply).
+    pub(crate) fn napt_fragment_related(&self, ip: &Ipv4) -> bool {
+        self.napt
+            .as_ref()
+            .is_some_and(|n| ip.dst == n.address || n.is_inside(ip.src) && !n.is_inside(ip.dst))
     }
 
     /// How an ICMP error whose quoted datagram, reversed, is `reversed` is translated when it
@@ -199,6 +323,9 @@ impl Engine {
     }
 
     /// Starts a NAPT session for `key` (inside → outside): allocates the TU port.
+    /// Never a port that is a load-shared service of the outside address (when it is a VIP,
+    /// as in figure 2): the outside host's replies to it would be taken for new inbound
+    /// sessions to that service.
     fn napt_bind(&mut self, now: Timestamp, key: Tuple) -> Option<u32> {
         let due = now.add(self.idle_timeout(key.protocol));
         let napt = self.napt.as_mut()?;
@@ -207,7 +334,11 @@ impl Engine {
             peer: key.dst,
             protocol: key.protocol,
         };
-        let port = self.ports.allocate(pool, key.sport)?;
+        let vss = &self.vss;
+        let tu = matches!(key.protocol, proto::TCP | proto::UDP);
+        let port = self.ports.allocate_avoiding(pool, key.sport, |p| {
+            tu && vss.inbound(pool.addr, key.protocol, p).is_some()
+        })?;
         let translated = Tuple {
             src: napt.address,
             sport: port,
@@ -245,16 +376,6 @@ impl Engine {
 
     /// Ends NAPT sessions due by `now` (idle timeout or TCP close grace), freeing their ports.
     pub(crate) fn napt_expire(&mut self, now: Timestamp) {
-        if self.napt.is_none() {
-            return;
-        }
-        let grace = self.timeouts.tcp_close_grace;
-        let idle = [
-            self.idle_timeout(proto::TCP),
-            self.idle_timeout(proto::UDP),
-            self.idle_timeout(proto::ICMP),
-            self.idle_timeout(0),
-        ];
         let Some(napt) = self.napt.as_mut() else {
             return;
         };
@@ -269,15 +390,7 @@ impl Engine {
             if e.number != number {
                 continue;
             }
-            let deadline = match e.closed {
-                Some(at) => at.add(grace),
-                None => e.last.add(match e.key.protocol {
-                    proto::TCP => idle[0],
-                    proto::UDP => idle[1],
-                    proto::ICMP => idle[2],
-                    _ => idle[3],
-                }),
-            };
+            let deadline = e.deadline(&self.timeouts);
             if deadline > now {
                 if deadline != due {
                     napt.timers.push((deadline, number, slot));

@@ -676,3 +676,224 @@ fn precomputed_packets_are_handled_as_plain_ones() {
         super::Precomputed::default()
     );
 }
+
+/// RFC 2391 figure 2: the router's single registered address is both the NAPT outside address
+/// and the VIP, with services TCP 80, 8080 and UDP 9999 (as `napt.toml` of the audit).
+fn figure2() -> EngineConfig {
+    let members: Vec<Ipv4Addr> = M.iter().map(|&m| m.into()).collect();
+    EngineConfig {
+        outside_address: Some(VIP.into()),
+        router_addresses: vec![VIP.into()],
+        napt: Some(NaptConfig {
+            inside: vec![([203, 0, 113, 0].into(), 24)],
+        }),
+        virtual_servers: vec![
+            VirtualServerConfig {
+                name: "web".into(),
+                vip: VIP.into(),
+                protocol: 6,
+                ports: vec![80, 8080],
+                members: members.clone(),
+                ..VirtualServerConfig::default()
+            },
+            VirtualServerConfig {
+                name: "dns".into(),
+                vip: VIP.into(),
+                protocol: 17,
+                ports: vec![9999],
+                members,
+                ..VirtualServerConfig::default()
+            },
+        ],
+        ..EngineConfig::default()
+    }
+}
+
+/// §3.2 with the VIP as the outside address: NAPT never hands an inside host a port that is
+/// a load-shared service of that address, so the outside host's replies come back to the
+/// inside host instead of starting a load-shared session (UDP) or being dropped (TCP).
+#[test]
+fn napt_never_takes_a_service_port_of_the_outside_address() {
+    let mut e = Engine::new(figure2());
+    let outside = [192, 0, 2, 53];
+    let mut q = udp(M[1], 9999, outside, 53);
+    let o = e.handle(t(1), &mut q);
+    assert_eq!((o.verdict, o.session), (Verdict::Translated, 0));
+    let (ip, s, _) = parsed(&q);
+    assert_eq!((ip.src, s), (VIP, 10000), "9999 is the dns service");
+    let mut r = udp(outside, 53, VIP, 10000);
+    let o = e.handle(t(1), &mut r);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.bound),
+        (Verdict::Translated, Flow::Inbound, 0, false)
+    );
+    let (ip, _, d) = parsed(&r);
+    assert_eq!((ip.dst, d), (M[1], 9999));
+
+    let web = [192, 0, 2, 80];
+    let mut syn = tcp(M[2], 8080, web, 443, 1000, 0, "S");
+    e.handle(t(2), &mut syn);
+    let (ip, s, _) = parsed(&syn);
+    assert_eq!((ip.src, s), (VIP, 8081), "8080 is the web service");
+    let mut synack = tcp(web, 443, VIP, 8081, 5000, 1001, "SA");
+    let o = e.handle(t(2), &mut synack);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
+    let (ip, _, d) = parsed(&synack);
+    assert_eq!((ip.dst, d), (M[2], 8080));
+    // A port that is no service is kept, and nothing was load-shared.
+    let mut q = udp(M[1], 9998, outside, 53);
+    e.handle(t(3), &mut q);
+    assert_eq!(parsed(&q).1, 9998);
+    assert_eq!(e.live_sessions(), 0);
+}
+
+/// A reply of a bound session is looked up before a packet to a VIP service starts a new
+/// one (as conntrack comes before DNAT): in LS-NAPT from the VIP, a client port kept as the
+/// router's port may be a service port of the VIP, and the member's replies to it belong to
+/// the client's session.
+#[test]
+fn ls_napt_reply_to_a_port_that_is_also_a_service_goes_to_its_session() {
+    let mut e = Engine::new(EngineConfig {
+        mode: Mode::LsNapt,
+        ..figure2()
+    });
+    let mut syn = tcp(CLIENT, 8080, VIP, 80, 100, 0, "S");
+    let o = e.handle(t(1), &mut syn);
+    assert_eq!((o.after.src, o.after.sport, o.after.dst), (VIP, 8080, M[0]));
+    let mut synack = tcp(M[0], 80, VIP, 8080, 900, 101, "SA");
+    let o = e.handle(t(1), &mut synack);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.bound),
+        (Verdict::Translated, Flow::Outbound, 1, false)
+    );
+    let (ip, s, d) = parsed(&synack);
+    assert_eq!((ip.src, s, ip.dst, d), (VIP, 80, CLIENT, 8080));
+    let mut ack = tcp(CLIENT, 8080, VIP, 80, 101, 901, "A");
+    assert_eq!(e.handle(t(1), &mut ack).verdict, Verdict::Translated);
+    assert_eq!(e.live_sessions(), 1);
+}
+
+/// Figure 2 NAPT with the timeouts of the audit's `napt.toml`: `tcp` 24 h, `tcp_opening`
+/// 10 s, `tcp_closing` 20 s, `tcp_rst` 30 s, grace 2 s.
+fn napt_timeouts() -> EngineConfig {
+    EngineConfig {
+        outside_address: Some(ROUTER_OUT.into()),
+        napt: Some(NaptConfig {
+            inside: vec![([203, 0, 113, 0].into(), 24)],
+        }),
+        timeouts: Timeouts {
+            tcp_opening: Some(crate::time::Span::from_secs(10)),
+            tcp_closing: Some(crate::time::Span::from_secs(20)),
+            tcp_rst: Some(crate::time::Span::from_secs(30)),
+            ..Timeouts::default()
+        },
+        ..config(Algorithm::RoundRobin)
+    }
+}
+
+/// Opens a NAPT TCP connection from M[1]:`port` to `outside`:443 at `at`, returning the
+/// router's port; with `established`, the inside host acknowledges the SYN-ACK.
+fn napt_connect(e: &mut Engine, at: u64, port: u16, outside: [u8; 4], established: bool) -> u16 {
+    let mut syn = tcp(M[1], port, outside, 443, 1000, 0, "S");
+    assert_eq!(e.handle(t(at), &mut syn).verdict, Verdict::Translated);
+    let router = parsed(&syn).1;
+    let mut synack = tcp(outside, 443, ROUTER_OUT, router, 5000, 1001, "SA");
+    assert_eq!(e.handle(t(at), &mut synack).verdict, Verdict::Translated);
+    if established {
+        let mut ack = tcp(M[1], port, outside, 443, 1001, 5001, "A");
+        assert_eq!(e.handle(t(at), &mut ack).verdict, Verdict::Translated);
+    }
+    router
+}
+
+/// NAPT TCP sessions idle out by their state's timeout, like load-shared ones (RFC 5382 §5,
+/// RFC 7857 §2.1): `tcp` once established, `tcp_opening` before, `tcp_closing` after a FIN.
+#[test]
+fn napt_tcp_idle_timeout_follows_the_state() {
+    let outside = [192, 0, 2, 80];
+    let mut e = Engine::new(napt_timeouts());
+    let router = napt_connect(&mut e, 0, 40000, outside, true);
+    // Established and idle 60 s (> tcp_opening): still there, both ways.
+    let mut data = tcp(M[1], 40000, outside, 443, 1001, 5001, "A");
+    let o = e.handle(t(60), &mut data);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    let mut back = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
+    assert_eq!(e.handle(t(61), &mut back).verdict, Verdict::Translated);
+    // A FIN: closing, so 20 s idle ends it.
+    let mut fin = tcp(M[1], 40000, outside, 443, 1001, 5001, "FA");
+    assert_eq!(e.handle(t(70), &mut fin).verdict, Verdict::Translated);
+    let mut late = tcp(outside, 443, ROUTER_OUT, router, 5001, 1002, "A");
+    assert_eq!(e.handle(t(89), &mut late).verdict, Verdict::Translated);
+    e.advance(t(110));
+    let mut late = tcp(outside, 443, ROUTER_OUT, router, 5001, 1002, "A");
+    assert_eq!(
+        e.handle(t(110), &mut late).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+    // Never acknowledged by the inside host: opening, gone after 10 s.
+    let router = napt_connect(&mut e, 200, 40001, outside, false);
+    e.advance(t(210));
+    let mut synack = tcp(outside, 443, ROUTER_OUT, router, 5000, 1001, "SA");
+    assert_eq!(
+        e.handle(t(210), &mut synack).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+}
+
+/// A NAPT TCP session reset by either side is kept `tcp_rst` (30 s), not the close grace.
+#[test]
+fn napt_reset_session_is_kept_tcp_rst() {
+    let outside = [192, 0, 2, 80];
+    let mut e = Engine::new(napt_timeouts());
+    let router = napt_connect(&mut e, 0, 40001, outside, true);
+    let mut rst = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "RA");
+    assert_eq!(e.handle(t(10), &mut rst).verdict, Verdict::Translated);
+    // 5 s later (past the 2 s grace) the inside host's retransmission is still translated.
+    let mut again = tcp(M[1], 40001, outside, 443, 1001, 5001, "A");
+    let o = e.handle(t(15), &mut again);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    assert_eq!(parsed(&again).0.src, ROUTER_OUT);
+    e.advance(t(40));
+    let mut late = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
+    assert_eq!(
+        e.handle(t(40), &mut late).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+}
+
+/// §3.2: an inside host's TCP segment toward the outside with no NAPT session (its mapping
+/// ended) is dropped `tcp-no-session`, not forwarded with the private address; a new SYN
+/// still starts a session, and the members' own stray segments keep their verdicts.
+#[test]
+fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
+    let outside = [192, 0, 2, 80];
+    let mut e = Engine::new(napt_timeouts());
+    napt_connect(&mut e, 0, 40001, outside, true);
+    let mut fin = tcp(M[1], 40001, outside, 443, 1001, 5001, "FA");
+    assert_eq!(e.handle(t(1), &mut fin).verdict, Verdict::Translated);
+    e.advance(t(100));
+    let mut late = tcp(M[1], 40001, outside, 443, 1002, 5001, "A");
+    let before = late.clone();
+    let o = e.handle(t(100), &mut late);
+    assert_eq!(
+        (o.verdict, o.flow),
+        (Verdict::Drop(DropReason::NoSession), Flow::Outbound)
+    );
+    assert_eq!(late, before, "not rewritten");
+    let mut syn = tcp(M[1], 40001, outside, 443, 7000, 0, "S");
+    assert_eq!(e.handle(t(101), &mut syn).verdict, Verdict::Translated);
+    // Between inside hosts: not NAPT's, passes.
+    let mut inside = tcp(M[1], 40002, M[2], 22, 1, 1, "A");
+    assert_eq!(
+        e.handle(t(102), &mut inside).verdict,
+        Verdict::Pass(PassReason::Unrelated)
+    );
+    // A member's SYN-ACK from its service port for no session: handled as before, as an
+    // outbound packet without a session (noted for dead host detection).
+    let mut stray = tcp(M[0], 80, CLIENT, 3000, 1, 1, "SA");
+    let o = e.handle(t(103), &mut stray);
+    assert_eq!(
+        (o.verdict, o.flow),
+        (Verdict::Drop(DropReason::NoSession), Flow::None)
+    );
+}

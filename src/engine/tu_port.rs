@@ -50,14 +50,29 @@ impl Pool {
         }
     }
 
-    /// The next free port at or after `from` (within FIRST..=LAST), wrapping once.
-    fn next_free(&self, from: u16) -> Option<u16> {
+    /// The next free port at or after `from` (within FIRST..=LAST) that `avoid` does not
+    /// refuse, wrapping once.
+    fn next_free(&self, from: u16, avoid: impl Fn(u16) -> bool) -> Option<u16> {
         if self.held > u32::from(LAST - FIRST) {
             return None;
         }
         let from = from.max(FIRST);
-        self.first_free(from, LAST)
-            .or_else(|| (from > FIRST).then(|| self.first_free(FIRST, from - 1))?)
+        self.first_free_not(from, LAST, &avoid)
+            .or_else(|| (from > FIRST).then(|| self.first_free_not(FIRST, from - 1, &avoid))?)
+    }
+
+    /// The lowest free port in `lo..=hi` that `avoid` does not refuse.
+    fn first_free_not(&self, mut lo: u16, hi: u16, avoid: &impl Fn(u16) -> bool) -> Option<u16> {
+        loop {
+            let p = self.first_free(lo, hi)?;
+            if !avoid(p) {
+                return Some(p);
+            }
+            if p == hi {
+                return None;
+            }
+            lo = p + 1;
+        }
     }
 
     /// The lowest free port in `lo..=hi`, a 64-bit word at a time.
@@ -89,14 +104,33 @@ impl TuPorts {
     /// Allocates a port for a session whose own port is `wanted`; `None` when the pool is
     /// exhausted (all 64,512 ports held).
     pub fn allocate(&mut self, key: PoolKey, wanted: u16) -> Option<u16> {
+        self.allocate_avoiding(key, wanted, |_| false)
+    }
+
+    /// [`TuPorts::allocate`], never handing out a port `avoid` refuses (NAPT: the load-shared
+    /// services of the router address, RFC 2391 §3.2); `None` when no other port is free.
+    pub fn allocate_avoiding(
+        &mut self,
+        key: PoolKey,
+        wanted: u16,
+        avoid: impl Fn(u16) -> bool,
+    ) -> Option<u16> {
         let pool = self.pools.entry(key).or_insert_with(|| Pool {
             bits: Box::new([0; 1024]),
             held: 0,
         });
-        let port = if wanted >= FIRST && !pool.is_held(wanted) {
+        let port = if wanted >= FIRST && !pool.is_held(wanted) && !avoid(wanted) {
             wanted
         } else {
-            pool.next_free(wanted.saturating_add(1))?
+            match pool.next_free(wanted.saturating_add(1), avoid) {
+                Some(p) => p,
+                None => {
+                    if pool.held == 0 {
+                        self.pools.remove(&key);
+                    }
+                    return None;
+                }
+            }
         };
         pool.set(port, true);
         pool.held += 1;
@@ -174,6 +208,26 @@ mod tests {
         t.release(K, 5001);
         t.release(K, 5001); // twice: harmless
         assert_eq!(t.held(K), 0);
+    }
+
+    #[test]
+    fn avoided_ports_are_never_handed_out() {
+        let mut t = TuPorts::default();
+        let service = |p: u16| p == 9999 || p == 10000 || p == 1024;
+        // The wanted port is a service: the next one up that is not.
+        assert_eq!(t.allocate_avoiding(K, 9999, service), Some(10001));
+        assert_eq!(t.allocate_avoiding(K, 9998, service), Some(9998));
+        assert_eq!(t.allocate_avoiding(K, 9998, service), Some(10002));
+        // Well-known ports move up, past an avoided 1024.
+        assert_eq!(t.allocate_avoiding(K, 80, service), Some(1025));
+        // Wrapping from the top skips them too.
+        assert_eq!(t.allocate_avoiding(K, 65535, service), Some(65535));
+        assert_eq!(t.allocate_avoiding(K, 65535, service), Some(1026));
+        // Only avoided ports left: refused, and an empty pool is not kept.
+        let other = PoolKey { protocol: 17, ..K };
+        assert_eq!(t.allocate_avoiding(other, 5000, |_| true), None);
+        assert_eq!(t.held(other), 0);
+        assert!(!t.pools.contains_key(&other));
     }
 
     #[test]
