@@ -5,7 +5,9 @@
 //! The committed captures are checked by `tests/kernel.rs` on any machine; this test proves the
 //! recording scripts still work and that the agreement is not an accident of one recording.
 //! Without root or the tools it prints why and passes (`.ci/run` installs the tools and runs as
-//! root). Namespaces are named `lsci-*` and torn down by the scripts, whatever happens.
+//! root). Namespaces are named `lsciPID-*` (this test process's id: two test runs on one
+//! machine, as two checkouts' CI jobs, never share or tear down each other's lab) and torn
+//! down by the scripts, whatever happens.
 
 mod common;
 
@@ -49,11 +51,11 @@ fn unavailable() -> Option<String> {
         return Some(format!("missing {}", missing.join(", ")));
     }
     let probe = Command::new("ip")
-        .args(["netns", "add", "lsci-probe"])
+        .args(["netns", "add", &format!("{}-probe", prefix())])
         .output()
         .ok()?;
     let _ = Command::new("ip")
-        .args(["netns", "del", "lsci-probe"])
+        .args(["netns", "del", &format!("{}-probe", prefix())])
         .output();
     if !probe.status.success() {
         return Some(format!(
@@ -62,6 +64,11 @@ fn unavailable() -> Option<String> {
         ));
     }
     None
+}
+
+/// This test process's namespace prefix.
+fn prefix() -> String {
+    format!("lsci{}", std::process::id())
 }
 
 /// Runs `scripts/SCRIPT` with captures and kernel references going to a fresh scratch
@@ -75,7 +82,7 @@ fn record(script: &str, env: &[(&str, &str)]) -> tempfile::TempDir {
             .arg(common::root().join("scripts").join(script))
             .env("OUT", dir.path())
             .env("REF", dir.path())
-            .env("LAB_PREFIX", "lsci")
+            .env("LAB_PREFIX", prefix())
             .envs(env.iter().copied())
             .output()
             .unwrap();
