@@ -76,11 +76,14 @@ fn audit_goldens_for_every_preset() {
 /// Session keys (client → VIP) of the packets of lsnat-idle, with each packet's time, read
 /// straight from the capture: inbound packets to the VIP, replies from a member (router view).
 /// Returns (all packets, the client's packets) by key.
+/// The third map holds every packet's (index, time) by key.
 type ByKey = BTreeMap<Tuple, Vec<u64>>;
-fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey) {
+type Indexed = BTreeMap<Tuple, Vec<(u64, u64)>>;
+fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey, Indexed) {
     const VIP: [u8; 4] = [198, 18, 0, 100];
     let mut by_key: ByKey = BTreeMap::new();
     let mut inbound: ByKey = BTreeMap::new();
+    let mut indexed: Indexed = BTreeMap::new();
     for (meta, frame) in common::read_all(cap) {
         let Payload::Ipv4 { offset } = link::locate(meta.linktype, &frame).payload else {
             continue;
@@ -120,8 +123,12 @@ fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey) {
             continue;
         };
         by_key.entry(key).or_default().push(meta.ts.0);
+        indexed
+            .entry(key)
+            .or_default()
+            .push((meta.index, meta.ts.0));
     }
-    (by_key, inbound)
+    (by_key, inbound, indexed)
 }
 
 /// With every idle timeout at 10 s, exactly the sessions that were silent ≥ 10 s are broken:
@@ -135,7 +142,7 @@ fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey) {
 fn broken_sessions_on_lsnat_idle_are_the_ones_with_long_gaps() {
     let cap = common::root().join("captures/lsnat-idle.pcap");
     let limit = 10_000_000_000u64;
-    let (any, inbound) = sessions_from_packets(&cap);
+    let (any, inbound, _) = sessions_from_packets(&cap);
     let gaps = |times: &[u64]| -> Vec<u64> {
         times
             .windows(2)
@@ -191,6 +198,63 @@ fn broken_sessions_on_lsnat_idle_are_the_ones_with_long_gaps() {
     // RFC 2391's defaults keep every session of this capture.
     let a = audit::run(&job(&cap, None, &["rfc2391"])).unwrap();
     assert_eq!(a.results[0].total_broken(), 0);
+}
+
+/// A session's next packet can be the one whose arrival fires its expiry (timers fire lazily
+/// when the engine handles a packet, and the replay hands the observers that packet before the
+/// session's `Ended` event): that packet is still the one that finds the session gone.
+///
+/// `lsnat-idle` with `tcp=12s`: computed here from the packets, each TCP key's first silence of
+/// 12 s or more ends at the packet that breaks it (the telnet session's 12.000326899 s ends at
+/// packet 58, the first `DROP tcp-no-session` of that replay). `lsnat-edges` with `udp=200ms`:
+/// the member's reply (packet 57) 0.5 s after the datagram of UDP session s12 finds it gone.
+#[test]
+fn the_packet_that_fires_the_expiry_is_the_one_blamed() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let limit = 12_000_000_000u64;
+    let (_, _, indexed) = sessions_from_packets(&cap);
+    let mut expected: BTreeMap<u64, (Tuple, u64)> = BTreeMap::new();
+    for (key, pkts) in indexed.iter().filter(|(k, _)| k.protocol == 6) {
+        if let Some(w) = pkts.windows(2).find(|w| w[1].1 - w[0].1 >= limit) {
+            expected.insert(w[1].0, (*key, w[1].1 - w[0].1));
+        }
+    }
+    assert_eq!(expected.len(), 2, "telnet (12 s) and HTTP B (20 s)");
+    let a = audit::run(&job(&cap, None, &["tcp=12s"])).unwrap();
+    let r = &a.results[0];
+    let got: BTreeMap<u64, (Tuple, u64)> = r
+        .broken
+        .iter()
+        .map(|b| (b.packet, (b.key, b.gap.0)))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(r.count(Effect::TcpDropped), 2);
+    let worst = &r.broken[0];
+    assert_eq!((worst.packet, worst.gap.0), (65, 20_000_606_450));
+    assert!(got.get(&58).is_some_and(|&(_, g)| g == 12_000_326_899));
+
+    let cap = common::root().join("captures/lsnat-edges.pcap");
+    let a = audit::run(&job(&cap, None, &["udp=200ms"])).unwrap();
+    let r = &a.results[0];
+    assert_eq!(r.count(Effect::OrphanedReply), 1);
+    let b = r
+        .broken
+        .iter()
+        .find(|b| b.effect == Effect::OrphanedReply)
+        .unwrap();
+    assert_eq!(b.packet, 57);
+    assert_eq!(b.key.to_string(), "198.51.100.7:46186 > 198.18.0.100:9999");
+    // from the datagram (packet 56, +4.498443 in golden/lsnat-edges.snap) to the reply
+    let ts = |i: u64| {
+        common::read_all(&cap)
+            .iter()
+            .find(|(m, _)| m.index == i)
+            .unwrap()
+            .0
+            .ts
+    };
+    assert_eq!(b.gap, ts(57).since(ts(56)));
+    assert!(b.gap > Span::from_millis(500) && b.gap < Span::from_millis(501));
 }
 
 /// The gap table's "nothing breaks with a timeout above the largest gap" is exact: one

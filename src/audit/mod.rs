@@ -140,6 +140,18 @@ struct Expired {
     state: &'static str,
 }
 
+/// A packet that found no session and no unbound session to blame yet. Timers fire lazily when
+/// the engine handles a packet, and the replay hands observers the packet before the events it
+/// caused: the session this packet finds gone may be unbound by its own arrival, its `Ended`
+/// event still to come. Kept until the next packet.
+#[derive(Clone, Copy)]
+struct Unblamed {
+    key: Tuple,
+    at: Timestamp,
+    effect: Effect,
+    packet: u64,
+}
+
 fn state_name(protocol: u8, tcp: Option<TcpState>) -> &'static str {
     match protocol {
         proto::TCP => match tcp.unwrap_or_default() {
@@ -170,6 +182,9 @@ pub struct PolicyObserver {
     order: VecDeque<(Tuple, u64)>,
     forgotten: u64,
     broken: Vec<Broken>,
+    /// The capture index of the packet last handed to [`Observer::packet`].
+    packet: u64,
+    unblamed: Option<Unblamed>,
 }
 
 impl PolicyObserver {
@@ -189,6 +204,8 @@ impl PolicyObserver {
             order: VecDeque::new(),
             forgotten: 0,
             broken: Vec::new(),
+            packet: 0,
+            unblamed: None,
         }
     }
 
@@ -250,26 +267,33 @@ impl PolicyObserver {
 
 impl Observer for PolicyObserver {
     fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
+        self.packet = meta.index;
+        self.unblamed = None;
         let Disposition::Engine(o) = what else {
             return;
         };
-        match o.verdict {
+        let effect = match o.verdict {
             Verdict::Translated => {
                 if let Some(s) = o.tcp_state {
                     self.tcp_state.insert(o.session, s);
                 }
+                return;
             }
-            Verdict::Drop(DropReason::NoSession) => {
-                if let Some(e) = self.take(&o.before) {
-                    self.record(e, meta.ts, Effect::TcpDropped, meta.index);
-                }
+            Verdict::Drop(DropReason::NoSession) => Effect::TcpDropped,
+            Verdict::Pass(PassReason::OutboundWithoutSession) => Effect::OrphanedReply,
+            _ => return,
+        };
+        match self.take(&o.before) {
+            Some(e) => self.record(e, meta.ts, effect, meta.index),
+            // Its own arrival may have unbound the session: checked again at its Ended event.
+            None => {
+                self.unblamed = Some(Unblamed {
+                    key: o.before,
+                    at: meta.ts,
+                    effect,
+                    packet: meta.index,
+                })
             }
-            Verdict::Pass(PassReason::OutboundWithoutSession) => {
-                if let Some(e) = self.take(&o.before) {
-                    self.record(e, meta.ts, Effect::OrphanedReply, meta.index);
-                }
-            }
-            _ => {}
         }
     }
 
@@ -295,7 +319,7 @@ impl Observer for PolicyObserver {
                         Effect::ReboundOtherMember
                     };
                     // the binding packet is the one just handed to `packet`
-                    self.record(e, *at, effect, u64::MAX);
+                    self.record(e, *at, effect, self.packet);
                 }
             }
             Event::Ended(r) => {
@@ -322,6 +346,16 @@ impl Observer for PolicyObserver {
                     cause: r.end,
                     state: state_name(r.key.protocol, state),
                 };
+                // The packet just handed to `packet` found no session: this one, if it is its
+                // key and was unbound by then (by that packet's own arrival).
+                if let Some(u) = self.unblamed
+                    && (u.key == e.key || u.key == e.reply)
+                    && r.ended_at <= u.at
+                {
+                    self.unblamed = None;
+                    self.record(e, u.at, u.effect, u.packet);
+                    return;
+                }
                 self.expired.insert(e.key, e);
                 self.expired.insert(e.reply, e);
                 self.order.push_back((e.key, e.number));
@@ -333,25 +367,6 @@ impl Observer for PolicyObserver {
                         self.forgotten += 1;
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Fills in the packet index of rebinding records (the Bound event follows its packet).
-struct LastPacket<'a>(&'a mut PolicyObserver, u64);
-
-impl Observer for LastPacket<'_> {
-    fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
-        self.1 = meta.index;
-        self.0.packet(meta, what);
-    }
-    fn event(&mut self, event: &Event) {
-        let n = self.0.broken.len();
-        self.0.event(event);
-        for b in &mut self.0.broken[n..] {
-            if b.packet == u64::MAX {
-                b.packet = self.1;
             }
         }
     }
@@ -443,10 +458,7 @@ fn run_one(
 /// Replays the capture once under `policy` and summarises what it did.
 pub fn evaluate(job: &AuditJob, policy: &Policy) -> Result<PolicyResult, ReplayError> {
     let mut obs = PolicyObserver::new(job.config.view);
-    let totals = {
-        let mut lp = LastPacket(&mut obs, 0);
-        run_one(job, policy.timeouts, policy.max_sessions, &mut [&mut lp])?
-    };
+    let totals = run_one(job, policy.timeouts, policy.max_sessions, &mut [&mut obs])?;
     let span = totals
         .last_ts
         .unwrap_or_default()
