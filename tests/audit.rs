@@ -257,28 +257,93 @@ fn the_packet_that_fires_the_expiry_is_the_one_blamed() {
     assert!(b.gap > Span::from_millis(500) && b.gap < Span::from_millis(501));
 }
 
-/// The gap table's "nothing breaks with a timeout above the largest gap" is exact: one
-/// nanosecond more breaks nothing, the largest gap itself breaks a session.
-#[test]
-fn the_largest_gap_is_the_exact_threshold() {
-    let cap = common::root().join("captures/lsnat-idle.pcap");
-    let a = audit::run(&job(&cap, None, &[])).unwrap();
-    for (class, key) in [("udp", "udp"), ("icmp", "icmp"), ("tcp-established", "tcp")] {
+/// Asserts that for each (class, policy key) the gap table's "nothing breaks with KEY > max" is
+/// exact on `cap`: one nanosecond more than the class's largest gap breaks nothing, the largest
+/// gap itself breaks a session. Returns the audit without policies.
+fn assert_exact_thresholds(
+    cap: &Path,
+    config: Option<&Path>,
+    classes: &[(&str, &str)],
+) -> audit::Audit {
+    let a = audit::run(&job(cap, config, &[])).unwrap();
+    for &(class, key) in classes {
         let d = &a
             .gaps
             .sessions
             .iter()
             .find(|(c, _)| c.name() == class)
-            .unwrap()
+            .unwrap_or_else(|| panic!("{}: no {class} gaps", cap.display()))
             .1;
         let safe = d.safe_timeout().unwrap();
         let at = |ns: u64| {
             let p = format!("{key}={ns}ns");
-            audit::run(&job(&cap, None, &[&p])).unwrap().results[0].total_broken()
+            audit::run(&job(cap, config, &[&p])).unwrap().results[0].total_broken()
         };
         assert_eq!(at(safe.0), 0, "{class}: {key} just above the largest gap");
         assert!(at(d.max.0) >= 1, "{class}: {key} equal to the largest gap");
     }
+    a
+}
+
+/// The gap table's "nothing breaks with a timeout above the largest gap" is exact: one
+/// nanosecond more breaks nothing, the largest gap itself breaks a session.
+#[test]
+fn the_largest_gap_is_the_exact_threshold() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    assert_exact_thresholds(
+        &cap,
+        None,
+        &[("udp", "udp"), ("icmp", "icmp"), ("tcp-established", "tcp")],
+    );
+}
+
+fn class<'a>(a: &'a audit::Audit, name: &str) -> &'a audit::gaps::Distribution {
+    &a.gaps
+        .sessions
+        .iter()
+        .find(|(c, _)| c.name() == name)
+        .unwrap_or_else(|| panic!("no {name} gaps"))
+        .1
+}
+
+/// A translated ICMP error about a session is not one of its packets: the engine does not
+/// refresh the session on it (RFC 7857 §2.1), so it starts no idle gap and ends none, and its
+/// outcome (no TCP state) does not change the class of the session's next gap.
+///
+/// `lsnat-edges` (golden/lsnat-edges.snap): UDP session s11 is one datagram (packet 54) and an
+/// ICMP error about it (55), so no gap; s12 a datagram, its reply 0.5 s later and an ICMP error
+/// (56–58), so one gap. With s6–s8 (one gap each), s9 (5) and s10 (3), 12 UDP gaps in 6
+/// sessions. `zeek__smtp` from the corpus: an SMTP session through which an intermediate router
+/// sends four ICMP errors (packets 26, 28–30) while it is established; its only opening gaps are
+/// SYN → SYN-ACK (0.346950 s) and SYN-ACK → ACK, and the thresholds hold for every TCP class.
+#[test]
+fn icmp_errors_are_not_session_activity_in_the_gaps() {
+    let cap = common::root().join("captures/lsnat-edges.pcap");
+    let a = audit::run(&job(&cap, None, &[])).unwrap();
+    let udp = class(&a, "udp");
+    assert_eq!((udp.count, udp.sessions), (12, 6));
+    assert_eq!(udp.max.0, 500_449_672);
+
+    let scratch = common::scratch();
+    let Some(corpus) = common::corpus() else {
+        eprintln!("skipping zeek__smtp.pcap: the capture corpus is absent");
+        return;
+    };
+    let cap = corpus.join("zeek__smtp.pcap");
+    let cfg = scratch.path().join("zeek__smtp.toml");
+    std::fs::write(&cfg, common::derive_config(&cap).unwrap()).unwrap();
+    let a = assert_exact_thresholds(
+        &cap,
+        Some(&cfg),
+        &[
+            ("tcp-opening", "tcp-opening"),
+            ("tcp-established", "tcp"),
+            ("tcp-closing", "tcp-closing"),
+        ],
+    );
+    let opening = class(&a, "tcp-opening");
+    assert_eq!((opening.count, opening.sessions), (2, 1));
+    assert_eq!(opening.max.0, 346_950_000);
 }
 
 fn strip_names(mut v: serde_json::Value) -> serde_json::Value {
