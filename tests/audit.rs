@@ -414,6 +414,52 @@ fn sweep_points_equal_individual_policy_runs() {
     assert!(svg.contains("udp timeout") && svg.contains("sessions broken"));
 }
 
+/// The sweep takes its other timeouts from the first `-p`, or the config without one; a
+/// `--require-compliant` policy is audited too but is not the sweep's base.
+#[test]
+fn the_sweep_base_is_the_first_policy_given_with_p() {
+    let scratch = common::scratch();
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let base = |extra: &[&str]| {
+        let json = scratch.path().join("sweep.json");
+        let out = common::lsnat()
+            .args(["audit", cap.to_str().unwrap(), "-q"])
+            .args([
+                "--sweep",
+                "udp=10s..20s:2",
+                "--json",
+                json.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+        let v = common::read_json(&json);
+        let names: Vec<String> = v["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        let tcp = v["sweep"]["points"][0]["timeouts"]["tcp_established_ns"].as_u64();
+        (v["sweep"]["base"].as_str().unwrap().to_string(), tcp, names)
+    };
+    const DAY: u64 = 86_400_000_000_000;
+    assert_eq!(base(&[]), ("config".into(), Some(DAY), vec![]));
+    assert_eq!(
+        base(&["--require-compliant", "ipvs"]),
+        ("config".into(), Some(DAY), vec!["ipvs".into()])
+    );
+    assert_eq!(
+        base(&["-p", "ipvs", "--require-compliant", "rfc-minimum"]),
+        (
+            "ipvs".into(),
+            Some(900_000_000_000),
+            vec!["ipvs".into(), "rfc-minimum".into()]
+        )
+    );
+}
+
 #[test]
 fn exit_codes_gate_on_must_floors_and_bad_input() {
     let cap = common::root().join("captures/rfc2391-fig1.pcap");
