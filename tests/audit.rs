@@ -414,6 +414,26 @@ fn sweep_points_equal_individual_policy_runs() {
     assert!(svg.contains("udp timeout") && svg.contains("sessions broken"));
 }
 
+/// `--worst 0` turns the list of worst cases off; it does not claim that nothing broke.
+#[test]
+fn worst_zero_lists_nothing_and_claims_nothing() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let a = audit::run(&job(&cap, None, &["udp=1s"])).unwrap();
+    assert!(a.results[0].total_broken() > 0);
+    let text = report::render(&a, 0, Some(150));
+    assert!(!text.contains("no policy broke"), "{text}");
+    assert!(
+        text.contains("## worst cases: not listed (--worst 0)"),
+        "{text}"
+    );
+    assert!(!text.contains("rebound-other-member"), "{text}");
+    let text = report::render(&a, 10, Some(150));
+    assert!(text.contains("rebound-other-member"), "{text}");
+    // with nothing broken and the list on, it says so
+    let a = audit::run(&job(&cap, None, &["rfc2391"])).unwrap();
+    assert!(report::render(&a, 10, Some(150)).contains("none: no policy broke a session"));
+}
+
 /// The sweep takes its other timeouts from the first `-p`, or the config without one; a
 /// `--require-compliant` policy is audited too but is not the sweep's base.
 #[test]
