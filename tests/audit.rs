@@ -414,6 +414,45 @@ fn sweep_points_equal_individual_policy_runs() {
     assert!(svg.contains("udp timeout") && svg.contains("sessions broken"));
 }
 
+/// A sweep point's name is a policy that `-p` takes back, with the same value: up to the
+/// longest duration there is (u64::MAX ns), where the name used to be a rounded float that `-p`
+/// refused as too long.
+#[test]
+fn sweep_point_names_are_policies_with_the_same_value() {
+    let scratch = common::scratch();
+    let cap = common::root().join("captures/rfc2391-fig1.pcap");
+    let run = |args: &[&str]| {
+        let json = scratch.path().join("out.json");
+        let out = common::lsnat()
+            .args(["audit", cap.to_str().unwrap(), "-q", "--json"])
+            .arg(&json)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        common::read_json(&json)
+    };
+    let s = run(&["--sweep", "udp=1.000000001s..18446744073.709551615s:4"]);
+    let points = s["sweep"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    assert_eq!(points[3]["value_ns"].as_u64(), Some(u64::MAX));
+    assert_eq!(points[0]["name"], "udp=1.000000001s");
+    let mut args = Vec::new();
+    for p in points {
+        args.push("-p".to_string());
+        args.push(p["name"].as_str().unwrap().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let one = run(&args);
+    let singles = one["policies"].as_array().unwrap();
+    assert_eq!(singles.len(), points.len());
+    for (p, q) in points.iter().zip(singles) {
+        assert_eq!(p["name"], q["name"]);
+        assert_eq!(p["value_ns"], q["timeouts"]["udp_ns"], "{}", p["name"]);
+        assert_eq!(p["timeouts"], q["timeouts"]);
+    }
+}
+
 /// `--worst 0` turns the list of worst cases off; it does not claim that nothing broke.
 #[test]
 fn worst_zero_lists_nothing_and_claims_nothing() {
@@ -519,6 +558,21 @@ fn exit_codes_gate_on_must_floors_and_bad_input() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{bad:?}: {err}");
+    }
+    // too large, however written: the same one-line error
+    for big in [
+        "udp=18446744074",
+        "udp=99999999999999999999",
+        "udp=600000000d",
+    ] {
+        let out = common::lsnat()
+            .args(["audit", cap, "-q", "-p", big])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{big}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{big}: {err}");
+        assert!(err.contains("too long"), "{big}: {err}");
     }
     let out = common::lsnat()
         .args(["audit", "/nonexistent.pcap"])
