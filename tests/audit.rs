@@ -453,6 +453,20 @@ fn sweep_point_names_are_policies_with_the_same_value() {
     }
 }
 
+/// JSON `worst[].member` is the member's address, as in the replay's JSON report.
+#[test]
+fn worst_cases_name_the_member_by_address() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let a = audit::run(&job(&cap, None, &["udp=1s"])).unwrap();
+    let v = report::to_json(&a, 100);
+    let worst = v["policies"][0]["worst"].as_array().unwrap();
+    assert!(!worst.is_empty());
+    let members = ["203.0.113.1", "203.0.113.2", "203.0.113.3"];
+    for (w, b) in worst.iter().zip(&a.results[0].broken) {
+        assert_eq!(w["member"], members[b.member], "{w}");
+    }
+}
+
 /// `--worst 0` turns the list of worst cases off; it does not claim that nothing broke.
 #[test]
 fn worst_zero_lists_nothing_and_claims_nothing() {

@@ -74,8 +74,10 @@ pub struct Broken {
     pub session: u64,
     /// Its key (client → VIP).
     pub key: Tuple,
-    /// The member it was bound to.
+    /// The member it was bound to: its index in the pool ([`Engine::members`]).
     pub member: usize,
+    /// That member's address.
+    pub member_addr: [u8; 4],
     /// What it was doing when it expired (`tcp-established`, `udp`, ...).
     pub state: &'static str,
     /// From its last packet to the packet that found it gone.
@@ -134,6 +136,7 @@ struct Expired {
     key: Tuple,
     reply: Tuple,
     member: usize,
+    member_addr: [u8; 4],
     last: Timestamp,
     timeout: Span,
     cause: EndReason,
@@ -172,7 +175,8 @@ pub struct PolicyObserver {
     view: View,
     live: u64,
     peak: u64,
-    bound_at: FxHashMap<u64, Timestamp>,
+    /// Live sessions: when bound, and the member's address.
+    bound_at: FxHashMap<u64, (Timestamp, [u8; 4])>,
     tcp_state: FxHashMap<u64, TcpState>,
     session_ns: u128,
     bound: u64,
@@ -228,6 +232,7 @@ impl PolicyObserver {
             session: e.number,
             key: e.key,
             member: e.member,
+            member_addr: e.member_addr,
             state: e.state,
             gap: at.since(e.last),
             timeout: e.timeout,
@@ -303,13 +308,14 @@ impl Observer for PolicyObserver {
                 number,
                 at,
                 member,
+                member_addr,
                 key,
                 ..
             } => {
                 self.bound += 1;
                 self.live += 1;
                 self.peak = self.peak.max(self.live);
-                self.bound_at.insert(*number, *at);
+                self.bound_at.insert(*number, (*at, *member_addr));
                 if let Some(e) = self.take(key)
                     && key.protocol != proto::TCP
                 {
@@ -324,7 +330,8 @@ impl Observer for PolicyObserver {
             }
             Event::Ended(r) => {
                 self.live = self.live.saturating_sub(1);
-                if let Some(b) = self.bound_at.remove(&r.number) {
+                let bound = self.bound_at.remove(&r.number);
+                if let Some((b, _)) = bound {
                     self.session_ns += u128::from(r.ended_at.since(b).0);
                 }
                 let state = self.tcp_state.remove(&r.number);
@@ -341,6 +348,7 @@ impl Observer for PolicyObserver {
                     key: r.key,
                     reply: session_reply_key(&r.key, &r.translated, self.view),
                     member: r.member,
+                    member_addr: bound.map_or(r.translated.dst, |(_, a)| a),
                     last: r.last,
                     timeout: r.ended_at.since(r.last),
                     cause: r.end,

@@ -322,7 +322,7 @@ fn broken_json(b: &Broken) -> Value {
         "proto": crate::wire::proto::name(b.key.protocol),
         "orig_h": addr(b.key.src), "orig_p": b.key.sport,
         "resp_h": addr(b.key.dst), "resp_p": b.key.dport,
-        "member": b.member,
+        "member": addr(b.member_addr),
         "state": b.state,
         "gap_ns": b.gap.0,
         "timeout_ns": b.timeout.0,
