@@ -253,6 +253,18 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--svg draws a sweep: give --sweep KEY=LO..HI too");
     }
     let file_policies = audit::file_policies(&config_path, &cfg).map_err(anyhow::Error::msg)?;
+    // The sweep's other timeouts: the first `-p`, else the config (not a --require-compliant
+    // policy, which is audited beside it).
+    let sweep = match &args.sweep {
+        Some(s) => {
+            let base = match args.policies.first() {
+                Some(n) => audit::resolve(n, &cfg, &file_policies).map_err(anyhow::Error::msg)?,
+                None => audit::config_policy(&cfg),
+            };
+            Some(Sweep::parse(s, &base).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     let mut names = args.policies.clone();
     if names.is_empty() && args.sweep.is_none() {
         names.push("config".into());
@@ -271,16 +283,6 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
             policies.push(p);
         }
     }
-    let sweep = match &args.sweep {
-        Some(s) => {
-            let base = policies
-                .first()
-                .cloned()
-                .unwrap_or_else(|| audit::config_policy(&cfg));
-            Some(Sweep::parse(s, &base).map_err(anyhow::Error::msg)?)
-        }
-        None => None,
-    };
     let job = AuditJob {
         capture: args.capture.clone(),
         config_path: config_path.clone(),

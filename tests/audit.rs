@@ -76,11 +76,14 @@ fn audit_goldens_for_every_preset() {
 /// Session keys (client → VIP) of the packets of lsnat-idle, with each packet's time, read
 /// straight from the capture: inbound packets to the VIP, replies from a member (router view).
 /// Returns (all packets, the client's packets) by key.
+/// The third map holds every packet's (index, time) by key.
 type ByKey = BTreeMap<Tuple, Vec<u64>>;
-fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey) {
+type Indexed = BTreeMap<Tuple, Vec<(u64, u64)>>;
+fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey, Indexed) {
     const VIP: [u8; 4] = [198, 18, 0, 100];
     let mut by_key: ByKey = BTreeMap::new();
     let mut inbound: ByKey = BTreeMap::new();
+    let mut indexed: Indexed = BTreeMap::new();
     for (meta, frame) in common::read_all(cap) {
         let Payload::Ipv4 { offset } = link::locate(meta.linktype, &frame).payload else {
             continue;
@@ -120,8 +123,12 @@ fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey) {
             continue;
         };
         by_key.entry(key).or_default().push(meta.ts.0);
+        indexed
+            .entry(key)
+            .or_default()
+            .push((meta.index, meta.ts.0));
     }
-    (by_key, inbound)
+    (by_key, inbound, indexed)
 }
 
 /// With every idle timeout at 10 s, exactly the sessions that were silent ≥ 10 s are broken:
@@ -135,7 +142,7 @@ fn sessions_from_packets(cap: &Path) -> (ByKey, ByKey) {
 fn broken_sessions_on_lsnat_idle_are_the_ones_with_long_gaps() {
     let cap = common::root().join("captures/lsnat-idle.pcap");
     let limit = 10_000_000_000u64;
-    let (any, inbound) = sessions_from_packets(&cap);
+    let (any, inbound, _) = sessions_from_packets(&cap);
     let gaps = |times: &[u64]| -> Vec<u64> {
         times
             .windows(2)
@@ -193,28 +200,150 @@ fn broken_sessions_on_lsnat_idle_are_the_ones_with_long_gaps() {
     assert_eq!(a.results[0].total_broken(), 0);
 }
 
-/// The gap table's "nothing breaks with a timeout above the largest gap" is exact: one
-/// nanosecond more breaks nothing, the largest gap itself breaks a session.
+/// A session's next packet can be the one whose arrival fires its expiry (timers fire lazily
+/// when the engine handles a packet, and the replay hands the observers that packet before the
+/// session's `Ended` event): that packet is still the one that finds the session gone.
+///
+/// `lsnat-idle` with `tcp=12s`: computed here from the packets, each TCP key's first silence of
+/// 12 s or more ends at the packet that breaks it (the telnet session's 12.000326899 s ends at
+/// packet 58, the first `DROP tcp-no-session` of that replay). `lsnat-edges` with `udp=200ms`:
+/// the member's reply (packet 57) 0.5 s after the datagram of UDP session s12 finds it gone.
 #[test]
-fn the_largest_gap_is_the_exact_threshold() {
+fn the_packet_that_fires_the_expiry_is_the_one_blamed() {
     let cap = common::root().join("captures/lsnat-idle.pcap");
-    let a = audit::run(&job(&cap, None, &[])).unwrap();
-    for (class, key) in [("udp", "udp"), ("icmp", "icmp"), ("tcp-established", "tcp")] {
+    let limit = 12_000_000_000u64;
+    let (_, _, indexed) = sessions_from_packets(&cap);
+    let mut expected: BTreeMap<u64, (Tuple, u64)> = BTreeMap::new();
+    for (key, pkts) in indexed.iter().filter(|(k, _)| k.protocol == 6) {
+        if let Some(w) = pkts.windows(2).find(|w| w[1].1 - w[0].1 >= limit) {
+            expected.insert(w[1].0, (*key, w[1].1 - w[0].1));
+        }
+    }
+    assert_eq!(expected.len(), 2, "telnet (12 s) and HTTP B (20 s)");
+    let a = audit::run(&job(&cap, None, &["tcp=12s"])).unwrap();
+    let r = &a.results[0];
+    let got: BTreeMap<u64, (Tuple, u64)> = r
+        .broken
+        .iter()
+        .map(|b| (b.packet, (b.key, b.gap.0)))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(r.count(Effect::TcpDropped), 2);
+    let worst = &r.broken[0];
+    assert_eq!((worst.packet, worst.gap.0), (65, 20_000_606_450));
+    assert!(got.get(&58).is_some_and(|&(_, g)| g == 12_000_326_899));
+
+    let cap = common::root().join("captures/lsnat-edges.pcap");
+    let a = audit::run(&job(&cap, None, &["udp=200ms"])).unwrap();
+    let r = &a.results[0];
+    assert_eq!(r.count(Effect::OrphanedReply), 1);
+    let b = r
+        .broken
+        .iter()
+        .find(|b| b.effect == Effect::OrphanedReply)
+        .unwrap();
+    assert_eq!(b.packet, 57);
+    assert_eq!(b.key.to_string(), "198.51.100.7:46186 > 198.18.0.100:9999");
+    // from the datagram (packet 56, +4.498443 in golden/lsnat-edges.snap) to the reply
+    let ts = |i: u64| {
+        common::read_all(&cap)
+            .iter()
+            .find(|(m, _)| m.index == i)
+            .unwrap()
+            .0
+            .ts
+    };
+    assert_eq!(b.gap, ts(57).since(ts(56)));
+    assert!(b.gap > Span::from_millis(500) && b.gap < Span::from_millis(501));
+}
+
+/// Asserts that for each (class, policy key) the gap table's "nothing breaks with KEY > max" is
+/// exact on `cap`: one nanosecond more than the class's largest gap breaks nothing, the largest
+/// gap itself breaks a session. Returns the audit without policies.
+fn assert_exact_thresholds(
+    cap: &Path,
+    config: Option<&Path>,
+    classes: &[(&str, &str)],
+) -> audit::Audit {
+    let a = audit::run(&job(cap, config, &[])).unwrap();
+    for &(class, key) in classes {
         let d = &a
             .gaps
             .sessions
             .iter()
             .find(|(c, _)| c.name() == class)
-            .unwrap()
+            .unwrap_or_else(|| panic!("{}: no {class} gaps", cap.display()))
             .1;
         let safe = d.safe_timeout().unwrap();
         let at = |ns: u64| {
             let p = format!("{key}={ns}ns");
-            audit::run(&job(&cap, None, &[&p])).unwrap().results[0].total_broken()
+            audit::run(&job(cap, config, &[&p])).unwrap().results[0].total_broken()
         };
         assert_eq!(at(safe.0), 0, "{class}: {key} just above the largest gap");
         assert!(at(d.max.0) >= 1, "{class}: {key} equal to the largest gap");
     }
+    a
+}
+
+/// The gap table's "nothing breaks with a timeout above the largest gap" is exact: one
+/// nanosecond more breaks nothing, the largest gap itself breaks a session.
+#[test]
+fn the_largest_gap_is_the_exact_threshold() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    assert_exact_thresholds(
+        &cap,
+        None,
+        &[("udp", "udp"), ("icmp", "icmp"), ("tcp-established", "tcp")],
+    );
+}
+
+fn class<'a>(a: &'a audit::Audit, name: &str) -> &'a audit::gaps::Distribution {
+    &a.gaps
+        .sessions
+        .iter()
+        .find(|(c, _)| c.name() == name)
+        .unwrap_or_else(|| panic!("no {name} gaps"))
+        .1
+}
+
+/// A translated ICMP error about a session is not one of its packets: the engine does not
+/// refresh the session on it (RFC 7857 §2.1), so it starts no idle gap and ends none, and its
+/// outcome (no TCP state) does not change the class of the session's next gap.
+///
+/// `lsnat-edges` (golden/lsnat-edges.snap): UDP session s11 is one datagram (packet 54) and an
+/// ICMP error about it (55), so no gap; s12 a datagram, its reply 0.5 s later and an ICMP error
+/// (56–58), so one gap. With s6–s8 (one gap each), s9 (5) and s10 (3), 12 UDP gaps in 6
+/// sessions. `zeek__smtp` from the corpus: an SMTP session through which an intermediate router
+/// sends four ICMP errors (packets 26, 28–30) while it is established; its only opening gaps are
+/// SYN → SYN-ACK (0.346950 s) and SYN-ACK → ACK, and the thresholds hold for every TCP class.
+#[test]
+fn icmp_errors_are_not_session_activity_in_the_gaps() {
+    let cap = common::root().join("captures/lsnat-edges.pcap");
+    let a = audit::run(&job(&cap, None, &[])).unwrap();
+    let udp = class(&a, "udp");
+    assert_eq!((udp.count, udp.sessions), (12, 6));
+    assert_eq!(udp.max.0, 500_449_672);
+
+    let scratch = common::scratch();
+    let Some(corpus) = common::corpus() else {
+        eprintln!("skipping zeek__smtp.pcap: the capture corpus is absent");
+        return;
+    };
+    let cap = corpus.join("zeek__smtp.pcap");
+    let cfg = scratch.path().join("zeek__smtp.toml");
+    std::fs::write(&cfg, common::derive_config(&cap).unwrap()).unwrap();
+    let a = assert_exact_thresholds(
+        &cap,
+        Some(&cfg),
+        &[
+            ("tcp-opening", "tcp-opening"),
+            ("tcp-established", "tcp"),
+            ("tcp-closing", "tcp-closing"),
+        ],
+    );
+    let opening = class(&a, "tcp-opening");
+    assert_eq!((opening.count, opening.sessions), (2, 1));
+    assert_eq!(opening.max.0, 346_950_000);
 }
 
 fn strip_names(mut v: serde_json::Value) -> serde_json::Value {
@@ -285,6 +414,125 @@ fn sweep_points_equal_individual_policy_runs() {
     assert!(svg.contains("udp timeout") && svg.contains("sessions broken"));
 }
 
+/// A sweep point's name is a policy that `-p` takes back, with the same value: up to the
+/// longest duration there is (u64::MAX ns), where the name used to be a rounded float that `-p`
+/// refused as too long.
+#[test]
+fn sweep_point_names_are_policies_with_the_same_value() {
+    let scratch = common::scratch();
+    let cap = common::root().join("captures/rfc2391-fig1.pcap");
+    let run = |args: &[&str]| {
+        let json = scratch.path().join("out.json");
+        let out = common::lsnat()
+            .args(["audit", cap.to_str().unwrap(), "-q", "--json"])
+            .arg(&json)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        common::read_json(&json)
+    };
+    let s = run(&["--sweep", "udp=1.000000001s..18446744073.709551615s:4"]);
+    let points = s["sweep"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    assert_eq!(points[3]["value_ns"].as_u64(), Some(u64::MAX));
+    assert_eq!(points[0]["name"], "udp=1.000000001s");
+    let mut args = Vec::new();
+    for p in points {
+        args.push("-p".to_string());
+        args.push(p["name"].as_str().unwrap().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let one = run(&args);
+    let singles = one["policies"].as_array().unwrap();
+    assert_eq!(singles.len(), points.len());
+    for (p, q) in points.iter().zip(singles) {
+        assert_eq!(p["name"], q["name"]);
+        assert_eq!(p["value_ns"], q["timeouts"]["udp_ns"], "{}", p["name"]);
+        assert_eq!(p["timeouts"], q["timeouts"]);
+    }
+}
+
+/// JSON `worst[].member` is the member's address, as in the replay's JSON report.
+#[test]
+fn worst_cases_name_the_member_by_address() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let a = audit::run(&job(&cap, None, &["udp=1s"])).unwrap();
+    let v = report::to_json(&a, 100);
+    let worst = v["policies"][0]["worst"].as_array().unwrap();
+    assert!(!worst.is_empty());
+    let members = ["203.0.113.1", "203.0.113.2", "203.0.113.3"];
+    for (w, b) in worst.iter().zip(&a.results[0].broken) {
+        assert_eq!(w["member"], members[b.member], "{w}");
+    }
+}
+
+/// `--worst 0` turns the list of worst cases off; it does not claim that nothing broke.
+#[test]
+fn worst_zero_lists_nothing_and_claims_nothing() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let a = audit::run(&job(&cap, None, &["udp=1s"])).unwrap();
+    assert!(a.results[0].total_broken() > 0);
+    let text = report::render(&a, 0, Some(150));
+    assert!(!text.contains("no policy broke"), "{text}");
+    assert!(
+        text.contains("## worst cases: not listed (--worst 0)"),
+        "{text}"
+    );
+    assert!(!text.contains("rebound-other-member"), "{text}");
+    let text = report::render(&a, 10, Some(150));
+    assert!(text.contains("rebound-other-member"), "{text}");
+    // with nothing broken and the list on, it says so
+    let a = audit::run(&job(&cap, None, &["rfc2391"])).unwrap();
+    assert!(report::render(&a, 10, Some(150)).contains("none: no policy broke a session"));
+}
+
+/// The sweep takes its other timeouts from the first `-p`, or the config without one; a
+/// `--require-compliant` policy is audited too but is not the sweep's base.
+#[test]
+fn the_sweep_base_is_the_first_policy_given_with_p() {
+    let scratch = common::scratch();
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let base = |extra: &[&str]| {
+        let json = scratch.path().join("sweep.json");
+        let out = common::lsnat()
+            .args(["audit", cap.to_str().unwrap(), "-q"])
+            .args([
+                "--sweep",
+                "udp=10s..20s:2",
+                "--json",
+                json.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+        let v = common::read_json(&json);
+        let names: Vec<String> = v["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        let tcp = v["sweep"]["points"][0]["timeouts"]["tcp_established_ns"].as_u64();
+        (v["sweep"]["base"].as_str().unwrap().to_string(), tcp, names)
+    };
+    const DAY: u64 = 86_400_000_000_000;
+    assert_eq!(base(&[]), ("config".into(), Some(DAY), vec![]));
+    assert_eq!(
+        base(&["--require-compliant", "ipvs"]),
+        ("config".into(), Some(DAY), vec!["ipvs".into()])
+    );
+    assert_eq!(
+        base(&["-p", "ipvs", "--require-compliant", "rfc-minimum"]),
+        (
+            "ipvs".into(),
+            Some(900_000_000_000),
+            vec!["ipvs".into(), "rfc-minimum".into()]
+        )
+    );
+}
+
 #[test]
 fn exit_codes_gate_on_must_floors_and_bad_input() {
     let cap = common::root().join("captures/rfc2391-fig1.pcap");
@@ -324,6 +572,21 @@ fn exit_codes_gate_on_must_floors_and_bad_input() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{bad:?}: {err}");
+    }
+    // too large, however written: the same one-line error
+    for big in [
+        "udp=18446744074",
+        "udp=99999999999999999999",
+        "udp=600000000d",
+    ] {
+        let out = common::lsnat()
+            .args(["audit", cap, "-q", "-p", big])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{big}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{big}: {err}");
+        assert!(err.contains("too long"), "{big}: {err}");
     }
     let out = common::lsnat()
         .args(["audit", "/nonexistent.pcap"])

@@ -4,6 +4,11 @@
 //! applies (RFC 5382 §5, RFC 2391 §2.4). Also, for context, the gaps of every IPv4 flow in the
 //! capture (load-shared or not), by protocol.
 //!
+//! A session's packets are those the engine refreshes it with: its own datagrams and segments
+//! and their later fragments, not the ICMP errors translated for it (RFC 7857 §2.1: they
+//! SHOULD NOT refresh it, and the engine's do not), which neither start nor end a gap nor
+//! change its TCP state.
+//!
 //! Measured once, on a replay in which nothing expires. A timeout longer than the largest gap
 //! of its class breaks nothing in this capture (the engine unbinds when `last + timeout ≤ now`,
 //! so a timeout equal to a gap already cuts it).
@@ -195,6 +200,18 @@ fn flow_key(t: &Tuple) -> Tuple {
     }
 }
 
+/// Whether a packet translated for the session with `key` (client → VIP) is an ICMP error
+/// quoting one of its datagrams rather than one of its own packets. The outcome's tuple of an
+/// error is the outer ICMP header's: protocol ICMP, no identifier (`id 0`). So it is an error
+/// when the session is not ICMP, or, for an ICMP query session, when the session's identifier
+/// is not 0 (an LS-NAPT identifier is 1024 or more): an error about an ICMP session whose
+/// client chose identifier 0 cannot be told from the session's own packets by the outcome, and
+/// counts as activity.
+fn is_icmp_error_of(key: &Tuple, before: &Tuple) -> bool {
+    before.protocol == proto::ICMP
+        && (key.protocol != proto::ICMP || (before.sport == 0 && key.sport != 0))
+}
+
 /// The protocol bucket for flows: TCP, UDP, ICMP, or 0 for the rest.
 fn proto_bucket(p: u8) -> u8 {
     match p {
@@ -259,6 +276,11 @@ impl Observer for GapObserver {
             return;
         }
         if let Some((key, last, state, had)) = self.sessions.get_mut(&o.session) {
+            if is_icmp_error_of(key, &o.before) {
+                // Translated, but it neither refreshes the session (RFC 7857 §2.1: errors
+                // SHOULD NOT) nor says anything about its TCP state.
+                return;
+            }
             let gap = meta.ts.since(*last).0;
             let class = GapClass::of(key.protocol, *state);
             let bit = 1u8 << (class as u8);
@@ -268,7 +290,10 @@ impl Observer for GapObserver {
                 .push(gap, *key, *had & bit == 0);
             *had |= bit;
             *last = (*last).max(meta.ts);
-            *state = o.tcp_state;
+            // A TCP segment says its state after it; a later fragment (None) keeps it.
+            if o.tcp_state.is_some() {
+                *state = o.tcp_state;
+            }
         }
     }
 

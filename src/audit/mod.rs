@@ -74,8 +74,10 @@ pub struct Broken {
     pub session: u64,
     /// Its key (client → VIP).
     pub key: Tuple,
-    /// The member it was bound to.
+    /// The member it was bound to: its index in the pool ([`Engine::members`]).
     pub member: usize,
+    /// That member's address.
+    pub member_addr: [u8; 4],
     /// What it was doing when it expired (`tcp-established`, `udp`, ...).
     pub state: &'static str,
     /// From its last packet to the packet that found it gone.
@@ -134,10 +136,23 @@ struct Expired {
     key: Tuple,
     reply: Tuple,
     member: usize,
+    member_addr: [u8; 4],
     last: Timestamp,
     timeout: Span,
     cause: EndReason,
     state: &'static str,
+}
+
+/// A packet that found no session and no unbound session to blame yet. Timers fire lazily when
+/// the engine handles a packet, and the replay hands observers the packet before the events it
+/// caused: the session this packet finds gone may be unbound by its own arrival, its `Ended`
+/// event still to come. Kept until the next packet.
+#[derive(Clone, Copy)]
+struct Unblamed {
+    key: Tuple,
+    at: Timestamp,
+    effect: Effect,
+    packet: u64,
 }
 
 fn state_name(protocol: u8, tcp: Option<TcpState>) -> &'static str {
@@ -160,7 +175,8 @@ pub struct PolicyObserver {
     view: View,
     live: u64,
     peak: u64,
-    bound_at: FxHashMap<u64, Timestamp>,
+    /// Live sessions: when bound, and the member's address.
+    bound_at: FxHashMap<u64, (Timestamp, [u8; 4])>,
     tcp_state: FxHashMap<u64, TcpState>,
     session_ns: u128,
     bound: u64,
@@ -170,6 +186,9 @@ pub struct PolicyObserver {
     order: VecDeque<(Tuple, u64)>,
     forgotten: u64,
     broken: Vec<Broken>,
+    /// The capture index of the packet last handed to [`Observer::packet`].
+    packet: u64,
+    unblamed: Option<Unblamed>,
 }
 
 impl PolicyObserver {
@@ -189,6 +208,8 @@ impl PolicyObserver {
             order: VecDeque::new(),
             forgotten: 0,
             broken: Vec::new(),
+            packet: 0,
+            unblamed: None,
         }
     }
 
@@ -211,6 +232,7 @@ impl PolicyObserver {
             session: e.number,
             key: e.key,
             member: e.member,
+            member_addr: e.member_addr,
             state: e.state,
             gap: at.since(e.last),
             timeout: e.timeout,
@@ -250,26 +272,33 @@ impl PolicyObserver {
 
 impl Observer for PolicyObserver {
     fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
+        self.packet = meta.index;
+        self.unblamed = None;
         let Disposition::Engine(o) = what else {
             return;
         };
-        match o.verdict {
+        let effect = match o.verdict {
             Verdict::Translated => {
                 if let Some(s) = o.tcp_state {
                     self.tcp_state.insert(o.session, s);
                 }
+                return;
             }
-            Verdict::Drop(DropReason::NoSession) => {
-                if let Some(e) = self.take(&o.before) {
-                    self.record(e, meta.ts, Effect::TcpDropped, meta.index);
-                }
+            Verdict::Drop(DropReason::NoSession) => Effect::TcpDropped,
+            Verdict::Pass(PassReason::OutboundWithoutSession) => Effect::OrphanedReply,
+            _ => return,
+        };
+        match self.take(&o.before) {
+            Some(e) => self.record(e, meta.ts, effect, meta.index),
+            // Its own arrival may have unbound the session: checked again at its Ended event.
+            None => {
+                self.unblamed = Some(Unblamed {
+                    key: o.before,
+                    at: meta.ts,
+                    effect,
+                    packet: meta.index,
+                })
             }
-            Verdict::Pass(PassReason::OutboundWithoutSession) => {
-                if let Some(e) = self.take(&o.before) {
-                    self.record(e, meta.ts, Effect::OrphanedReply, meta.index);
-                }
-            }
-            _ => {}
         }
     }
 
@@ -279,13 +308,14 @@ impl Observer for PolicyObserver {
                 number,
                 at,
                 member,
+                member_addr,
                 key,
                 ..
             } => {
                 self.bound += 1;
                 self.live += 1;
                 self.peak = self.peak.max(self.live);
-                self.bound_at.insert(*number, *at);
+                self.bound_at.insert(*number, (*at, *member_addr));
                 if let Some(e) = self.take(key)
                     && key.protocol != proto::TCP
                 {
@@ -295,12 +325,13 @@ impl Observer for PolicyObserver {
                         Effect::ReboundOtherMember
                     };
                     // the binding packet is the one just handed to `packet`
-                    self.record(e, *at, effect, u64::MAX);
+                    self.record(e, *at, effect, self.packet);
                 }
             }
             Event::Ended(r) => {
                 self.live = self.live.saturating_sub(1);
-                if let Some(b) = self.bound_at.remove(&r.number) {
+                let bound = self.bound_at.remove(&r.number);
+                if let Some((b, _)) = bound {
                     self.session_ns += u128::from(r.ended_at.since(b).0);
                 }
                 let state = self.tcp_state.remove(&r.number);
@@ -317,11 +348,22 @@ impl Observer for PolicyObserver {
                     key: r.key,
                     reply: session_reply_key(&r.key, &r.translated, self.view),
                     member: r.member,
+                    member_addr: bound.map_or(r.translated.dst, |(_, a)| a),
                     last: r.last,
                     timeout: r.ended_at.since(r.last),
                     cause: r.end,
                     state: state_name(r.key.protocol, state),
                 };
+                // The packet just handed to `packet` found no session: this one, if it is its
+                // key and was unbound by then (by that packet's own arrival).
+                if let Some(u) = self.unblamed
+                    && (u.key == e.key || u.key == e.reply)
+                    && r.ended_at <= u.at
+                {
+                    self.unblamed = None;
+                    self.record(e, u.at, u.effect, u.packet);
+                    return;
+                }
                 self.expired.insert(e.key, e);
                 self.expired.insert(e.reply, e);
                 self.order.push_back((e.key, e.number));
@@ -333,25 +375,6 @@ impl Observer for PolicyObserver {
                         self.forgotten += 1;
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Fills in the packet index of rebinding records (the Bound event follows its packet).
-struct LastPacket<'a>(&'a mut PolicyObserver, u64);
-
-impl Observer for LastPacket<'_> {
-    fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
-        self.1 = meta.index;
-        self.0.packet(meta, what);
-    }
-    fn event(&mut self, event: &Event) {
-        let n = self.0.broken.len();
-        self.0.event(event);
-        for b in &mut self.0.broken[n..] {
-            if b.packet == u64::MAX {
-                b.packet = self.1;
             }
         }
     }
@@ -443,10 +466,7 @@ fn run_one(
 /// Replays the capture once under `policy` and summarises what it did.
 pub fn evaluate(job: &AuditJob, policy: &Policy) -> Result<PolicyResult, ReplayError> {
     let mut obs = PolicyObserver::new(job.config.view);
-    let totals = {
-        let mut lp = LastPacket(&mut obs, 0);
-        run_one(job, policy.timeouts, policy.max_sessions, &mut [&mut lp])?
-    };
+    let totals = run_one(job, policy.timeouts, policy.max_sessions, &mut [&mut obs])?;
     let span = totals
         .last_ts
         .unwrap_or_default()

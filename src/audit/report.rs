@@ -166,39 +166,10 @@ pub fn render(a: &Audit, worst: usize, width: Option<u16>) -> String {
         }
         let _ = writeln!(out, "{t}");
 
-        let _ = writeln!(
-            out,
-            "\n## worst cases (longest idle gap first, at most {worst} per policy)"
-        );
-        let mut t = table(
-            [
-                "policy", "session", "key", "state", "idle gap", "timeout", "cause", "effect",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            width,
-        );
-        let mut any = false;
-        for r in &results {
-            for b in r.broken.iter().take(worst) {
-                any = true;
-                t.add_row(vec![
-                    r.policy.name.clone(),
-                    format!("s{}", b.session),
-                    key_text(&b.key),
-                    b.state.to_string(),
-                    secs(b.gap),
-                    secs(b.timeout),
-                    b.cause.name().to_string(),
-                    b.effect.name().to_string(),
-                ]);
-            }
-        }
-        if any {
-            let _ = writeln!(out, "{t}");
+        if worst == 0 {
+            let _ = writeln!(out, "\n## worst cases: not listed (--worst 0)");
         } else {
-            let _ = writeln!(out, "none: no policy broke a session");
+            render_worst(&mut out, &results, worst, width);
         }
     }
 
@@ -250,6 +221,44 @@ pub fn render(a: &Audit, worst: usize, width: Option<u16>) -> String {
         let _ = writeln!(out, "{t}");
     }
     out
+}
+
+/// The worst-case list: at most `worst` (≥ 1) broken sessions per policy, longest gap first.
+fn render_worst(out: &mut String, results: &[&PolicyResult], worst: usize, width: Option<u16>) {
+    let _ = writeln!(
+        out,
+        "\n## worst cases (longest idle gap first, at most {worst} per policy)"
+    );
+    let mut t = table(
+        [
+            "policy", "session", "key", "state", "idle gap", "timeout", "cause", "effect",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        width,
+    );
+    let mut any = false;
+    for r in results {
+        for b in r.broken.iter().take(worst) {
+            any = true;
+            t.add_row(vec![
+                r.policy.name.clone(),
+                format!("s{}", b.session),
+                key_text(&b.key),
+                b.state.to_string(),
+                secs(b.gap),
+                secs(b.timeout),
+                b.cause.name().to_string(),
+                b.effect.name().to_string(),
+            ]);
+        }
+    }
+    if any {
+        let _ = writeln!(out, "{t}");
+    } else {
+        let _ = writeln!(out, "none: no policy broke a session");
+    }
 }
 
 fn gap_table(width: Option<u16>, with_safe: bool) -> Table {
@@ -313,7 +322,7 @@ fn broken_json(b: &Broken) -> Value {
         "proto": crate::wire::proto::name(b.key.protocol),
         "orig_h": addr(b.key.src), "orig_p": b.key.sport,
         "resp_h": addr(b.key.dst), "resp_p": b.key.dport,
-        "member": b.member,
+        "member": addr(b.member_addr),
         "state": b.state,
         "gap_ns": b.gap.0,
         "timeout_ns": b.timeout.0,
