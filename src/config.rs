@@ -474,7 +474,16 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     let duration = |d: &Option<Spanned<DurationValue>>, field: &str, default: Span| match d {
         None => Ok(default),
         Some(s) => match s.get_ref() {
-            DurationValue::Seconds(n) if *n >= 0 => Ok(Span::from_secs(*n as u64)),
+            DurationValue::Seconds(n) if *n >= 0 => (*n as u64)
+                .checked_mul(1_000_000_000)
+                .map(Span)
+                .ok_or_else(|| {
+                    err(
+                        Some(s.span()),
+                        field,
+                        format!("`{n}`: too long (at most {})", Span(u64::MAX)),
+                    )
+                }),
             DurationValue::Seconds(n) => {
                 Err(err(Some(s.span()), field, format!("negative duration {n}")))
             }
@@ -1154,6 +1163,24 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
     /// The one-line error `text` gives as `lab.toml`.
     fn error_of(text: &str) -> String {
         parse(Path::new("lab.toml"), text).unwrap_err().to_string()
+    }
+
+    /// Whole seconds too many for u64 nanoseconds are refused like any too-long duration,
+    /// never saturated; negative ones are refused.
+    #[test]
+    fn whole_seconds_out_of_range_are_refused() {
+        let cfg = |v: &str| {
+            format!(
+                "[timeouts]\nudp = {v}\n[[virtual_server]]\nvip = \"198.18.0.100\"\nprotocol = \"udp\"\nports = [53]\nmembers = [\"203.0.113.1\"]\n"
+            )
+        };
+        let e = error_of(&cfg("18446744074"));
+        assert!(e.contains("timeouts.udp") && e.contains("too long"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = error_of(&cfg("-1"));
+        assert!(e.contains("negative duration -1"), "{e}");
+        let c = parse(Path::new("x.toml"), &cfg("18446744073")).unwrap();
+        assert_eq!(c.timeouts.udp, Span(18_446_744_073_000_000_000));
     }
 
     #[test]
