@@ -280,3 +280,55 @@ fn no_session_past_its_timeout_is_open_at_the_end() {
         "no session expired after the last IPv4 packet (tcpreplay__test.pcap has some)"
     );
 }
+
+/// An NTP client sends from port 123 to several servers on port 123 (`zeek__NTP_sync.pcap`).
+/// Made two virtual servers of one member in LSNAT mode (no source translation), its sessions
+/// would share one reply key (member:123 → client:123) and the router could not tell whose
+/// replies it forwards: the second session is refused `reply-key-in-use` and the first keeps
+/// its replies. With a member each, both are bound.
+#[test]
+fn sessions_that_would_share_a_reply_key_are_refused() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let cap = corpus.join("zeek__NTP_sync.pcap");
+    let scratch = common::scratch();
+    let tmp = scratch.path();
+    for (second_member, refused) in [("192.0.2.1", true), ("192.0.2.2", false)] {
+        let cfg = tmp.join(format!("ntp-{refused}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[virtual_server]]\nname = \"a\"\nvip = \"67.129.68.9\"\nprotocol = \"udp\"\nports = [123]\nmembers = [\"192.0.2.1\"]\n\n\
+                 [[virtual_server]]\nname = \"b\"\nvip = \"69.44.57.60\"\nprotocol = \"udp\"\nports = [123]\nmembers = [\"{second_member}\"]\n"
+            ),
+        )
+        .unwrap();
+        let dir = tmp.join(format!("ntp-{refused}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let report = common::replay_json(&dir, &cap, &["-c".as_ref(), cfg.as_os_str()]);
+        let sessions = report["sessions"].as_array().unwrap();
+        let to = |vip: &str| sessions.iter().filter(|s| s["resp_h"] == vip).count();
+        assert_eq!(to("67.129.68.9"), 1, "{report}");
+        let dropped = &report["dropped_packets"];
+        let refusals = dropped
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["reason"] == "reply-key-in-use")
+            .count();
+        if refused {
+            assert_eq!(to("69.44.57.60"), 0, "the second session is refused");
+            assert!(refusals > 0, "{dropped}");
+            // The first session kept its reply key: its record is whole.
+            let a = sessions
+                .iter()
+                .find(|s| s["resp_h"] == "67.129.68.9")
+                .unwrap();
+            assert_eq!(a["member"], "192.0.2.1");
+        } else {
+            assert_eq!(to("69.44.57.60"), 1);
+            assert_eq!(refusals, 0);
+        }
+    }
+}

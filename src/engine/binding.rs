@@ -128,14 +128,34 @@ impl Engine {
                 (self.slots.len() - 1) as u32
             }
         };
+        // The replies' key must be this session's alone: in LSNAT mode (no source
+        // translation) a client port that talks to two VIPs whose sessions land on the same
+        // member and port would have one reply key for both, and the router could not tell
+        // whose replies it forwards. The second session is refused, the first keeps its
+        // replies (checked by the insert itself: nothing more per session).
+        if let Some((other, Flow::Outbound)) =
+            self.flows
+                .insert(reply, slot, Flow::Outbound, self.slots.as_slice())
+            && other != slot
+        {
+            self.flows
+                .insert(reply, other, Flow::Outbound, self.slots.as_slice());
+            self.free.push(slot);
+            self.next_number -= 1;
+            if napt {
+                self.ports.release(
+                    PoolKey {
+                        addr: translated.src,
+                        peer: translated.dst,
+                        protocol: key.protocol,
+                    },
+                    translated.sport,
+                );
+            }
+            return Err(DropReason::ReplyKeyInUse);
+        }
         self.flows
             .insert(key, slot, Flow::Inbound, self.slots.as_slice());
-        self.flows.insert(
-            session.reply_key,
-            slot,
-            Flow::Outbound,
-            self.slots.as_slice(),
-        );
         let deadline = now.add(self.idle_timeout(key.protocol));
         self.timers.push((deadline, number, slot));
         if self.max_sessions.is_some() {

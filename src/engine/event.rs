@@ -49,6 +49,11 @@ pub enum DropReason {
     /// load-shared service: load sharing is restricted to the listed services and the router's
     /// own services are disabled on that address (RFC 2391 §3).
     ServiceRestricted,
+    /// A new session's replies would arrive with the key of another live session's replies
+    /// (LSNAT mode, no source translation: one client address and port to two virtual servers
+    /// whose sessions land on the same member and port), so the router could not tell them
+    /// apart. The new session is refused; the bound one keeps its replies.
+    ReplyKeyInUse,
 }
 
 impl DropReason {
@@ -66,6 +71,7 @@ impl DropReason {
             DropReason::FragmentHoldFull => "fragment-hold-full",
             DropReason::NaptPortsExhausted => "napt-ports-exhausted",
             DropReason::ServiceRestricted => "router-vip-not-a-service",
+            DropReason::ReplyKeyInUse => "reply-key-in-use",
         }
     }
 }

@@ -163,21 +163,28 @@ impl FlowTable {
         super::prefetch_lines(&self.entries[i]);
     }
 
-    /// Sets what `k` leads to (replacing what it led to before). `keys` must already hold
-    /// the keys of every slot in the table (the new slot's may be absent).
-    pub fn insert(&mut self, k: Tuple, slot: u32, flow: Flow, keys: &(impl FlowKeys + ?Sized)) {
+    /// Sets what `k` leads to, replacing what it led to before, which it returns. `keys` must
+    /// already hold the keys of every slot in the table (the new slot's may be absent).
+    pub fn insert(
+        &mut self,
+        k: Tuple,
+        slot: u32,
+        flow: Flow,
+        keys: &(impl FlowKeys + ?Sized),
+    ) -> Option<(u32, Flow)> {
         if 2 * (self.len + 1) > self.entries.len() {
             self.grow();
         }
         let h = hash(&k);
-        let i = match self.find(h, &k, keys) {
-            Some(i) => i,
+        let (i, before) = match self.find(h, &k, keys) {
+            Some(i) => (i, Some((self.entries[i].slot(), self.entries[i].flow()))),
             None => {
                 self.len += 1;
-                self.first_empty(h)
+                (self.first_empty(h), None)
             }
         };
         self.entries[i] = Entry::new(h, slot, flow);
+        before
     }
 
     /// Removes the entry of `k` that leads to `slot` and `flow`, if there is one (a key a
