@@ -676,6 +676,12 @@ pub fn run(
                             }
                         }
                     };
+                    // Capture time runs with every frame, IPv4 or not: the first starts the
+                    // clock, later ones fire the timers due by them, so a session whose
+                    // timeout passed before the last frame is never reported open at the end.
+                    if !matches!(what, Disposition::Engine(_)) {
+                        engine.pass_time(meta.ts);
+                    }
                     fate.forwarded = match what {
                         Disposition::OutgoingCopy => false,
                         Disposition::Engine(o) => {
@@ -810,9 +816,6 @@ pub fn run(
     });
     result?;
     let end = totals.last_ts.unwrap_or_default();
-    // Capture time runs to the last frame, IPv4 or not: the timers due by then fire first, so
-    // only the sessions still bound at the end are reported open (or in their grace period).
-    engine.run_until(end);
     engine.finish_fragments(end);
     while let Some(e) = engine.poll_emitted() {
         if let EmitKind::HeldFragment { hold, .. } = e.kind

@@ -344,6 +344,11 @@ struct BoundAs {
 
 /// Every binding and pool event of a replay of the pool capture with `cfg` (TOML text).
 fn bindings(cfg: &str) -> (BTreeMap<u64, BoundAs>, Vec<PoolEvent>) {
+    bindings_of(&capture(), cfg)
+}
+
+/// Every binding and pool event of a replay of capture `input` with `cfg` (TOML text).
+fn bindings_of(input: &std::path::Path, cfg: &str) -> (BTreeMap<u64, BoundAs>, Vec<PoolEvent>) {
     #[derive(Default)]
     struct Obs {
         bound: BTreeMap<u64, BoundAs>,
@@ -381,7 +386,7 @@ fn bindings(cfg: &str) -> (BTreeMap<u64, BoundAs>, Vec<PoolEvent>) {
     std::fs::write(&config_path, cfg).unwrap();
     let config = lsnat::config::load(&config_path).unwrap();
     let job = ReplayJob {
-        input: capture(),
+        input: input.to_owned(),
         config_path,
         config,
         output: None,
@@ -713,4 +718,137 @@ fn a_capacity_reported_before_joining_counts() {
     assert!(bound.len() > 500);
     let to_3 = bound.values().filter(|b| b.member == M3).count();
     assert_eq!(to_3, 0, "a member that reported capacity 0 got sessions");
+}
+
+/// Client affinity remembers the member the decision chose, not where one port's session went:
+/// with member .1's telnet (port 23) mapped to backup .9, client 198.51.100.7 of
+/// `lsnat-client-side.pcap` goes back to .1 for HTTP and through .1 to .9 for telnet, its
+/// affinity kept throughout, never "broken" for a member still in the pool.
+#[test]
+fn affinity_follows_the_member_chosen_across_ports() {
+    let cfg = "view = \"client-side\"\n[[virtual_server]]\nname = \"web\"\nvip = \"198.18.0.100\"\nprotocol = \"tcp\"\nports = [80, 23]\nalgorithm = \"round-robin\"\nmembers = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]\n[virtual_server.affinity]\ntimeout = \"100s\"\n\n[[static_mapping]]\nmember = \"203.0.113.1\"\nport = 23\nbackup = \"203.0.113.9\"\n";
+    let (bound, _) = bindings_of(&common::root().join("captures/lsnat-client-side.pcap"), cfg);
+    use lsnat::engine::AffinityOutcome;
+    assert!(bound.len() >= 5);
+    assert!(
+        bound
+            .values()
+            .all(|b| matches!(b.affinity, AffinityOutcome::New | AffinityOutcome::Kept)),
+        "affinity broken with nothing removed, dead or draining"
+    );
+    let via_backup: Vec<&BoundAs> = bound.values().filter(|b| b.member == M9).collect();
+    assert!(
+        !via_backup.is_empty(),
+        "a telnet session of .1's client went to the backup"
+    );
+    assert!(
+        via_backup
+            .iter()
+            .all(|b| b.chosen == M1 && b.affinity == AffinityOutcome::Kept)
+    );
+}
+
+/// Pool-timeline times count from the capture's first packet, whatever it holds:
+/// `lsnat-router.pcap` starts with an ARP request, its first IPv4 packet comes later.
+#[test]
+fn the_timeline_counts_from_the_first_frame() {
+    let cap = common::root().join("captures/lsnat-router.pcap");
+    let frames = common::read_all(&cap);
+    let first = frames[0].0.ts;
+    let first_ipv4 = frames
+        .iter()
+        .find(|(m, b)| matches!(link::locate(m.linktype, b).payload, Payload::Ipv4 { .. }))
+        .unwrap()
+        .0
+        .ts;
+    assert!(
+        first_ipv4 > first,
+        "the capture starts with a non-IPv4 frame"
+    );
+    let cfg = std::fs::read_to_string(cap.with_extension("toml")).unwrap()
+        + "\n[[timeline]]\nat = \"+1s\"\naction = \"drain\"\nmember = \"203.0.113.2\"\n";
+    let (_, pool) = bindings_of(&cap, &cfg);
+    let draining: Vec<&PoolEvent> = pool
+        .iter()
+        .filter(|e| e.kind.name() == "draining")
+        .collect();
+    assert_eq!(draining.len(), 1);
+    assert_eq!(draining[0].at, first.add(Span::from_secs(1)));
+}
+
+/// An unreachable member (cost "inf", RFC 2391 §5.2) gets no session at all, not even a
+/// dead-host probe: member .2 of the pool capture, declared dead in its silence, becomes
+/// unreachable a second later.
+#[test]
+fn an_unreachable_member_is_not_probed() {
+    let (_, pool) = bindings(&pool_config("round-robin", true, ""));
+    let (first, _, _) = first_and_silence();
+    let dead = pool
+        .iter()
+        .find(|e| e.member == M2 && e.kind.name() == "dead")
+        .expect(".2 is declared dead in its silence");
+    let at = Span(dead.at.since(first).0 + 1_000_000_000);
+    let cfg = pool_config(
+        "round-robin",
+        true,
+        &format!(
+            "[[timeline]]\nat = \"+{}ns\"\naction = \"cost\"\nmember = \"203.0.113.2\"\ncost = \"inf\"\n",
+            at.0
+        ),
+    );
+    let (bound, pool) = bindings(&cfg);
+    let unreachable_at = first.add(at);
+    assert!(
+        pool.iter()
+            .any(|e| e.member == M2 && e.kind.name() == "cost")
+    );
+    assert!(
+        !pool
+            .iter()
+            .any(|e| e.member == M2 && e.kind.name() == "probe" && e.at >= unreachable_at),
+        "an unreachable member was probed"
+    );
+    assert!(
+        bound
+            .values()
+            .all(|b| b.member != M2 || b.at < unreachable_at)
+    );
+}
+
+/// A backup for one port of a member serves that port only: member .1's UDP 9999 mapped to
+/// .3, which is no member here, makes none of .3's other traffic (its HTTP replies in the
+/// capture, from the recorded router's sessions) load-shared service traffic: those pass as
+/// unrelated, never dropped as a web session's packets without a session.
+#[test]
+fn a_port_backup_serves_that_port_only() {
+    let cfg = pool_config(
+        "round-robin",
+        false,
+        "[[static_mapping]]\nmember = \"203.0.113.1\"\nport = 9999\nbackup = \"203.0.113.3\"\n",
+    )
+    .replace(
+        "members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]",
+        "members = [\"203.0.113.1\", \"203.0.113.2\"]",
+    );
+    let scratch = common::scratch();
+    let path = scratch.path().join("port-backup.toml");
+    std::fs::write(&path, &cfg).unwrap();
+    let g = lsnat::check::render(&capture(), Some(&path), None).unwrap();
+    let from_3_http: Vec<&str> = g
+        .text
+        .lines()
+        .filter(|l| l.contains(" 203.0.113.3:80 > "))
+        .collect();
+    assert!(!from_3_http.is_empty());
+    assert!(
+        from_3_http.iter().all(|l| l.contains("pass  unrelated")),
+        "{:?}",
+        from_3_http.iter().find(|l| !l.contains("pass  unrelated"))
+    );
+    // Its port-9999 sessions still reach it, through .1.
+    assert!(
+        g.text
+            .lines()
+            .any(|l| l.contains("> 203.0.113.3:9999") && l.contains(" xlat in "))
+    );
 }

@@ -73,6 +73,7 @@ impl Engine {
         }
         let (target, decision, probe) = self.choose(now, vs, key)?;
         let member = target.member;
+        let chosen = decision.chosen;
         let mut translated = Tuple {
             dst: target.addr,
             dport: target.port,
@@ -89,9 +90,15 @@ impl Engine {
                 peer: target.addr,
                 protocol: key.protocol,
             };
+            // Never a load-shared service port of that address (its packets would start
+            // sessions), as NAPT does (§3.2).
+            let vss = &self.vss;
+            let tu = matches!(key.protocol, proto::TCP | proto::UDP);
             let port = self
                 .ports
-                .allocate(pool, key.sport)
+                .allocate_avoiding(pool, key.sport, |p| {
+                    tu && vss.inbound(addr, key.protocol, p).is_some()
+                })
                 .ok_or(DropReason::NaptPortsExhausted)?;
             translated.src = addr;
             translated.sport = port;
@@ -102,8 +109,9 @@ impl Engine {
         let reply = session_reply_key(&key, &translated, self.vss.view);
         let session = Session {
             number,
-            vs,
+            vs: vs as u32,
             member,
+            chosen,
             key,
             translated,
             reply_key: reply,
@@ -166,7 +174,8 @@ impl Engine {
         self.pool
             .bind(member, self.vss.list[vs].config.session_weight);
         if let Some(cfg) = self.vss.list[vs].config.affinity {
-            self.affinity.remember(vs, &cfg, key.src, member, now);
+            self.affinity
+                .remember(vs, &cfg, key.src, chosen as usize, now);
         }
         self.stats.sessions_bound += 1;
         self.stats.peak_sessions = self.stats.peak_sessions.max(self.live as u64);
@@ -267,7 +276,7 @@ impl Engine {
                 None => AffinityOutcome::New,
                 Some((_, true)) => AffinityOutcome::Broken(AffinityBreak::Timeout),
                 Some((r, false)) => {
-                    if let Some(k) = self.targets.iter().position(|t| t.member == r.member) {
+                    if let Some(k) = self.candidates.iter().position(|c| c.member == r.member) {
                         let c = self.candidates[k];
                         decision.chosen = c.member as u32;
                         decision.chosen_addr = c.addr;
@@ -275,7 +284,7 @@ impl Engine {
                         decision.push(c.member, c.addr, f64::NAN, c.bound);
                         return Ok((self.targets[k], decision, false));
                     }
-                    AffinityOutcome::Broken(self.why_unavailable(r.member))
+                    AffinityOutcome::Broken(self.why_unavailable(vs, r.member, &key))
                 }
             };
         }
@@ -341,19 +350,31 @@ impl Engine {
         self.pool.takes_new(t.member).then_some(t)
     }
 
-    /// Why member `b`, where client affinity would send the client back, takes no session of
-    /// this virtual server now.
-    fn why_unavailable(&self, b: usize) -> AffinityBreak {
-        let p = self.pool.member(b);
-        match p.admin {
-            Admin::Draining => AffinityBreak::Draining,
-            Admin::Removed => AffinityBreak::Removed,
-            _ if p.health != Health::Alive => AffinityBreak::Dead,
-            _ if !p.cost.is_finite() => AffinityBreak::Unreachable,
-            // Alive and in service, but no member of this pool leads to it any more: taken out
-            // of this pool, or remapped to a backup.
-            _ => AffinityBreak::Removed,
+    /// Why member `m` of virtual server `vs`, to which client affinity would send the client
+    /// back, is not offered for its new session `key`: the member's own state, else that of
+    /// the server its session would go to (a remap or static-mapping backup).
+    fn why_unavailable(&self, vs: usize, m: usize, key: &Tuple) -> AffinityBreak {
+        let v = &self.vss.list[vs];
+        let in_pool = v
+            .members
+            .iter()
+            .position(|&x| x == m)
+            .is_some_and(|i| v.in_pool[i]);
+        let of = |p: &super::server_pool::Member| match p.admin {
+            Admin::Draining => Some(AffinityBreak::Draining),
+            Admin::Removed => Some(AffinityBreak::Removed),
+            _ if p.health != Health::Alive => Some(AffinityBreak::Dead),
+            _ if !p.cost.is_finite() => Some(AffinityBreak::Unreachable),
+            _ => None,
+        };
+        let own = of(self.pool.member(m));
+        if let Some(why) = own {
+            return why;
         }
+        if !in_pool {
+            return AffinityBreak::Removed;
+        }
+        of(self.pool.member(self.target_of(m, key).member)).unwrap_or(AffinityBreak::Removed)
     }
 
     /// RFC 2391 §2.4: "retire the longest idle session when it becomes necessary".

@@ -88,7 +88,9 @@ impl Engine {
                 return None;
             }
             let t = self.target_of(m, key);
-            self.pool.probe_due(t.member).then_some((m, t))
+            // An unreachable server (cost "inf", §5.2) gets no session, not even a probe.
+            let p = self.pool.member(t.member);
+            (self.pool.probe_due(t.member) && p.cost.is_finite()).then_some((m, t))
         })
     }
 
@@ -198,13 +200,21 @@ impl Engine {
         }
     }
 
-    /// Fires the dead-host deadlines due by `now`: retry pauses over at or before `now`, answer
-    /// deadlines passed before `now`. An answer *within* `answer_within` counts up to and
-    /// including the deadline's instant, so a deadline at `now` waits for the packet at `now`,
-    /// which may be the answer.
-    pub(crate) fn dead_host_expire(&mut self, now: Timestamp) {
+    /// The instant of the next dead-host deadline due by `now`, if any: a retry pause over at
+    /// or before `now`, an answer deadline passed before `now`. An answer *within*
+    /// `answer_within` counts up to and including the deadline's instant, so a deadline at
+    /// `now` waits for the packet at `now`, which may be the answer. (`Engine::run_timers`
+    /// interleaves these with the session timers.)
+    pub(crate) fn dead_host_next(&self, now: Timestamp) -> Option<Timestamp> {
+        let &Reverse((due, kind, ..)) = self.dead_host.timers.peek()?;
+        (due < now || (due == now && kind != ANSWER_DUE)).then_some(due)
+    }
+
+    /// Fires the dead-host deadlines due at instant `at` (which
+    /// [`Engine::dead_host_next`] gave for `now`).
+    pub(crate) fn dead_host_expire_at(&mut self, at: Timestamp, now: Timestamp) {
         while let Some(&Reverse((due, kind, number, slot, member))) = self.dead_host.timers.peek() {
-            if due > now || (due == now && kind == ANSWER_DUE) {
+            if due > at || (due == now && kind == ANSWER_DUE) {
                 break;
             }
             self.dead_host.timers.pop();

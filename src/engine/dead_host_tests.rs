@@ -343,3 +343,50 @@ fn remap_sends_new_sessions_to_the_backup_and_add_grows_the_pool() {
         "the added member takes sessions: {picks:?}"
     );
 }
+
+/// Session timers and dead-host deadlines fire in time order, also when one packet brings
+/// both due: session 1 (member 0, answered in the capture by member 1, the recorded
+/// router's choice) idles out at 4 s, after its answer deadline at 3 s, which must still see
+/// the evidence on it and not declare member 0 dead.
+#[test]
+fn an_answer_deadline_fires_before_a_later_session_end() {
+    let mut e = Engine::new(EngineConfig {
+        virtual_servers: vec![VirtualServerConfig {
+            name: "echo".into(),
+            vip: VIP.into(),
+            protocol: 17,
+            ports: vec![9999],
+            algorithm: Algorithm::RoundRobin,
+            members: M.iter().map(|&m| m.into()).collect(),
+            ..VirtualServerConfig::default()
+        }],
+        dead_host: DeadHostConfig {
+            enabled: true,
+            answer_within: Span::from_secs(3),
+            retry_after: Span::from_secs(60),
+        },
+        timeouts: Timeouts {
+            udp: Span::from_secs(4),
+            ..Timeouts::default()
+        },
+        ..EngineConfig::default()
+    });
+    assert_eq!(ask(&mut e, 0, 1000), Some(0));
+    answer(&mut e, 10, 1, 1000);
+    assert_eq!(
+        kinds(&mut e),
+        [(10, "recorded-choice-differs", M[0].into())]
+    );
+    e.advance(ms(5000));
+    assert!(
+        pool_events(&mut e).is_empty(),
+        "member 0 judged on a session answered elsewhere"
+    );
+    let ended: Vec<_> = std::iter::from_fn(|| e.poll_event())
+        .filter_map(|ev| match ev {
+            Event::Ended(r) => Some((r.number, r.ended_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [(1, ms(4000))]);
+}

@@ -224,7 +224,7 @@ impl Engine {
             }
             Some((slot, Flow::Inbound)) if icmp_in => {
                 let vs = self.session(slot).vs;
-                self.inbound(now, vs, Some(slot), ip, l4, b, &mut out);
+                self.inbound(now, vs as usize, Some(slot), ip, l4, b, &mut out);
                 return out;
             }
             _ => {}

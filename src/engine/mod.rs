@@ -158,7 +158,7 @@ impl Engine {
         for v in &mut list {
             for i in 0..v.members.len() {
                 let addr = pool.member(v.members[i]).addr.octets();
-                for b in statics.backups_of(addr) {
+                for b in statics.whole_member_backups_of(addr) {
                     v.add_backup(b);
                 }
             }
@@ -438,10 +438,13 @@ impl Engine {
         self.hold.recycle(h.data);
     }
 
-    /// Lets capture time pass to `now` without a packet, firing due timers. Before the first
-    /// packet (an engine that has seen none) it does nothing: the capture's time starts there.
-    pub fn run_until(&mut self, now: Timestamp) {
-        if self.started {
+    /// Capture time reaches `now` with a frame the engine is not given (not IPv4, a copy the
+    /// capturing host sent): the capture's first frame starts its clock (pool-timeline times
+    /// count from the capture's first packet, whatever it holds); a later one lets time run on
+    /// to `now`, firing the timers due (never back: an earlier stamp changes nothing and is not
+    /// counted as going backwards).
+    pub fn pass_time(&mut self, now: Timestamp) {
+        if !self.started || now > self.now {
             self.advance(now);
         }
     }
@@ -469,10 +472,17 @@ impl Engine {
         now
     }
 
-    /// Fires the session timers and the dead-host deadlines due at or before `now`.
+    /// Fires the session timers and the dead-host deadlines due by `now`, in time order: a
+    /// dead-host deadline reads the session it is about (answered by another member?), so the
+    /// sessions ending before it end first, and those ending at its instant or later after it.
     fn run_timers(&mut self, now: Timestamp) {
+        while let Some(due) = self.dead_host_next(now) {
+            if let Some(before) = due.0.checked_sub(1) {
+                self.expire(Timestamp(before));
+            }
+            self.dead_host_expire_at(due, now);
+        }
         self.expire(now);
-        self.dead_host_expire(now);
     }
 
     /// Applies every member-reported capacity (RFC 2391 §5.1, active category) due by `now`.

@@ -10,8 +10,12 @@ use crate::wire::tcp_flags::{ACK, FIN, RST, SYN};
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
     pub number: u64,
-    pub vs: usize,
+    pub vs: u32,
+    /// Pool index of the member the session went to (after any remap or static mapping).
     pub member: usize,
+    /// Pool index of the member the decision chose (the one client affinity remembers): its
+    /// `member` itself, or the member a backup stood in for.
+    pub chosen: u32,
     /// Client → VIP, as the session key of §2.2.
     pub key: Tuple,
     /// Client → member.
@@ -55,7 +59,7 @@ impl Session {
     pub fn record(&self, end: EndReason, ended_at: Timestamp) -> SessionRecord {
         SessionRecord {
             number: self.number,
-            virtual_server: self.vs,
+            virtual_server: self.vs as usize,
             member: self.member,
             key: self.key,
             translated: self.translated,

@@ -56,11 +56,13 @@ impl StaticMappings {
 
     /// Applies the mapping of `chosen` for a session to service `port` (`has_ports`: TCP or
     /// UDP). A port-specific mapping wins over a whole-member one.
-    /// The backups of the member at `addr` (pool indices), whole-member and port mappings.
-    pub fn backups_of(&self, addr: [u8; 4]) -> impl Iterator<Item = usize> + '_ {
+    /// The backups that stand in for the member at `addr` on all its services (pool indices):
+    /// whole-member mappings only. A backup for one port serves that port alone (maybe on
+    /// another port of its own); its replies are found by their session's reply key.
+    pub fn whole_member_backups_of(&self, addr: [u8; 4]) -> impl Iterator<Item = usize> + '_ {
         self.list
             .iter()
-            .filter(move |m| m.member == addr)
+            .filter(move |m| m.member == addr && m.port.is_none())
             .map(|m| m.backup)
     }
 

@@ -747,20 +747,19 @@ fn napt_never_takes_a_service_port_of_the_outside_address() {
     assert_eq!(e.live_sessions(), 0);
 }
 
-/// A reply of a bound session is looked up before a packet to a VIP service starts a new
-/// one (as conntrack comes before DNAT): in LS-NAPT from the VIP, a client port kept as the
-/// router's port may be a service port of the VIP, and the member's replies to it belong to
-/// the client's session.
+/// LS-NAPT (§3.3) never gives a session a TU port that is a load-shared service of the
+/// router's address (here the VIP), as NAPT does not (§3.2): the client's 8080, a service of
+/// the VIP, becomes 8081, and the member's replies to 8081 belong to the client's session.
 #[test]
-fn ls_napt_reply_to_a_port_that_is_also_a_service_goes_to_its_session() {
+fn ls_napt_never_takes_a_service_port_of_the_vip() {
     let mut e = Engine::new(EngineConfig {
         mode: Mode::LsNapt,
         ..figure2()
     });
     let mut syn = tcp(CLIENT, 8080, VIP, 80, 100, 0, "S");
     let o = e.handle(t(1), &mut syn);
-    assert_eq!((o.after.src, o.after.sport, o.after.dst), (VIP, 8080, M[0]));
-    let mut synack = tcp(M[0], 80, VIP, 8080, 900, 101, "SA");
+    assert_eq!((o.after.src, o.after.sport, o.after.dst), (VIP, 8081, M[0]));
+    let mut synack = tcp(M[0], 80, VIP, 8081, 900, 101, "SA");
     let o = e.handle(t(1), &mut synack);
     assert_eq!(
         (o.verdict, o.flow, o.session, o.bound),

@@ -102,7 +102,9 @@ pub(crate) struct TuPorts {
 
 impl TuPorts {
     /// Allocates a port for a session whose own port is `wanted`; `None` when the pool is
-    /// exhausted (all 64,512 ports held).
+    /// exhausted (all 64,512 ports held). (LS-NAPT and NAPT use
+    /// [`TuPorts::allocate_avoiding`]: never a service port.)
+    #[cfg(test)]
     pub fn allocate(&mut self, key: PoolKey, wanted: u16) -> Option<u16> {
         self.allocate_avoiding(key, wanted, |_| false)
     }

@@ -127,10 +127,11 @@ impl Engine {
         }
         self.free.push(slot);
         self.live -= 1;
-        let vs = &self.vss.list[s.vs];
+        let vs = &self.vss.list[s.vs as usize];
         self.pool.unbind(s.member, vs.config.session_weight);
         if let Some(cfg) = vs.config.affinity {
-            self.affinity.touch(s.vs, &cfg, s.key.src, s.member, at);
+            self.affinity
+                .touch(s.vs as usize, &cfg, s.key.src, s.chosen as usize, at);
         }
         self.events.push_back(Event::Ended(s.record(reason, at)));
         let removed = s.member_removed.then_some(s.after_removal);
