@@ -525,18 +525,36 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     }
     let d = Timeouts::default();
     let t = &file.timeouts;
+    // An idle timeout of 0 would unbind every session before its next packet: refused, as
+    // `lsnat audit -p` refuses it. The grace after a close (`tcp_close_grace`, `tcp_rst`) may
+    // be 0: state dropped at the close.
+    let nonzero = |d: &Option<Spanned<DurationValue>>, field: &str, v: Span| match d {
+        Some(s) if v.0 == 0 => Err(err(
+            Some(s.span()),
+            field,
+            "an idle timeout must be longer than zero".into(),
+        )),
+        _ => Ok(v),
+    };
+    let idle = |d: &Option<Spanned<DurationValue>>, field: &str, default: Span| {
+        nonzero(d, field, duration(d, field, default)?)
+    };
+    let idle_opt = |d: &Option<Spanned<DurationValue>>, field: &str| match optional(d, field)? {
+        Some(v) => nonzero(d, field, v).map(Some),
+        None => Ok(None),
+    };
     cfg.timeouts = Timeouts {
-        tcp: duration(&t.tcp, "timeouts.tcp", d.tcp)?,
-        udp: duration(&t.udp, "timeouts.udp", d.udp)?,
-        icmp: duration(&t.icmp, "timeouts.icmp", d.icmp)?,
-        other: duration(&t.other, "timeouts.other", d.other)?,
+        tcp: idle(&t.tcp, "timeouts.tcp", d.tcp)?,
+        udp: idle(&t.udp, "timeouts.udp", d.udp)?,
+        icmp: idle(&t.icmp, "timeouts.icmp", d.icmp)?,
+        other: idle(&t.other, "timeouts.other", d.other)?,
         tcp_close_grace: duration(
             &t.tcp_close_grace,
             "timeouts.tcp_close_grace",
             d.tcp_close_grace,
         )?,
-        tcp_opening: optional(&t.tcp_opening, "timeouts.tcp_opening")?,
-        tcp_closing: optional(&t.tcp_closing, "timeouts.tcp_closing")?,
+        tcp_opening: idle_opt(&t.tcp_opening, "timeouts.tcp_opening")?,
+        tcp_closing: idle_opt(&t.tcp_closing, "timeouts.tcp_closing")?,
         tcp_rst: optional(&t.tcp_rst, "timeouts.tcp_rst")?,
     };
     if let Some(m) = &t.max_sessions {
@@ -892,6 +910,8 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         .iter()
         .flat_map(|v| v.members.iter().copied())
         .collect();
+    let vips: Vec<Ipv4Addr> = cfg.virtual_servers.iter().map(|v| v.vip).collect();
+    let is_vip = |a: Ipv4Addr| vips.contains(&a);
     let mut added = Vec::new();
     for (i, t) in file.timeline.iter().enumerate() {
         let field = |f: &str| format!("timeline[{i}].{f}");
@@ -927,6 +947,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                             format!("no virtual server named `{}`", v.get_ref()),
                         )
                     })?;
+                if is_vip(member) {
+                    return Err(err(
+                        Some(t.member.span()),
+                        &field("member"),
+                        format!("{member} is a virtual server's own address"),
+                    ));
+                }
                 added.push(member);
                 TimelineAction::Add { virtual_server: vs }
             }
@@ -972,6 +999,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                         "a member cannot be its own backup".into(),
                     ));
                 }
+                if is_vip(backup) {
+                    return Err(err(
+                        Some(b.span()),
+                        &field("backup"),
+                        format!("{backup} is a virtual server's own address"),
+                    ));
+                }
                 TimelineAction::Remap { backup }
             }
             other => {
@@ -1015,6 +1049,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         let s = m.get_ref();
         let member = ip(&s.member, &field("member"))?;
         let backup = ip(&s.backup, &field("backup"))?;
+        if cfg.virtual_servers.iter().any(|v| v.vip == backup) {
+            return Err(err(
+                Some(s.backup.span()),
+                &field("backup"),
+                format!("{backup} is a virtual server's own address"),
+            ));
+        }
         let port_ = port(&s.port, "port")?;
         let backup_port = port(&s.backup_port, "backup_port")?;
         if !cfg
@@ -1179,6 +1220,11 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         assert!(!e.contains('\n'), "{e}");
         let e = error_of(&cfg("-1"));
         assert!(e.contains("negative duration -1"), "{e}");
+        let e = error_of(&cfg("\"0s\""));
+        assert!(
+            e.contains("timeouts.udp") && e.contains("longer than zero"),
+            "{e}"
+        );
         let c = parse(Path::new("x.toml"), &cfg("18446744073")).unwrap();
         assert_eq!(c.timeouts.udp, Span(18_446_744_073_000_000_000));
     }
@@ -1346,6 +1392,30 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         assert_eq!(
             e,
             "t.toml:23: field `timeline[0].member`: 172.85.0.7 is in no virtual server's pool (add it first)"
+        );
+        // Neither a member added nor a backup may be a virtual server's own address.
+        let bad = text.replace(
+            "member = \"172.85.0.9\"\nvirtual_server",
+            "member = \"172.87.0.100\"\nvirtual_server",
+        );
+        let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("timeline[1].member`: 172.87.0.100 is a virtual server's own address"),
+            "{e}"
+        );
+        let bad = text.replace("backup = \"172.85.0.1\"", "backup = \"172.87.0.100\"");
+        let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("timeline[2].backup`: 172.87.0.100 is a virtual server's own address"),
+            "{e}"
+        );
+        let bad = format!(
+            "{GOOD}\n[[static_mapping]]\nmember = \"172.85.0.1\"\nbackup = \"172.87.0.100\"\n"
+        );
+        let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("static_mapping[0].backup`: 172.87.0.100 is a virtual server's own address"),
+            "{e}"
         );
         let bad = text.replace("answer_within = \"2s\"", "answer_within = \"0s\"");
         let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();

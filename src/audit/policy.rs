@@ -199,8 +199,10 @@ fn apply<'a>(
             }
             _ => {
                 let v = Span::parse(value).map_err(|e| format!("{key}: {e}"))?;
-                if v.0 == 0 {
-                    return Err(format!("{key}: a timeout must be longer than 0"));
+                // As in the config file: an idle timeout of 0 is refused; the grace after a
+                // close may be 0 (state dropped at the close).
+                if v.0 == 0 && !matches!(key.as_str(), "tcp-fin" | "tcp-rst") {
+                    return Err(format!("{key}: an idle timeout must be longer than 0"));
                 }
                 set_timeout(&mut p.timeouts, &key, v)?;
             }
