@@ -897,3 +897,41 @@ fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
         (Verdict::Drop(DropReason::NoSession), Flow::None)
     );
 }
+
+/// §3.2, §2.3: a SYN from the inside host on the 4-tuple of a NAPT connection that has closed
+/// (both FINs, or an RST) starts a new NAPT session, as a client's SYN does for a load-shared
+/// one: the new connection outlives the old one's close grace (2 s) and `tcp_rst` (30 s).
+#[test]
+fn napt_syn_reusing_a_closed_connection_starts_a_new_session() {
+    let outside = [192, 0, 2, 80];
+    let mut e = Engine::new(napt_timeouts());
+    let router = napt_connect(&mut e, 0, 40003, outside, true);
+    let mut fin = tcp(M[1], 40003, outside, 443, 1001, 5001, "FA");
+    assert_eq!(e.handle(t(1), &mut fin).verdict, Verdict::Translated);
+    let mut fin = tcp(outside, 443, ROUTER_OUT, router, 5001, 1002, "FA");
+    assert_eq!(e.handle(t(1), &mut fin).verdict, Verdict::Translated);
+    let mut ack = tcp(M[1], 40003, outside, 443, 1002, 5002, "A");
+    assert_eq!(e.handle(t(1), &mut ack).verdict, Verdict::Translated);
+    // Within the close grace, a new connection on the same 4-tuple.
+    let again = napt_connect(&mut e, 2, 40003, outside, true);
+    assert_eq!(again, router, "the freed port is taken again");
+    // Past the old session's grace (t(3)), the new connection is still translated both ways.
+    let mut data = tcp(M[1], 40003, outside, 443, 1001, 5001, "A");
+    let o = e.handle(t(10), &mut data);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    assert_eq!(parsed(&data).0.src, ROUTER_OUT);
+    let mut back = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
+    let o = e.handle(t(10), &mut back);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
+
+    // The same after a reset: kept `tcp_rst` (30 s), a new SYN starts a new session at once.
+    let router = napt_connect(&mut e, 20, 40004, outside, true);
+    let mut rst = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "RA");
+    assert_eq!(e.handle(t(21), &mut rst).verdict, Verdict::Translated);
+    assert_eq!(napt_connect(&mut e, 22, 40004, outside, true), router);
+    let mut data = tcp(M[1], 40004, outside, 443, 1001, 5001, "A");
+    let o = e.handle(t(60), &mut data);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    let mut back = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
+    assert_eq!(e.handle(t(60), &mut back).verdict, Verdict::Translated);
+}
