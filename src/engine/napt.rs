@@ -362,7 +362,9 @@ impl Engine {
     /// Starts a NAPT session for `key` (inside → outside): allocates the TU port.
     /// Never a port that is a load-shared service of the outside address (when it is a VIP,
     /// as in figure 2): the outside host's replies to it would be taken for new inbound
-    /// sessions to that service.
+    /// sessions to that service. An ICMP identifier needs no such care: the outside host's
+    /// echo replies and its own echo requests to an ICMP service never match each other's
+    /// session (`lookup.rs` `process` matches a query and a reply on one side each).
     fn napt_bind(&mut self, now: Timestamp, key: Tuple) -> Option<u32> {
         let due = now.add(self.idle_timeout(key.protocol));
         let napt = self.napt.as_mut()?;

@@ -935,3 +935,90 @@ fn napt_syn_reusing_a_closed_connection_starts_a_new_session() {
     let mut back = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
     assert_eq!(e.handle(t(60), &mut back).verdict, Verdict::Translated);
 }
+
+/// §3.2 with an ICMP virtual server on the outside address: an outside host's echo request to
+/// it is load-shared even when an inside host's ping through NAPT has the same identifier (the
+/// NAPT session expects echo replies from that host, not requests); the NAPT session's replies
+/// still go to the inside host, the load-shared session's replies back to the outside host.
+#[test]
+fn an_echo_request_to_an_icmp_vip_is_not_taken_for_a_napt_reply() {
+    let h = [192, 0, 2, 77];
+    let mut e = Engine::new(EngineConfig {
+        virtual_servers: vec![VirtualServerConfig {
+            name: "ping".into(),
+            vip: ROUTER_OUT.into(),
+            protocol: 1,
+            ports: vec![],
+            ..config(Algorithm::RoundRobin).virtual_servers[0].clone()
+        }],
+        ..napt_timeouts()
+    });
+    let echo = |src: [u8; 4], dst: [u8; 4], request: bool| {
+        let b = PacketBuilder::ipv4(src, dst, 64);
+        let b = if request {
+            b.icmpv4_echo_request(4242, 1)
+        } else {
+            b.icmpv4_echo_reply(4242, 1)
+        };
+        let mut out = Vec::new();
+        b.write(&mut out, b"ping").unwrap();
+        out
+    };
+    let mut p = echo(M[1], h, true);
+    let o = e.handle(t(1), &mut p);
+    assert_eq!(
+        (o.verdict, o.session, o.after.src),
+        (Verdict::Translated, 0, ROUTER_OUT)
+    );
+    assert_eq!(o.after.sport, 4242);
+    let napt_request = p.clone();
+    let mut p = echo(h, ROUTER_OUT, false);
+    let o = e.handle(t(1), &mut p);
+    assert_eq!(
+        (o.verdict, o.session, o.after.dst),
+        (Verdict::Translated, 0, M[1])
+    );
+    // The outside host pings the VIP with the same identifier: a new load-shared session.
+    let mut p = echo(h, ROUTER_OUT, true);
+    let o = e.handle(t(2), &mut p);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.bound, o.after.dst),
+        (Verdict::Translated, Flow::Inbound, 1, true, M[0])
+    );
+    let mut p = echo(M[0], h, false);
+    let o = e.handle(t(2), &mut p);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.after.src),
+        (Verdict::Translated, Flow::Outbound, 1, ROUTER_OUT)
+    );
+    let ls_reply = p.clone();
+    // Both go on side by side.
+    let mut p = echo(h, ROUTER_OUT, false);
+    let o = e.handle(t(3), &mut p);
+    assert_eq!(
+        (o.verdict, o.session, o.after.dst),
+        (Verdict::Translated, 0, M[1])
+    );
+    let mut p = echo(h, ROUTER_OUT, true);
+    let o = e.handle(t(3), &mut p);
+    assert_eq!(
+        (o.verdict, o.session, o.bound),
+        (Verdict::Translated, 1, false)
+    );
+    // ICMP errors quoting either session's datagram as it left the router find their own
+    // session the same way: quoting the NAPT request, to the inside host; quoting the
+    // load-shared reply, to the member.
+    let hop = [192, 0, 2, 1];
+    let mut err = port_unreachable(hop, ROUTER_OUT, &napt_request);
+    let o = e.handle(t(4), &mut err);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.after.dst),
+        (Verdict::Translated, Flow::Inbound, 0, M[1])
+    );
+    let mut err = port_unreachable(h, ROUTER_OUT, &ls_reply);
+    let o = e.handle(t(4), &mut err);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.after.dst),
+        (Verdict::Translated, Flow::Inbound, 1, M[0])
+    );
+}
