@@ -272,13 +272,6 @@ impl Engine {
             } else {
                 Verdict::Pass(PassReason::NotAService)
             };
-        } else if before.protocol == proto::TCP && self.napt_would_translate(&before) {
-            // §3.2: an inside host's TCP segment toward the outside that starts no NAPT
-            // session and belongs to none (its mapping ended, or never was): a NAT does not
-            // forward it with the private address, as load-shared TCP without a session is
-            // not forwarded either (§4.1).
-            out.flow = Flow::Outbound;
-            out.verdict = Verdict::Drop(DropReason::NoSession);
         }
         out
     }

@@ -313,14 +313,6 @@ impl Engine {
         }
     }
 
-    /// Whether NAPT translates packets with addressing `t` (§3.2): from an inside host
-    /// toward the outside.
-    pub(crate) fn napt_would_translate(&self, t: &Tuple) -> bool {
-        self.napt
-            .as_ref()
-            .is_some_and(|n| n.is_inside(t.src) && !n.is_inside(t.dst))
-    }
-
     /// Whether a fragmented datagram is NAPT's (§3.2): an inside host's toward the outside, or
     /// one to the router's outside address (a reply).
     pub(crate) fn napt_fragment_related(&self, ip: &Ipv4) -> bool {

@@ -861,11 +861,13 @@ fn napt_reset_session_is_kept_tcp_rst() {
     );
 }
 
-/// §3.2: an inside host's TCP segment toward the outside with no NAPT session (its mapping
-/// ended) is dropped `tcp-no-session`, not forwarded with the private address; a new SYN
-/// still starts a session, and the members' own stray segments keep their verdicts.
+/// §3.2: an inside host's TCP segment toward the outside that is no SYN and belongs to no
+/// NAPT session passes untranslated (`unrelated`): lsnat does not track connections it does
+/// not translate, so it cannot tell one an outside host opened to the inside host (routed, not
+/// NATed; `tests/napt.rs` has one on real traffic) from a NAPT connection whose mapping ended.
+/// A new SYN still starts a session, and the members' own stray segments keep their verdicts.
 #[test]
-fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
+fn napt_tcp_without_a_mapping_passes_untranslated() {
     let outside = [192, 0, 2, 80];
     let mut e = Engine::new(napt_timeouts());
     napt_connect(&mut e, 0, 40001, outside, true);
@@ -877,9 +879,16 @@ fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
     let o = e.handle(t(100), &mut late);
     assert_eq!(
         (o.verdict, o.flow),
-        (Verdict::Drop(DropReason::NoSession), Flow::Outbound)
+        (Verdict::Pass(PassReason::Unrelated), Flow::None)
     );
     assert_eq!(late, before, "not rewritten");
+    // An inside host answering a connection an outside host opened to it: passes too.
+    let mut synack = tcp(M[1], 22, outside, 5555, 1, 1, "SA");
+    let o = e.handle(t(100), &mut synack);
+    assert_eq!(
+        (o.verdict, o.flow),
+        (Verdict::Pass(PassReason::Unrelated), Flow::None)
+    );
     let mut syn = tcp(M[1], 40001, outside, 443, 7000, 0, "S");
     assert_eq!(e.handle(t(101), &mut syn).verdict, Verdict::Translated);
     // Between inside hosts: not NAPT's, passes.
@@ -888,8 +897,8 @@ fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
         e.handle(t(102), &mut inside).verdict,
         Verdict::Pass(PassReason::Unrelated)
     );
-    // A member's SYN-ACK from its service port for no session: handled as before, as an
-    // outbound packet without a session (noted for dead host detection).
+    // A member's SYN-ACK from its service port for no session: handled as an outbound packet
+    // without a session (noted for dead host detection).
     let mut stray = tcp(M[0], 80, CLIENT, 3000, 1, 1, "SA");
     let o = e.handle(t(103), &mut stray);
     assert_eq!(
