@@ -720,3 +720,131 @@ fn every_corpus_capture_is_audited() {
         "expected several corpus captures with long idle gaps: {with_long_gaps:?}"
     );
 }
+
+/// IPv4 fragments of `datagram` (an unfragmented packet with a 20-byte header) with IP id
+/// `ident`, each carrying at most `size` bytes (a multiple of 8) of its payload.
+fn fragments(datagram: &[u8], ident: u16, size: usize) -> Vec<Vec<u8>> {
+    let (header, payload) = datagram.split_at(20);
+    let chunks: Vec<&[u8]> = payload.chunks(size).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut f = header.to_vec();
+            f.extend_from_slice(chunk);
+            let len = f.len() as u16;
+            f[2..4].copy_from_slice(&len.to_be_bytes());
+            f[4..6].copy_from_slice(&ident.to_be_bytes());
+            let more = if i + 1 < chunks.len() { 0x2000 } else { 0 };
+            let field = more | (i * size / 8) as u16;
+            f[6..8].copy_from_slice(&field.to_be_bytes());
+            f[10..12].copy_from_slice(&[0, 0]);
+            let sum: u32 = f[..20]
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum();
+            let sum = (sum & 0xffff) + (sum >> 16);
+            let sum = (sum & 0xffff) + (sum >> 16);
+            f[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+            f
+        })
+        .collect()
+}
+
+/// A classic pcap of raw IPv4 packets (link type 101) at the given times (ms).
+fn raw_pcap(path: &Path, packets: &[(u64, Vec<u8>)]) {
+    let mut out = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 101] {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    // version 2.4: the second word is two u16s (major 2, minor 4)
+    out[4..8].copy_from_slice(&[2, 0, 4, 0]);
+    for (ms, p) in packets {
+        let ts = 1_700_000_000_000 + ms;
+        for w in [
+            ts / 1000,
+            (ts % 1000) * 1000,
+            p.len() as u64,
+            p.len() as u64,
+        ] {
+            out.extend_from_slice(&(w as u32).to_le_bytes());
+        }
+        out.extend_from_slice(p);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Later fragments of a session's datagram are session activity for ICMP query sessions as
+/// for UDP ones (their tuple has no identifier, like an ICMP error's, but they are no error):
+/// an echo request in three fragments at 0, 1.5 and 3 s and the next echo at 4.5 s leave
+/// gaps of 1.5 s at most, and 1.5 s is the exact threshold (an `icmp` timeout of 1.5 s cuts
+/// the session, one nanosecond more breaks nothing); a UDP datagram the same way beside it.
+#[test]
+fn later_fragments_of_icmp_and_udp_sessions_are_activity_in_the_gaps() {
+    use etherparse::PacketBuilder;
+    let (client, vip) = ([198, 51, 100, 1], [192, 0, 2, 100]);
+    let echo = |request: bool, seq: u16, payload: &[u8]| {
+        let mut v = Vec::new();
+        let (s, d) = if request {
+            (client, vip)
+        } else {
+            (vip, client)
+        };
+        let b = PacketBuilder::ipv4(s, d, 64);
+        if request {
+            b.icmpv4_echo_request(4242, seq).write(&mut v, payload)
+        } else {
+            b.icmpv4_echo_reply(4242, seq).write(&mut v, payload)
+        }
+        .unwrap();
+        v
+    };
+    let udp = |request: bool, payload: &[u8]| {
+        let mut v = Vec::new();
+        let (s, sp, d, dp) = if request {
+            (client, 40000, vip, 53)
+        } else {
+            (vip, 53, client, 40000)
+        };
+        PacketBuilder::ipv4(s, d, 64)
+            .udp(sp, dp)
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    };
+    let big = [7u8; 40];
+    let mut packets = Vec::new();
+    for (i, f) in fragments(&echo(true, 1, &big), 77, 16)
+        .into_iter()
+        .enumerate()
+    {
+        packets.push((1500 * i as u64, f));
+    }
+    for (i, f) in fragments(&udp(true, &big), 78, 16).into_iter().enumerate() {
+        packets.push((100 + 1500 * i as u64, f));
+    }
+    packets.push((4500, echo(true, 2, b"x")));
+    packets.push((4510, echo(false, 2, b"x")));
+    packets.push((4600, udp(true, b"x")));
+    packets.push((4610, udp(false, b"x")));
+    packets.sort_by_key(|(ms, _)| *ms);
+    assert_eq!(packets.len(), 10, "three fragments each");
+
+    let scratch = common::scratch();
+    let cap = scratch.path().join("fragments.pcap");
+    raw_pcap(&cap, &packets);
+    let cfg = scratch.path().join("fragments.toml");
+    std::fs::write(
+        &cfg,
+        "view = \"client-side\"\n\
+         [[virtual_server]]\nname = \"ping\"\nvip = \"192.0.2.100\"\nprotocol = \"icmp\"\nmembers = [\"10.1.0.1\"]\n\
+         [[virtual_server]]\nname = \"dns\"\nvip = \"192.0.2.100\"\nprotocol = \"udp\"\nports = [53]\nmembers = [\"10.1.0.1\"]\n",
+    )
+    .unwrap();
+    let a = assert_exact_thresholds(&cap, Some(&cfg), &[("icmp", "icmp"), ("udp", "udp")]);
+    for name in ["icmp", "udp"] {
+        let d = class(&a, name);
+        assert_eq!((d.count, d.sessions), (4, 1), "{name}");
+        assert_eq!(d.max, Span::from_millis(1500), "{name}");
+    }
+}

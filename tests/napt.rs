@@ -36,3 +36,38 @@ fn established_napt_tcp_outlives_a_short_opening_timeout() {
     assert!(base.iter().filter(|l| l.ends_with(" napt")).count() >= 30);
     assert_eq!(short, base);
 }
+
+/// A connection an outside host opens straight to an inside host (routed, not NATed) passes
+/// whole, both directions `unrelated`: lsnat tracks only what it translates, and the inside
+/// host's SYN-ACK and data are no NAPT session's (before, they were dropped `tcp-no-session`,
+/// half a connection). Real traffic: `zeek__http-qinq-0.pcap` from the corpus, an HTTP
+/// session 141.142.228.5 → 192.150.187.43:80, with 192.150.187.0/24 as the inside network of
+/// a figure 2 router whose outside address (a VIP with a member inside) is elsewhere.
+#[test]
+fn a_routed_connection_to_an_inside_host_passes_both_ways() {
+    let Some(corpus) = common::corpus() else {
+        eprintln!("skipping: the capture corpus is absent");
+        return;
+    };
+    let cap = corpus.join("zeek__http-qinq-0.pcap");
+    let scratch = common::scratch();
+    let cfg = scratch.path().join("routed.toml");
+    std::fs::write(
+        &cfg,
+        "[router]\noutside_address = \"198.51.100.1\"\n[napt]\ninside = [\"192.150.187.0/24\"]\n\
+         [[virtual_server]]\nvip = \"198.51.100.1\"\nprotocol = \"tcp\"\nports = [80]\n\
+         members = [\"192.150.187.10\"]\n",
+    )
+    .unwrap();
+    let g = check::render(&cap, Some(&cfg), None).unwrap();
+    let lines: Vec<&str> = packet_lines(&g.text).into_iter().skip(1).collect();
+    let from_inside = lines
+        .iter()
+        .filter(|l| l.contains(" tcp 192.150.187.43:80 > 141.142.228.5:59856"))
+        .count();
+    assert_eq!(lines.len(), 14, "{}", g.text);
+    assert_eq!(from_inside, 7, "{}", g.text);
+    for l in &lines {
+        assert!(l.contains(" pass  unrelated "), "{l}");
+    }
+}

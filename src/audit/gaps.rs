@@ -14,7 +14,7 @@
 //! so a timeout equal to a gap already cuts it).
 
 use crate::capture::PacketMeta;
-use crate::engine::{Event, TcpState, Tuple, Verdict};
+use crate::engine::{Event, Outcome, TcpState, Tuple, Verdict};
 use crate::replay::{Disposition, Observer};
 use crate::time::{Span, Timestamp};
 use crate::wire::proto;
@@ -206,10 +206,14 @@ fn flow_key(t: &Tuple) -> Tuple {
 /// when the session is not ICMP, or, for an ICMP query session, when the session's identifier
 /// is not 0 (an LS-NAPT identifier is 1024 or more): an error about an ICMP session whose
 /// client chose identifier 0 cannot be told from the session's own packets by the outcome, and
-/// counts as activity.
-fn is_icmp_error_of(key: &Tuple, before: &Tuple) -> bool {
+/// counts as activity. A later fragment of the session's own datagram has no ICMP header, so
+/// its tuple has `id 0` too; it carries no transport checksum (an error always has its ICMP
+/// checksum in the outcome), and counts as activity like the session's other packets.
+fn is_icmp_error_of(key: &Tuple, o: &Outcome) -> bool {
+    let before = &o.before;
+    let later_fragment = o.l4_checksum.is_none();
     before.protocol == proto::ICMP
-        && (key.protocol != proto::ICMP || (before.sport == 0 && key.sport != 0))
+        && (key.protocol != proto::ICMP || (before.sport == 0 && key.sport != 0 && !later_fragment))
 }
 
 /// The protocol bucket for flows: TCP, UDP, ICMP, or 0 for the rest.
@@ -276,7 +280,7 @@ impl Observer for GapObserver {
             return;
         }
         if let Some((key, last, state, had)) = self.sessions.get_mut(&o.session) {
-            if is_icmp_error_of(key, &o.before) {
+            if is_icmp_error_of(key, o) {
                 // Translated, but it neither refreshes the session (RFC 7857 §2.1: errors
                 // SHOULD NOT) nor says anything about its TCP state.
                 return;

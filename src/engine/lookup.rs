@@ -186,6 +186,9 @@ impl Engine {
                 || quick_key(b) == Some(before),
             "prefetch key of {before}"
         );
+        // Which sides of a session the packet may belong to: the side queries travel on
+        // (`icmp_in`: client → VIP; with NAPT, inside host → outside) and the side replies
+        // travel on (`icmp_out`). Only ICMP queries and replies are limited to one side.
         let (icmp_in, icmp_out) = match l4 {
             L4::IcmpQuery { icmp_type: t, .. } => {
                 (icmp_type::is_query(t), icmp_type::is_query_reply(t))
@@ -230,8 +233,18 @@ impl Engine {
             _ => {}
         }
         // §3.2: a packet of a NAPT session an inside host started, or a reply to it: also before
-        // new inbound sessions, so a reply to the outside address is never load-shared.
-        if let Some((slot, flow)) = self.napt_lookup(&before) {
+        // new inbound sessions, so a reply to the outside address is never load-shared. As for
+        // bound sessions, an ICMP query may only match the side queries travel on (the inside
+        // host's, outbound) and a query reply the other: an outside host's echo request to the
+        // outside address is no reply to an inside host's ping that has the same identifier,
+        // whatever the table holds (conntrack's ICMP tuples hold the type for the same reason).
+        if let Some((slot, flow)) = self.napt_lookup(&before)
+            && (if flow == Flow::Outbound {
+                icmp_in
+            } else {
+                icmp_out
+            })
+        {
             self.napt_translate(now, slot, flow, ip, l4, b, &mut out);
             return out;
         }
@@ -259,13 +272,6 @@ impl Engine {
             } else {
                 Verdict::Pass(PassReason::NotAService)
             };
-        } else if before.protocol == proto::TCP && self.napt_would_translate(&before) {
-            // §3.2: an inside host's TCP segment toward the outside that starts no NAPT
-            // session and belongs to none (its mapping ended, or never was): a NAT does not
-            // forward it with the private address, as load-shared TCP without a session is
-            // not forwarded either (§4.1).
-            out.flow = Flow::Outbound;
-            out.verdict = Verdict::Drop(DropReason::NoSession);
         }
         out
     }
@@ -701,10 +707,26 @@ impl Engine {
         } else {
             reversed
         };
+        // The reversed quote stands for a packet going the other way, of the other kind: a
+        // quoted ICMP query is answered by a reply, a quoted reply answers a query. As for the
+        // session's own packets (`process`), it may only match the side its kind travels on.
+        let (query_side, reply_side) = match inner.quoted_l4(&b[inner_at..ip.captured]) {
+            L4::IcmpQuery { icmp_type: t, .. } => {
+                (icmp_type::is_query_reply(t), icmp_type::is_query(t))
+            }
+            _ => (true, true),
+        };
         let view = match self.flows.get(&reversed, self.slots.as_slice()) {
-            Some((slot, flow)) => Some(self.icmp_error_view(slot, flow)),
-            // §3.2: an error about a NAPT session an inside host started.
-            None => self.napt_icmp_error_view(&reversed),
+            Some((slot, flow))
+                if (flow == Flow::Inbound && query_side)
+                    || (flow == Flow::Outbound && reply_side) =>
+            {
+                Some(self.icmp_error_view(slot, flow))
+            }
+            // §3.2: an error about a NAPT session an inside host started (its queries go out).
+            _ => self.napt_icmp_error_view(&reversed).filter(|v| {
+                (v.flow == Flow::Outbound && query_side) || (v.flow == Flow::Inbound && reply_side)
+            }),
         };
         let Some(v) = view else {
             if related

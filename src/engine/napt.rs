@@ -110,6 +110,25 @@ impl Napt {
         self.inside.iter().any(|&(net, mask)| a & mask == net)
     }
 
+    /// Ends session `slot` now: its table entries go and its port is freed. Its timers and
+    /// fragment fates name it by number, so they no longer apply.
+    fn end(&mut self, slot: u32, ports: &mut super::tu_port::TuPorts) {
+        let Some(e) = self.entries[slot as usize].take() else {
+            return;
+        };
+        self.free.push(slot);
+        self.flows.remove(&e.key, slot, Flow::Outbound);
+        self.flows.remove(&e.reply, slot, Flow::Inbound);
+        ports.release(
+            PoolKey {
+                addr: e.translated.src,
+                peer: e.translated.dst,
+                protocol: e.key.protocol,
+            },
+            e.translated.sport,
+        );
+    }
+
     /// Keeps the lazy timer queue proportional to the live sessions, as
     /// `Engine::compact_timers_if_stale` does for load-shared ones: once stale entries (of
     /// sessions since ended, or superseded by a state change) outnumber the live sessions,
@@ -190,6 +209,24 @@ impl Engine {
         b: &mut [u8],
         out: &mut Outcome,
     ) {
+        let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN);
+        if flow == Flow::Outbound
+            && fresh_syn
+            && self.napt.as_ref().is_some_and(|n| {
+                n.entries[slot as usize]
+                    .as_ref()
+                    .is_some_and(|e| e.closed.is_some())
+            })
+        {
+            // A new connection reusing the 4-tuple of one that has closed (both FINs, or an
+            // RST): the old session ends now and the SYN starts a new one, as for load-shared
+            // sessions (`lookup.rs` `inbound`). Kept on the old entry, the new connection would
+            // end with the old one's close grace.
+            self.napt_end(slot);
+            let started = self.napt_start(now, ip, l4, b, out);
+            debug_assert!(started, "a NAPT key's SYN starts a NAPT session");
+            return;
+        }
         out.flow = flow;
         if self.forwards_with_ttl(flow) && ip.ttl <= 1 {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
@@ -276,14 +313,6 @@ impl Engine {
         }
     }
 
-    /// Whether NAPT translates packets with addressing `t` (§3.2): from an inside host
-    /// toward the outside.
-    pub(crate) fn napt_would_translate(&self, t: &Tuple) -> bool {
-        self.napt
-            .as_ref()
-            .is_some_and(|n| n.is_inside(t.src) && !n.is_inside(t.dst))
-    }
-
     /// Whether a fragmented datagram is NAPT's (§3.2): an inside host's toward the outside, or
     /// one to the router's outside address (a reply).
     pub(crate) fn napt_fragment_related(&self, ip: &Ipv4) -> bool {
@@ -325,7 +354,9 @@ impl Engine {
     /// Starts a NAPT session for `key` (inside → outside): allocates the TU port.
     /// Never a port that is a load-shared service of the outside address (when it is a VIP,
     /// as in figure 2): the outside host's replies to it would be taken for new inbound
-    /// sessions to that service.
+    /// sessions to that service. An ICMP identifier needs no such care: the outside host's
+    /// echo replies and its own echo requests to an ICMP service never match each other's
+    /// session (`lookup.rs` `process` matches a query and a reply on one side each).
     fn napt_bind(&mut self, now: Timestamp, key: Tuple) -> Option<u32> {
         let due = now.add(self.idle_timeout(key.protocol));
         let napt = self.napt.as_mut()?;
@@ -397,18 +428,14 @@ impl Engine {
                 }
                 continue;
             }
-            napt.entries[slot as usize] = None;
-            napt.free.push(slot);
-            napt.flows.remove(&e.key, slot, Flow::Outbound);
-            napt.flows.remove(&e.reply, slot, Flow::Inbound);
-            self.ports.release(
-                PoolKey {
-                    addr: e.translated.src,
-                    peer: e.translated.dst,
-                    protocol: e.key.protocol,
-                },
-                e.translated.sport,
-            );
+            napt.end(slot, &mut self.ports);
+        }
+    }
+
+    /// Ends NAPT session `slot` now (see [`Napt::end`]).
+    fn napt_end(&mut self, slot: u32) {
+        if let Some(napt) = self.napt.as_mut() {
+            napt.end(slot, &mut self.ports);
         }
     }
 }

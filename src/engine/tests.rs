@@ -860,11 +860,13 @@ fn napt_reset_session_is_kept_tcp_rst() {
     );
 }
 
-/// §3.2: an inside host's TCP segment toward the outside with no NAPT session (its mapping
-/// ended) is dropped `tcp-no-session`, not forwarded with the private address; a new SYN
-/// still starts a session, and the members' own stray segments keep their verdicts.
+/// §3.2: an inside host's TCP segment toward the outside that is no SYN and belongs to no
+/// NAPT session passes untranslated (`unrelated`): lsnat does not track connections it does
+/// not translate, so it cannot tell one an outside host opened to the inside host (routed, not
+/// NATed; `tests/napt.rs` has one on real traffic) from a NAPT connection whose mapping ended.
+/// A new SYN still starts a session, and the members' own stray segments keep their verdicts.
 #[test]
-fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
+fn napt_tcp_without_a_mapping_passes_untranslated() {
     let outside = [192, 0, 2, 80];
     let mut e = Engine::new(napt_timeouts());
     napt_connect(&mut e, 0, 40001, outside, true);
@@ -876,9 +878,16 @@ fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
     let o = e.handle(t(100), &mut late);
     assert_eq!(
         (o.verdict, o.flow),
-        (Verdict::Drop(DropReason::NoSession), Flow::Outbound)
+        (Verdict::Pass(PassReason::Unrelated), Flow::None)
     );
     assert_eq!(late, before, "not rewritten");
+    // An inside host answering a connection an outside host opened to it: passes too.
+    let mut synack = tcp(M[1], 22, outside, 5555, 1, 1, "SA");
+    let o = e.handle(t(100), &mut synack);
+    assert_eq!(
+        (o.verdict, o.flow),
+        (Verdict::Pass(PassReason::Unrelated), Flow::None)
+    );
     let mut syn = tcp(M[1], 40001, outside, 443, 7000, 0, "S");
     assert_eq!(e.handle(t(101), &mut syn).verdict, Verdict::Translated);
     // Between inside hosts: not NAPT's, passes.
@@ -887,12 +896,137 @@ fn napt_tcp_without_a_mapping_is_dropped_not_leaked() {
         e.handle(t(102), &mut inside).verdict,
         Verdict::Pass(PassReason::Unrelated)
     );
-    // A member's SYN-ACK from its service port for no session: handled as before, as an
-    // outbound packet without a session (noted for dead host detection).
+    // A member's SYN-ACK from its service port for no session: handled as an outbound packet
+    // without a session (noted for dead host detection).
     let mut stray = tcp(M[0], 80, CLIENT, 3000, 1, 1, "SA");
     let o = e.handle(t(103), &mut stray);
     assert_eq!(
         (o.verdict, o.flow),
         (Verdict::Drop(DropReason::NoSession), Flow::None)
+    );
+}
+
+/// §3.2, §2.3: a SYN from the inside host on the 4-tuple of a NAPT connection that has closed
+/// (both FINs, or an RST) starts a new NAPT session, as a client's SYN does for a load-shared
+/// one: the new connection outlives the old one's close grace (2 s) and `tcp_rst` (30 s).
+#[test]
+fn napt_syn_reusing_a_closed_connection_starts_a_new_session() {
+    let outside = [192, 0, 2, 80];
+    let mut e = Engine::new(napt_timeouts());
+    let router = napt_connect(&mut e, 0, 40003, outside, true);
+    let mut fin = tcp(M[1], 40003, outside, 443, 1001, 5001, "FA");
+    assert_eq!(e.handle(t(1), &mut fin).verdict, Verdict::Translated);
+    let mut fin = tcp(outside, 443, ROUTER_OUT, router, 5001, 1002, "FA");
+    assert_eq!(e.handle(t(1), &mut fin).verdict, Verdict::Translated);
+    let mut ack = tcp(M[1], 40003, outside, 443, 1002, 5002, "A");
+    assert_eq!(e.handle(t(1), &mut ack).verdict, Verdict::Translated);
+    // Within the close grace, a new connection on the same 4-tuple.
+    let again = napt_connect(&mut e, 2, 40003, outside, true);
+    assert_eq!(again, router, "the freed port is taken again");
+    // Past the old session's grace (t(3)), the new connection is still translated both ways.
+    let mut data = tcp(M[1], 40003, outside, 443, 1001, 5001, "A");
+    let o = e.handle(t(10), &mut data);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    assert_eq!(parsed(&data).0.src, ROUTER_OUT);
+    let mut back = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
+    let o = e.handle(t(10), &mut back);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Inbound));
+
+    // The same after a reset: kept `tcp_rst` (30 s), a new SYN starts a new session at once.
+    let router = napt_connect(&mut e, 20, 40004, outside, true);
+    let mut rst = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "RA");
+    assert_eq!(e.handle(t(21), &mut rst).verdict, Verdict::Translated);
+    assert_eq!(napt_connect(&mut e, 22, 40004, outside, true), router);
+    let mut data = tcp(M[1], 40004, outside, 443, 1001, 5001, "A");
+    let o = e.handle(t(60), &mut data);
+    assert_eq!((o.verdict, o.flow), (Verdict::Translated, Flow::Outbound));
+    let mut back = tcp(outside, 443, ROUTER_OUT, router, 5001, 1001, "A");
+    assert_eq!(e.handle(t(60), &mut back).verdict, Verdict::Translated);
+}
+
+/// §3.2 with an ICMP virtual server on the outside address: an outside host's echo request to
+/// it is load-shared even when an inside host's ping through NAPT has the same identifier (the
+/// NAPT session expects echo replies from that host, not requests); the NAPT session's replies
+/// still go to the inside host, the load-shared session's replies back to the outside host.
+#[test]
+fn an_echo_request_to_an_icmp_vip_is_not_taken_for_a_napt_reply() {
+    let h = [192, 0, 2, 77];
+    let mut e = Engine::new(EngineConfig {
+        virtual_servers: vec![VirtualServerConfig {
+            name: "ping".into(),
+            vip: ROUTER_OUT.into(),
+            protocol: 1,
+            ports: vec![],
+            ..config(Algorithm::RoundRobin).virtual_servers[0].clone()
+        }],
+        ..napt_timeouts()
+    });
+    let echo = |src: [u8; 4], dst: [u8; 4], request: bool| {
+        let b = PacketBuilder::ipv4(src, dst, 64);
+        let b = if request {
+            b.icmpv4_echo_request(4242, 1)
+        } else {
+            b.icmpv4_echo_reply(4242, 1)
+        };
+        let mut out = Vec::new();
+        b.write(&mut out, b"ping").unwrap();
+        out
+    };
+    let mut p = echo(M[1], h, true);
+    let o = e.handle(t(1), &mut p);
+    assert_eq!(
+        (o.verdict, o.session, o.after.src),
+        (Verdict::Translated, 0, ROUTER_OUT)
+    );
+    assert_eq!(o.after.sport, 4242);
+    let napt_request = p.clone();
+    let mut p = echo(h, ROUTER_OUT, false);
+    let o = e.handle(t(1), &mut p);
+    assert_eq!(
+        (o.verdict, o.session, o.after.dst),
+        (Verdict::Translated, 0, M[1])
+    );
+    // The outside host pings the VIP with the same identifier: a new load-shared session.
+    let mut p = echo(h, ROUTER_OUT, true);
+    let o = e.handle(t(2), &mut p);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.bound, o.after.dst),
+        (Verdict::Translated, Flow::Inbound, 1, true, M[0])
+    );
+    let mut p = echo(M[0], h, false);
+    let o = e.handle(t(2), &mut p);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.after.src),
+        (Verdict::Translated, Flow::Outbound, 1, ROUTER_OUT)
+    );
+    let ls_reply = p.clone();
+    // Both go on side by side.
+    let mut p = echo(h, ROUTER_OUT, false);
+    let o = e.handle(t(3), &mut p);
+    assert_eq!(
+        (o.verdict, o.session, o.after.dst),
+        (Verdict::Translated, 0, M[1])
+    );
+    let mut p = echo(h, ROUTER_OUT, true);
+    let o = e.handle(t(3), &mut p);
+    assert_eq!(
+        (o.verdict, o.session, o.bound),
+        (Verdict::Translated, 1, false)
+    );
+    // ICMP errors quoting either session's datagram as it left the router find their own
+    // session the same way: quoting the NAPT request, to the inside host; quoting the
+    // load-shared reply, to the member.
+    let hop = [192, 0, 2, 1];
+    let mut err = port_unreachable(hop, ROUTER_OUT, &napt_request);
+    let o = e.handle(t(4), &mut err);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.after.dst),
+        (Verdict::Translated, Flow::Inbound, 0, M[1])
+    );
+    let mut err = port_unreachable(h, ROUTER_OUT, &ls_reply);
+    let o = e.handle(t(4), &mut err);
+    assert_eq!(
+        (o.verdict, o.flow, o.session, o.after.dst),
+        (Verdict::Translated, Flow::Inbound, 1, M[0])
     );
 }
