@@ -11,7 +11,12 @@ const VIP: [u8; 4] = [198, 18, 0, 100];
 const M: [[u8; 4]; 3] = [[203, 0, 113, 1], [203, 0, 113, 2], [203, 0, 113, 3]];
 
 fn engine(timeline: Vec<TimelineEntry>) -> Engine {
-    Engine::new(EngineConfig {
+    Engine::new(config(timeline))
+}
+
+/// Three members of a UDP service, dead host detection on (answer within 3 s, retry after 60 s).
+fn config(timeline: Vec<TimelineEntry>) -> EngineConfig {
+    EngineConfig {
         virtual_servers: vec![VirtualServerConfig {
             name: "echo".into(),
             vip: VIP.into(),
@@ -28,7 +33,7 @@ fn engine(timeline: Vec<TimelineEntry>) -> Engine {
         },
         timeline,
         ..EngineConfig::default()
-    })
+    }
 }
 
 fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
@@ -351,25 +356,11 @@ fn remap_sends_new_sessions_to_the_backup_and_add_grows_the_pool() {
 #[test]
 fn an_answer_deadline_fires_before_a_later_session_end() {
     let mut e = Engine::new(EngineConfig {
-        virtual_servers: vec![VirtualServerConfig {
-            name: "echo".into(),
-            vip: VIP.into(),
-            protocol: 17,
-            ports: vec![9999],
-            algorithm: Algorithm::RoundRobin,
-            members: M.iter().map(|&m| m.into()).collect(),
-            ..VirtualServerConfig::default()
-        }],
-        dead_host: DeadHostConfig {
-            enabled: true,
-            answer_within: Span::from_secs(3),
-            retry_after: Span::from_secs(60),
-        },
         timeouts: Timeouts {
             udp: Span::from_secs(4),
             ..Timeouts::default()
         },
-        ..EngineConfig::default()
+        ..config(Vec::new())
     });
     assert_eq!(ask(&mut e, 0, 1000), Some(0));
     answer(&mut e, 10, 1, 1000);

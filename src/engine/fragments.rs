@@ -32,6 +32,19 @@ pub(crate) struct FragmentKey {
     pub ident: u16,
 }
 
+impl FragmentKey {
+    /// The key of the datagram `ip` is a fragment of, as it arrived from `src` to `dst` (its
+    /// addresses before any rewrite).
+    pub fn arrived(src: [u8; 4], dst: [u8; 4], ip: &crate::wire::Ipv4) -> FragmentKey {
+        FragmentKey {
+            src,
+            dst,
+            protocol: ip.protocol,
+            ident: ip.ident,
+        }
+    }
+}
+
 /// What a first fragment got, kept for the later fragments of its datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FragmentFate {

@@ -401,12 +401,7 @@ impl Engine {
     ) {
         self.rewrite_forwarded(flow, &mut ip, &l4, b, &target, out);
         if ip.more_fragments {
-            let key = FragmentKey {
-                src: out.before.src,
-                dst: out.before.dst,
-                protocol: ip.protocol,
-                ident: ip.ident,
-            };
+            let key = FragmentKey::arrived(out.before.src, out.before.dst, &ip);
             let number = self.session(slot).number;
             let fate = FragmentFate::Translated { slot, number, flow };
             self.frags.insert(now, key, fate);
@@ -552,12 +547,7 @@ impl Engine {
         out: &mut Outcome,
         may_hold: bool,
     ) {
-        let key = FragmentKey {
-            src: ip.src,
-            dst: ip.dst,
-            protocol: ip.protocol,
-            ident: ip.ident,
-        };
+        let key = FragmentKey::arrived(ip.src, ip.dst, &ip);
         let (slot, number, flow) = match self.frags.get(&key).map(|e| e.fate) {
             Some(FragmentFate::Translated { slot, number, flow })
                 if self.slots[slot as usize]

@@ -270,12 +270,7 @@ impl Engine {
             .then(|| Ipv4::parse(packet).ok())
             .flatten()
             .filter(|ip| ip.more_fragments && ip.frag_offset == 0)
-            .map(|ip| FragmentKey {
-                src: ip.src,
-                dst: ip.dst,
-                protocol: ip.protocol,
-                ident: ip.ident,
-            })
+            .map(|ip| FragmentKey::arrived(ip.src, ip.dst, &ip))
             .filter(|key| self.hold.holds(key));
         self.given = given;
         let out = self.process(now, packet);
@@ -308,12 +303,7 @@ impl Engine {
             return;
         };
         if self.fragment_related(&ip) {
-            let key = FragmentKey {
-                src: ip.src,
-                dst: ip.dst,
-                protocol: ip.protocol,
-                ident: ip.ident,
-            };
+            let key = FragmentKey::arrived(ip.src, ip.dst, &ip);
             self.frags
                 .insert(now, key, fragments::FragmentFate::Like(verdict));
         }

@@ -269,12 +269,7 @@ impl Engine {
         if ip.more_fragments {
             // A first fragment: its datagram's later fragments get the same addresses
             // (RFC 3022 §4.1), keyed by the datagram as it arrived.
-            let key = FragmentKey {
-                src: out.before.src,
-                dst: out.before.dst,
-                protocol: ip.protocol,
-                ident: ip.ident,
-            };
+            let key = FragmentKey::arrived(out.before.src, out.before.dst, &ip);
             self.frags
                 .insert(now, key, FragmentFate::Napt { slot, number, flow });
         }
