@@ -947,11 +947,11 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                             format!("no virtual server named `{}`", v.get_ref()),
                         )
                     })?;
-                if is_vip(member) {
+                if cfg.virtual_servers[vs].vip == member {
                     return Err(err(
                         Some(t.member.span()),
                         &field("member"),
-                        format!("{member} is a virtual server's own address"),
+                        format!("{member} is the virtual server's own address"),
                     ));
                 }
                 added.push(member);
@@ -1400,7 +1400,7 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         );
         let e = parse(Path::new("t.toml"), &bad).unwrap_err().to_string();
         assert!(
-            e.contains("timeline[1].member`: 172.87.0.100 is a virtual server's own address"),
+            e.contains("timeline[1].member`: 172.87.0.100 is the virtual server's own address"),
             "{e}"
         );
         let bad = text.replace("backup = \"172.85.0.1\"", "backup = \"172.87.0.100\"");

@@ -202,7 +202,7 @@ fn apply<'a>(
                 // As in the config file: an idle timeout of 0 is refused; the grace after a
                 // close may be 0 (state dropped at the close).
                 if v.0 == 0 && !matches!(key.as_str(), "tcp-fin" | "tcp-rst") {
-                    return Err(format!("{key}: an idle timeout must be longer than 0"));
+                    return Err(format!("{key}: an idle timeout must be longer than zero"));
                 }
                 set_timeout(&mut p.timeouts, &key, v)?;
             }

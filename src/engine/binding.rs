@@ -138,16 +138,15 @@ impl Engine {
         };
         // The replies' key must be this session's alone: in LSNAT mode (no source
         // translation) a client port that talks to two VIPs whose sessions land on the same
-        // member and port would have one reply key for both, and the router could not tell
-        // whose replies it forwards. The second session is refused, the first keeps its
-        // replies (checked by the insert itself: nothing more per session).
-        if let Some((other, Flow::Outbound)) =
-            self.flows
-                .insert(reply, slot, Flow::Outbound, self.slots.as_slice())
-            && other != slot
+        // member and port would have one reply key for both (or, with a VIP as a client, a
+        // reply key equal to another session's key), and the router could not tell whose
+        // packets it forwards. The new session is refused; the bound one keeps its packets.
+        // (The insert checks it: nothing more per session.)
+        if self
+            .flows
+            .insert_new(reply, slot, Flow::Outbound, self.slots.as_slice())
+            .is_err()
         {
-            self.flows
-                .insert(reply, other, Flow::Outbound, self.slots.as_slice());
             self.free.push(slot);
             self.next_number -= 1;
             if napt {

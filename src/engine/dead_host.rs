@@ -36,6 +36,7 @@ use super::event::{PoolEvent, PoolEventKind, Tuple};
 use super::server_pool::{Admin, Health};
 use super::static_mapping::Target;
 use crate::time::Timestamp;
+use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -54,6 +55,10 @@ pub(crate) struct DeadHost {
     timers: BinaryHeap<Deadline>,
     /// Per member: sessions bound since its last answer (cleared, capacity kept, on answer).
     since_answer: Vec<Vec<u64>>,
+    /// Sessions that ended before their answer deadline came, answered in the capture by
+    /// another member (session number → that member): the deadline still finds the evidence.
+    /// An entry lives at most `answer_within`.
+    ended_answered_elsewhere: FxHashMap<u64, usize>,
 }
 
 impl DeadHost {
@@ -158,7 +163,7 @@ impl Engine {
         self.dead_host_answer(now, member, 0);
         for vs in 0..self.vss.list.len() {
             let v = &self.vss.list[vs];
-            if !(v.serves(reply.protocol, reply.sport) && v.served_by(member)) {
+            if !v.is_service_packet_of(member, reply.protocol, reply.sport) {
                 continue;
             }
             let key = Tuple {
@@ -232,7 +237,27 @@ impl Engine {
         }
     }
 
+    /// Session `number` ends at `at`, having been answered by member `other` in the capture:
+    /// kept for its answer deadline if that is still to come (at its instant or later).
+    pub(crate) fn dead_host_session_ended(
+        &mut self,
+        number: u64,
+        first: Timestamp,
+        other: Option<usize>,
+        at: Timestamp,
+    ) {
+        if let Some(other) = other
+            && self.dead_host.cfg.enabled
+            && at <= first.add(self.dead_host.cfg.answer_within)
+        {
+            self.dead_host
+                .ended_answered_elsewhere
+                .insert(number, other);
+        }
+    }
+
     fn answer_due(&mut self, due: Timestamp, number: u64, slot: u32, member: usize) {
+        let ended_elsewhere = self.dead_host.ended_answered_elsewhere.remove(&number);
         let bound_at = Timestamp(due.0.saturating_sub(self.dead_host.cfg.answer_within.0));
         let m = self.pool.member(member);
         let probe = match m.health {
@@ -247,7 +272,8 @@ impl Engine {
         let elsewhere = self.slots[slot as usize]
             .as_ref()
             .filter(|s| s.number == number)
-            .and_then(|s| s.answered_elsewhere);
+            .and_then(|s| s.answered_elsewhere)
+            .or(ended_elsewhere);
         if let Some(other) = elsewhere {
             if probe {
                 self.pool.member_mut(member).health = Health::ProbeDue { since: due };

@@ -381,3 +381,34 @@ fn an_answer_deadline_fires_before_a_later_session_end() {
         .collect();
     assert_eq!(ended, [(1, ms(4000))]);
 }
+
+/// The evidence that another member answered a session outlives the session until its answer
+/// deadline: session 1 (member 0, answered by member 1 in the capture) idles out at exactly its
+/// deadline (UDP timeout = `answer_within` = 3 s), where a packet arrives; and, with a 1 s UDP
+/// timeout, ends long before it. Member 0 is judged on neither.
+#[test]
+fn a_session_ended_by_its_deadline_keeps_its_evidence() {
+    for udp in [3, 1] {
+        let mut e = Engine::new(EngineConfig {
+            timeouts: Timeouts {
+                udp: Span::from_secs(udp),
+                ..Timeouts::default()
+            },
+            ..config(Vec::new())
+        });
+        assert_eq!(ask(&mut e, 0, 1000), Some(0));
+        answer(&mut e, 100, 1, 1000);
+        assert_eq!(
+            kinds(&mut e),
+            [(100, "recorded-choice-differs", M[0].into())]
+        );
+        // A new session exactly at the deadline (it goes to member 1, who answers it).
+        assert_eq!(ask(&mut e, 3000, 1001), Some(1));
+        answer(&mut e, 3010, 1, 1001);
+        e.advance(ms(10_000));
+        assert!(
+            pool_events(&mut e).is_empty(),
+            "udp {udp} s: member 0 judged on a session answered elsewhere"
+        );
+    }
+}

@@ -163,28 +163,43 @@ impl FlowTable {
         super::prefetch_lines(&self.entries[i]);
     }
 
-    /// Sets what `k` leads to, replacing what it led to before, which it returns. `keys` must
-    /// already hold the keys of every slot in the table (the new slot's may be absent).
-    pub fn insert(
+    /// Sets what `k` leads to (replacing what it led to before). `keys` must already hold
+    /// the keys of every slot in the table (the new slot's may be absent).
+    pub fn insert(&mut self, k: Tuple, slot: u32, flow: Flow, keys: &(impl FlowKeys + ?Sized)) {
+        if 2 * (self.len + 1) > self.entries.len() {
+            self.grow();
+        }
+        let h = hash(&k);
+        let i = match self.find(h, &k, keys) {
+            Some(i) => i,
+            None => {
+                self.len += 1;
+                self.first_empty(h)
+            }
+        };
+        self.entries[i] = Entry::new(h, slot, flow);
+    }
+
+    /// Makes `k` lead to `slot` and `flow` unless it already leads somewhere: then nothing
+    /// changes and what it leads to is returned. One probe, as [`FlowTable::insert`].
+    pub fn insert_new(
         &mut self,
         k: Tuple,
         slot: u32,
         flow: Flow,
         keys: &(impl FlowKeys + ?Sized),
-    ) -> Option<(u32, Flow)> {
+    ) -> Result<(), (u32, Flow)> {
         if 2 * (self.len + 1) > self.entries.len() {
             self.grow();
         }
         let h = hash(&k);
-        let (i, before) = match self.find(h, &k, keys) {
-            Some(i) => (i, Some((self.entries[i].slot(), self.entries[i].flow()))),
-            None => {
-                self.len += 1;
-                (self.first_empty(h), None)
-            }
-        };
+        if let Some(i) = self.find(h, &k, keys) {
+            return Err((self.entries[i].slot(), self.entries[i].flow()));
+        }
+        self.len += 1;
+        let i = self.first_empty(h);
         self.entries[i] = Entry::new(h, slot, flow);
-        before
+        Ok(())
     }
 
     /// Removes the entry of `k` that leads to `slot` and `flow`, if there is one (a key a
@@ -321,6 +336,27 @@ mod tests {
             assert_eq!(t.get(k, &slots), Some(*v));
             assert!(t.likely_slot(hash(k)).is_some());
         }
+    }
+
+    /// `insert_new` on a key in use changes nothing, however often: no entry is added (a
+    /// refused session leaves the table as it was; its slot's key is not there to compare).
+    #[test]
+    fn insert_new_leaves_a_key_in_use_alone() {
+        let mut t = FlowTable::default();
+        let mut slots = Slots::default();
+        slots.0.push(Some([key(1), key(2)]));
+        t.insert(key(2), 0, Flow::Outbound, &slots);
+        for n in 1..=1000u32 {
+            slots.0.push(None);
+            assert_eq!(
+                t.insert_new(key(2), n, Flow::Outbound, &slots),
+                Err((0, Flow::Outbound))
+            );
+        }
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(&key(2), &slots), Some((0, Flow::Outbound)));
+        assert_eq!(t.insert_new(key(1), 0, Flow::Inbound, &slots), Ok(()));
+        assert_eq!(t.len(), 2);
     }
 
     #[test]

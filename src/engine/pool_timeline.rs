@@ -118,7 +118,7 @@ impl Engine {
                 // The backup's replies are recognised on every virtual server of `m`.
                 for v in &mut self.vss.list {
                     if v.members.contains(&m) {
-                        v.add_backup(b);
+                        v.add_backup(b, None);
                     }
                 }
                 self.pool.member_mut(m).remap = Some(b);

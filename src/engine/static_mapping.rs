@@ -56,14 +56,16 @@ impl StaticMappings {
 
     /// Applies the mapping of `chosen` for a session to service `port` (`has_ports`: TCP or
     /// UDP). A port-specific mapping wins over a whole-member one.
-    /// The backups that stand in for the member at `addr` on all its services (pool indices):
-    /// whole-member mappings only. A backup for one port serves that port alone (maybe on
-    /// another port of its own); its replies are found by their session's reply key.
-    pub fn whole_member_backups_of(&self, addr: [u8; 4]) -> impl Iterator<Item = usize> + '_ {
+    /// The backups of the member at `addr` (pool indices), each with the port it serves for
+    /// it: `None` for all the member's services, `Some(port)` (the backup's port) for one.
+    pub fn backups_of(
+        &self,
+        addr: [u8; 4],
+    ) -> impl Iterator<Item = (usize, Option<u16>, Option<u16>)> + '_ {
         self.list
             .iter()
-            .filter(move |m| m.member == addr && m.port.is_none())
-            .map(|m| m.backup)
+            .filter(move |m| m.member == addr)
+            .map(|m| (m.backup, m.port, m.port.map(|p| m.backup_port.unwrap_or(p))))
     }
 
     pub fn apply(&self, chosen: Target, port: u16, has_ports: bool) -> Target {

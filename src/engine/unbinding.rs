@@ -112,6 +112,7 @@ impl Engine {
         let Some(s) = self.slots[slot as usize].take() else {
             return;
         };
+        self.dead_host_session_ended(s.number, s.first, s.answered_elsewhere, at);
         self.flows.remove(&s.key, slot, Flow::Inbound);
         self.flows.remove(&s.reply_key, slot, Flow::Outbound);
         if s.napt {

@@ -19,8 +19,9 @@ pub(crate) struct VirtualServer {
     pub in_pool: Vec<bool>,
     /// Backups of this virtual server's members (a pool-timeline remap, a static mapping): they
     /// take new sessions only through the member they stand in for, never as candidates of
-    /// their own, but their packets are this virtual server's.
-    pub backups: Vec<usize>,
+    /// their own, but their packets from its services are this virtual server's; a backup for
+    /// one service port (`Some(port)`: its own port for it) serves that port only.
+    pub backups: Vec<(usize, Option<u16>)>,
     pub load_share: Box<dyn LoadShare>,
 }
 
@@ -37,11 +38,24 @@ impl VirtualServer {
         }
     }
 
-    /// Whether member `m` serves this virtual server: in its member list (in the pool now or
-    /// not) or a backup of one of them. Its packets from a service port are outbound.
+    /// Whether a packet from member `m`'s `(protocol, port)` comes from this virtual server's
+    /// service: `m` is in its member list (in the pool now or not) or a whole-member backup of
+    /// one of them, and the port is a service port; or `m` is a backup for one service port and
+    /// `port` is its own port for it.
     #[inline]
-    pub fn served_by(&self, m: usize) -> bool {
-        self.members.contains(&m) || self.backups.contains(&m)
+    pub fn is_service_packet_of(&self, m: usize, protocol: u8, port: u16) -> bool {
+        if self.config.protocol != protocol {
+            return false;
+        }
+        let service = self.serves(protocol, port);
+        (service && self.members.contains(&m))
+            || self.backups.iter().any(|&(b, p)| {
+                b == m
+                    && match p {
+                        None => service,
+                        Some(p) => p == port,
+                    }
+            })
     }
 
     /// Puts member `m` (back) into this pool, at the end of the member list when it is new.
@@ -62,10 +76,11 @@ impl VirtualServer {
         }
     }
 
-    /// Records `b` as a backup of a member of this virtual server.
-    pub fn add_backup(&mut self, b: usize) {
-        if !self.served_by(b) {
-            self.backups.push(b);
+    /// Records `b` as a backup of a member of this virtual server: for every service
+    /// (`None`), or for one, on the backup's port `Some(port)`.
+    pub fn add_backup(&mut self, b: usize, port: Option<u16>) {
+        if !self.backups.contains(&(b, port)) {
+            self.backups.push((b, port));
         }
     }
 
@@ -107,12 +122,52 @@ impl VirtualServers {
             View::Router => pool.find(src).is_some_and(|m| {
                 self.list
                     .iter()
-                    .any(|v| v.serves(protocol, sport) && v.served_by(m))
+                    .any(|v| v.is_service_packet_of(m, protocol, sport))
             }),
             View::ClientSide => self
                 .list
                 .iter()
                 .any(|v| v.vip == src && v.serves(protocol, sport)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::VirtualServerConfig;
+    use std::net::Ipv4Addr;
+
+    /// Whose packets are a virtual server's: its members' from its service ports, a
+    /// whole-member backup's from them too, a one-port backup's from its own port for it only.
+    #[test]
+    fn packets_from_members_and_backups_of_its_services() {
+        let mut pool = ServerPool::default();
+        let mut v = VirtualServer::new(
+            VirtualServerConfig {
+                vip: Ipv4Addr::new(198, 18, 0, 100),
+                protocol: proto::TCP,
+                ports: vec![80, 23],
+                members: vec![Ipv4Addr::new(203, 0, 113, 1), Ipv4Addr::new(203, 0, 113, 2)],
+                ..VirtualServerConfig::default()
+            },
+            &mut pool,
+        );
+        let whole = pool.intern(Ipv4Addr::new(203, 0, 113, 8));
+        let one_port = pool.intern(Ipv4Addr::new(203, 0, 113, 9));
+        v.add_backup(whole, None);
+        v.add_backup(one_port, Some(2323));
+        assert!(v.is_service_packet_of(0, proto::TCP, 80));
+        assert!(v.is_service_packet_of(1, proto::TCP, 23));
+        assert!(!v.is_service_packet_of(0, proto::TCP, 8080));
+        assert!(!v.is_service_packet_of(0, proto::UDP, 80));
+        assert!(v.is_service_packet_of(whole, proto::TCP, 23));
+        assert!(!v.is_service_packet_of(whole, proto::TCP, 2323));
+        assert!(v.is_service_packet_of(one_port, proto::TCP, 2323));
+        assert!(!v.is_service_packet_of(one_port, proto::TCP, 80));
+        assert!(!v.is_service_packet_of(one_port, proto::UDP, 2323));
+        // Leaving the pool keeps a member's packets the virtual server's (its sessions go on).
+        v.leave(1);
+        assert!(v.is_service_packet_of(1, proto::TCP, 80));
     }
 }
