@@ -121,7 +121,10 @@ impl TuPorts {
             bits: Box::new([0; 1024]),
             held: 0,
         });
-        let port = if wanted >= FIRST && !pool.is_held(wanted) && !avoid(wanted) {
+        // An ICMP query identifier is no TU port: kept whatever its value when free, as
+        // Linux keeps it; a TCP/UDP port below 1024 moves up (RFC 2391 §3.3: 1024–65535).
+        let keeps = wanted >= FIRST || key.protocol == crate::wire::proto::ICMP;
+        let port = if keeps && !pool.is_held(wanted) && !avoid(wanted) {
             wanted
         } else {
             match pool.next_free(wanted.saturating_add(1), avoid) {
@@ -168,6 +171,20 @@ mod tests {
         peer: [203, 0, 113, 1],
         protocol: 6,
     };
+
+    /// ICMP query identifiers are no TU ports: one below 1024 is kept when free.
+    #[test]
+    fn icmp_identifiers_below_1024_are_kept() {
+        let mut t = TuPorts::default();
+        let icmp = PoolKey { protocol: 1, ..K };
+        assert_eq!(t.allocate(icmp, 7), Some(7));
+        assert_eq!(t.allocate(icmp, 7), Some(1024), "a clash moves up");
+        assert_eq!(
+            t.allocate(K, 7),
+            Some(1024),
+            "a TCP port below 1024 moves up"
+        );
+    }
 
     #[test]
     fn keeps_a_free_client_port_and_moves_up_on_a_clash() {
