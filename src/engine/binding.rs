@@ -92,12 +92,23 @@ impl Engine {
             };
             // Never a load-shared service port of that address (its packets would start
             // sessions), as NAPT does (§3.2).
+            // nor one whose replies' key another session holds (a member that is also a
+            // client of the VIP).
             let vss = &self.vss;
+            let (flows, slots) = (&self.flows, self.slots.as_slice());
             let tu = matches!(key.protocol, proto::TCP | proto::UDP);
             let port = self
                 .ports
                 .allocate_avoiding(pool, key.sport, |p| {
-                    tu && vss.inbound(addr, key.protocol, p).is_some()
+                    let t = Tuple {
+                        src: addr,
+                        sport: p,
+                        ..translated
+                    };
+                    (tu && vss.inbound(addr, key.protocol, p).is_some())
+                        || flows
+                            .get(&session_reply_key(&key, &t, vss.view), slots)
+                            .is_some()
                 })
                 .ok_or(DropReason::NaptPortsExhausted)?;
             translated.src = addr;
@@ -142,11 +153,20 @@ impl Engine {
         // reply key equal to another session's key), and the router could not tell whose
         // packets it forwards. The new session is refused; the bound one keeps its packets.
         // (The insert checks it: nothing more per session.)
-        if self
-            .flows
-            .insert_new(reply, slot, Flow::Outbound, self.slots.as_slice())
-            .is_err()
-        {
+        let slots = self.slots.as_slice();
+        let refused = match self.flows.insert_new(reply, slot, Flow::Outbound, slots) {
+            Err(_) => true,
+            // The session's own key taken as another session's reply key (a member pinging a
+            // VIP with the identifier of a session it answers): refused too, reply key undone.
+            Ok(()) => match self.flows.insert_new(key, slot, Flow::Inbound, slots) {
+                Err(_) => {
+                    self.flows.remove(&reply, slot, Flow::Outbound);
+                    true
+                }
+                Ok(()) => false,
+            },
+        };
+        if refused {
             self.free.push(slot);
             self.next_number -= 1;
             if napt {
@@ -161,8 +181,6 @@ impl Engine {
             }
             return Err(DropReason::ReplyKeyInUse);
         }
-        self.flows
-            .insert(key, slot, Flow::Inbound, self.slots.as_slice());
         let deadline = now.add(self.idle_timeout(key.protocol));
         self.timers.push((deadline, number, slot));
         if self.max_sessions.is_some() {

@@ -163,9 +163,11 @@ impl Engine {
         self.dead_host_answer(now, member, 0);
         for vs in 0..self.vss.list.len() {
             let v = &self.vss.list[vs];
-            if !v.is_service_packet_of(member, reply.protocol, reply.sport) {
+            // The session's key has the service port, also when a one-port backup answers
+            // from a port of its own.
+            let Some(service) = v.service_port_of(member, reply.protocol, reply.sport) else {
                 continue;
-            }
+            };
             let key = Tuple {
                 protocol: reply.protocol,
                 src: reply.dst,
@@ -178,7 +180,7 @@ impl Engine {
                 dport: if reply.protocol == crate::wire::proto::ICMP {
                     0
                 } else {
-                    reply.sport
+                    service
                 },
             };
             let Some((slot, super::Flow::Inbound)) = self.flows.get(&key, self.slots.as_slice())
@@ -246,14 +248,24 @@ impl Engine {
         other: Option<usize>,
         at: Timestamp,
     ) {
+        // Still to come: a deadline after `at`, or at `at` itself when that is now (an answer
+        // deadline at the current instant waits for the packet; one at an earlier instant
+        // fired before the sessions ending then).
+        let deadline = first.add(self.dead_host.cfg.answer_within);
         if let Some(other) = other
             && self.dead_host.cfg.enabled
-            && at <= first.add(self.dead_host.cfg.answer_within)
+            && (at < deadline || (at == deadline && deadline == self.now))
         {
             self.dead_host
                 .ended_answered_elsewhere
                 .insert(number, other);
         }
+    }
+
+    /// Evidence kept for sessions that ended before their answer deadline.
+    #[cfg(test)]
+    pub(crate) fn ended_evidence_kept(&self) -> usize {
+        self.dead_host.ended_answered_elsewhere.len()
     }
 
     fn answer_due(&mut self, due: Timestamp, number: u64, slot: u32, member: usize) {

@@ -412,3 +412,25 @@ fn a_session_ended_by_its_deadline_keeps_its_evidence() {
         );
     }
 }
+
+/// Evidence kept for an ended session lives until its deadline and no longer: sessions that
+/// idle out exactly at their answer deadline (UDP timeout = `answer_within`), with no packet
+/// then, leave nothing behind.
+#[test]
+fn evidence_of_ended_sessions_is_given_back() {
+    let mut e = Engine::new(EngineConfig {
+        timeouts: Timeouts {
+            udp: Span::from_secs(3),
+            ..Timeouts::default()
+        },
+        ..config(Vec::new())
+    });
+    for i in 0..50u64 {
+        let at = i * 1100;
+        let m = ask(&mut e, at, 1000 + i as u16).unwrap();
+        // The member the recorded router chose answers it, not lsnat's.
+        answer(&mut e, at + 10, (m + 1) % 3, 1000 + i as u16);
+    }
+    e.advance(ms(200_000));
+    assert_eq!(e.ended_evidence_kept(), 0);
+}

@@ -158,16 +158,7 @@ impl Engine {
         for v in &mut list {
             for i in 0..v.members.len() {
                 let addr = pool.member(v.members[i]).addr.octets();
-                for (b, port, backup_port) in statics.backups_of(addr) {
-                    // A mapping for one port counts where that port is a service.
-                    let tu = matches!(
-                        v.config.protocol,
-                        crate::wire::proto::TCP | crate::wire::proto::UDP
-                    );
-                    if port.is_none_or(|p| tu && v.serves(v.config.protocol, p)) {
-                        v.add_backup(b, backup_port);
-                    }
-                }
+                statics.register_backups(v, addr);
             }
         }
         let mut router_addresses: Vec<[u8; 4]> = cfg

@@ -115,10 +115,13 @@ impl Engine {
                 if !known {
                     self.pool.member_mut(b).admin = Admin::Backup;
                 }
-                // The backup's replies are recognised on every virtual server of `m`.
+                // The backup's replies are recognised on every virtual server of `m`, and
+                // those of the backups a static mapping gives it (the session may go on there).
+                let backup_addr = backup.octets();
                 for v in &mut self.vss.list {
                     if v.members.contains(&m) {
                         v.add_backup(b, None);
+                        self.statics.register_backups(v, backup_addr);
                     }
                 }
                 self.pool.member_mut(m).remap = Some(b);

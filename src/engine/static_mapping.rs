@@ -8,6 +8,8 @@
 
 use super::config::StaticMapping;
 use super::server_pool::ServerPool;
+use super::virtual_server::VirtualServer;
+use crate::wire::proto;
 
 /// One mapping with its addresses resolved.
 #[derive(Clone, Copy, Debug)]
@@ -54,20 +56,24 @@ impl StaticMappings {
         }
     }
 
-    /// Applies the mapping of `chosen` for a session to service `port` (`has_ports`: TCP or
-    /// UDP). A port-specific mapping wins over a whole-member one.
-    /// The backups of the member at `addr` (pool indices), each with the port it serves for
-    /// it: `None` for all the member's services, `Some(port)` (the backup's port) for one.
-    pub fn backups_of(
-        &self,
-        addr: [u8; 4],
-    ) -> impl Iterator<Item = (usize, Option<u16>, Option<u16>)> + '_ {
-        self.list
-            .iter()
-            .filter(move |m| m.member == addr)
-            .map(|m| (m.backup, m.port, m.port.map(|p| m.backup_port.unwrap_or(p))))
+    /// Records in `v` the backups of its member at `addr`: a whole-member backup for all its
+    /// services, a one-port backup (TCP/UDP) where that port is one of `v`'s services, with
+    /// its own port for it.
+    pub fn register_backups(&self, v: &mut VirtualServer, addr: [u8; 4]) {
+        let tu = matches!(v.config.protocol, proto::TCP | proto::UDP);
+        for m in self.list.iter().filter(|m| m.member == addr) {
+            match m.port {
+                None => v.add_backup(m.backup, None),
+                Some(p) if tu && v.serves(v.config.protocol, p) => {
+                    v.add_backup(m.backup, Some((p, m.backup_port.unwrap_or(p))));
+                }
+                Some(_) => {}
+            }
+        }
     }
 
+    /// Applies the mapping of `chosen` for a session to service `port` (`has_ports`: TCP or
+    /// UDP). A port-specific mapping wins over a whole-member one.
     pub fn apply(&self, chosen: Target, port: u16, has_ports: bool) -> Target {
         if self.list.is_empty() {
             return chosen;

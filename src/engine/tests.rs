@@ -1032,3 +1032,116 @@ fn an_echo_request_to_an_icmp_vip_is_not_taken_for_a_napt_reply() {
         (Verdict::Translated, Flow::Inbound, 1, M[0])
     );
 }
+
+/// An echo request from 10.0.0.x style hairpin: VIP2 pings VIP1 (session 1 on M[0], its replies
+/// M[0] → VIP2, id 7), then member M[0] pings VIP2 with id 7: the new session's own key is
+/// session 1's reply key, so it is refused (`reply-key-in-use`), whichever comes first, and
+/// session 1 keeps its replies.
+#[test]
+fn a_session_whose_key_is_another_sessions_reply_key_is_refused() {
+    let vip2 = [198, 18, 0, 200];
+    let ping = |vip: [u8; 4], members: Vec<Ipv4Addr>| VirtualServerConfig {
+        name: format!("ping-{}", vip[3]),
+        vip: vip.into(),
+        protocol: 1,
+        ports: vec![],
+        algorithm: Algorithm::RoundRobin,
+        members,
+        ..VirtualServerConfig::default()
+    };
+    let mut e = Engine::new(EngineConfig {
+        virtual_servers: vec![ping(VIP, vec![M[0].into()]), ping(vip2, vec![M[1].into()])],
+        ..EngineConfig::default()
+    });
+    let echo = |src: [u8; 4], dst: [u8; 4], reply: bool| {
+        let mut b = Vec::new();
+        let p = PacketBuilder::ipv4(src, dst, 64);
+        if reply {
+            p.icmpv4_echo_reply(7, 1).write(&mut b, b"x").unwrap();
+        } else {
+            p.icmpv4_echo_request(7, 1).write(&mut b, b"x").unwrap();
+        }
+        b
+    };
+    let o = e.handle(t(1), &mut echo(vip2, VIP, false));
+    assert_eq!((o.verdict, o.session), (Verdict::Translated, 1));
+    let o = e.handle(t(1), &mut echo(M[0], vip2, false));
+    assert_eq!(o.verdict, Verdict::Drop(DropReason::ReplyKeyInUse));
+    let o = e.handle(t(1), &mut echo(M[0], vip2, true));
+    assert_eq!(
+        (o.verdict, o.session),
+        (Verdict::Translated, 1),
+        "session 1's reply"
+    );
+    assert_eq!(e.live_sessions(), 1);
+}
+
+/// A member remapped to a backup that a static mapping sends on (one hop, then the mapping):
+/// the final backup's packets are the virtual server's, as the static backup's are when the
+/// mapping is on the member itself.
+#[test]
+fn a_remap_targets_static_backups_are_the_virtual_servers() {
+    let (b, b2) = ([203, 0, 113, 5], [203, 0, 113, 9]);
+    let mut e = Engine::new(EngineConfig {
+        static_mappings: vec![StaticMapping {
+            member: b.into(),
+            port: Some(80),
+            backup: b2.into(),
+            backup_port: Some(8080),
+        }],
+        timeline: vec![TimelineEntry {
+            at: TimelineAt::Relative(crate::time::Span::from_secs(1)),
+            member: M[0].into(),
+            action: TimelineAction::Remap { backup: b.into() },
+        }],
+        ..config(Algorithm::RoundRobin)
+    });
+    // The first packet starts the capture's clock; the remap applies at +1 s.
+    e.handle(t(0), &mut udp(CLIENT, 5000, VIP, 53));
+    e.advance(t(2));
+    let web = &e.vss.list[0];
+    let b2_index = e.pool.find(b2).unwrap();
+    assert_eq!(web.service_port_of(b2_index, 6, 8080), Some(80));
+    assert!(!web.is_service_packet_of(b2_index, 6, 80));
+}
+
+/// LS-NAPT (§3.3) from the VIP never allocates an identifier whose replies' key another session
+/// holds: member M[1], itself a client of the VIP, pings it with id 1025 (its session goes to
+/// M[0]); a client's ping with id 1025 then goes to M[1], and keeping 1025 would make its
+/// replies (M[1] → VIP, 1025) the key of M[1]'s own session: it gets 1026 and is bound.
+#[test]
+fn ls_napt_never_allocates_a_port_whose_reply_key_is_taken() {
+    let members: Vec<Ipv4Addr> = vec![M[0].into(), M[1].into()];
+    let mut e = Engine::new(EngineConfig {
+        mode: Mode::LsNapt,
+        virtual_servers: vec![VirtualServerConfig {
+            name: "ping".into(),
+            vip: VIP.into(),
+            protocol: 1,
+            ports: vec![],
+            algorithm: Algorithm::RoundRobin,
+            members,
+            ..VirtualServerConfig::default()
+        }],
+        ..EngineConfig::default()
+    });
+    let request = |src: [u8; 4]| {
+        let mut b = Vec::new();
+        PacketBuilder::ipv4(src, VIP, 64)
+            .icmpv4_echo_request(1025, 1)
+            .write(&mut b, b"x")
+            .unwrap();
+        b
+    };
+    let o = e.handle(t(1), &mut request(M[1]));
+    assert_eq!(
+        (o.verdict, o.after.dst, o.after.sport),
+        (Verdict::Translated, M[0], 1025)
+    );
+    let o = e.handle(t(1), &mut request(CLIENT));
+    assert_eq!(
+        (o.verdict, o.after.dst, o.after.sport),
+        (Verdict::Translated, M[1], 1026)
+    );
+    assert_eq!(e.live_sessions(), 2);
+}

@@ -20,8 +20,8 @@ pub(crate) struct VirtualServer {
     /// Backups of this virtual server's members (a pool-timeline remap, a static mapping): they
     /// take new sessions only through the member they stand in for, never as candidates of
     /// their own, but their packets from its services are this virtual server's; a backup for
-    /// one service port (`Some(port)`: its own port for it) serves that port only.
-    pub backups: Vec<(usize, Option<u16>)>,
+    /// one service port (`Some((service port, its own port for it))`) serves that port only.
+    pub backups: Vec<(usize, Option<(u16, u16)>)>,
     pub load_share: Box<dyn LoadShare>,
 }
 
@@ -38,24 +38,32 @@ impl VirtualServer {
         }
     }
 
-    /// Whether a packet from member `m`'s `(protocol, port)` comes from this virtual server's
-    /// service: `m` is in its member list (in the pool now or not) or a whole-member backup of
-    /// one of them, and the port is a service port; or `m` is a backup for one service port and
-    /// `port` is its own port for it.
+    /// The service port of this virtual server a packet from member `m`'s `(protocol, port)`
+    /// answers for, if it comes from one: `port` itself when `m` is in its member list (in the
+    /// pool now or not) or a whole-member backup of one of them and `port` is a service port;
+    /// the service port a one-port backup stands in for, when `port` is its own port for it.
+    /// (ICMP and other protocols: any port, as they have none.)
     #[inline]
-    pub fn is_service_packet_of(&self, m: usize, protocol: u8, port: u16) -> bool {
+    pub fn service_port_of(&self, m: usize, protocol: u8, port: u16) -> Option<u16> {
         if self.config.protocol != protocol {
-            return false;
+            return None;
         }
         let service = self.serves(protocol, port);
-        (service && self.members.contains(&m))
-            || self.backups.iter().any(|&(b, p)| {
-                b == m
-                    && match p {
-                        None => service,
-                        Some(p) => p == port,
-                    }
-            })
+        if service && self.members.contains(&m) {
+            return Some(port);
+        }
+        self.backups.iter().find_map(|&(b, p)| match p {
+            _ if b != m => None,
+            None => service.then_some(port),
+            Some((service_port, own)) => (own == port).then_some(service_port),
+        })
+    }
+
+    /// Whether a packet from member `m`'s `(protocol, port)` comes from this virtual server's
+    /// service ([`VirtualServer::service_port_of`]).
+    #[inline]
+    pub fn is_service_packet_of(&self, m: usize, protocol: u8, port: u16) -> bool {
+        self.service_port_of(m, protocol, port).is_some()
     }
 
     /// Puts member `m` (back) into this pool, at the end of the member list when it is new.
@@ -77,8 +85,8 @@ impl VirtualServer {
     }
 
     /// Records `b` as a backup of a member of this virtual server: for every service
-    /// (`None`), or for one, on the backup's port `Some(port)`.
-    pub fn add_backup(&mut self, b: usize, port: Option<u16>) {
+    /// (`None`), or for one, `Some((service port, the backup's own port for it))`.
+    pub fn add_backup(&mut self, b: usize, port: Option<(u16, u16)>) {
         if !self.backups.contains(&(b, port)) {
             self.backups.push((b, port));
         }
@@ -156,7 +164,9 @@ mod tests {
         let whole = pool.intern(Ipv4Addr::new(203, 0, 113, 8));
         let one_port = pool.intern(Ipv4Addr::new(203, 0, 113, 9));
         v.add_backup(whole, None);
-        v.add_backup(one_port, Some(2323));
+        v.add_backup(one_port, Some((23, 2323)));
+        assert_eq!(v.service_port_of(one_port, proto::TCP, 2323), Some(23));
+        assert_eq!(v.service_port_of(whole, proto::TCP, 80), Some(80));
         assert!(v.is_service_packet_of(0, proto::TCP, 80));
         assert!(v.is_service_packet_of(1, proto::TCP, 23));
         assert!(!v.is_service_packet_of(0, proto::TCP, 8080));
