@@ -595,17 +595,32 @@ impl Engine {
             (_, View::Router) => (s.key.dst, s.key.src),
             (_, View::ClientSide) => (s.translated.dst, s.translated.src),
         };
-        let mut ip = ip;
+        let ip = self.rewrite_later_fragment(ip, b, flow, new_src, new_dst, out);
+        self.finish_translation(now, slot, flow, &ip, L4::LaterFragment, b, out);
+    }
+
+    /// Gives a later fragment on `flow` the addresses its first fragment got (RFC 3022 §4.1:
+    /// no transport header to update), TTL decremented as forwarded; notes its IP checksum
+    /// fault. Returns the rewritten header.
+    fn rewrite_later_fragment(
+        &self,
+        mut ip: Ipv4,
+        b: &mut [u8],
+        flow: Flow,
+        src: [u8; 4],
+        dst: [u8; 4],
+        out: &mut Outcome,
+    ) -> Ipv4 {
         out.faults = ChecksumFaults {
             ip: self.ip_checksum_error(&ip, b),
             l4: None,
         };
-        ipv4::set_src(&mut ip, b, new_src);
-        ipv4::set_dst(&mut ip, b, new_dst);
+        ipv4::set_src(&mut ip, b, src);
+        ipv4::set_dst(&mut ip, b, dst);
         if self.forwards_with_ttl(flow) {
             ipv4::decrement_ttl(&mut ip, b);
         }
-        self.finish_translation(now, slot, flow, &ip, L4::LaterFragment, b, out);
+        ip
     }
 
     /// A later fragment of NAPT session `number` in `slot` (§3.2), whose first fragment went
@@ -617,7 +632,7 @@ impl Engine {
         slot: u32,
         number: u64,
         flow: Flow,
-        mut ip: Ipv4,
+        ip: Ipv4,
         b: &mut [u8],
         out: &mut Outcome,
     ) {
@@ -629,15 +644,7 @@ impl Engine {
             out.verdict = Verdict::Drop(DropReason::TtlExceeded);
             return;
         }
-        out.faults = ChecksumFaults {
-            ip: self.ip_checksum_error(&ip, b),
-            l4: None,
-        };
-        ipv4::set_src(&mut ip, b, src);
-        ipv4::set_dst(&mut ip, b, dst);
-        if self.forwards_with_ttl(flow) {
-            ipv4::decrement_ttl(&mut ip, b);
-        }
+        let ip = self.rewrite_later_fragment(ip, b, flow, src, dst, out);
         self.napt_touch(slot, now);
         mark_translated(out, &ip, l4_checksum(&ip, b));
     }
