@@ -1,7 +1,9 @@
 //! What the engine is told at start: virtual servers, their pools and algorithms, timeouts.
 //! Built by [`crate::config`] from a TOML file; the engine never reads files itself.
 
+use super::event::{EndReason, TcpState};
 use crate::time::{Span, Timestamp};
+use crate::wire::proto;
 use std::net::Ipv4Addr;
 
 /// How the capture relates to the modelled router.
@@ -270,6 +272,39 @@ impl Timeouts {
     /// How long a TCP session is kept after an RST.
     pub fn rst(&self) -> Span {
         self.tcp_rst.unwrap_or(self.tcp_close_grace)
+    }
+
+    /// The idle timeout of a session of `protocol` in TCP state `state` (RFC 5382 §5, RFC 7857
+    /// §2.1: opening, established, closing; the state counts for TCP only).
+    pub fn idle(&self, protocol: u8, state: TcpState) -> Span {
+        match protocol {
+            proto::TCP => match state {
+                TcpState::Opening => self.opening(),
+                TcpState::Closing => self.closing(),
+                _ => self.tcp,
+            },
+            proto::UDP => self.udp,
+            proto::ICMP => self.icmp,
+            _ => self.other,
+        }
+    }
+
+    /// When a session of `protocol` in TCP state `state`, last seen at `last`, is due to end,
+    /// and why: `tcp_rst` after an RST, `tcp_close_grace` after both FINs were acknowledged
+    /// (`closed`: when, and which), else its idle timeout (RFC 2391 §2.4, §4.3). Load-shared
+    /// and NAPT sessions end alike.
+    pub fn deadline(
+        &self,
+        protocol: u8,
+        state: TcpState,
+        last: Timestamp,
+        closed: Option<(Timestamp, EndReason)>,
+    ) -> (Timestamp, EndReason) {
+        match closed {
+            Some((at, EndReason::Rst)) => (at.add(self.rst()), EndReason::Rst),
+            Some((at, reason)) => (at.add(self.tcp_close_grace), reason),
+            None => (last.add(self.idle(protocol, state)), EndReason::IdleTimeout),
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 use super::Engine;
 use super::binding::reply_key;
 use super::config::Timeouts;
-use super::event::{DropReason, EndReason, Flow, Outcome, TcpState, Tuple, Verdict};
+use super::event::{DropReason, EndReason, Flow, Outcome, Tuple, Verdict};
 use super::fragments::{FragmentFate, FragmentKey};
 use super::lookup::{l4_checksum, mark_translated};
 use super::session::TcpTrack;
@@ -45,20 +45,8 @@ impl Entry {
     /// protocol and TCP state (`tcp_opening` until the inside host acknowledges the SYN-ACK,
     /// `tcp_closing` once a FIN is seen, `tcp` in between).
     fn deadline(&self, t: &Timeouts) -> Timestamp {
-        match self.closed {
-            Some((at, EndReason::Rst)) => at.add(t.rst()),
-            Some((at, _)) => at.add(t.tcp_close_grace),
-            None => self.last.add(match self.key.protocol {
-                proto::TCP => match self.tcp.state {
-                    TcpState::Opening => t.opening(),
-                    TcpState::Closing => t.closing(),
-                    _ => t.tcp,
-                },
-                proto::UDP => t.udp,
-                proto::ICMP => t.icmp,
-                _ => t.other,
-            }),
-        }
+        t.deadline(self.key.protocol, self.tcp.state, self.last, self.closed)
+            .0
     }
 }
 

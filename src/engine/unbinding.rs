@@ -23,31 +23,14 @@ impl Engine {
         let t = &self.timeouts;
         match protocol {
             proto::TCP => t.tcp.min(t.opening()).min(t.closing()),
-            proto::UDP => t.udp,
-            proto::ICMP => t.icmp,
-            _ => t.other,
+            other => t.idle(other, TcpState::default()),
         }
     }
 
-    /// The idle timeout of a session in its current state (RFC 5382 §5, RFC 7857 §2.1).
-    fn session_timeout(&self, s: &Session) -> Span {
-        if s.key.protocol != proto::TCP {
-            return self.idle_timeout(s.key.protocol);
-        }
-        match s.tcp.state {
-            TcpState::Opening => self.timeouts.opening(),
-            TcpState::Closing => self.timeouts.closing(),
-            _ => self.timeouts.tcp,
-        }
-    }
-
-    /// When `s` is due to be unbound, and why.
+    /// When `s` is due to be unbound, and why (see [`super::config::Timeouts::deadline`]).
     fn deadline(&self, s: &Session) -> (Timestamp, EndReason) {
-        match s.closed {
-            Some((at, EndReason::Rst)) => (at.add(self.timeouts.rst()), EndReason::Rst),
-            Some((at, reason)) => (at.add(self.timeouts.tcp_close_grace), reason),
-            None => (s.last.add(self.session_timeout(s)), EndReason::IdleTimeout),
-        }
+        self.timeouts
+            .deadline(s.key.protocol, s.tcp.state, s.last, s.closed)
     }
 
     /// Arms a timer at a session's current deadline: when it closed, or when its TCP state
