@@ -90,13 +90,10 @@ impl Engine {
                 peer: target.addr,
                 protocol: key.protocol,
             };
-            // Never a load-shared service port of that address (its packets would start
-            // sessions), as NAPT does (§3.2).
-            // nor one whose replies' key another session holds (a member that is also a
-            // client of the VIP).
+            // Never a load-shared service port of that address, nor one whose replies' key
+            // another session holds (a member that is also a client of the VIP).
             let vss = &self.vss;
             let (flows, slots) = (&self.flows, self.slots.as_slice());
-            let tu = matches!(key.protocol, proto::TCP | proto::UDP);
             let port = self
                 .ports
                 .allocate_avoiding(pool, key.sport, |p| {
@@ -105,7 +102,7 @@ impl Engine {
                         sport: p,
                         ..translated
                     };
-                    (tu && vss.inbound(addr, key.protocol, p).is_some())
+                    vss.is_tu_service(addr, key.protocol, p)
                         || flows
                             .get(&session_reply_key(&key, &t, vss.view), slots)
                             .is_some()
@@ -170,14 +167,7 @@ impl Engine {
             self.free.push(slot);
             self.next_number -= 1;
             if napt {
-                self.ports.release(
-                    PoolKey {
-                        addr: translated.src,
-                        peer: translated.dst,
-                        protocol: key.protocol,
-                    },
-                    translated.sport,
-                );
+                self.ports.release_translated(&translated);
             }
             return Err(DropReason::ReplyKeyInUse);
         }
@@ -358,13 +348,17 @@ impl Engine {
     /// server `vs`; `None` when that member is not offered: out of the pool, not active, or its
     /// session would go to a member that takes no new session (dead, draining, removed).
     fn offered(&self, vs: usize, i: usize, key: &Tuple) -> Option<Target> {
+        self.in_pool_target(vs, i, key)
+            .filter(|t| self.pool.takes_new(t.member))
+    }
+
+    /// Where a new session `key` given to the `i`th member of virtual server `vs` would go,
+    /// when that member is in the pool and active (whether that server takes it is another
+    /// question: [`Engine::offered`], `probe_target`).
+    pub(crate) fn in_pool_target(&self, vs: usize, i: usize, key: &Tuple) -> Option<Target> {
         let v = &self.vss.list[vs];
         let m = v.members[i];
-        if !v.in_pool[i] || self.pool.member(m).admin != Admin::Active {
-            return None;
-        }
-        let t = self.target_of(m, key);
-        self.pool.takes_new(t.member).then_some(t)
+        (v.in_pool[i] && self.pool.member(m).admin == Admin::Active).then(|| self.target_of(m, key))
     }
 
     /// Why member `m` of virtual server `vs`, to which client affinity would send the client

@@ -13,7 +13,8 @@
 //!   `last_answer`.
 //! - Each newly bound session arms one lazy deadline, `bound + answer_within` (one heap entry,
 //!   like [`super::unbinding`]'s timers; nothing per packet). An answer at that very instant
-//!   still counts. When the deadline has passed the member is declared dead if it has not answered since the session was bound and no other member
+//!   still counts. When the deadline has passed the member is declared dead if it has not
+//!   answered since the session was bound and no other member
 //!   answered the session in its place. The event names the session and lists every session
 //!   bound to the member since its last answer.
 //! - A session lsnat bound to M but answered by X in the capture is evidence against the
@@ -33,7 +34,7 @@
 use super::Engine;
 use super::config::DeadHostConfig;
 use super::event::{PoolEvent, PoolEventKind, Tuple};
-use super::server_pool::{Admin, Health};
+use super::server_pool::Health;
 use super::static_mapping::Target;
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
@@ -88,14 +89,10 @@ impl Engine {
         }
         let v = &self.vss.list[vs];
         (0..v.members.len()).find_map(|i| {
-            let m = v.members[i];
-            if !v.in_pool[i] || self.pool.member(m).admin != Admin::Active {
-                return None;
-            }
-            let t = self.target_of(m, key);
+            let t = self.in_pool_target(vs, i, key)?;
             // An unreachable server (cost "inf", §5.2) gets no session, not even a probe.
-            let p = self.pool.member(t.member);
-            (self.pool.probe_due(t.member) && p.cost.is_finite()).then_some((m, t))
+            let due = self.pool.probe_due(t.member) && self.pool.member(t.member).cost.is_finite();
+            due.then_some((v.members[i], t))
         })
     }
 
@@ -248,13 +245,14 @@ impl Engine {
         other: Option<usize>,
         at: Timestamp,
     ) {
+        let Some(other) = other else {
+            return;
+        };
         // Still to come: a deadline after `at`, or at `at` itself when that is now (an answer
         // deadline at the current instant waits for the packet; one at an earlier instant
         // fired before the sessions ending then).
         let deadline = first.add(self.dead_host.cfg.answer_within);
-        if let Some(other) = other
-            && self.dead_host.cfg.enabled
-            && (at < deadline || (at == deadline && deadline == self.now))
+        if self.dead_host.cfg.enabled && (at < deadline || (at == deadline && deadline == self.now))
         {
             self.dead_host
                 .ended_answered_elsewhere

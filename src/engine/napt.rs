@@ -18,7 +18,6 @@ use super::session::TcpTrack;
 use super::tu_port::PoolKey;
 use crate::time::Timestamp;
 use crate::wire::ipv4::{Ipv4, L4};
-use crate::wire::proto;
 use crate::wire::tcp_flags::{ACK, SYN};
 use std::net::Ipv4Addr;
 
@@ -107,14 +106,7 @@ impl Napt {
         self.free.push(slot);
         self.flows.remove(&e.key, slot, Flow::Outbound);
         self.flows.remove(&e.reply, slot, Flow::Inbound);
-        ports.release(
-            PoolKey {
-                addr: e.translated.src,
-                peer: e.translated.dst,
-                protocol: e.key.protocol,
-            },
-            e.translated.sport,
-        );
+        ports.release_translated(&e.translated);
     }
 
     /// Keeps the lazy timer queue proportional to the live sessions, as
@@ -349,9 +341,8 @@ impl Engine {
             protocol: key.protocol,
         };
         let vss = &self.vss;
-        let tu = matches!(key.protocol, proto::TCP | proto::UDP);
         let port = self.ports.allocate_avoiding(pool, key.sport, |p| {
-            tu && vss.inbound(pool.addr, key.protocol, p).is_some()
+            vss.is_tu_service(pool.addr, key.protocol, p)
         })?;
         let translated = Tuple {
             src: napt.address,

@@ -142,6 +142,17 @@ impl TuPorts {
         Some(port)
     }
 
+    /// Gives back the port of a session translated to `t` (its new source and port, toward
+    /// `t.dst`), when it ends or is refused.
+    pub fn release_translated(&mut self, t: &super::event::Tuple) {
+        let key = PoolKey {
+            addr: t.src,
+            peer: t.dst,
+            protocol: t.protocol,
+        };
+        self.release(key, t.sport);
+    }
+
     /// Gives `port` back when its session is unbound.
     pub fn release(&mut self, key: PoolKey, port: u16) {
         if let Some(pool) = self.pools.get_mut(&key)

@@ -100,14 +100,7 @@ impl Engine {
         self.flows.remove(&s.reply_key, slot, Flow::Outbound);
         if s.napt {
             // LS-NAPT (RFC 2391 §3.3): the session's TU port is free again.
-            self.ports.release(
-                super::tu_port::PoolKey {
-                    addr: s.translated.src,
-                    peer: s.translated.dst,
-                    protocol: s.key.protocol,
-                },
-                s.translated.sport,
-            );
+            self.ports.release_translated(&s.translated);
         }
         self.free.push(slot);
         self.live -= 1;

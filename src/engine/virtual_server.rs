@@ -122,6 +122,13 @@ impl VirtualServers {
             .position(|v| v.vip == dst && v.serves(protocol, dport))
     }
 
+    /// Whether `port` of `addr` is a load-shared TCP/UDP service: LS-NAPT and NAPT never hand
+    /// it out as a translated port (RFC 2391 §3.2, §3.3), since packets to it start sessions.
+    #[inline]
+    pub fn is_tu_service(&self, addr: [u8; 4], protocol: u8, port: u16) -> bool {
+        matches!(protocol, proto::TCP | proto::UDP) && self.inbound(addr, protocol, port).is_some()
+    }
+
     /// Whether a packet from `src` with `(protocol, sport)` comes from a load-shared service:
     /// from a pool member (router view) or from the VIP (client-side view).
     #[inline]
