@@ -260,6 +260,9 @@ pub enum EndReason {
     IdleTimeout,
     /// Retired as the longest idle when the session table was full.
     Retired,
+    /// A FIN seen, not both acknowledged, when a new connection's SYN came on the same tuple
+    /// (RFC 2391 §2.3: that SYN starts a new session).
+    Reopened,
     /// Still bound when the capture ended.
     OpenAtEnd,
 }
@@ -272,6 +275,7 @@ impl EndReason {
             EndReason::Rst => "rst",
             EndReason::IdleTimeout => "idle-timeout",
             EndReason::Retired => "retired",
+            EndReason::Reopened => "reopened",
             EndReason::OpenAtEnd => "open-at-end",
         }
     }

@@ -6,9 +6,11 @@
 //! fragments of a datagram translated like its first fragment.
 
 use super::binding::reply_key;
-use super::event::{ChecksumFaults, DropReason, Flow, Outcome, PassReason, Tuple, Verdict};
+use super::event::{
+    ChecksumFaults, DropReason, EndReason, Flow, Outcome, PassReason, Tuple, Verdict,
+};
 use super::fragments::{FragmentFate, FragmentKey, HoldRefused};
-use super::session::tcp_history;
+use super::session::{Segment, opens_session, tcp_history};
 use super::{Engine, View};
 use crate::time::Timestamp;
 use crate::wire::checksum::update16;
@@ -301,13 +303,15 @@ impl Engine {
     ) {
         out.flow = Flow::Inbound;
         let key = out.before;
-        let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN);
+        let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if opens_session(flags));
         let mut slot = hit;
         if let Some(s) = slot
             && fresh_syn
-            && let Some((_, reason)) = self.session(s).closed
+            && self.session(s).tcp.reopened_by_syn()
         {
-            // A new connection reusing the 4-tuple of one that has closed: end the old one now.
+            // A new connection reusing the 4-tuple of one that has closed (or is closing, a
+            // FIN seen): the old one ends now, with its close reason, and the SYN binds anew.
+            let reason = self.session(s).closed.map_or(EndReason::Reopened, |c| c.1);
             self.unbind(s, reason, now);
             slot = None;
         }
@@ -354,7 +358,7 @@ impl Engine {
             let answers = out.before.protocol != proto::TCP
                 || matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == (SYN | ACK));
             out.verdict = if out.before.protocol == proto::TCP
-                && !matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN)
+                && !matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
             {
                 Verdict::Drop(DropReason::NoSession)
             } else {
@@ -492,18 +496,12 @@ impl Engine {
             s.history.mark(b'c', dir == 0);
         }
         let closed_now = match l4 {
-            L4::Tcp {
-                seq,
-                ack,
-                flags,
-                header_len,
-                ..
-            } => {
-                let payload = (ip.total_len.saturating_sub(ip.ihl + header_len.max(20))) as u32;
-                tcp_history(&mut s.history, dir == 0, flags, payload);
+            L4::Tcp { .. } => {
+                let seg = Segment::of(&ip, &l4, b).unwrap_or_default();
+                tcp_history(&mut s.history, dir == 0, seg.flags, seg.payload_len);
                 if s.closed.is_none() {
                     let before = s.tcp.state;
-                    let end = s.tcp.on_segment(dir, seq, ack, flags, payload);
+                    let end = s.tcp.on_segment(dir, seg);
                     if let Some(reason) = end {
                         s.closed = Some((now, reason));
                     }

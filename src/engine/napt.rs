@@ -14,11 +14,10 @@ use super::config::Timeouts;
 use super::event::{DropReason, EndReason, Flow, Outcome, Tuple, Verdict};
 use super::fragments::{FragmentFate, FragmentKey};
 use super::lookup::{l4_checksum, mark_translated};
-use super::session::TcpTrack;
+use super::session::{Segment, TcpTrack, opens_session};
 use super::tu_port::PoolKey;
 use crate::time::Timestamp;
 use crate::wire::ipv4::{Ipv4, L4};
-use crate::wire::tcp_flags::{ACK, SYN};
 use std::net::Ipv4Addr;
 
 /// One outbound NAPT session.
@@ -156,7 +155,7 @@ impl Engine {
         // Only TCP, UDP and ICMP query sessions have a TU port (or identifier) to translate;
         // other protocols pass untranslated.
         let starts = match l4 {
-            L4::Tcp { flags, .. } => flags & (SYN | ACK) == SYN,
+            L4::Tcp { flags, .. } => opens_session(flags),
             L4::Udp { .. } => true,
             L4::IcmpQuery { icmp_type, .. } => crate::wire::icmp_type::is_query(icmp_type),
             _ => false,
@@ -189,13 +188,13 @@ impl Engine {
         b: &mut [u8],
         out: &mut Outcome,
     ) {
-        let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == SYN);
+        let fresh_syn = matches!(l4, L4::Tcp { flags, .. } if opens_session(flags));
         if flow == Flow::Outbound
             && fresh_syn
             && self.napt.as_ref().is_some_and(|n| {
                 n.entries[slot as usize]
                     .as_ref()
-                    .is_some_and(|e| e.closed.is_some())
+                    .is_some_and(|e| e.tcp.reopened_by_syn())
             })
         {
             // A new connection reusing the 4-tuple of one that has closed (both FINs, or an
@@ -223,19 +222,12 @@ impl Engine {
         };
         e.last = now;
         let number = e.number;
-        if let L4::Tcp {
-            seq,
-            ack,
-            flags,
-            header_len,
-            ..
-        } = l4
+        if let Some(seg) = Segment::of(&ip, &l4, b)
             && e.closed.is_none()
         {
-            let payload = (ip.total_len.saturating_sub(ip.ihl + header_len.max(20))) as u32;
             let dir = usize::from(flow == Flow::Inbound);
             let before = e.tcp.state;
-            if let Some(reason) = e.tcp.on_segment(dir, seq, ack, flags, payload) {
+            if let Some(reason) = e.tcp.on_segment(dir, seg) {
                 e.closed = Some((now, reason));
             }
             // Closed, or a state whose timeout may be shorter: the deadline may have moved

@@ -329,6 +329,36 @@ fn l4_update32(ip: &Ipv4, b: &mut [u8], old: [u8; 4], new: [u8; 4]) {
     }
 }
 
+/// The window field of the TCP header that starts at `l4` in `b` (RFC 793 §3.1), when captured.
+pub fn tcp_window(b: &[u8], l4: usize) -> Option<u16> {
+    let w = b.get(l4 + 14..l4 + 16)?;
+    Some(u16::from_be_bytes([w[0], w[1]]))
+}
+
+/// The window scale option (RFC 7323 §2.2, kind 3) among the options of the TCP header that
+/// starts at `l4` in `b` and is `header_len` bytes long, as far as they were captured.
+pub fn tcp_window_scale(b: &[u8], l4: usize, header_len: usize) -> Option<u8> {
+    let end = (l4 + header_len).min(b.len());
+    let mut at = l4 + 20;
+    while at < end {
+        match b[at] {
+            0 => return None,
+            1 => at += 1,
+            kind => {
+                let len = usize::from(*b.get(at + 1)?);
+                if len < 2 {
+                    return None;
+                }
+                if kind == 3 && len == 3 {
+                    return b.get(at + 2).copied().filter(|_| at + 3 <= end);
+                }
+                at += len;
+            }
+        }
+    }
+    None
+}
+
 /// Rewrites the source address; updates the header checksum and, through the pseudo-header,
 /// the TCP/UDP checksum (first fragment only: later fragments carry no transport header).
 pub fn set_src(ip: &mut Ipv4, b: &mut [u8], new: [u8; 4]) {

@@ -1,0 +1,267 @@
+//! The TCP session life cycle (RFC 2391 §2.3, §2.4; RFC 793 §3.4, §3.5) on variants of the
+//! recorded `captures/lsnat-edges.pcap`: one real packet removed, or a real packet copied with
+//! one field changed, where no recording holds the case (a lost final ACK before a port is
+//! reused, an RST from outside the window, a SYN with FIN). Every other byte is the recording's.
+
+mod common;
+
+use common::{lsnat, read_json, root, scratch};
+use serde_json::Value;
+use std::path::Path;
+
+/// A classic little-endian pcap (µs or ns): its global header and its records (record header, bytes).
+struct Pcap {
+    header: Vec<u8>,
+    records: Vec<([u8; 16], Vec<u8>)>,
+}
+
+impl Pcap {
+    fn read(path: &Path) -> Pcap {
+        let d = std::fs::read(path).expect("capture");
+        assert!(
+            [[0xd4, 0xc3, 0xb2, 0xa1], [0x4d, 0x3c, 0xb2, 0xa1]]
+                .contains(&d[..4].try_into().unwrap()),
+            "a little-endian pcap"
+        );
+        let mut at = 24;
+        let mut records = Vec::new();
+        while at + 16 <= d.len() {
+            let h: [u8; 16] = d[at..at + 16].try_into().expect("16 bytes");
+            let len = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes")) as usize;
+            records.push((h, d[at + 16..at + 16 + len].to_vec()));
+            at += 16 + len;
+        }
+        Pcap {
+            header: d[..24].to_vec(),
+            records,
+        }
+    }
+
+    fn write(&self, path: &Path) {
+        let mut d = self.header.clone();
+        for (h, b) in &self.records {
+            d.extend_from_slice(h);
+            d.extend_from_slice(b);
+        }
+        std::fs::write(path, d).expect("write capture");
+    }
+}
+
+/// An Ethernet frame's TCP segment: (source, source port, destination port, flags), when it
+/// is one.
+fn tcp(frame: &[u8]) -> Option<([u8; 4], u16, u16, u8)> {
+    if frame.len() < 14 + 20 + 20 || frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 6 {
+        return None;
+    }
+    let ip = &frame[14..];
+    let t = &ip[usize::from(ip[0] & 15) * 4..];
+    Some((
+        ip[12..16].try_into().ok()?,
+        u16::from_be_bytes([t[0], t[1]]),
+        u16::from_be_bytes([t[2], t[3]]),
+        t[13],
+    ))
+}
+
+/// Recomputes the TCP checksum of an Ethernet frame from scratch (RFC 793 §3.1).
+fn fix_tcp_checksum(frame: &mut [u8]) {
+    let ip = &mut frame[14..];
+    let ihl = usize::from(ip[0] & 15) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let seg_len = total - ihl;
+    ip[ihl + 16] = 0;
+    ip[ihl + 17] = 0;
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(&ip[12..20]);
+    add(&[0, 6]);
+    add(&(seg_len as u16).to_be_bytes());
+    add(&ip[ihl..ihl + seg_len]);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let c = !(sum as u16);
+    ip[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+}
+
+fn replay(dir: &Path, cap: &Pcap) -> Value {
+    let path = dir.join("edges.pcap");
+    cap.write(&path);
+    let json = dir.join("report.json");
+    let out = lsnat()
+        .arg("replay")
+        .arg(&path)
+        .arg("-c")
+        .arg(root().join("captures/lsnat-edges.toml"))
+        .arg("--json")
+        .arg(&json)
+        .arg("-q")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    read_json(&json)
+}
+
+/// The sessions of one client port, in binding order.
+fn sessions_of(report: &Value, client_port: u64) -> Vec<Value> {
+    let mut v: Vec<Value> = report["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter(|s| s["orig_p"] == client_port && s["proto"] == "tcp")
+        .cloned()
+        .collect();
+    v.sort_by_key(|s| s["id"].as_u64());
+    v
+}
+
+const MEMBER_1: [u8; 4] = [203, 0, 113, 1];
+const MEMBER_3: [u8; 4] = [203, 0, 113, 3];
+const ACK: u8 = 0x10;
+const RST: u8 = 0x04;
+const SYN: u8 = 0x02;
+const FIN: u8 = 0x01;
+
+/// Port 40000 carries two connections in the recording: the first closes (the member's FIN
+/// first, then the client's), the second opens 0.4 s later on the same 4-tuple. Without the
+/// member's final ACK, the first is still closing when the second's SYN comes: that SYN starts
+/// a new session (RFC 2391 §2.3) and the first ends then, `reopened`. Before, the SYN and the
+/// whole second connection joined the first session, whose FIN bookkeeping then ended it on
+/// one of the new connection's ACKs.
+#[test]
+fn a_syn_on_a_closing_session_starts_a_new_one() {
+    let dir = scratch();
+    let mut cap = Pcap::read(&root().join("captures/lsnat-edges.pcap"));
+    let whole = replay(dir.path(), &cap);
+    let before = sessions_of(&whole, 40000);
+    assert_eq!(before.len(), 2);
+    assert_eq!(before[0]["end"], "fin");
+    // The member's last segment of the first connection: the ACK of the client's FIN.
+    let first_syn_of_second = cap
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, b))| matches!(tcp(b), Some((_, 40000, 80, f)) if f & (SYN | ACK) == SYN))
+        .map(|(i, _)| i)
+        .nth(1)
+        .expect("two SYNs from port 40000");
+    let final_ack = (0..first_syn_of_second)
+        .rev()
+        .find(|&i| {
+            matches!(tcp(&cap.records[i].1), Some((src, 80, 40000, f))
+                if src == MEMBER_1 && f & (ACK | FIN | SYN | RST) == ACK)
+        })
+        .expect("the member's final ACK");
+    cap.records.remove(final_ack);
+    let r = replay(dir.path(), &cap);
+    let s = sessions_of(&r, 40000);
+    assert_eq!(s.len(), 2, "{s:#?}");
+    assert_eq!(s[0]["end"], "reopened");
+    assert_eq!(s[0]["end_ts_ns"], s[1]["first_ts_ns"]);
+    assert_eq!(
+        s[0]["resp_pkts"],
+        before[0]["resp_pkts"].as_u64().unwrap() - 1
+    );
+    for field in [
+        "orig_pkts",
+        "resp_pkts",
+        "history",
+        "end",
+        "end_ts_ns",
+        "member",
+    ] {
+        assert_eq!(s[1][field], before[1][field], "{field}");
+    }
+}
+
+/// The member's RST that ends the connection on port 54263, copied with its sequence number
+/// moved 2^30 away and placed right after the handshake: its receiver would discard it (RFC 793
+/// §3.4), so the session goes on and ends with the real RST, as before. Before, any RST ended
+/// the session, and the real one found it already reset.
+#[test]
+fn an_rst_outside_the_window_does_not_end_the_session() {
+    let dir = scratch();
+    let mut cap = Pcap::read(&root().join("captures/lsnat-edges.pcap"));
+    let before = sessions_of(&replay(dir.path(), &cap), 54263);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0]["end"], "rst");
+    let rst = cap
+        .records
+        .iter()
+        .position(
+            |(_, b)| matches!(tcp(b), Some((src, 80, 54263, f)) if src == MEMBER_3 && f & RST != 0),
+        )
+        .expect("the member's RST");
+    let syn = cap
+        .records
+        .iter()
+        .position(|(_, b)| matches!(tcp(b), Some((_, 54263, 80, f)) if f & (SYN | ACK) == SYN))
+        .expect("the client's SYN");
+    let (h, mut forged) = cap.records[rst].clone();
+    let t = 14 + usize::from(forged[14] & 15) * 4;
+    let seq = u32::from_be_bytes(forged[t + 4..t + 8].try_into().unwrap());
+    forged[t + 4..t + 8].copy_from_slice(&seq.wrapping_add(1 << 30).to_be_bytes());
+    fix_tcp_checksum(&mut forged);
+    // Stamped as the SYN-ACK after the SYN (the handshake is then done by the client's ACK).
+    let at = syn + 3;
+    let stamp = cap.records[at - 1].0;
+    let mut header = h;
+    header[..8].copy_from_slice(&stamp[..8]);
+    cap.records.insert(at, (header, forged));
+    let after = sessions_of(&replay(dir.path(), &cap), 54263);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["end"], "rst");
+    assert_eq!(after[0]["end_ts_ns"], before[0]["end_ts_ns"]);
+    assert_eq!(
+        after[0]["resp_pkts"],
+        before[0]["resp_pkts"].as_u64().unwrap() + 1
+    );
+}
+
+/// The client's SYN on port 54263 copied with FIN also set, from another port: no connection
+/// request (RFC 793 §3.4; conntrack and IPVS refuse SYN+FIN), so it binds nothing and is
+/// dropped as `tcp-no-session`; round-robin does not move.
+#[test]
+fn a_syn_with_fin_binds_nothing() {
+    let dir = scratch();
+    let mut cap = Pcap::read(&root().join("captures/lsnat-edges.pcap"));
+    let whole = replay(dir.path(), &cap);
+    let syn = cap
+        .records
+        .iter()
+        .position(|(_, b)| matches!(tcp(b), Some((_, 54263, 80, f)) if f & (SYN | ACK) == SYN))
+        .expect("the client's SYN");
+    let (h, mut odd) = cap.records[syn].clone();
+    let t = 14 + usize::from(odd[14] & 15) * 4;
+    odd[t..t + 2].copy_from_slice(&54999u16.to_be_bytes());
+    odd[t + 13] |= FIN;
+    fix_tcp_checksum(&mut odd);
+    cap.records.insert(syn, (h, odd));
+    let r = replay(dir.path(), &cap);
+    assert!(sessions_of(&r, 54999).is_empty());
+    assert_eq!(
+        r["packets"]["dropped"]["tcp-no-session"]
+            .as_u64()
+            .unwrap_or(0),
+        whole["packets"]["dropped"]["tcp-no-session"]
+            .as_u64()
+            .unwrap_or(0)
+            + 1,
+        "{}",
+        r["packets"]["dropped"]
+    );
+    // Every session is bound to the member it was before.
+    let members = |r: &Value| -> Vec<Value> {
+        r["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["member"].clone())
+            .collect()
+    };
+    assert_eq!(members(&r), members(&whole));
+}
