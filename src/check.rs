@@ -31,6 +31,34 @@ pub fn snapshot_path(dir: &Path, capture: &Path) -> PathBuf {
     dir.join(format!("{}.snap", name(capture)))
 }
 
+/// The captures `lsnat check` goes through, each with its golden in `dir`: a capture given
+/// twice (the same file under any name) once, in the order first given. Two different captures
+/// whose goldens would be one file (`x.pcap` and `x.pcapng`, or `a/x.pcap` and `b/x.pcap`) are
+/// refused in one line naming both and the golden: each would be compared with, and blessed
+/// over, the other's.
+pub fn plan(dir: &Path, captures: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, String> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut planned: Vec<(PathBuf, PathBuf, PathBuf)> = Vec::new();
+    for c in captures {
+        let real = canonical(c);
+        if planned.iter().any(|(_, r, _)| *r == real) {
+            continue;
+        }
+        let snap = snapshot_path(dir, c);
+        if let Some((other, _, _)) = planned.iter().find(|(_, _, s)| *s == snap) {
+            return Err(format!(
+                "{}: {} and {} would share this golden; rename one, or check them \
+                 separately with their own --golden-dir",
+                snap.display(),
+                other.display(),
+                c.display()
+            ));
+        }
+        planned.push((c.clone(), real, snap));
+    }
+    Ok(planned.into_iter().map(|(c, _, s)| (c, s)).collect())
+}
+
 /// Replays `capture` with its configuration (`config_path`, default: beside it) and renders the
 /// golden text, optionally also writing the rewritten capture to `output`.
 pub fn render(

@@ -356,17 +356,19 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
     } else {
         captures
     };
+    // Every capture's golden is known, and no two captures share one, before anything is
+    // written.
+    let planned = check::plan(&golden_dir, &captures).map_err(anyhow::Error::msg)?;
     let mut differing = 0;
-    for c in &captures {
+    for (c, snap) in &planned {
         let fresh = check::render(c, None, None)?.text;
-        let snap = check::snapshot_path(&golden_dir, c);
         if bless {
-            replay::refuse_overwrite(&snap, &replay::inputs(c, &config::beside(c)))?;
-            write_output(&snap, &check::snapshot_file(&fresh))?;
+            replay::refuse_overwrite(snap, &replay::inputs(c, &config::beside(c)))?;
+            write_output(snap, &check::snapshot_file(&fresh))?;
             println!("blessed {}", snap.display());
             continue;
         }
-        match check::read_snapshot(&snap) {
+        match check::read_snapshot(snap) {
             Ok(stored) if check::same(&stored, &fresh) => println!("ok      {}", c.display()),
             Ok(stored) => {
                 differing += 1;
@@ -384,7 +386,7 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
             Err(e) => anyhow::bail!("{}: cannot read the golden: {e}", snap.display()),
         }
     }
-    println!("{} checked, {} differ", captures.len(), differing);
+    println!("{} checked, {} differ", planned.len(), differing);
     Ok(if differing > 0 {
         ExitCode::from(1)
     } else {

@@ -1192,3 +1192,85 @@ fn member_captures_leave_the_rewritten_capture_alone_and_keep_its_order() {
     sent.sort_unstable();
     assert_eq!(sent, [0, 1480, 2960]);
 }
+
+/// A folder laid out like a checkout (`captures/` with the bundled capture and config named
+/// `names`, `golden/` with its committed golden), for `lsnat check` run from inside it.
+fn check_folder(names: &[&str]) -> tempfile::TempDir {
+    let scratch = common::scratch();
+    let root = common::root();
+    std::fs::create_dir_all(scratch.path().join("captures")).unwrap();
+    std::fs::create_dir_all(scratch.path().join("golden")).unwrap();
+    for n in names {
+        for ext in ["pcap", "toml"] {
+            std::fs::copy(
+                root.join(format!("captures/{n}.{ext}")),
+                scratch.path().join(format!("captures/{n}.{ext}")),
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            root.join(format!("golden/{n}.snap")),
+            scratch.path().join(format!("golden/{n}.snap")),
+        )
+        .unwrap();
+    }
+    scratch
+}
+
+/// `x.pcap` and `x.pcapng` (default discovery takes both) would share `golden/x.snap`: `check`
+/// could never pass and `--bless` would write one over the other. Refused before anything is
+/// written, in one line naming both captures and the golden; the golden stays. The same
+/// capture given twice is checked once.
+#[test]
+fn two_captures_sharing_a_golden_are_refused_before_anything_is_written() {
+    let dir = check_folder(&["rfc2391-fig1"]);
+    let d = dir.path();
+    // Another capture under the same stem (pcap or pcapng is told by the magic number).
+    std::fs::copy(
+        common::root().join("captures/rfc2391-fig1.raw.pcap"),
+        d.join("captures/rfc2391-fig1.pcapng"),
+    )
+    .unwrap();
+    let golden = std::fs::read(d.join("golden/rfc2391-fig1.snap")).unwrap();
+    let before = walk(d);
+    for args in [&["check"][..], &["check", "--bless"]] {
+        let o = common::lsnat().current_dir(d).args(args).output().unwrap();
+        one_error_line(
+            &o,
+            &[
+                "golden/rfc2391-fig1.snap",
+                "captures/rfc2391-fig1.pcap ",
+                "captures/rfc2391-fig1.pcapng",
+            ],
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        assert_eq!(
+            std::fs::read(d.join("golden/rfc2391-fig1.snap")).unwrap(),
+            golden
+        );
+        let mut now = walk(d);
+        now.sort();
+        let mut was = before.clone();
+        was.sort();
+        assert_eq!(now, was, "nothing written");
+    }
+    std::fs::remove_file(d.join("captures/rfc2391-fig1.pcapng")).unwrap();
+    let abs = d.join("captures/rfc2391-fig1.pcap");
+    let o = common::lsnat()
+        .current_dir(d)
+        .args([
+            "check",
+            "captures/rfc2391-fig1.pcap",
+            "./captures/rfc2391-fig1.pcap",
+        ])
+        .arg(&abs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 checked, 0 differ"), "{stdout}");
+}
