@@ -81,21 +81,37 @@ pub fn render(
     let mut log = GoldenLog::default();
     let mut summary = Summary::default();
     let totals = replay::run(&job, &mut [&mut log, &mut summary])?;
+    let text = text(capture, &config_path, &names, &log, &summary, &totals);
+    Ok(Golden { text, log, totals })
+}
+
+/// The golden text of a replay of `capture` with the config at `config_path` (whose virtual
+/// servers are `names`), from what its observers collected: the packet log, the session table,
+/// the pool events and the summary. The title names the files, not the paths as typed, so the
+/// text is the same from any folder. `lsnat check`, `--bless` and `lsnat replay --golden` all
+/// write and compare this text (in [`snapshot_file`]).
+pub fn text(
+    capture: &Path,
+    config_path: &Path,
+    names: &[String],
+    log: &GoldenLog,
+    summary: &Summary,
+    totals: &ReplayTotals,
+) -> String {
+    let file = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let title = format!(
         "lsnat replay of {} with {}",
-        capture
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        config_path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
+        file(capture),
+        file(config_path)
     );
-    let mut text = log.render(&title, &names);
+    let mut text = log.render(&title, names);
     text.push_str("## summary\n");
-    text.push_str(&table::render(&summary, &totals, Some(100)));
-    Ok(Golden { text, log, totals })
+    text.push_str(&table::render(summary, totals, Some(100)));
+    text
 }
 
 /// The text of a stored snapshot (without its insta header).

@@ -59,7 +59,8 @@ pub struct ReplayArgs {
     /// Write one capture per pool member (what each server would see) into this folder.
     #[arg(long)]
     pub members_dir: Option<PathBuf>,
-    /// Write the golden text (per-packet translation and session table) here.
+    /// Write the golden (per-packet translation, session table, pool events, summary) here: the
+    /// file `lsnat check --bless` writes for this capture and config.
     #[arg(long)]
     pub golden: Option<PathBuf>,
     /// How the capture relates to the router (overrides the config).

@@ -199,12 +199,9 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?;
     }
     if let Some(p) = &golden {
-        let title = format!(
-            "lsnat replay of {} with {}",
-            capture.display(),
-            config_path.display()
-        );
-        write_output(p, &log.render(&title, &names))?;
+        // Byte for byte what `lsnat check --bless` writes for this capture and config.
+        let text = check::text(&capture, &config_path, &names, &log, &summary, &totals);
+        write_output(p, &check::snapshot_file(&text))?;
     }
     if !quiet {
         let mut text = table::render(&summary, &totals, None);

@@ -1274,3 +1274,49 @@ fn two_captures_sharing_a_golden_are_refused_before_anything_is_written() {
     assert_eq!(o.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("1 checked, 0 differ"), "{stdout}");
 }
+
+/// `replay --golden FILE` writes byte for byte what `check --bless` writes (insta header, title
+/// of file names, pool events, summary), so `check` passes on it; here for a capture with pool
+/// events, its paths typed in a roundabout way.
+#[test]
+fn replay_golden_is_what_check_blesses() {
+    let dir = check_folder(&["lsnat-pool", "rfc2391-fig1"]);
+    let d = dir.path();
+    for name in ["lsnat-pool", "rfc2391-fig1"] {
+        let o = common::lsnat()
+            .current_dir(d)
+            .args(["replay", &format!("./captures/../captures/{name}.pcap")])
+            .args(["-c", &format!("captures//{name}.toml"), "-q", "--golden"])
+            .arg(d.join(format!("replayed/{name}.snap")))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = common::lsnat()
+        .current_dir(d)
+        .args(["check", "--bless", "--golden-dir", "blessed"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in ["lsnat-pool", "rfc2391-fig1"] {
+        let replayed = std::fs::read(d.join(format!("replayed/{name}.snap"))).unwrap();
+        let blessed = std::fs::read(d.join(format!("blessed/{name}.snap"))).unwrap();
+        assert!(replayed == blessed, "{name}: replay --golden differs");
+        let committed = std::fs::read(d.join(format!("golden/{name}.snap"))).unwrap();
+        assert!(
+            replayed == committed,
+            "{name}: differs from the committed golden"
+        );
+    }
+    let o = common::lsnat()
+        .current_dir(d)
+        .args(["check", "--golden-dir", "replayed"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
