@@ -347,6 +347,13 @@ fn default_captures() -> anyhow::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Writes `text` to stdout for `lsnat check`. A reader that went away (`lsnat check | head`)
+/// is no error: the check goes on, its goldens are blessed as asked, and the exit code still
+/// says whether anything differed.
+fn say(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow::Result<ExitCode> {
     let captures = if captures.is_empty() {
         default_captures()?
@@ -362,28 +369,38 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
         if bless {
             replay::refuse_overwrite(snap, &replay::inputs(c, &config::beside(c)))?;
             write_output(snap, &check::snapshot_file(&fresh))?;
-            println!("blessed {}", snap.display());
+            say(&format!("blessed {}\n", snap.display()));
             continue;
         }
         match check::read_snapshot(snap) {
-            Ok(stored) if check::same(&stored, &fresh) => println!("ok      {}", c.display()),
+            Ok(stored) if check::same(&stored, &fresh) => {
+                say(&format!("ok      {}\n", c.display()))
+            }
             Ok(stored) => {
                 differing += 1;
-                println!("DIFFERS {} (golden {})", c.display(), snap.display());
-                print!("{}", check::diff(&stored, &fresh));
+                say(&format!(
+                    "DIFFERS {} (golden {})\n",
+                    c.display(),
+                    snap.display()
+                ));
+                say(&check::diff(&stored, &fresh));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 differing += 1;
-                println!(
-                    "MISSING {} (no golden at {}; run `lsnat check --bless` to create it)",
+                say(&format!(
+                    "MISSING {} (no golden at {}; run `lsnat check --bless` to create it)\n",
                     c.display(),
                     snap.display()
-                );
+                ));
             }
             Err(e) => anyhow::bail!("{}: cannot read the golden: {e}", snap.display()),
         }
     }
-    println!("{} checked, {} differ", planned.len(), differing);
+    say(&format!(
+        "{} checked, {} differ\n",
+        planned.len(),
+        differing
+    ));
     Ok(if differing > 0 {
         ExitCode::from(1)
     } else {

@@ -1320,3 +1320,68 @@ fn replay_golden_is_what_check_blesses() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// `lsnat check | head -1`: a reader that goes away is no error. The check goes on, the exit
+/// code still says whether anything differed, and `--bless` commits its goldens (no panic, no
+/// `.partial` left).
+#[test]
+fn check_carries_on_when_its_reader_goes_away() {
+    let dir = check_folder(&["rfc2391-fig1", "modes-gre"]);
+    let d = dir.path();
+    let snap = d.join("golden/rfc2391-fig1.snap");
+    let changed = std::fs::read_to_string(&snap)
+        .unwrap()
+        .replacen("172.85.0.3", "172.85.0.2", 1);
+    std::fs::write(&snap, &changed).unwrap();
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    let o = common::lsnat()
+        .current_dir(d)
+        .arg("check")
+        .stdout(closed())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = common::lsnat()
+        .current_dir(d)
+        .args(["check", "--bless"])
+        .stdout(closed())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut left = walk(&d.join("golden"));
+    left.sort();
+    assert_eq!(left, ["modes-gre.snap", "rfc2391-fig1.snap"]);
+    let committed = std::fs::read(common::root().join("golden/rfc2391-fig1.snap")).unwrap();
+    assert!(std::fs::read(&snap).unwrap() == committed, "blessed again");
+    let o = common::lsnat()
+        .current_dir(d)
+        .arg("check")
+        .stdout(closed())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+}
