@@ -852,3 +852,61 @@ fn a_port_backup_serves_that_port_only() {
             .any(|l| l.contains("> 203.0.113.3:9999") && l.contains(" xlat in "))
     );
 }
+
+/// Every pool event of the JSON report that concerns sessions lists them in `sessions` (README:
+/// "the session ids concerned"): every session its evidence names, with the dead-host events
+/// of lsnat-pool and the timeline's removals (`removed-session-ended`) both covered.
+#[test]
+fn json_pool_events_list_the_sessions_they_concern() {
+    let scratch = common::scratch();
+    let mut kinds = BTreeSet::new();
+    for cfg in [
+        common::root().join("captures/lsnat-pool.toml"),
+        common::root().join("tests/pool/lsnat-pool-timeline.toml"),
+    ] {
+        let v = common::replay_json(
+            scratch.path(),
+            &capture(),
+            &["-c".as_ref(), cfg.as_os_str()],
+        );
+        for e in v["pool_events"].as_array().unwrap() {
+            let sessions: Vec<u64> = e["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap())
+                .collect();
+            let evidence = e["evidence"].as_str().unwrap();
+            let named: BTreeSet<u64> = evidence
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter_map(|w| w.strip_prefix('s')?.parse().ok())
+                .collect();
+            let transition = e["transition"].as_str().unwrap();
+            for s in &named {
+                assert!(sessions.contains(s), "{transition}: s{s} missing in {e}");
+            }
+            let about_sessions = [
+                "dead",
+                "probe",
+                "alive",
+                "probe-inconclusive",
+                "recorded-choice-differs",
+                "removed-session-ended",
+            ];
+            if about_sessions.contains(&transition) {
+                assert!(!sessions.is_empty(), "{e}");
+                kinds.insert(transition.to_string());
+            }
+            assert!(sessions.windows(2).all(|w| w[0] < w[1]), "{e}");
+        }
+    }
+    for k in [
+        "dead",
+        "probe",
+        "alive",
+        "recorded-choice-differs",
+        "removed-session-ended",
+    ] {
+        assert!(kinds.contains(k), "no {k} event seen: {kinds:?}");
+    }
+}
