@@ -132,7 +132,8 @@ pub struct ReplayTotals {
     pub first_ts: Option<Timestamp>,
     /// Last capture timestamp.
     pub last_ts: Option<Timestamp>,
-    /// Packets written to the rewritten capture.
+    /// Packets the rewritten capture holds (forwarded, released and originated), whether or not
+    /// it is written to a file.
     pub written: u64,
     /// Reader warnings (a file that ends inside a record, ...).
     pub warnings: Vec<String>,
@@ -364,15 +365,18 @@ impl Outputs {
         let whole = w.extras.is_empty() && w.fates.iter().all(|f| f.forwarded);
         let mut capture = self.capture.as_mut();
         if whole && let Some(c) = capture.take() {
-            self.written += c.write_all(&mut w.batch)? as u64;
+            c.write_all(&mut w.batch)?;
         }
+        // `written` counts what the rewritten capture holds, whether or not it is written to a
+        // file: the forwarded packets and what the router sent besides.
+        self.written += w.fates.iter().filter(|f| f.forwarded).count() as u64;
+        self.written += w.extras.iter().filter(|x| x.to_capture).count() as u64;
         let mut extras = w.extras.iter().peekable();
         for (i, f) in w.fates.iter().enumerate() {
             if f.forwarded
                 && let Some(c) = capture.as_mut()
             {
                 c.write(&w.batch, i)?;
-                self.written += 1;
             }
             if let Some(m) = f.member.and_then(|m| self.members.get_mut(m as usize)) {
                 match f.original {
@@ -391,7 +395,6 @@ impl Outputs {
                     && let Some(c) = capture.as_mut()
                 {
                     c.write_bytes(&x.meta, bytes)?;
-                    self.written += 1;
                 }
                 if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
                     m.write_bytes(&x.meta, bytes)?;

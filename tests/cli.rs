@@ -1385,3 +1385,22 @@ fn check_carries_on_when_its_reader_goes_away() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
 }
+
+/// `packets.written` counts the packets the rewritten capture holds, written to a file or not:
+/// the same with and without `-o`, and the number of records `-o` writes (lsnat-edges has
+/// released fragments and an ICMP time exceeded the router sent).
+#[test]
+fn packets_written_is_the_same_with_and_without_an_output() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    for name in ["lsnat-pool", "lsnat-edges"] {
+        let cap = common::root().join(format!("captures/{name}.pcap"));
+        let without = common::replay_json(dir, &cap, &[]);
+        let out = dir.join("out.pcap");
+        let with = common::replay_json(dir, &cap, &["-o".as_ref(), out.as_os_str()]);
+        let records = pcap_records(&std::fs::read(&out).unwrap()).len() as u64;
+        assert_eq!(with["packets"]["written"], records, "{name}");
+        assert_eq!(without["packets"]["written"], records, "{name}");
+        assert_eq!(without["packets"], with["packets"], "{name}");
+    }
+}
