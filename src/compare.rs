@@ -48,6 +48,8 @@ pub struct Compared {
     pub load: LoadReport,
     /// Its summary.
     pub summary: Summary,
+    /// Its warnings ([`crate::report::table::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// Replays `capture` once per variant.
@@ -67,7 +69,7 @@ pub fn run(
         };
         let mut load = LoadReport::new(&variant.config, interval, false);
         let mut summary = Summary::default();
-        replay::run(&job, &mut [&mut load, &mut summary])
+        let totals = replay::run(&job, &mut [&mut load, &mut summary])
             .map_err(|e| anyhow::anyhow!("{} ({}): {e}", variant.label, capture.display()))?;
         if let Some(e) = load.interval_error() {
             anyhow::bail!("{}: {e}", capture.display());
@@ -76,6 +78,7 @@ pub fn run(
             variant,
             load,
             summary,
+            warnings: crate::report::table::warnings(&totals),
         });
     }
     Ok(out)

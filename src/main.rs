@@ -108,8 +108,22 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             let text = serde_json::to_string_pretty(&compare::to_json(&capture, &results))?;
             write_output(p, &(text + "\n"))?;
         }
-        if !quiet {
-            let _ = std::io::stdout().write_all(compare::render(&results, None).as_bytes());
+        // Every run read the same capture: its warnings are the first run's.
+        let warnings = results
+            .first()
+            .map(|r| r.warnings.clone())
+            .unwrap_or_default();
+        if quiet {
+            warn(&warnings);
+        } else {
+            let mut text = compare::render(&results, None);
+            for w in &warnings {
+                text.push_str(&format!("warning: {w}\n"));
+            }
+            show(
+                &text,
+                &json.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -203,16 +217,59 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let text = check::text(&capture, &config_path, &names, &log, &summary, &totals);
         write_output(p, &check::snapshot_file(&text))?;
     }
-    if !quiet {
+    if quiet {
+        warn(&table::warnings(&totals));
+    } else {
         let mut text = table::render(&summary, &totals, None);
         text.push_str(&load.render(None));
-        let _ = std::io::stdout().write_all(text.as_bytes());
-    } else {
-        for w in &totals.warnings {
-            eprintln!("lsnat: warning: {w}");
-        }
+        show(&text, &named.iter().map(|(_, p)| *p).collect::<Vec<_>>());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `-q`, each warning goes to stderr on a line of its own; without, they are in the
+/// summary.
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("lsnat: warning: {w}");
+    }
+}
+
+/// Prints a command's tables: on stdout, unless stdout is itself one of the command's
+/// `outputs` (`-o /dev/stdout`, or the same file by any name), where they would end up inside
+/// that output; then on stderr. A reader that went away is no error.
+fn show(text: &str, outputs: &[&std::path::Path]) {
+    if outputs.iter().any(|p| is_stdout(p)) {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    } else {
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
+}
+
+/// Whether `path` names the file stdout writes to (`/dev/stdout`, `/proc/self/fd/1`, the file
+/// or pipe stdout was redirected to, by any name): the same device and inode. The null device
+/// does not count: nothing written to it ends up anywhere.
+fn is_stdout(path: &std::path::Path) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(out) = std::fs::metadata(path) else {
+        return false;
+    };
+    let stdout = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata());
+    let Ok(stdout) = stdout else {
+        return false;
+    };
+    let null = std::fs::metadata("/dev/null")
+        .ok()
+        .filter(|n| n.file_type().is_char_device());
+    if out.file_type().is_char_device() && null.is_some_and(|n| n.rdev() == out.rdev()) {
+        return false;
+    }
+    (out.dev(), out.ino()) == (stdout.dev(), stdout.ino())
 }
 
 /// Writes `text` to `path` through `PATH.partial` (no partial output on failure), or in place
@@ -303,9 +360,16 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
         );
         write_output(p, &svg::render(&title, &s.key, &s.values, points))?;
     }
-    if !args.quiet {
+    if args.quiet {
+        warn(&a.warnings);
+    } else {
         let text = report::render(&a, args.worst, None);
-        let _ = std::io::stdout().write_all(text.as_bytes());
+        let outputs: Vec<&std::path::Path> = [&args.json, &args.svg]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect();
+        show(&text, &outputs);
     }
     let mut failing = Vec::new();
     for r in &args.require_compliant {

@@ -1404,3 +1404,132 @@ fn packets_written_is_the_same_with_and_without_an_output() {
         assert_eq!(without["packets"], with["packets"], "{name}");
     }
 }
+
+/// rfc2391-fig1.pcap with its third packet stamped a second before the capture began and its
+/// last record cut short: a reader warning and a timestamps-backwards warning.
+fn capture_with_warnings(dir: &Path) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(common::root().join("captures/rfc2391-fig1.pcap")).unwrap();
+    let records = pcap_records(&bytes);
+    let (first, third) = (records[0].0, records[2].0);
+    let early = u32::from_le_bytes(bytes[first..first + 4].try_into().unwrap()) - 1;
+    bytes[third..third + 4].copy_from_slice(&early.to_le_bytes());
+    bytes.truncate(bytes.len() - 3);
+    let cap = dir.join("warned.pcap");
+    std::fs::write(&cap, bytes).unwrap();
+    std::fs::copy(
+        common::root().join("captures/rfc2391-fig1.toml"),
+        dir.join("warned.toml"),
+    )
+    .unwrap();
+    cap
+}
+
+/// Without `-q` every warning is in the summary on stdout; with `-q` every one goes to stderr
+/// as `lsnat: warning: ...`, the timestamps-backwards one included (`replay`, and a comparison).
+#[test]
+fn warnings_go_to_the_summary_or_with_q_to_stderr() {
+    let scratch = common::scratch();
+    let cap = capture_with_warnings(scratch.path());
+    let c = cap.to_str().unwrap();
+    let both = ["ends inside record", "1 packets had a timestamp earlier"];
+    for extra in [&[][..], &["--algorithm", "rr", "--algorithm", "lc"][..]] {
+        let o = lsnat(&[&["replay", c][..], extra].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        for w in both {
+            let line = stdout.lines().find(|l| l.contains(w));
+            assert!(
+                line.is_some_and(|l| l.starts_with("warning: ")),
+                "{w}: {stdout}"
+            );
+        }
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = lsnat(&[&["replay", c, "-q"][..], extra].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(stderr.lines().count(), 2, "{stderr}");
+        for w in both {
+            let line = stderr.lines().find(|l| l.contains(w));
+            assert!(
+                line.is_some_and(|l| l.starts_with("lsnat: warning: ")),
+                "{w}: {stderr}"
+            );
+        }
+    }
+}
+
+/// When stdout is itself an output (`-o /dev/stdout`, `--json /dev/stdout`, or the file stdout
+/// was redirected to, named as an output), the summary goes to stderr: the output stream holds
+/// the output alone.
+#[test]
+fn the_summary_stays_out_of_an_output_that_is_stdout() {
+    let scratch = common::scratch();
+    let cap = "captures/rfc2391-fig1.pcap";
+    let o = lsnat(&["replay", cap, "-o", "/dev/stdout"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pcap = std::fs::read(common::root().join(cap)).unwrap();
+    assert_eq!(o.stdout[..24], pcap[..24], "a pcap on stdout");
+    assert_eq!(pcap_records(&o.stdout).len(), pcap_records(&pcap).len());
+    let end = pcap_records(&o.stdout).last().map(|(at, len)| at + len);
+    assert_eq!(end, Some(o.stdout.len()), "nothing after the last record");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("172.85.0.3"));
+
+    let o = lsnat(&["replay", cap, "--json", "/dev/stdout", "--interval", "1s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
+    assert_eq!(report["schema"], "lsnat-replay/1");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("172.85.0.3"));
+
+    let json = scratch.path().join("r.json");
+    let o = common::lsnat()
+        .args(["replay", cap, "--json"])
+        .arg(&json)
+        .stdout(std::fs::File::create(&json).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("172.85.0.3"));
+    common::read_json(&json);
+
+    // A comparison's --json and an audit's --json alike.
+    let o = lsnat(&[
+        "replay",
+        cap,
+        "--algorithm",
+        "rr",
+        "--algorithm",
+        "lc",
+        "--json",
+        "/dev/stdout",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
+    assert_eq!(report["schema"], "lsnat-compare/1");
+    let o = lsnat(&["audit", cap, "-p", "ipvs", "--json", "/dev/stdout"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
+    assert_eq!(report["schema"], "lsnat-audit/1");
+
+    // The null device is no stream: the summary stays on stdout.
+    let o = common::lsnat()
+        .args(["replay", cap, "-o", "/dev/null"])
+        .stdout(std::fs::File::create("/dev/null").unwrap())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

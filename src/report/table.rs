@@ -254,15 +254,21 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
             let _ = writeln!(out, "… {hidden} more pool events in the JSON report");
         }
     }
-    for w in &totals.warnings {
+    for w in warnings(totals) {
         let _ = writeln!(out, "warning: {w}");
     }
+    out
+}
+
+/// Every warning of a replay, in the order the summary lists them: the reader's (a file cut
+/// inside a record, ...), then timestamps that went backwards. With `-q` they go to stderr.
+pub fn warnings(totals: &ReplayTotals) -> Vec<String> {
+    let mut out = totals.warnings.clone();
     if totals.timestamps_backwards > 0 {
-        let _ = writeln!(
-            out,
-            "warning: {} packets had a timestamp earlier than the one before; capture time was held",
+        out.push(format!(
+            "{} packets had a timestamp earlier than the one before; capture time was held",
             totals.timestamps_backwards
-        );
+        ));
     }
     out
 }
