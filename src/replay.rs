@@ -286,7 +286,9 @@ pub fn refuse_shared_output(outputs: &[(&str, &Path)]) -> Result<(), ReplayError
     Ok(())
 }
 
-/// Creates the folder `dir` (and its parents) for outputs, or says in one line why not.
+/// Creates the folder `dir` (and its parents) for outputs, or says in one line why not. The
+/// folders made are removed again if the run fails or is interrupted while they are empty
+/// ([`crate::output_file::create_folder`]).
 pub fn create_folder(dir: &Path) -> Result<(), ReplayError> {
     if dir.exists() && !dir.is_dir() {
         return Err(ReplayError::Refused(format!(
@@ -294,7 +296,7 @@ pub fn create_folder(dir: &Path) -> Result<(), ReplayError> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir)
+    crate::output_file::create_folder(dir)
         .map_err(|e| ReplayError::Refused(format!("{}: cannot create folder: {e}", dir.display())))
 }
 

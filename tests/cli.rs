@@ -1533,3 +1533,80 @@ fn the_summary_stays_out_of_an_output_that_is_stdout() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A run that fails (a corrupt record) or is interrupted (SIGTERM) removes the folders it
+/// created for its outputs (`--members-dir`, the parents of `-o`, `--json`, `--golden`),
+/// nested ones too, but never a folder that was there before, even an empty one.
+#[test]
+fn a_failed_or_interrupted_run_removes_the_folders_it_made() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let mut bytes = std::fs::read(common::root().join("captures/rfc2391-fig1.pcap")).unwrap();
+    let (sixth, _) = pcap_records(&bytes)[5];
+    bytes[sixth + 8..sixth + 12].copy_from_slice(&0x7fff_ff00u32.to_le_bytes());
+    let corrupt = dir.join("corrupt.pcap");
+    std::fs::write(&corrupt, bytes).unwrap();
+    let config = common::root().join("captures/rfc2391-fig1.toml");
+    std::fs::create_dir(dir.join("was-there")).unwrap();
+    let out = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    let r = lsnat(&[
+        "replay",
+        corrupt.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+        "--members-dir",
+        &out("new/members"),
+        "-o",
+        &out("o1/o2/o.pcap"),
+        "--json",
+        &out("was-there/j/x.json"),
+        "--golden",
+        &out("g/../g2/x.snap"),
+    ]);
+    one_error_line(&r, &["corrupt.pcap", "packet 6"]);
+    let mut left = walk(dir);
+    left.sort();
+    assert_eq!(left, ["corrupt.pcap", "was-there"], "folders made removed");
+
+    // Interrupted: the golden, a FIFO, blocks the run at its end, its outputs still partial.
+    let fifo = dir.join("was-there/g.fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "mkfifo");
+    let child = common::lsnat()
+        .args(["replay", "captures/rfc2391-fig1.pcap", "--members-dir"])
+        .arg(dir.join("new/members"))
+        .arg("--json")
+        .arg(dir.join("j1/j2/x.json"))
+        .arg("--golden")
+        .arg(&fifo)
+        .arg("-q")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !std::fs::read(dir.join("j1/j2/x.json.partial")).is_ok_and(|b| b.ends_with(b"}\n")) {
+        assert!(waited < 600, "the replay never got to its golden");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
+    assert!(dir.join("new/members").read_dir().unwrap().next().is_some());
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut left = walk(dir);
+    left.sort();
+    assert_eq!(
+        left,
+        ["corrupt.pcap", "was-there", "was-there/g.fifo"],
+        "folders made removed"
+    );
+}
