@@ -114,13 +114,13 @@ pub fn text(
     text
 }
 
-/// The text of a stored snapshot (without its insta header).
+/// A stored snapshot file, header and all (see [`strip_header`] for its text).
 pub fn read_snapshot(path: &Path) -> std::io::Result<String> {
-    let raw = std::fs::read_to_string(path)?;
-    Ok(strip_header(&raw).to_string())
+    std::fs::read_to_string(path)
 }
 
-fn strip_header(raw: &str) -> &str {
+/// The text of a snapshot file, without its insta header.
+pub fn strip_header(raw: &str) -> &str {
     if let Some(rest) = raw.strip_prefix("---\n")
         && let Some(end) = rest.find("\n---\n")
     {
@@ -139,9 +139,16 @@ pub fn same(stored: &str, fresh: &str) -> bool {
     stored.trim_end() == fresh.trim_end()
 }
 
-/// A readable unified diff, stored → fresh.
-pub fn diff(stored: &str, fresh: &str) -> String {
-    similar::TextDiff::from_lines(stored.trim_end(), fresh.trim_end())
+/// A readable unified diff of a stored snapshot file (`stored_file`, header and all) → a
+/// fresh rendering: the fresh text is given the stored file's header, so hunk line numbers are
+/// those of the snapshot file on both sides. Both end with one newline, as [`snapshot_file`]
+/// writes them (trailing whitespace aside, as in [`same`]).
+pub fn diff(stored_file: &str, fresh: &str) -> String {
+    let body = strip_header(stored_file);
+    let header = &stored_file[..stored_file.len() - body.len()];
+    let old = format!("{header}{}\n", body.trim_end());
+    let new = format!("{header}{}\n", fresh.trim_end());
+    similar::TextDiff::from_lines(&old, &new)
         .unified_diff()
         .context_radius(2)
         .header("golden", "replay")

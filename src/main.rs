@@ -437,7 +437,7 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
             continue;
         }
         match check::read_snapshot(snap) {
-            Ok(stored) if check::same(&stored, &fresh) => {
+            Ok(stored) if check::same(check::strip_header(&stored), &fresh) => {
                 say(&format!("ok      {}\n", c.display()))
             }
             Ok(stored) => {

@@ -1610,3 +1610,47 @@ fn a_failed_or_interrupted_run_removes_the_folders_it_made() {
         "folders made removed"
     );
 }
+
+/// `check`'s diff numbers its lines as the snapshot file does (its insta header counted), and
+/// says nothing of a missing newline at the end when both end with one.
+#[test]
+fn check_diff_line_numbers_are_the_snapshot_files() {
+    let dir = check_folder(&["rfc2391-fig1"]);
+    let snap = dir.path().join("golden/rfc2391-fig1.snap");
+    let text = std::fs::read_to_string(&snap).unwrap();
+    // A line near the top, and the last line.
+    let last = text.trim_end().rsplit_once('\n').unwrap().0.len() + 1;
+    for changed in [
+        text.replacen("172.85.0.3", "172.85.0.2", 1),
+        format!("{}changed\n", &text[..last]),
+    ] {
+        std::fs::write(&snap, &changed).unwrap();
+        let file: Vec<&str> = changed.lines().collect();
+        let o = common::lsnat()
+            .current_dir(dir.path())
+            .arg("check")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(!out.contains("No newline"), "{out}");
+        let mut line = None;
+        let mut removed = 0;
+        for l in out.lines() {
+            if let Some(h) = l.strip_prefix("@@ -") {
+                let start: usize = h.split([',', ' ']).next().unwrap().parse().unwrap();
+                line = Some(start);
+                continue;
+            }
+            let Some(n) = line.as_mut() else {
+                continue;
+            };
+            if let Some(t) = l.strip_prefix(' ').or(l.strip_prefix('-')) {
+                assert_eq!(file[*n - 1], t, "line {n} of the snapshot file: {out}");
+                removed += usize::from(l.starts_with('-'));
+                *n += 1;
+            }
+        }
+        assert!(removed > 0, "{out}");
+    }
+}
