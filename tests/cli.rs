@@ -1654,3 +1654,32 @@ fn check_diff_line_numbers_are_the_snapshot_files() {
         assert!(removed > 0, "{out}");
     }
 }
+
+/// The help and the messages say what the command does: `audit`'s default policies include the
+/// config's `[[policy]]` tables; an unknown duration unit lists every unit accepted.
+#[test]
+fn help_and_unit_errors_tell_the_whole_story() {
+    let r = lsnat(&["audit", "--help"]);
+    assert_eq!(r.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&r.stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("Default: config, every preset and every `[[policy]]` of the config file"),
+        "{help}"
+    );
+    let r = lsnat(&["replay", "captures/rfc2391-fig1.pcap", "--interval", "5x"]);
+    one_error_line(
+        &r,
+        &["--interval", "`x`", "ns, us or µs, ms, s, m or min, h, d"],
+    );
+    for unit in ["900000000ns", "900000us", "900000µs", "1min"] {
+        let r = lsnat(&[
+            "replay",
+            "captures/rfc2391-fig1.pcap",
+            "-q",
+            "--interval",
+            unit,
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{unit}");
+    }
+}
