@@ -141,6 +141,8 @@ pub struct ReplayTotals {
     pub timestamps_backwards: u64,
     /// Pool members, index = `SessionRecord::member`.
     pub members: Vec<std::net::Ipv4Addr>,
+    /// Virtual servers' names, index = the virtual server's index in events.
+    pub virtual_servers: Vec<String>,
     /// Member captures written, by member address.
     pub member_captures: BTreeMap<String, PathBuf>,
 }
@@ -836,6 +838,12 @@ pub fn run(
     drain_events(&mut engine, observers);
     totals.timestamps_backwards = engine.stats().timestamps_backwards;
     totals.members = engine.members().iter().map(|m| m.addr).collect();
+    totals.virtual_servers = job
+        .config
+        .virtual_servers
+        .iter()
+        .map(|v| v.name.clone())
+        .collect();
     totals.written = outputs.written;
     // Should a member capture fail, the outputs finished before it go too.
     let mut committed = crate::output_file::Committed::default();

@@ -1683,3 +1683,36 @@ fn help_and_unit_errors_tell_the_whole_story() {
         assert_eq!(r.status.code(), Some(0), "{unit}");
     }
 }
+
+/// A timeline `add` names its virtual server (`to web`), in the terminal's pool events as in the
+/// JSON report, not by its index.
+#[test]
+fn pool_events_name_the_virtual_server() {
+    let scratch = common::scratch();
+    let json = scratch.path().join("r.json");
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-pool.pcap",
+        "-c",
+        "tests/pool/lsnat-pool-timeline.toml",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let added: Vec<&str> = stdout.lines().filter(|l| l.contains(" added ")).collect();
+    assert_eq!(added.len(), 2, "{stdout}");
+    assert!(
+        added[0].contains("to web") && added[1].contains("to echo"),
+        "{added:?}"
+    );
+    let report = common::read_json(&json);
+    let evidence: Vec<&str> = report["pool_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["transition"] == "added")
+        .map(|e| e["evidence"].as_str().unwrap())
+        .collect();
+    assert_eq!(evidence, ["to web", "to echo"]);
+}

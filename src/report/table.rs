@@ -216,7 +216,13 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
                 time(ev.at),
                 ev.member.to_string(),
                 ev.kind.name().to_string(),
-                ev.evidence(&time, &|v| format!("virtual server {v}")),
+                ev.evidence(&time, &|v| {
+                    totals
+                        .virtual_servers
+                        .get(v)
+                        .cloned()
+                        .unwrap_or_else(|| format!("virtual server {v}"))
+                }),
                 super::session_list(&ev.sessions, 8),
             ]);
         }
