@@ -910,3 +910,58 @@ fn json_pool_events_list_the_sessions_they_concern() {
         assert!(kinds.contains(k), "no {k} event seen: {kinds:?}");
     }
 }
+
+/// The JSON report's evidence writes an instant as the golden does (microseconds, truncated),
+/// with a unit: the dead event's "last answer" is `+7.798888s` in one and `+7.798888` in the
+/// other (the JSON rounded it to `+7.798889s`).
+#[test]
+fn json_evidence_times_read_as_the_goldens() {
+    let scratch = common::scratch();
+    let v = common::replay_json(scratch.path(), &capture(), &[]);
+    let g = lsnat::check::render(&capture(), None, None).unwrap();
+    let golden: Vec<&str> = g
+        .text
+        .split_once("## pool events")
+        .unwrap()
+        .1
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .collect();
+    let events = v["pool_events"].as_array().unwrap();
+    assert_eq!(events.len(), golden.len());
+    // `+S.UUUUUUs` → `+S.UUUUUU`
+    let unitless = |e: &str| {
+        let mut out = String::new();
+        let mut time = false;
+        for (i, c) in e.char_indices() {
+            if c == '+' {
+                time = true;
+            } else if time && c == 's' && e[..i].ends_with(|d: char| d.is_ascii_digit()) {
+                time = false;
+                continue;
+            } else if !(c.is_ascii_digit() || c == '.') {
+                time = false;
+            }
+            out.push(c);
+        }
+        out
+    };
+    let mut times = 0;
+    for (e, line) in events.iter().zip(&golden) {
+        let evidence = e["evidence"].as_str().unwrap();
+        times += evidence.matches('+').count();
+        assert!(
+            line.contains(&unitless(evidence)),
+            "JSON `{evidence}`, golden `{line}`"
+        );
+    }
+    assert!(times > 0);
+    let dead = events.iter().find(|e| e["transition"] == "dead").unwrap();
+    assert!(
+        dead["evidence"]
+            .as_str()
+            .unwrap()
+            .ends_with("last answer +7.798888s")
+    );
+}
