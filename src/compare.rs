@@ -40,6 +40,36 @@ impl Variant {
     }
 }
 
+/// Column labels for configurations compared from `paths`: each file's name without extension,
+/// and where two would read alike, its parent folder's name before it (`x/lb`, `y/lb`), else
+/// the path as given; a path given twice gets its position after it (`lb #2`).
+pub fn labels(paths: &[PathBuf]) -> Vec<String> {
+    let stem = |p: &Path| crate::check::name(p);
+    let with_parent = |p: &Path| match p.parent().and_then(Path::file_name) {
+        Some(d) => format!("{}/{}", d.to_string_lossy(), stem(p)),
+        None => p.display().to_string(),
+    };
+    let as_given = |p: &Path| p.display().to_string();
+    let mut labels: Vec<String> = paths.iter().map(|p| stem(p)).collect();
+    for better in [&with_parent as &dyn Fn(&Path) -> String, &as_given] {
+        let clash: Vec<bool> = labels
+            .iter()
+            .map(|l| labels.iter().filter(|m| *m == l).count() > 1)
+            .collect();
+        for (i, p) in paths.iter().enumerate() {
+            if clash[i] {
+                labels[i] = better(p);
+            }
+        }
+    }
+    for i in 0..labels.len() {
+        if labels[..i].contains(&labels[i]) {
+            labels[i] = format!("{} #{}", labels[i], i + 1);
+        }
+    }
+    labels
+}
+
 /// The result of one replay.
 pub struct Compared {
     /// Which configuration.
@@ -165,4 +195,29 @@ pub fn to_json(capture: &Path, results: &[Compared]) -> Value {
             "load": r.load.to_json(),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels;
+    use std::path::PathBuf;
+
+    fn of(paths: &[&str]) -> Vec<String> {
+        labels(&paths.iter().map(PathBuf::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn labels_are_names_unless_they_clash() {
+        assert_eq!(of(&["a.toml", "b/c.toml"]), ["a", "c"]);
+        assert_eq!(
+            of(&["x/lb.toml", "y/lb.toml", "lb2.toml"]),
+            ["x/lb", "y/lb", "lb2"]
+        );
+        // Same folder name: the paths as given; the same path twice: numbered.
+        assert_eq!(
+            of(&["p/x/lb.toml", "q/x/lb.toml"]),
+            ["p/x/lb.toml", "q/x/lb.toml"]
+        );
+        assert_eq!(of(&["lb.toml", "lb.toml"]), ["lb.toml", "lb.toml #2"]);
+    }
 }

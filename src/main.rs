@@ -40,6 +40,12 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         compare: compare_configs,
         algorithm,
     } = args;
+    if config.is_some() && !compare_configs.is_empty() {
+        anyhow::bail!(
+            "use either --compare CONFIG... or -c CONFIG, not both (-c with --algorithm NAME... \
+             compares algorithms on one config)"
+        );
+    }
     let config_path = config.unwrap_or_else(|| config::beside(&capture));
     if !capture.exists() {
         anyhow::bail!("{}: no such file", capture.display());
@@ -88,11 +94,14 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 variants.push(compare::Variant::with_algorithm(&base, &config_path, a));
             }
         } else {
-            for p in &compare_configs {
+            for (p, label) in compare_configs
+                .iter()
+                .zip(compare::labels(&compare_configs))
+            {
                 let mut c = config::load(p)?;
                 set_view(&mut c);
                 variants.push(compare::Variant {
-                    label: check::name(p),
+                    label,
                     config_path: p.clone(),
                     config: c,
                 });

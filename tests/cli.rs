@@ -1716,3 +1716,65 @@ fn pool_events_name_the_virtual_server() {
         .collect();
     assert_eq!(evidence, ["to web", "to echo"]);
 }
+
+/// `--compare x/lb.toml --compare y/lb.toml` labels its columns `x/lb` and `y/lb`, not `lb`
+/// twice; a `-c` given with `--compare` is refused (exit 2), not silently ignored.
+#[test]
+fn compare_labels_tell_clashing_configs_apart_and_c_is_refused() {
+    let scratch = common::scratch();
+    let d = scratch.path();
+    let algs = common::root().join("tests/algorithms/lsnat-client-side");
+    for (dir, alg) in [("x", "round-robin"), ("y", "source-hash"), ("z", "maglev")] {
+        std::fs::create_dir_all(d.join(dir)).unwrap();
+        std::fs::copy(
+            algs.join(format!("{alg}.toml")),
+            d.join(dir).join("lb.toml"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(algs.join("least-load.toml"), d.join("other.toml")).unwrap();
+    let json = d.join("c.json");
+    let cap = common::root().join("captures/lsnat-client-side.pcap");
+    let o = common::lsnat()
+        .current_dir(d)
+        .arg("replay")
+        .arg(&cap)
+        .args(["--compare", "x/lb.toml", "--compare", "y/lb.toml"])
+        .args(["--compare", "other.toml", "--compare"])
+        .arg(d.join("z/lb.toml"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = common::read_json(&json);
+    let labels: Vec<&str> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["x/lb", "y/lb", "other", "z/lb"]);
+    let header = String::from_utf8_lossy(&o.stdout);
+    let header = header.lines().nth(1).unwrap();
+    assert!(
+        header.contains("x/lb") && header.contains("y/lb"),
+        "{header}"
+    );
+
+    let o = common::lsnat()
+        .current_dir(d)
+        .arg("replay")
+        .arg(&cap)
+        .args([
+            "-c",
+            "other.toml",
+            "--compare",
+            "x/lb.toml",
+            "--compare",
+            "y/lb.toml",
+        ])
+        .output()
+        .unwrap();
+    one_error_line(&o, &["--compare", "-c"]);
+}
