@@ -31,6 +31,34 @@ pub fn snapshot_path(dir: &Path, capture: &Path) -> PathBuf {
     dir.join(format!("{}.snap", name(capture)))
 }
 
+/// The captures `lsnat check` goes through, each with its golden in `dir`: a capture given
+/// twice (the same file under any name) once, in the order first given. Two different captures
+/// whose goldens would be one file (`x.pcap` and `x.pcapng`, or `a/x.pcap` and `b/x.pcap`) are
+/// refused in one line naming both and the golden: each would be compared with, and blessed
+/// over, the other's.
+pub fn plan(dir: &Path, captures: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, String> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut planned: Vec<(PathBuf, PathBuf, PathBuf)> = Vec::new();
+    for c in captures {
+        let real = canonical(c);
+        if planned.iter().any(|(_, r, _)| *r == real) {
+            continue;
+        }
+        let snap = snapshot_path(dir, c);
+        if let Some((other, _, _)) = planned.iter().find(|(_, _, s)| *s == snap) {
+            return Err(format!(
+                "{}: {} and {} would share this golden; rename one, or check them \
+                 separately with their own --golden-dir",
+                snap.display(),
+                other.display(),
+                c.display()
+            ));
+        }
+        planned.push((c.clone(), real, snap));
+    }
+    Ok(planned.into_iter().map(|(c, _, s)| (c, s)).collect())
+}
+
 /// Replays `capture` with its configuration (`config_path`, default: beside it) and renders the
 /// golden text, optionally also writing the rewritten capture to `output`.
 pub fn render(
@@ -53,30 +81,46 @@ pub fn render(
     let mut log = GoldenLog::default();
     let mut summary = Summary::default();
     let totals = replay::run(&job, &mut [&mut log, &mut summary])?;
-    let title = format!(
-        "lsnat replay of {} with {}",
-        capture
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        config_path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    );
-    let mut text = log.render(&title, &names);
-    text.push_str("## summary\n");
-    text.push_str(&table::render(&summary, &totals, Some(100)));
+    let text = text(capture, &config_path, &names, &log, &summary, &totals);
     Ok(Golden { text, log, totals })
 }
 
-/// The text of a stored snapshot (without its insta header).
-pub fn read_snapshot(path: &Path) -> std::io::Result<String> {
-    let raw = std::fs::read_to_string(path)?;
-    Ok(strip_header(&raw).to_string())
+/// The golden text of a replay of `capture` with the config at `config_path` (whose virtual
+/// servers are `names`), from what its observers collected: the packet log, the session table,
+/// the pool events and the summary. The title names the files, not the paths as typed, so the
+/// text is the same from any folder. `lsnat check`, `--bless` and `lsnat replay --golden` all
+/// write and compare this text (in [`snapshot_file`]).
+pub fn text(
+    capture: &Path,
+    config_path: &Path,
+    names: &[String],
+    log: &GoldenLog,
+    summary: &Summary,
+    totals: &ReplayTotals,
+) -> String {
+    let file = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let title = format!(
+        "lsnat replay of {} with {}",
+        file(capture),
+        file(config_path)
+    );
+    let mut text = log.render(&title, names);
+    text.push_str("## summary\n");
+    text.push_str(&table::render(summary, totals, Some(100)));
+    text
 }
 
-fn strip_header(raw: &str) -> &str {
+/// A stored snapshot file, header and all (see [`strip_header`] for its text).
+pub fn read_snapshot(path: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(path)
+}
+
+/// The text of a snapshot file, without its insta header.
+pub fn strip_header(raw: &str) -> &str {
     if let Some(rest) = raw.strip_prefix("---\n")
         && let Some(end) = rest.find("\n---\n")
     {
@@ -95,9 +139,16 @@ pub fn same(stored: &str, fresh: &str) -> bool {
     stored.trim_end() == fresh.trim_end()
 }
 
-/// A readable unified diff, stored → fresh.
-pub fn diff(stored: &str, fresh: &str) -> String {
-    similar::TextDiff::from_lines(stored.trim_end(), fresh.trim_end())
+/// A readable unified diff of a stored snapshot file (`stored_file`, header and all) → a
+/// fresh rendering: the fresh text is given the stored file's header, so hunk line numbers are
+/// those of the snapshot file on both sides. Both end with one newline, as [`snapshot_file`]
+/// writes them (trailing whitespace aside, as in [`same`]).
+pub fn diff(stored_file: &str, fresh: &str) -> String {
+    let body = strip_header(stored_file);
+    let header = &stored_file[..stored_file.len() - body.len()];
+    let old = format!("{header}{}\n", body.trim_end());
+    let new = format!("{header}{}\n", fresh.trim_end());
+    similar::TextDiff::from_lines(&old, &new)
         .unified_diff()
         .context_radius(2)
         .header("golden", "replay")

@@ -59,7 +59,8 @@ pub struct ReplayArgs {
     /// Write one capture per pool member (what each server would see) into this folder.
     #[arg(long)]
     pub members_dir: Option<PathBuf>,
-    /// Write the golden text (per-packet translation and session table) here.
+    /// Write the golden (per-packet translation, session table, pool events, summary) here: the
+    /// file `lsnat check --bless` writes for this capture and config.
     #[arg(long)]
     pub golden: Option<PathBuf>,
     /// How the capture relates to the router (overrides the config).
@@ -90,7 +91,8 @@ pub struct AuditArgs {
     pub config: Option<PathBuf>,
     /// A policy: a preset (rfc2391, linux-conntrack, ipvs, rfc-minimum, rfc-recommended),
     /// `config`, a `[[policy]]` name, or KEY=VALUE,... on top of the config's timeouts
-    /// (e.g. `tcp=2h,tcp-transitory=4m,udp=5m`). Repeatable. Default: config and every preset.
+    /// (e.g. `tcp=2h,tcp-transitory=4m,udp=5m`). Repeatable. Default: config, every preset and
+    /// every `[[policy]]` of the config file; with --sweep, only the sweep's points.
     #[arg(short, long = "policy")]
     pub policies: Vec<String>,
     /// Vary one timeout: `KEY=LO..HI[:STEPS]` (e.g. `udp=10s..10m`), other timeouts from the

@@ -40,6 +40,36 @@ impl Variant {
     }
 }
 
+/// Column labels for configurations compared from `paths`: each file's name without extension,
+/// and where two would read alike, its parent folder's name before it (`x/lb`, `y/lb`), else
+/// the path as given; a path given twice gets its position after it (`lb #2`).
+pub fn labels(paths: &[PathBuf]) -> Vec<String> {
+    let stem = |p: &Path| crate::check::name(p);
+    let with_parent = |p: &Path| match p.parent().and_then(Path::file_name) {
+        Some(d) => format!("{}/{}", d.to_string_lossy(), stem(p)),
+        None => p.display().to_string(),
+    };
+    let as_given = |p: &Path| p.display().to_string();
+    let mut labels: Vec<String> = paths.iter().map(|p| stem(p)).collect();
+    for better in [&with_parent as &dyn Fn(&Path) -> String, &as_given] {
+        let clash: Vec<bool> = labels
+            .iter()
+            .map(|l| labels.iter().filter(|m| *m == l).count() > 1)
+            .collect();
+        for (i, p) in paths.iter().enumerate() {
+            if clash[i] {
+                labels[i] = better(p);
+            }
+        }
+    }
+    for i in 0..labels.len() {
+        if labels[..i].contains(&labels[i]) {
+            labels[i] = format!("{} #{}", labels[i], i + 1);
+        }
+    }
+    labels
+}
+
 /// The result of one replay.
 pub struct Compared {
     /// Which configuration.
@@ -48,6 +78,8 @@ pub struct Compared {
     pub load: LoadReport,
     /// Its summary.
     pub summary: Summary,
+    /// Its warnings ([`crate::report::table::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// Replays `capture` once per variant.
@@ -67,7 +99,7 @@ pub fn run(
         };
         let mut load = LoadReport::new(&variant.config, interval, false);
         let mut summary = Summary::default();
-        replay::run(&job, &mut [&mut load, &mut summary])
+        let totals = replay::run(&job, &mut [&mut load, &mut summary])
             .map_err(|e| anyhow::anyhow!("{} ({}): {e}", variant.label, capture.display()))?;
         if let Some(e) = load.interval_error() {
             anyhow::bail!("{}: {e}", capture.display());
@@ -76,6 +108,7 @@ pub fn run(
             variant,
             load,
             summary,
+            warnings: crate::report::table::warnings(&totals),
         });
     }
     Ok(out)
@@ -162,4 +195,29 @@ pub fn to_json(capture: &Path, results: &[Compared]) -> Value {
             "load": r.load.to_json(),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels;
+    use std::path::PathBuf;
+
+    fn of(paths: &[&str]) -> Vec<String> {
+        labels(&paths.iter().map(PathBuf::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn labels_are_names_unless_they_clash() {
+        assert_eq!(of(&["a.toml", "b/c.toml"]), ["a", "c"]);
+        assert_eq!(
+            of(&["x/lb.toml", "y/lb.toml", "lb2.toml"]),
+            ["x/lb", "y/lb", "lb2"]
+        );
+        // Same folder name: the paths as given; the same path twice: numbered.
+        assert_eq!(
+            of(&["p/x/lb.toml", "q/x/lb.toml"]),
+            ["p/x/lb.toml", "q/x/lb.toml"]
+        );
+        assert_eq!(of(&["lb.toml", "lb.toml"]), ["lb.toml", "lb.toml #2"]);
+    }
 }

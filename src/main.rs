@@ -40,6 +40,12 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         compare: compare_configs,
         algorithm,
     } = args;
+    if config.is_some() && !compare_configs.is_empty() {
+        anyhow::bail!(
+            "use either --compare CONFIG... or -c CONFIG, not both (-c with --algorithm NAME... \
+             compares algorithms on one config)"
+        );
+    }
     let config_path = config.unwrap_or_else(|| config::beside(&capture));
     if !capture.exists() {
         anyhow::bail!("{}: no such file", capture.display());
@@ -88,11 +94,14 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 variants.push(compare::Variant::with_algorithm(&base, &config_path, a));
             }
         } else {
-            for p in &compare_configs {
+            for (p, label) in compare_configs
+                .iter()
+                .zip(compare::labels(&compare_configs))
+            {
                 let mut c = config::load(p)?;
                 set_view(&mut c);
                 variants.push(compare::Variant {
-                    label: check::name(p),
+                    label,
                     config_path: p.clone(),
                     config: c,
                 });
@@ -108,8 +117,22 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             let text = serde_json::to_string_pretty(&compare::to_json(&capture, &results))?;
             write_output(p, &(text + "\n"))?;
         }
-        if !quiet {
-            let _ = std::io::stdout().write_all(compare::render(&results, None).as_bytes());
+        // Every run read the same capture: its warnings are the first run's.
+        let warnings = results
+            .first()
+            .map(|r| r.warnings.clone())
+            .unwrap_or_default();
+        if quiet {
+            warn(&warnings);
+        } else {
+            let mut text = compare::render(&results, None);
+            for w in &warnings {
+                text.push_str(&format!("warning: {w}\n"));
+            }
+            show(
+                &text,
+                &json.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -199,23 +222,63 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?;
     }
     if let Some(p) = &golden {
-        let title = format!(
-            "lsnat replay of {} with {}",
-            capture.display(),
-            config_path.display()
-        );
-        write_output(p, &log.render(&title, &names))?;
+        // Byte for byte what `lsnat check --bless` writes for this capture and config.
+        let text = check::text(&capture, &config_path, &names, &log, &summary, &totals);
+        write_output(p, &check::snapshot_file(&text))?;
     }
-    if !quiet {
+    if quiet {
+        warn(&table::warnings(&totals));
+    } else {
         let mut text = table::render(&summary, &totals, None);
         text.push_str(&load.render(None));
-        let _ = std::io::stdout().write_all(text.as_bytes());
-    } else {
-        for w in &totals.warnings {
-            eprintln!("lsnat: warning: {w}");
-        }
+        show(&text, &named.iter().map(|(_, p)| *p).collect::<Vec<_>>());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `-q`, each warning goes to stderr on a line of its own; without, they are in the
+/// summary.
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("lsnat: warning: {w}");
+    }
+}
+
+/// Prints a command's tables: on stdout, unless stdout is itself one of the command's
+/// `outputs` (`-o /dev/stdout`, or the same file by any name), where they would end up inside
+/// that output; then on stderr. A reader that went away is no error.
+fn show(text: &str, outputs: &[&std::path::Path]) {
+    if outputs.iter().any(|p| is_stdout(p)) {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    } else {
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
+}
+
+/// Whether `path` names the file stdout writes to (`/dev/stdout`, `/proc/self/fd/1`, the file
+/// or pipe stdout was redirected to, by any name): the same device and inode. The null device
+/// does not count: nothing written to it ends up anywhere.
+fn is_stdout(path: &std::path::Path) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(out) = std::fs::metadata(path) else {
+        return false;
+    };
+    let stdout = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata());
+    let Ok(stdout) = stdout else {
+        return false;
+    };
+    let null = std::fs::metadata("/dev/null")
+        .ok()
+        .filter(|n| n.file_type().is_char_device());
+    if out.file_type().is_char_device() && null.is_some_and(|n| n.rdev() == out.rdev()) {
+        return false;
+    }
+    (out.dev(), out.ino()) == (stdout.dev(), stdout.ino())
 }
 
 /// Writes `text` to `path` through `PATH.partial` (no partial output on failure), or in place
@@ -306,9 +369,16 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
         );
         write_output(p, &svg::render(&title, &s.key, &s.values, points))?;
     }
-    if !args.quiet {
+    if args.quiet {
+        warn(&a.warnings);
+    } else {
         let text = report::render(&a, args.worst, None);
-        let _ = std::io::stdout().write_all(text.as_bytes());
+        let outputs: Vec<&std::path::Path> = [&args.json, &args.svg]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect();
+        show(&text, &outputs);
     }
     let mut failing = Vec::new();
     for r in &args.require_compliant {
@@ -350,41 +420,60 @@ fn default_captures() -> anyhow::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Writes `text` to stdout for `lsnat check`. A reader that went away (`lsnat check | head`)
+/// is no error: the check goes on, its goldens are blessed as asked, and the exit code still
+/// says whether anything differed.
+fn say(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow::Result<ExitCode> {
     let captures = if captures.is_empty() {
         default_captures()?
     } else {
         captures
     };
+    // Every capture's golden is known, and no two captures share one, before anything is
+    // written.
+    let planned = check::plan(&golden_dir, &captures).map_err(anyhow::Error::msg)?;
     let mut differing = 0;
-    for c in &captures {
+    for (c, snap) in &planned {
         let fresh = check::render(c, None, None)?.text;
-        let snap = check::snapshot_path(&golden_dir, c);
         if bless {
-            replay::refuse_overwrite(&snap, &replay::inputs(c, &config::beside(c)))?;
-            write_output(&snap, &check::snapshot_file(&fresh))?;
-            println!("blessed {}", snap.display());
+            replay::refuse_overwrite(snap, &replay::inputs(c, &config::beside(c)))?;
+            write_output(snap, &check::snapshot_file(&fresh))?;
+            say(&format!("blessed {}\n", snap.display()));
             continue;
         }
-        match check::read_snapshot(&snap) {
-            Ok(stored) if check::same(&stored, &fresh) => println!("ok      {}", c.display()),
+        match check::read_snapshot(snap) {
+            Ok(stored) if check::same(check::strip_header(&stored), &fresh) => {
+                say(&format!("ok      {}\n", c.display()))
+            }
             Ok(stored) => {
                 differing += 1;
-                println!("DIFFERS {} (golden {})", c.display(), snap.display());
-                print!("{}", check::diff(&stored, &fresh));
+                say(&format!(
+                    "DIFFERS {} (golden {})\n",
+                    c.display(),
+                    snap.display()
+                ));
+                say(&check::diff(&stored, &fresh));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 differing += 1;
-                println!(
-                    "MISSING {} (no golden at {}; run `lsnat check --bless` to create it)",
+                say(&format!(
+                    "MISSING {} (no golden at {}; run `lsnat check --bless` to create it)\n",
                     c.display(),
                     snap.display()
-                );
+                ));
             }
             Err(e) => anyhow::bail!("{}: cannot read the golden: {e}", snap.display()),
         }
     }
-    println!("{} checked, {} differ", captures.len(), differing);
+    say(&format!(
+        "{} checked, {} differ\n",
+        planned.len(),
+        differing
+    ));
     Ok(if differing > 0 {
         ExitCode::from(1)
     } else {

@@ -169,6 +169,9 @@ struct Run {
     partials: Vec<PathBuf>,
     /// (partial file, output name), whole.
     pending: Vec<(PathBuf, PathBuf)>,
+    /// Folders the run created for its outputs ([`create_folder`]), outermost first: removed
+    /// again, when empty, if the run fails or is interrupted.
+    folders: Vec<PathBuf>,
 }
 
 static RUN: std::sync::Mutex<Run> = std::sync::Mutex::new(Run {
@@ -176,7 +179,39 @@ static RUN: std::sync::Mutex<Run> = std::sync::Mutex::new(Run {
     done: false,
     partials: Vec::new(),
     pending: Vec::new(),
+    folders: Vec::new(),
 });
+
+/// Creates the folder `dir` with any parents missing, for outputs. In a run begun with
+/// [`begin_run`], each folder made here is noted (under the run's lock, so an interruption
+/// finds it) and removed again if the run fails or is interrupted and it is still empty; a
+/// folder that was there before is never removed.
+pub fn create_folder(dir: &Path) -> io::Result<()> {
+    let mut run = lock_run();
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while std::fs::symlink_metadata(d).is_err() {
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => d = p,
+            _ => break,
+        }
+    }
+    for m in missing.iter().rev() {
+        match std::fs::create_dir(m) {
+            Ok(()) if run.defer => run.folders.push(m.clone()),
+            Ok(()) => {}
+            // `new/..`, which the creation of `new` made.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && m.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::NotADirectory, "not a folder"))
+    }
+}
 
 fn lock_run() -> std::sync::MutexGuard<'static, Run> {
     RUN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -198,11 +233,13 @@ pub fn commit_run() -> Result<(), OutputError> {
         let _ = std::fs::remove_file(p);
     }
     let pending = std::mem::take(&mut run.pending);
+    let folders = std::mem::take(&mut run.folders);
     for (i, (partial, path)) in pending.iter().enumerate() {
         if let Err(error) = std::fs::rename(partial, path) {
             for (p, _) in &pending[i..] {
                 let _ = std::fs::remove_file(p);
             }
+            remove_folders(folders);
             let what = format!("cannot rename to {}", path.display());
             return Err(OutputError::new(partial, &what, error));
         }
@@ -210,7 +247,15 @@ pub fn commit_run() -> Result<(), OutputError> {
     Ok(())
 }
 
-/// The run failed: removes its partial files, whole or not; no output name is touched.
+/// Removes the folders a run made, innermost first, those left empty only.
+fn remove_folders(folders: Vec<PathBuf>) {
+    for f in folders.iter().rev() {
+        let _ = std::fs::remove_dir(f);
+    }
+}
+
+/// The run failed: removes its partial files, whole or not, and the folders it made for them
+/// that are left empty; no output name is touched.
 pub fn abort_run() {
     let mut run = lock_run();
     run.done = true;
@@ -224,6 +269,7 @@ fn remove_all(run: &mut Run) {
     for (p, _) in std::mem::take(&mut run.pending) {
         let _ = std::fs::remove_file(p);
     }
+    remove_folders(std::mem::take(&mut run.folders));
 }
 
 /// For a signal handler (Ctrl-C, SIGTERM): unless the run is already committed or aborted,

@@ -132,7 +132,8 @@ pub struct ReplayTotals {
     pub first_ts: Option<Timestamp>,
     /// Last capture timestamp.
     pub last_ts: Option<Timestamp>,
-    /// Packets written to the rewritten capture.
+    /// Packets the rewritten capture holds (forwarded, released and originated), whether or not
+    /// it is written to a file.
     pub written: u64,
     /// Reader warnings (a file that ends inside a record, ...).
     pub warnings: Vec<String>,
@@ -140,6 +141,8 @@ pub struct ReplayTotals {
     pub timestamps_backwards: u64,
     /// Pool members, index = `SessionRecord::member`.
     pub members: Vec<std::net::Ipv4Addr>,
+    /// Virtual servers' names, index = the virtual server's index in events.
+    pub virtual_servers: Vec<String>,
     /// Member captures written, by member address.
     pub member_captures: BTreeMap<String, PathBuf>,
 }
@@ -285,7 +288,9 @@ pub fn refuse_shared_output(outputs: &[(&str, &Path)]) -> Result<(), ReplayError
     Ok(())
 }
 
-/// Creates the folder `dir` (and its parents) for outputs, or says in one line why not.
+/// Creates the folder `dir` (and its parents) for outputs, or says in one line why not. The
+/// folders made are removed again if the run fails or is interrupted while they are empty
+/// ([`crate::output_file::create_folder`]).
 pub fn create_folder(dir: &Path) -> Result<(), ReplayError> {
     if dir.exists() && !dir.is_dir() {
         return Err(ReplayError::Refused(format!(
@@ -293,7 +298,7 @@ pub fn create_folder(dir: &Path) -> Result<(), ReplayError> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir)
+    crate::output_file::create_folder(dir)
         .map_err(|e| ReplayError::Refused(format!("{}: cannot create folder: {e}", dir.display())))
 }
 
@@ -364,15 +369,18 @@ impl Outputs {
         let whole = w.extras.is_empty() && w.fates.iter().all(|f| f.forwarded);
         let mut capture = self.capture.as_mut();
         if whole && let Some(c) = capture.take() {
-            self.written += c.write_all(&mut w.batch)? as u64;
+            c.write_all(&mut w.batch)?;
         }
+        // `written` counts what the rewritten capture holds, whether or not it is written to a
+        // file: the forwarded packets and what the router sent besides.
+        self.written += w.fates.iter().filter(|f| f.forwarded).count() as u64;
+        self.written += w.extras.iter().filter(|x| x.to_capture).count() as u64;
         let mut extras = w.extras.iter().peekable();
         for (i, f) in w.fates.iter().enumerate() {
             if f.forwarded
                 && let Some(c) = capture.as_mut()
             {
                 c.write(&w.batch, i)?;
-                self.written += 1;
             }
             if let Some(m) = f.member.and_then(|m| self.members.get_mut(m as usize)) {
                 match f.original {
@@ -391,7 +399,6 @@ impl Outputs {
                     && let Some(c) = capture.as_mut()
                 {
                     c.write_bytes(&x.meta, bytes)?;
-                    self.written += 1;
                 }
                 if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
                     m.write_bytes(&x.meta, bytes)?;
@@ -831,6 +838,12 @@ pub fn run(
     drain_events(&mut engine, observers);
     totals.timestamps_backwards = engine.stats().timestamps_backwards;
     totals.members = engine.members().iter().map(|m| m.addr).collect();
+    totals.virtual_servers = job
+        .config
+        .virtual_servers
+        .iter()
+        .map(|v| v.name.clone())
+        .collect();
     totals.written = outputs.written;
     // Should a member capture fail, the outputs finished before it go too.
     let mut committed = crate::output_file::Committed::default();

@@ -99,7 +99,11 @@ impl Span {
                 "m" | "min" => 60_000_000_000,
                 "h" => 3_600_000_000_000,
                 "d" => 86_400_000_000_000,
-                u => return Err(format!("`{text}`: unknown unit `{u}` (use ms, s, m, h, d)")),
+                u => {
+                    return Err(format!(
+                        "`{text}`: unknown unit `{u}` (use ns, us or µs, ms, s, m or min, h, d)"
+                    ));
+                }
             };
             total = total
                 .checked_add(scaled(num, scale)?)

@@ -1192,3 +1192,589 @@ fn member_captures_leave_the_rewritten_capture_alone_and_keep_its_order() {
     sent.sort_unstable();
     assert_eq!(sent, [0, 1480, 2960]);
 }
+
+/// A folder laid out like a checkout (`captures/` with the bundled capture and config named
+/// `names`, `golden/` with its committed golden), for `lsnat check` run from inside it.
+fn check_folder(names: &[&str]) -> tempfile::TempDir {
+    let scratch = common::scratch();
+    let root = common::root();
+    std::fs::create_dir_all(scratch.path().join("captures")).unwrap();
+    std::fs::create_dir_all(scratch.path().join("golden")).unwrap();
+    for n in names {
+        for ext in ["pcap", "toml"] {
+            std::fs::copy(
+                root.join(format!("captures/{n}.{ext}")),
+                scratch.path().join(format!("captures/{n}.{ext}")),
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            root.join(format!("golden/{n}.snap")),
+            scratch.path().join(format!("golden/{n}.snap")),
+        )
+        .unwrap();
+    }
+    scratch
+}
+
+/// `x.pcap` and `x.pcapng` (default discovery takes both) would share `golden/x.snap`: `check`
+/// could never pass and `--bless` would write one over the other. Refused before anything is
+/// written, in one line naming both captures and the golden; the golden stays. The same
+/// capture given twice is checked once.
+#[test]
+fn two_captures_sharing_a_golden_are_refused_before_anything_is_written() {
+    let dir = check_folder(&["rfc2391-fig1"]);
+    let d = dir.path();
+    // Another capture under the same stem (pcap or pcapng is told by the magic number).
+    std::fs::copy(
+        common::root().join("captures/rfc2391-fig1.raw.pcap"),
+        d.join("captures/rfc2391-fig1.pcapng"),
+    )
+    .unwrap();
+    let golden = std::fs::read(d.join("golden/rfc2391-fig1.snap")).unwrap();
+    let before = walk(d);
+    for args in [&["check"][..], &["check", "--bless"]] {
+        let o = common::lsnat().current_dir(d).args(args).output().unwrap();
+        one_error_line(
+            &o,
+            &[
+                "golden/rfc2391-fig1.snap",
+                "captures/rfc2391-fig1.pcap ",
+                "captures/rfc2391-fig1.pcapng",
+            ],
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        assert_eq!(
+            std::fs::read(d.join("golden/rfc2391-fig1.snap")).unwrap(),
+            golden
+        );
+        let mut now = walk(d);
+        now.sort();
+        let mut was = before.clone();
+        was.sort();
+        assert_eq!(now, was, "nothing written");
+    }
+    std::fs::remove_file(d.join("captures/rfc2391-fig1.pcapng")).unwrap();
+    let abs = d.join("captures/rfc2391-fig1.pcap");
+    let o = common::lsnat()
+        .current_dir(d)
+        .args([
+            "check",
+            "captures/rfc2391-fig1.pcap",
+            "./captures/rfc2391-fig1.pcap",
+        ])
+        .arg(&abs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 checked, 0 differ"), "{stdout}");
+}
+
+/// `replay --golden FILE` writes byte for byte what `check --bless` writes (insta header, title
+/// of file names, pool events, summary), so `check` passes on it; here for a capture with pool
+/// events, its paths typed in a roundabout way.
+#[test]
+fn replay_golden_is_what_check_blesses() {
+    let dir = check_folder(&["lsnat-pool", "rfc2391-fig1"]);
+    let d = dir.path();
+    for name in ["lsnat-pool", "rfc2391-fig1"] {
+        let o = common::lsnat()
+            .current_dir(d)
+            .args(["replay", &format!("./captures/../captures/{name}.pcap")])
+            .args(["-c", &format!("captures//{name}.toml"), "-q", "--golden"])
+            .arg(d.join(format!("replayed/{name}.snap")))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = common::lsnat()
+        .current_dir(d)
+        .args(["check", "--bless", "--golden-dir", "blessed"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in ["lsnat-pool", "rfc2391-fig1"] {
+        let replayed = std::fs::read(d.join(format!("replayed/{name}.snap"))).unwrap();
+        let blessed = std::fs::read(d.join(format!("blessed/{name}.snap"))).unwrap();
+        assert!(replayed == blessed, "{name}: replay --golden differs");
+        let committed = std::fs::read(d.join(format!("golden/{name}.snap"))).unwrap();
+        assert!(
+            replayed == committed,
+            "{name}: differs from the committed golden"
+        );
+    }
+    let o = common::lsnat()
+        .current_dir(d)
+        .args(["check", "--golden-dir", "replayed"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// `lsnat check | head -1`: a reader that goes away is no error. The check goes on, the exit
+/// code still says whether anything differed, and `--bless` commits its goldens (no panic, no
+/// `.partial` left).
+#[test]
+fn check_carries_on_when_its_reader_goes_away() {
+    let dir = check_folder(&["rfc2391-fig1", "modes-gre"]);
+    let d = dir.path();
+    let snap = d.join("golden/rfc2391-fig1.snap");
+    let changed = std::fs::read_to_string(&snap)
+        .unwrap()
+        .replacen("172.85.0.3", "172.85.0.2", 1);
+    std::fs::write(&snap, &changed).unwrap();
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    let o = common::lsnat()
+        .current_dir(d)
+        .arg("check")
+        .stdout(closed())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = common::lsnat()
+        .current_dir(d)
+        .args(["check", "--bless"])
+        .stdout(closed())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut left = walk(&d.join("golden"));
+    left.sort();
+    assert_eq!(left, ["modes-gre.snap", "rfc2391-fig1.snap"]);
+    let committed = std::fs::read(common::root().join("golden/rfc2391-fig1.snap")).unwrap();
+    assert!(std::fs::read(&snap).unwrap() == committed, "blessed again");
+    let o = common::lsnat()
+        .current_dir(d)
+        .arg("check")
+        .stdout(closed())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+}
+
+/// `packets.written` counts the packets the rewritten capture holds, written to a file or not:
+/// the same with and without `-o`, and the number of records `-o` writes (lsnat-edges has
+/// released fragments and an ICMP time exceeded the router sent).
+#[test]
+fn packets_written_is_the_same_with_and_without_an_output() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    for name in ["lsnat-pool", "lsnat-edges"] {
+        let cap = common::root().join(format!("captures/{name}.pcap"));
+        let without = common::replay_json(dir, &cap, &[]);
+        let out = dir.join("out.pcap");
+        let with = common::replay_json(dir, &cap, &["-o".as_ref(), out.as_os_str()]);
+        let records = pcap_records(&std::fs::read(&out).unwrap()).len() as u64;
+        assert_eq!(with["packets"]["written"], records, "{name}");
+        assert_eq!(without["packets"]["written"], records, "{name}");
+        assert_eq!(without["packets"], with["packets"], "{name}");
+    }
+}
+
+/// rfc2391-fig1.pcap with its third packet stamped a second before the capture began and its
+/// last record cut short: a reader warning and a timestamps-backwards warning.
+fn capture_with_warnings(dir: &Path) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(common::root().join("captures/rfc2391-fig1.pcap")).unwrap();
+    let records = pcap_records(&bytes);
+    let (first, third) = (records[0].0, records[2].0);
+    let early = u32::from_le_bytes(bytes[first..first + 4].try_into().unwrap()) - 1;
+    bytes[third..third + 4].copy_from_slice(&early.to_le_bytes());
+    bytes.truncate(bytes.len() - 3);
+    let cap = dir.join("warned.pcap");
+    std::fs::write(&cap, bytes).unwrap();
+    std::fs::copy(
+        common::root().join("captures/rfc2391-fig1.toml"),
+        dir.join("warned.toml"),
+    )
+    .unwrap();
+    cap
+}
+
+/// Without `-q` every warning is in the summary on stdout; with `-q` every one goes to stderr
+/// as `lsnat: warning: ...`, the timestamps-backwards one included (`replay`, and a comparison).
+#[test]
+fn warnings_go_to_the_summary_or_with_q_to_stderr() {
+    let scratch = common::scratch();
+    let cap = capture_with_warnings(scratch.path());
+    let c = cap.to_str().unwrap();
+    let both = ["ends inside record", "1 packets had a timestamp earlier"];
+    for extra in [&[][..], &["--algorithm", "rr", "--algorithm", "lc"][..]] {
+        let o = lsnat(&[&["replay", c][..], extra].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        for w in both {
+            let line = stdout.lines().find(|l| l.contains(w));
+            assert!(
+                line.is_some_and(|l| l.starts_with("warning: ")),
+                "{w}: {stdout}"
+            );
+        }
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = lsnat(&[&["replay", c, "-q"][..], extra].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(stderr.lines().count(), 2, "{stderr}");
+        for w in both {
+            let line = stderr.lines().find(|l| l.contains(w));
+            assert!(
+                line.is_some_and(|l| l.starts_with("lsnat: warning: ")),
+                "{w}: {stderr}"
+            );
+        }
+    }
+}
+
+/// When stdout is itself an output (`-o /dev/stdout`, `--json /dev/stdout`, or the file stdout
+/// was redirected to, named as an output), the summary goes to stderr: the output stream holds
+/// the output alone.
+#[test]
+fn the_summary_stays_out_of_an_output_that_is_stdout() {
+    let scratch = common::scratch();
+    let cap = "captures/rfc2391-fig1.pcap";
+    let o = lsnat(&["replay", cap, "-o", "/dev/stdout"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pcap = std::fs::read(common::root().join(cap)).unwrap();
+    assert_eq!(o.stdout[..24], pcap[..24], "a pcap on stdout");
+    assert_eq!(pcap_records(&o.stdout).len(), pcap_records(&pcap).len());
+    let end = pcap_records(&o.stdout).last().map(|(at, len)| at + len);
+    assert_eq!(end, Some(o.stdout.len()), "nothing after the last record");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("172.85.0.3"));
+
+    let o = lsnat(&["replay", cap, "--json", "/dev/stdout", "--interval", "1s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
+    assert_eq!(report["schema"], "lsnat-replay/1");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("172.85.0.3"));
+
+    let json = scratch.path().join("r.json");
+    let o = common::lsnat()
+        .args(["replay", cap, "--json"])
+        .arg(&json)
+        .stdout(std::fs::File::create(&json).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("172.85.0.3"));
+    common::read_json(&json);
+
+    // A comparison's --json and an audit's --json alike.
+    let o = lsnat(&[
+        "replay",
+        cap,
+        "--algorithm",
+        "rr",
+        "--algorithm",
+        "lc",
+        "--json",
+        "/dev/stdout",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
+    assert_eq!(report["schema"], "lsnat-compare/1");
+    let o = lsnat(&["audit", cap, "-p", "ipvs", "--json", "/dev/stdout"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
+    assert_eq!(report["schema"], "lsnat-audit/1");
+
+    // The null device is no stream: the summary stays on stdout.
+    let o = common::lsnat()
+        .args(["replay", cap, "-o", "/dev/null"])
+        .stdout(std::fs::File::create("/dev/null").unwrap())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A run that fails (a corrupt record) or is interrupted (SIGTERM) removes the folders it
+/// created for its outputs (`--members-dir`, the parents of `-o`, `--json`, `--golden`),
+/// nested ones too, but never a folder that was there before, even an empty one.
+#[test]
+fn a_failed_or_interrupted_run_removes_the_folders_it_made() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let mut bytes = std::fs::read(common::root().join("captures/rfc2391-fig1.pcap")).unwrap();
+    let (sixth, _) = pcap_records(&bytes)[5];
+    bytes[sixth + 8..sixth + 12].copy_from_slice(&0x7fff_ff00u32.to_le_bytes());
+    let corrupt = dir.join("corrupt.pcap");
+    std::fs::write(&corrupt, bytes).unwrap();
+    let config = common::root().join("captures/rfc2391-fig1.toml");
+    std::fs::create_dir(dir.join("was-there")).unwrap();
+    let out = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    let r = lsnat(&[
+        "replay",
+        corrupt.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+        "--members-dir",
+        &out("new/members"),
+        "-o",
+        &out("o1/o2/o.pcap"),
+        "--json",
+        &out("was-there/j/x.json"),
+        "--golden",
+        &out("g/../g2/x.snap"),
+    ]);
+    one_error_line(&r, &["corrupt.pcap", "packet 6"]);
+    let mut left = walk(dir);
+    left.sort();
+    assert_eq!(left, ["corrupt.pcap", "was-there"], "folders made removed");
+
+    // Interrupted: the golden, a FIFO, blocks the run at its end, its outputs still partial.
+    let fifo = dir.join("was-there/g.fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "mkfifo");
+    let child = common::lsnat()
+        .args(["replay", "captures/rfc2391-fig1.pcap", "--members-dir"])
+        .arg(dir.join("new/members"))
+        .arg("--json")
+        .arg(dir.join("j1/j2/x.json"))
+        .arg("--golden")
+        .arg(&fifo)
+        .arg("-q")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !std::fs::read(dir.join("j1/j2/x.json.partial")).is_ok_and(|b| b.ends_with(b"}\n")) {
+        assert!(waited < 600, "the replay never got to its golden");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
+    assert!(dir.join("new/members").read_dir().unwrap().next().is_some());
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut left = walk(dir);
+    left.sort();
+    assert_eq!(
+        left,
+        ["corrupt.pcap", "was-there", "was-there/g.fifo"],
+        "folders made removed"
+    );
+}
+
+/// `check`'s diff numbers its lines as the snapshot file does (its insta header counted), and
+/// says nothing of a missing newline at the end when both end with one.
+#[test]
+fn check_diff_line_numbers_are_the_snapshot_files() {
+    let dir = check_folder(&["rfc2391-fig1"]);
+    let snap = dir.path().join("golden/rfc2391-fig1.snap");
+    let text = std::fs::read_to_string(&snap).unwrap();
+    // A line near the top, and the last line.
+    let last = text.trim_end().rsplit_once('\n').unwrap().0.len() + 1;
+    for changed in [
+        text.replacen("172.85.0.3", "172.85.0.2", 1),
+        format!("{}changed\n", &text[..last]),
+    ] {
+        std::fs::write(&snap, &changed).unwrap();
+        let file: Vec<&str> = changed.lines().collect();
+        let o = common::lsnat()
+            .current_dir(dir.path())
+            .arg("check")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(!out.contains("No newline"), "{out}");
+        let mut line = None;
+        let mut removed = 0;
+        for l in out.lines() {
+            if let Some(h) = l.strip_prefix("@@ -") {
+                let start: usize = h.split([',', ' ']).next().unwrap().parse().unwrap();
+                line = Some(start);
+                continue;
+            }
+            let Some(n) = line.as_mut() else {
+                continue;
+            };
+            if let Some(t) = l.strip_prefix(' ').or(l.strip_prefix('-')) {
+                assert_eq!(file[*n - 1], t, "line {n} of the snapshot file: {out}");
+                removed += usize::from(l.starts_with('-'));
+                *n += 1;
+            }
+        }
+        assert!(removed > 0, "{out}");
+    }
+}
+
+/// The help and the messages say what the command does: `audit`'s default policies include the
+/// config's `[[policy]]` tables; an unknown duration unit lists every unit accepted.
+#[test]
+fn help_and_unit_errors_tell_the_whole_story() {
+    let r = lsnat(&["audit", "--help"]);
+    assert_eq!(r.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&r.stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("Default: config, every preset and every `[[policy]]` of the config file"),
+        "{help}"
+    );
+    let r = lsnat(&["replay", "captures/rfc2391-fig1.pcap", "--interval", "5x"]);
+    one_error_line(
+        &r,
+        &["--interval", "`x`", "ns, us or µs, ms, s, m or min, h, d"],
+    );
+    for unit in ["900000000ns", "900000us", "900000µs", "1min"] {
+        let r = lsnat(&[
+            "replay",
+            "captures/rfc2391-fig1.pcap",
+            "-q",
+            "--interval",
+            unit,
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{unit}");
+    }
+}
+
+/// A timeline `add` names its virtual server (`to web`), in the terminal's pool events as in the
+/// JSON report, not by its index.
+#[test]
+fn pool_events_name_the_virtual_server() {
+    let scratch = common::scratch();
+    let json = scratch.path().join("r.json");
+    let o = lsnat(&[
+        "replay",
+        "captures/lsnat-pool.pcap",
+        "-c",
+        "tests/pool/lsnat-pool-timeline.toml",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let added: Vec<&str> = stdout.lines().filter(|l| l.contains(" added ")).collect();
+    assert_eq!(added.len(), 2, "{stdout}");
+    assert!(
+        added[0].contains("to web") && added[1].contains("to echo"),
+        "{added:?}"
+    );
+    let report = common::read_json(&json);
+    let evidence: Vec<&str> = report["pool_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["transition"] == "added")
+        .map(|e| e["evidence"].as_str().unwrap())
+        .collect();
+    assert_eq!(evidence, ["to web", "to echo"]);
+}
+
+/// `--compare x/lb.toml --compare y/lb.toml` labels its columns `x/lb` and `y/lb`, not `lb`
+/// twice; a `-c` given with `--compare` is refused (exit 2), not silently ignored.
+#[test]
+fn compare_labels_tell_clashing_configs_apart_and_c_is_refused() {
+    let scratch = common::scratch();
+    let d = scratch.path();
+    let algs = common::root().join("tests/algorithms/lsnat-client-side");
+    for (dir, alg) in [("x", "round-robin"), ("y", "source-hash"), ("z", "maglev")] {
+        std::fs::create_dir_all(d.join(dir)).unwrap();
+        std::fs::copy(
+            algs.join(format!("{alg}.toml")),
+            d.join(dir).join("lb.toml"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(algs.join("least-load.toml"), d.join("other.toml")).unwrap();
+    let json = d.join("c.json");
+    let cap = common::root().join("captures/lsnat-client-side.pcap");
+    let o = common::lsnat()
+        .current_dir(d)
+        .arg("replay")
+        .arg(&cap)
+        .args(["--compare", "x/lb.toml", "--compare", "y/lb.toml"])
+        .args(["--compare", "other.toml", "--compare"])
+        .arg(d.join("z/lb.toml"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = common::read_json(&json);
+    let labels: Vec<&str> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["x/lb", "y/lb", "other", "z/lb"]);
+    let header = String::from_utf8_lossy(&o.stdout);
+    let header = header.lines().nth(1).unwrap();
+    assert!(
+        header.contains("x/lb") && header.contains("y/lb"),
+        "{header}"
+    );
+
+    let o = common::lsnat()
+        .current_dir(d)
+        .arg("replay")
+        .arg(&cap)
+        .args([
+            "-c",
+            "other.toml",
+            "--compare",
+            "x/lb.toml",
+            "--compare",
+            "y/lb.toml",
+        ])
+        .output()
+        .unwrap();
+    one_error_line(&o, &["--compare", "-c"]);
+}

@@ -852,3 +852,116 @@ fn a_port_backup_serves_that_port_only() {
             .any(|l| l.contains("> 203.0.113.3:9999") && l.contains(" xlat in "))
     );
 }
+
+/// Every pool event of the JSON report that concerns sessions lists them in `sessions` (README:
+/// "the session ids concerned"): every session its evidence names, with the dead-host events
+/// of lsnat-pool and the timeline's removals (`removed-session-ended`) both covered.
+#[test]
+fn json_pool_events_list_the_sessions_they_concern() {
+    let scratch = common::scratch();
+    let mut kinds = BTreeSet::new();
+    for cfg in [
+        common::root().join("captures/lsnat-pool.toml"),
+        common::root().join("tests/pool/lsnat-pool-timeline.toml"),
+    ] {
+        let v = common::replay_json(
+            scratch.path(),
+            &capture(),
+            &["-c".as_ref(), cfg.as_os_str()],
+        );
+        for e in v["pool_events"].as_array().unwrap() {
+            let sessions: Vec<u64> = e["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap())
+                .collect();
+            let evidence = e["evidence"].as_str().unwrap();
+            let named: BTreeSet<u64> = evidence
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter_map(|w| w.strip_prefix('s')?.parse().ok())
+                .collect();
+            let transition = e["transition"].as_str().unwrap();
+            for s in &named {
+                assert!(sessions.contains(s), "{transition}: s{s} missing in {e}");
+            }
+            let about_sessions = [
+                "dead",
+                "probe",
+                "alive",
+                "probe-inconclusive",
+                "recorded-choice-differs",
+                "removed-session-ended",
+            ];
+            if about_sessions.contains(&transition) {
+                assert!(!sessions.is_empty(), "{e}");
+                kinds.insert(transition.to_string());
+            }
+            assert!(sessions.windows(2).all(|w| w[0] < w[1]), "{e}");
+        }
+    }
+    for k in [
+        "dead",
+        "probe",
+        "alive",
+        "recorded-choice-differs",
+        "removed-session-ended",
+    ] {
+        assert!(kinds.contains(k), "no {k} event seen: {kinds:?}");
+    }
+}
+
+/// The JSON report's evidence writes an instant as the golden does (microseconds, truncated),
+/// with a unit: the dead event's "last answer" is `+7.798888s` in one and `+7.798888` in the
+/// other (the JSON rounded it to `+7.798889s`).
+#[test]
+fn json_evidence_times_read_as_the_goldens() {
+    let scratch = common::scratch();
+    let v = common::replay_json(scratch.path(), &capture(), &[]);
+    let g = lsnat::check::render(&capture(), None, None).unwrap();
+    let golden: Vec<&str> = g
+        .text
+        .split_once("## pool events")
+        .unwrap()
+        .1
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .collect();
+    let events = v["pool_events"].as_array().unwrap();
+    assert_eq!(events.len(), golden.len());
+    // `+S.UUUUUUs` → `+S.UUUUUU`
+    let unitless = |e: &str| {
+        let mut out = String::new();
+        let mut time = false;
+        for (i, c) in e.char_indices() {
+            if c == '+' {
+                time = true;
+            } else if time && c == 's' && e[..i].ends_with(|d: char| d.is_ascii_digit()) {
+                time = false;
+                continue;
+            } else if !(c.is_ascii_digit() || c == '.') {
+                time = false;
+            }
+            out.push(c);
+        }
+        out
+    };
+    let mut times = 0;
+    for (e, line) in events.iter().zip(&golden) {
+        let evidence = e["evidence"].as_str().unwrap();
+        times += evidence.matches('+').count();
+        assert!(
+            line.contains(&unitless(evidence)),
+            "JSON `{evidence}`, golden `{line}`"
+        );
+    }
+    assert!(times > 0);
+    let dead = events.iter().find(|e| e["transition"] == "dead").unwrap();
+    assert!(
+        dead["evidence"]
+            .as_str()
+            .unwrap()
+            .ends_with("last answer +7.798888s")
+    );
+}

@@ -122,7 +122,7 @@ impl Engine {
                 now,
                 member,
                 PoolEventKind::Probe { session: number },
-                Vec::new(),
+                vec![number],
             );
         }
     }
@@ -145,7 +145,12 @@ impl Engine {
                     probe,
                     answered: session,
                 },
-                Vec::new(),
+                // The probe, and the session whose answer revived it when that is another.
+                match session {
+                    0 => vec![probe],
+                    s if s == probe => vec![probe],
+                    s => vec![probe.min(s), probe.max(s)],
+                },
             );
         }
     }
@@ -198,7 +203,7 @@ impl Engine {
                     session,
                     answered_by,
                 },
-                Vec::new(),
+                vec![session],
             );
             return;
         }
@@ -295,7 +300,7 @@ impl Engine {
                         probe: number,
                         answered_by,
                     },
-                    Vec::new(),
+                    vec![number],
                 );
             }
             return;

@@ -176,6 +176,7 @@ fn after_the_pause_one_new_session_probes_the_dead_member_and_its_answer_revives
     assert_eq!(ask(&mut e, 70_000, 3000), Some(1));
     let ev = pool_events(&mut e);
     assert_eq!(ev[0].kind, PoolEventKind::Probe { session: 3 });
+    assert_eq!(ev[0].sessions, [3], "the probe's session is listed");
     // While the probe is out, no other session goes to it.
     let others = [ask(&mut e, 70_001, 3001), ask(&mut e, 70_002, 3002)];
     assert!(!others.contains(&Some(1)), "{others:?}");
@@ -192,6 +193,7 @@ fn after_the_pause_one_new_session_probes_the_dead_member_and_its_answer_revives
             answered: 3
         }
     );
+    assert_eq!(ev[0].sessions, [3]);
     assert_eq!(e.members()[1].health, Health::Alive);
     e.advance(ms(80_000));
     assert!(pool_events(&mut e).is_empty());
@@ -229,11 +231,14 @@ fn a_probe_answered_by_another_member_proves_nothing_and_the_next_session_probes
     assert_eq!(ask(&mut e, 64_000, 3000), Some(1));
     answer(&mut e, 64_010, 0, 3000); // the recorded router gave it to member 0
     e.advance(ms(67_001));
-    let names: Vec<_> = kinds(&mut e).into_iter().map(|k| k.1).collect();
+    let ev = pool_events(&mut e);
+    let names: Vec<_> = ev.iter().map(|k| k.kind.name()).collect();
     assert_eq!(
         names,
         ["probe", "recorded-choice-differs", "probe-inconclusive"]
     );
+    // Each is about the probe, session 3, and lists it.
+    assert!(ev.iter().all(|k| k.sessions == [3]), "{ev:?}");
     assert_eq!(ask(&mut e, 67_500, 3001), Some(1), "probes again");
 }
 

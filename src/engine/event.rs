@@ -489,8 +489,11 @@ pub struct PoolEvent {
     pub member: Ipv4Addr,
     /// What happened.
     pub kind: PoolEventKind,
-    /// The sessions concerned: for `dead`, those bound to it since its last answer (sent to it
-    /// before it was found dead); for `draining` and `removed`, those still bound.
+    /// The sessions concerned, in ascending order: for `dead`, those bound to it since its last
+    /// answer (sent to it before it was found dead); for `draining` and `removed`, those still
+    /// bound; for `probe`, `probe-inconclusive`, `recorded-choice-differs` and
+    /// `removed-session-ended`, the session the event is about; for `alive`, the probe and the
+    /// session whose answer revived it (when another). Empty for the others.
     pub sessions: Vec<u64>,
 }
 

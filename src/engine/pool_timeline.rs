@@ -171,7 +171,7 @@ impl Engine {
                     session: number,
                     packets_after,
                 },
-                Vec::new(),
+                vec![number],
             );
         }
         let member = self.pool.member(m);

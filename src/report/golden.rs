@@ -36,14 +36,7 @@ pub enum Written {
 }
 
 fn rel(start: Option<Timestamp>, t: Timestamp) -> String {
-    let s = start.unwrap_or(t);
-    let d = t.nanos() as i128 - s.nanos() as i128;
-    format!(
-        "{}{}.{:06}",
-        if d < 0 { "-" } else { "+" },
-        d.abs() / 1_000_000_000,
-        (d.abs() % 1_000_000_000) / 1000
-    )
+    super::since_start(start.unwrap_or(t), t)
 }
 
 impl Observer for GoldenLog {

@@ -1162,7 +1162,8 @@ impl JsonReport {
             .map(|d| serde_json::json!({"packet": d.index, "reason": d.reason, "tuple": TupleJson::from(d.tuple), "proto": proto::name(d.tuple.protocol)}))
             .collect();
         let first = totals.first_ts.unwrap_or_default();
-        let time = |t: crate::time::Timestamp| format!("+{:.6}s", t.since(first).as_secs_f64());
+        // As the golden writes them (microseconds, truncated), with a unit.
+        let time = |t: crate::time::Timestamp| format!("{}s", super::since_start(first, t));
         let vs_name = |v: usize| {
             self.names
                 .get(v)

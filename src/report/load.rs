@@ -145,7 +145,7 @@ pub struct LoadReport {
     /// Translated packets of members not yet learned (pool index, time, IP bytes): the packet
     /// that binds a session comes before its `Bound` event, which names the member.
     pending: Vec<(usize, Timestamp, u64)>,
-    /// Set when the capture spans more than [`MAX_INTERVALS`] intervals: per-interval rows
+    /// Set when the load-shared traffic spans more than [`MAX_INTERVALS`] intervals: per-interval rows
     /// stopped there, and [`LoadReport::interval_error`] says so.
     intervals_overflowed: bool,
 }
@@ -191,7 +191,7 @@ impl LoadReport {
         let w = self.interval?;
         self.intervals_overflowed.then(|| {
             format!(
-                "--interval {}s: the capture spans more than {MAX_INTERVALS} intervals; give a longer interval",
+                "--interval {}s: the load-shared traffic spans more than {MAX_INTERVALS} intervals; give a longer interval",
                 w.as_secs_f64()
             )
         })

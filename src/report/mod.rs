@@ -94,6 +94,19 @@ pub struct Summary {
     pub icmp_time_exceeded_sent: u64,
 }
 
+/// Capture instant `t` as time after `start`: `+S.UUUUUU`, microseconds truncated (`-` before
+/// `start`). The golden's times and the JSON report's evidence are written so, so the same
+/// instant reads the same in both (the terminal rounds to milliseconds).
+pub fn since_start(start: Timestamp, t: Timestamp) -> String {
+    let d = t.nanos() as i128 - start.nanos() as i128;
+    format!(
+        "{}{}.{:06}",
+        if d < 0 { "-" } else { "+" },
+        d.abs() / 1_000_000_000,
+        (d.abs() % 1_000_000_000) / 1000
+    )
+}
+
 /// The sessions of a pool event in short: `s3 s7 s9` or `s3 s7 … (12)`.
 pub fn session_list(sessions: &[u64], max: usize) -> String {
     let mut out: Vec<String> = sessions.iter().take(max).map(|n| format!("s{n}")).collect();

@@ -216,7 +216,13 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
                 time(ev.at),
                 ev.member.to_string(),
                 ev.kind.name().to_string(),
-                ev.evidence(&time, &|v| format!("virtual server {v}")),
+                ev.evidence(&time, &|v| {
+                    totals
+                        .virtual_servers
+                        .get(v)
+                        .cloned()
+                        .unwrap_or_else(|| format!("virtual server {v}"))
+                }),
                 super::session_list(&ev.sessions, 8),
             ]);
         }
@@ -254,15 +260,21 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
             let _ = writeln!(out, "… {hidden} more pool events in the JSON report");
         }
     }
-    for w in &totals.warnings {
+    for w in warnings(totals) {
         let _ = writeln!(out, "warning: {w}");
     }
+    out
+}
+
+/// Every warning of a replay, in the order the summary lists them: the reader's (a file cut
+/// inside a record, ...), then timestamps that went backwards. With `-q` they go to stderr.
+pub fn warnings(totals: &ReplayTotals) -> Vec<String> {
+    let mut out = totals.warnings.clone();
     if totals.timestamps_backwards > 0 {
-        let _ = writeln!(
-            out,
-            "warning: {} packets had a timestamp earlier than the one before; capture time was held",
+        out.push(format!(
+            "{} packets had a timestamp earlier than the one before; capture time was held",
             totals.timestamps_backwards
-        );
+        ));
     }
     out
 }
