@@ -66,8 +66,11 @@ struct Rounds {
     bound_per_round: Vec<u64>,
 }
 
-fn replay_rounds(capture: &std::path::Path) -> Rounds {
-    let cfg = lsnat::config::load(&capture.with_extension("toml")).unwrap();
+fn replay_rounds(capture: &std::path::Path, limit: Option<usize>) -> Rounds {
+    let mut cfg = lsnat::config::load(&capture.with_extension("toml")).unwrap();
+    if limit.is_some() {
+        cfg.max_sessions = limit;
+    }
     // As the replay does: IPv4 datagrams only, and under `tcpdump -i any` only those arriving.
     let packets: Vec<(u64, Vec<u8>)> = common::read_all(capture)
         .into_iter()
@@ -121,28 +124,38 @@ fn engine_memory_stays_flat_over_200_rounds_of_every_bundled_capture() {
         if !capture.with_extension("toml").exists() {
             continue;
         }
-        let name = capture.file_name().unwrap().to_string_lossy().into_owned();
-        let r = replay_rounds(&capture);
-        // Every round binds sessions again: the rounds are real replays, not no-ops.
-        let per_round = r.bound_per_round[0];
-        assert!(per_round > 0, "{name}: no sessions bound");
-        assert!(
-            r.bound_per_round.iter().all(|&n| n == per_round),
-            "{name}: rounds bound different numbers of sessions: {:?}",
-            r.bound_per_round
-        );
-        assert!(r.most[0] > 0, "{name}: the engine held no heap");
-        assert!(
-            r.most[1] <= r.most[0],
-            "{name}: the engine held {} bytes at most in rounds 101–200 against {} in rounds \
-             1–100: its state grows with the capture's length",
-            r.most[1],
-            r.most[0]
-        );
+        // As configured, and with a session-table limit never reached (its longest-idle
+        // order is kept only with a limit).
+        for limit in [None, Some(1 << 20)] {
+            let name = format!(
+                "{} (table limit {limit:?})",
+                capture.file_name().unwrap().to_string_lossy()
+            );
+            check_rounds(&name, replay_rounds(&capture, limit));
+        }
         checked += 1;
     }
     assert!(
         checked >= 10,
         "only {checked} bundled captures with configs"
+    );
+}
+
+fn check_rounds(name: &str, r: Rounds) {
+    // Every round binds sessions again: the rounds are real replays, not no-ops.
+    let per_round = r.bound_per_round[0];
+    assert!(per_round > 0, "{name}: no sessions bound");
+    assert!(
+        r.bound_per_round.iter().all(|&n| n == per_round),
+        "{name}: rounds bound different numbers of sessions: {:?}",
+        r.bound_per_round
+    );
+    assert!(r.most[0] > 0, "{name}: the engine held no heap");
+    assert!(
+        r.most[1] <= r.most[0],
+        "{name}: the engine held {} bytes at most in rounds 101–200 against {} in rounds \
+         1–100: its state grows with the capture's length",
+        r.most[1],
+        r.most[0]
     );
 }

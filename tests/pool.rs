@@ -965,3 +965,44 @@ fn json_evidence_times_read_as_the_goldens() {
             .ends_with("last answer +7.798888s")
     );
 }
+
+/// RFC 2391 §2.4 retires the longest-idle session "when it becomes necessary": with the
+/// table full (`max_sessions = 3`) and every member drained at +4.5 s, the recorded
+/// `lsnat-router.pcap`'s later connections are refused (`no-member-available`) and retire
+/// nothing; before, each refused SYN first retired a live session (s7 at +4.86 s).
+#[test]
+fn a_session_refused_anyway_retires_no_other() {
+    let dir = common::scratch();
+    let base =
+        std::fs::read_to_string(common::root().join("captures/lsnat-router.toml")).expect("config");
+    let mut cfg = base.replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n");
+    for m in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        cfg.push_str(&format!(
+            "\n[[timeline]]\nat = \"+4.5s\"\naction = \"drain\"\nmember = \"{m}\"\n"
+        ));
+    }
+    let path = dir.path().join("limit.toml");
+    std::fs::write(&path, cfg).expect("config");
+    let r = common::replay_json(
+        dir.path(),
+        &common::root().join("captures/lsnat-router.pcap"),
+        &["-c".as_ref(), path.as_os_str()],
+    );
+    let first = r["packets"]["first_ts_ns"].as_u64().expect("first_ts_ns");
+    let drained = first + 4_500_000_000;
+    let retired: Vec<u64> = r["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter(|s| s["end"] == "retired")
+        .map(|s| s["end_ts_ns"].as_u64().expect("end_ts_ns"))
+        .collect();
+    // The table was full before the drain: sessions were retired then.
+    assert!(!retired.is_empty());
+    assert!(
+        retired.iter().all(|&t| t < drained),
+        "retired after the drain, for sessions refused anyway: {:?}",
+        retired.iter().map(|t| t - first).collect::<Vec<_>>()
+    );
+    assert!(r["packets"]["dropped"]["no-member-available"].as_u64() > Some(0));
+}

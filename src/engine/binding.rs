@@ -61,12 +61,7 @@ impl Engine {
         vs: usize,
         key: Tuple,
     ) -> Result<u32, DropReason> {
-        if let Some(max) = self.max_sessions
-            && self.live >= max
-            && !self.retire_longest_idle()
-        {
-            return Err(DropReason::TableFull);
-        }
+        let full = self.max_sessions.is_some_and(|max| self.live >= max);
         if self.live >= super::flow_table::MAX_SLOTS {
             // The flow table addresses 2^30 slots: far beyond memory, but never wrapped.
             return Err(DropReason::TableFull);
@@ -112,9 +107,26 @@ impl Engine {
             translated.sport = port;
         }
 
+        let reply = session_reply_key(&key, &translated, self.vss.view);
+        // RFC 2391 §2.4: a full table retires its longest-idle session "when it becomes
+        // necessary": only for a session that will be bound, not for one refused anyway (no
+        // member, no TU port, or its keys taken: see the insert below).
+        let clash = full && {
+            let slots = self.slots.as_slice();
+            self.flows.get(&reply, slots).is_some() || self.flows.get(&key, slots).is_some()
+        };
+        if clash || (full && !self.retire_longest_idle()) {
+            if napt {
+                self.ports.release_translated(&translated);
+            }
+            return Err(if clash {
+                DropReason::ReplyKeyInUse
+            } else {
+                DropReason::TableFull
+            });
+        }
         let number = self.next_number;
         self.next_number += 1;
-        let reply = session_reply_key(&key, &translated, self.vss.view);
         let session = Session {
             number,
             vs: vs as u32,
@@ -178,6 +190,17 @@ impl Engine {
         }
         self.slots[slot as usize] = Some(session);
         self.live += 1;
+        // Longest-idle entries of sessions that ended some other way stay until popped:
+        // dropped once they outnumber the live ones, so memory follows live sessions
+        // (amortised: each compaction at least halves the heap).
+        if self.idle.len() > 2 * self.live + 64 {
+            let slots = &self.slots;
+            self.idle.retain(|Reverse((_, number, slot))| {
+                slots[*slot as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.number == *number)
+            });
+        }
         self.pool
             .bind(member, self.vss.list[vs].config.session_weight);
         if let Some(cfg) = self.vss.list[vs].config.affinity {
