@@ -1,4 +1,4 @@
-//! Capture I/O: the only module that touches `pcap-file`.
+//! Capture I/O: the only module that knows the capture file formats.
 //!
 //! Reads pcap (µs and ns, both byte orders) and pcapng (several interfaces, per-interface
 //! `if_tsresol`), in batches of owned packet bytes so the engine can rewrite them in place and a
@@ -7,8 +7,9 @@
 //!
 //! Layout: `reader.rs` sniffs the format and drives one of two sources, `pcap.rs` (a
 //! hand-written record loop: it validates each record header before waiting for its data, so a
-//! bogus length is an error and a short file a warning) and `ng.rs` (pcap-file's pcapng block
-//! reader for framing and section/interface state, packet blocks decoded here); `ts.rs`
+//! bogus length is an error and a short file a warning) and `ng.rs` (pcapng blocks framed and
+//! decoded by hand too: section and interface blocks are read for what the replay needs and
+//! otherwise copied as bytes, so no option's contents can stop a replay); `ts.rs`
 //! converts pcapng timestamp units; `writer.rs` frames records by hand.
 
 mod ng;
@@ -294,18 +295,6 @@ impl CaptureError {
             cause,
         )
     }
-}
-
-/// `e` and its chain of sources, joined with ": ", on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    one_line(&s)
 }
 
 /// Replaces line breaks and other control characters so a message stays on one line.
