@@ -368,6 +368,13 @@ impl Outputs {
         }
         let mut extras = w.extras.iter().peekable();
         for (i, f) in w.fates.iter().enumerate() {
+            // The blocks that stood before packet `i` (pcapng), also when it is not written.
+            if let Some(c) = capture.as_mut() {
+                c.blocks_before(&w.batch, i)?;
+            }
+            for m in &mut self.members {
+                m.blocks_before(&w.batch, i)?;
+            }
             if f.forwarded
                 && let Some(c) = capture.as_mut()
             {
@@ -376,8 +383,9 @@ impl Outputs {
             }
             if let Some(m) = f.member.and_then(|m| self.members.get_mut(m as usize)) {
                 match f.original {
-                    Some((o, l)) => m.write_bytes(
-                        &w.batch.packets[i],
+                    Some((o, l)) => m.write_as_captured(
+                        &w.batch,
+                        i,
                         &w.originals[o as usize..(o + l) as usize],
                     )?,
                     None => m.write(&w.batch, i)?,
@@ -397,6 +405,12 @@ impl Outputs {
                     m.write_bytes(&x.meta, bytes)?;
                 }
             }
+        }
+        if let Some(c) = capture {
+            c.end_batch(&w.batch)?;
+        }
+        for m in &mut self.members {
+            m.end_batch(&w.batch)?;
         }
         if let Some(c) = &self.capture {
             w.lag = w
@@ -676,6 +690,11 @@ pub fn run(
                             }
                         }
                     };
+                    if let Disposition::Engine(o) = &what
+                        && o.verdict == Verdict::Translated
+                    {
+                        batch.packets[i].rewritten = true;
+                    }
                     // Capture time runs with every frame, IPv4 or not: the first starts the
                     // clock, later ones fire the timers due by them, so a session whose
                     // timeout passed before the last frame is never reported open at the end.

@@ -38,6 +38,13 @@ impl Ng {
             v.to_le_bytes()
         }
     }
+    fn w64(&self, v: u64) -> [u8; 8] {
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
     fn block(&mut self, type_: u32, body: &[u8]) -> &mut Ng {
         let mut body = body.to_vec();
         body.resize(body.len().next_multiple_of(4), 0);
@@ -243,4 +250,211 @@ fn interface_description_that_is_not_utf8_is_copied_as_bytes() {
     let (a, b) = (blocks(&input), blocks(&out));
     assert_eq!(a[..2], b[..2], "section and interface blocks as they were");
     assert_eq!(a.len(), b.len());
+}
+
+/// The options of a packet block body (EPB, or PB with `obsolete`), in order: (code, value).
+fn packet_options(b: &Block) -> Vec<(u16, Vec<u8>)> {
+    let r16 = |x: &[u8]| {
+        if b.be {
+            u16::from_be_bytes([x[0], x[1]])
+        } else {
+            u16::from_le_bytes([x[0], x[1]])
+        }
+    };
+    let r32 = |x: &[u8]| {
+        let w = [x[0], x[1], x[2], x[3]];
+        if b.be {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }
+    };
+    let caplen = r32(&b.body[12..]) as usize;
+    let mut at = 20 + caplen.next_multiple_of(4);
+    let mut out = Vec::new();
+    while at + 4 <= b.body.len() {
+        let (code, len) = (r16(&b.body[at..]), usize::from(r16(&b.body[at + 2..])));
+        if code == 0 {
+            break;
+        }
+        out.push((code, b.body[at + 4..at + 4 + len].to_vec()));
+        at += 4 + len.next_multiple_of(4);
+    }
+    out
+}
+
+/// A packet block's captured bytes.
+fn packet_data(b: &Block) -> &[u8] {
+    let w = [b.body[12], b.body[13], b.body[14], b.body[15]];
+    let caplen = if b.be {
+        u32::from_be_bytes(w)
+    } else {
+        u32::from_le_bytes(w)
+    } as usize;
+    &b.body[20..20 + caplen]
+}
+
+/// CRC-32 (IEEE 802.3, as zlib computes it), bit by bit.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// pcapng §4.3, §4.6, §4.7: a packet keeps its options (`opt_comment`, `epb_hash`,
+/// `epb_packetid`, `epb_queue`, `epb_verdict`, custom options that may be copied), except
+/// `epb_hash` once its bytes are rewritten (it no longer matches them; a member's capture,
+/// which gets the member's own packets as they were sent, keeps it) and custom options that
+/// must not be copied (codes 19372, 19373). An obsolete Packet Block keeps its comment and
+/// its drop count (as `epb_dropcount`). Decryption secrets and custom blocks that may be
+/// copied are written where they stood among the packets; custom blocks that must not be
+/// copied, name resolution and interface statistics are not. (No real capture holds these
+/// blocks and options: the input is `lsnat-router.pcap` with them added.)
+#[test]
+fn packet_options_custom_blocks_and_decryption_secrets_are_kept() {
+    let scratch = common::scratch();
+    let mut ng = Ng::default();
+    ng.shb(false, &[]).idb(262_144, &[(9, vec![9])]);
+    let pen = 32473u32.to_le_bytes().to_vec();
+    let mut expected = Vec::new();
+    for (k, (ns, frame)) in router_packets().into_iter().enumerate() {
+        let k = k as u64 + 1;
+        if k == 11 {
+            // An obsolete Packet Block: interface 0, drop count 3, a comment.
+            let mut body = 0u16.to_le_bytes().to_vec();
+            body.extend_from_slice(&3u16.to_le_bytes());
+            for v in [
+                (ns >> 32) as u32,
+                ns as u32,
+                frame.len() as u32,
+                frame.len() as u32,
+            ] {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            body.extend_from_slice(&frame);
+            body.resize(body.len().next_multiple_of(4), 0);
+            body.extend(ng.options(&[(1, b"obsolete".to_vec())]));
+            ng.block(2, &body);
+            continue;
+        }
+        let mut hash = vec![2];
+        hash.extend_from_slice(&crc32(&frame).to_le_bytes());
+        let opts = vec![
+            (1, format!("packet {k}").into_bytes()),
+            (2, 1u32.to_le_bytes().to_vec()),
+            (3, hash),
+            (5, ng.w64(k).to_vec()),
+            (6, ng.w32(7).to_vec()),
+            (7, vec![0, 1, 2, 3]),
+            (2988, [pen.clone(), b"copy me".to_vec()].concat()),
+            (19372, [pen.clone(), b"not me".to_vec()].concat()),
+        ];
+        ng.epb(0, ns, &frame, &opts);
+        expected.push((k, frame, opts));
+        if k == 5 {
+            let mut nrb = vec![1, 0, 12, 0, 203, 0, 113, 1];
+            nrb.extend_from_slice(b"member1\0\0\0\0\0");
+            ng.block(4, &nrb)
+                .block(0xbad, &[pen.clone(), b"copyable".to_vec()].concat())
+                .block(
+                    0x4000_0bad,
+                    &[pen.clone(), b"not copyable".to_vec()].concat(),
+                )
+                .block(
+                    0xa,
+                    &[0x4b, 0x53, 0x4c, 0x54, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8],
+                )
+                .block(5, &[0; 16]);
+        }
+    }
+    let input = save(scratch.path(), "options.pcapng", &ng);
+    let out = scratch.path().join("out.pcapng");
+    replay_ok(
+        &input,
+        &out,
+        &["--members-dir", scratch.path().join("m").to_str().unwrap()],
+    );
+
+    let got = blocks(&out);
+    let types: Vec<u32> = got.iter().map(|b| b.type_).collect();
+    // The copied blocks stand after the fifth packet, as in the input.
+    let packets_before = |t: u32| {
+        let at = types.iter().position(|&x| x == t).expect("block written");
+        types[..at].iter().filter(|&&x| x == 6).count()
+    };
+    assert_eq!((packets_before(0xbad), packets_before(0xa)), (5, 5));
+    for gone in [4, 5, 2, 0x4000_0bad] {
+        assert!(!types.contains(&gone), "block type {gone:#x} written");
+    }
+    let copied: Vec<&Block> = got
+        .iter()
+        .filter(|b| [0xbad, 0xa].contains(&b.type_))
+        .collect();
+    assert_eq!(copied[0].body, [pen.clone(), b"copyable".to_vec()].concat());
+    assert_eq!(copied[1].body[..4], [0x4b, 0x53, 0x4c, 0x54]);
+
+    let (mut rewritten, mut passed) = (0, 0);
+    let mut obsolete = 0;
+    for b in got.iter().filter(|b| b.type_ == 6) {
+        let opts = packet_options(b);
+        let Some((_, id)) = opts.iter().find(|(c, _)| *c == 5) else {
+            assert_eq!(
+                opts,
+                [(1, b"obsolete".to_vec()), (4, 3u64.to_le_bytes().to_vec())]
+            );
+            obsolete += 1;
+            continue;
+        };
+        let k = u64::from_le_bytes(id[..8].try_into().unwrap());
+        let (_, frame, sent) = expected
+            .iter()
+            .find(|e| e.0 == k)
+            .expect("a packet of the input");
+        let same = packet_data(b) == frame.as_slice();
+        let want: Vec<(u16, Vec<u8>)> = sent
+            .iter()
+            .filter(|(c, _)| *c != 19372 && (same || *c != 3))
+            .cloned()
+            .collect();
+        let mut opts = opts;
+        opts.sort();
+        let mut want = want;
+        want.sort();
+        assert_eq!(opts, want, "packet {k}");
+        if same { passed += 1 } else { rewritten += 1 }
+    }
+    assert_eq!(obsolete, 1);
+    assert!(
+        rewritten > 50 && passed > 2,
+        "{rewritten} rewritten, {passed} passed"
+    );
+
+    // A member's capture: its own replies as it sent them keep their hash.
+    let member = blocks(&scratch.path().join("m/member-203.0.113.1.pcapng"));
+    let hashed = member
+        .iter()
+        .filter(|b| b.type_ == 6)
+        .filter(|b| {
+            let opts = packet_options(b);
+            let hash = opts.iter().find(|(c, _)| *c == 3);
+            if let Some((_, h)) = hash {
+                assert_eq!(
+                    h[1..],
+                    crc32(packet_data(b)).to_le_bytes(),
+                    "a hash that matches"
+                );
+            }
+            hash.is_some()
+        })
+        .count();
+    assert!(hashed > 5, "{hashed}");
+    assert!(
+        member.iter().any(|b| b.type_ == 0xa),
+        "decryption secrets in member captures"
+    );
 }

@@ -86,6 +86,20 @@ pub struct PacketMeta {
     /// The raw pcapng `epb_flags` word, when the packet block carried one. The writer writes it
     /// back, with bits 0-1 taken from [`PacketMeta::direction`] when that is known.
     pub epb_flags: Option<u32>,
+    /// Its bytes were rewritten (set by whoever rewrote them): options that describe the bytes
+    /// as captured (`epb_hash`) are not written with them.
+    pub rewritten: bool,
+    /// The packet block's other options, as they lie in [`Batch::options`] (pcapng only).
+    pub(crate) options: OptionRange,
+}
+
+/// Where a packet's pcapng options lie in [`Batch::options`]: whole options (header and padded
+/// value), in the byte order of the packet's section, without `epb_flags` (kept in
+/// [`PacketMeta::epb_flags`]) or the end of options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OptionRange {
+    pub at: u32,
+    pub len: u32,
 }
 
 impl Default for PacketMeta {
@@ -101,6 +115,8 @@ impl Default for PacketMeta {
             offset: 0,
             len: 0,
             epb_flags: None,
+            rewritten: false,
+            options: OptionRange::default(),
         }
     }
 }
@@ -113,9 +129,12 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// One entry per packet, in file order.
     pub packets: Vec<PacketMeta>,
-    /// Opaque state the writer needs that first appeared in this batch (pcapng interface
-    /// descriptions, in order). Reader-owned; callers pass it through untouched.
+    /// Opaque state the writer needs that first appeared in this batch (pcapng section headers,
+    /// interface descriptions and the other blocks it copies, in order). Reader-owned; callers
+    /// pass it through untouched.
     pub(crate) format_updates: Vec<FormatUpdate>,
+    /// The packets' pcapng options, back to back (see [`PacketMeta::options`]).
+    pub(crate) options: Vec<u8>,
     /// For classic pcap: where the packets' records lie in `data`, as in the file.
     pub(crate) records: Option<Records>,
 }
@@ -143,6 +162,7 @@ impl Batch {
         self.data.clear();
         self.packets.clear();
         self.format_updates.clear();
+        self.options.clear();
         self.records = None;
     }
     /// The bytes of packet `i`, mutable.
@@ -168,8 +188,8 @@ impl Batch {
     /// [`CaptureFormat::Pcap`] instead.
     pub fn new_interfaces(&self) -> impl Iterator<Item = (u32, LinkType)> + '_ {
         self.format_updates.iter().filter_map(|u| match u {
-            FormatUpdate::PcapNgInterface { id, linktype, .. } => Some((*id, *linktype)),
-            FormatUpdate::PcapNgSection { .. } => None,
+            FormatUpdate::Interface { id, linktype, .. } => Some((*id, *linktype)),
+            FormatUpdate::Section { .. } | FormatUpdate::Block { .. } => None,
         })
     }
 }
@@ -177,19 +197,22 @@ impl Batch {
 /// Format details the writer mirrors (see `writer.rs`), in the order they appeared in the file.
 ///
 /// A batch never spans a pcapng section boundary: a section header is always the first thing
-/// in its batch's updates and precedes the batch's packets, so all of a batch's updates can be
-/// written before its packets.
+/// in its batch's updates and precedes the batch's packets. The other blocks say where they
+/// stood among the batch's packets (`at`: how many came before them), and the writer writes
+/// them there.
 #[derive(Clone, Debug)]
 pub(crate) enum FormatUpdate {
     /// A pcapng Section Header Block: its byte order and raw body (options included).
-    PcapNgSection {
+    Section {
         /// Big-endian section.
         big_endian: bool,
         /// The block body, in the section's byte order.
         body: Vec<u8>,
     },
     /// A pcapng Interface Description Block of the current section.
-    PcapNgInterface {
+    Interface {
+        /// Packets of the batch before it.
+        at: u32,
         /// Interface number in the file ([`PacketMeta::interface`]).
         id: u32,
         /// Its link type.
@@ -199,6 +222,26 @@ pub(crate) enum FormatUpdate {
         /// The block body, in the section's byte order (options included).
         body: Vec<u8>,
     },
+    /// A block copied as it is: a Decryption Secrets Block (its packets need it) or a custom
+    /// block that may be copied (pcapng §4.6, §4.7).
+    Block {
+        /// Packets of the batch before it.
+        at: u32,
+        /// Block type.
+        type_: u32,
+        /// The block body, in the section's byte order.
+        body: Vec<u8>,
+    },
+}
+
+impl FormatUpdate {
+    /// How many of the batch's packets came before it.
+    pub(crate) fn at(&self) -> u32 {
+        match self {
+            FormatUpdate::Section { .. } => 0,
+            FormatUpdate::Interface { at, .. } | FormatUpdate::Block { at, .. } => *at,
+        }
+    }
 }
 
 /// Why a source stopped filling a batch.

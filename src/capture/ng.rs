@@ -6,7 +6,8 @@
 
 use super::pcap::BATCH_BYTES;
 use super::{
-    Batch, CaptureDirection, CaptureError, FormatUpdate, LinkType, PacketMeta, Stop, TsParams,
+    Batch, CaptureDirection, CaptureError, FormatUpdate, LinkType, OptionRange, PacketMeta, Stop,
+    TsParams,
 };
 use crate::time::Timestamp;
 use std::fs::File;
@@ -19,6 +20,13 @@ const IDB: u32 = 1;
 const PB: u32 = 2;
 const SPB: u32 = 3;
 const EPB: u32 = 6;
+/// `epb_flags` and `epb_dropcount` option codes.
+pub(super) const EPB_FLAGS: u16 = 2;
+const EPB_DROPCOUNT: u16 = 4;
+/// Decryption Secrets Block.
+const DSB: u32 = 0x0a;
+/// Custom block that may be copied to another file.
+const CB_COPY: u32 = 0x0bad;
 /// A block longer than this is corrupt (what pcap-file's reader, used before, could hold).
 const READ_BUFFER: u64 = 8_000_000;
 /// A first Section Header Block longer than this is corrupt.
@@ -245,7 +253,7 @@ impl NgSource {
             match type_ {
                 SHB => {
                     self.section.clear();
-                    let update = FormatUpdate::PcapNgSection {
+                    let update = FormatUpdate::Section {
                         big_endian: be,
                         body: body.to_vec(),
                     };
@@ -276,7 +284,8 @@ impl NgSource {
                     };
                     self.section.push(iface);
                     self.linktypes.push(iface.linktype);
-                    batch.format_updates.push(FormatUpdate::PcapNgInterface {
+                    batch.format_updates.push(FormatUpdate::Interface {
+                        at: batch.packets.len() as u32,
                         id,
                         linktype: iface.linktype,
                         ts: iface.ts,
@@ -327,6 +336,9 @@ impl NgSource {
                     let Ok(data_offset) = u32::try_from(batch.data.len()) else {
                         return fail("batch too large".into());
                     };
+                    let Ok(options) = keep_options(&mut batch.options, &pkt, be) else {
+                        return fail("batch too large".into());
+                    };
                     self.last_ts = ts;
                     batch.data.extend_from_slice(pkt.data);
                     batch.packets.push(PacketMeta {
@@ -339,10 +351,22 @@ impl NgSource {
                         offset: data_offset,
                         len: pkt.data.len() as u32,
                         epb_flags: pkt.flags,
+                        rewritten: false,
+                        options,
                     });
                     *next_index += 1;
                 }
-                _ => {} // name resolution, statistics, custom, journal, unknown: not needed
+                // Secrets to decrypt the packets after it, custom blocks that may be copied
+                // (pcapng §4.6, §4.7): written where they stood among the packets.
+                DSB | CB_COPY => batch.format_updates.push(FormatUpdate::Block {
+                    at: batch.packets.len() as u32,
+                    type_,
+                    body: body.to_vec(),
+                }),
+                // Name resolution (the replay rewrites addresses), interface statistics (they
+                // count packets the replay may drop or add), custom blocks that must not be
+                // copied (§4.7), journal entries and unknown blocks: not written.
+                _ => {}
             }
         }
         Stop::Full
@@ -357,9 +381,14 @@ struct Packet<'a> {
     orig_len: u32,
     data: &'a [u8],
     flags: Option<u32>,
+    /// The block's options (after the packet data).
+    options: &'a [u8],
+    /// An obsolete Packet Block's drop count, when known.
+    drops: Option<u16>,
 }
 
-/// Decodes an Enhanced Packet Block body, or an obsolete Packet Block body (`obsolete`).
+/// Decodes an Enhanced Packet Block body, or an obsolete Packet Block body (`obsolete`, pcapng
+/// appendix: the same layout with a 16-bit interface id and a 16-bit drop count).
 fn packet(body: &[u8], be: bool, obsolete: bool) -> Result<Packet<'_>, String> {
     let name = if obsolete {
         "packet block"
@@ -369,10 +398,14 @@ fn packet(body: &[u8], be: bool, obsolete: bool) -> Result<Packet<'_>, String> {
     if body.len() < 20 {
         return Err(format!("{name} too short ({} bytes)", body.len() + 12));
     }
-    let iface = if obsolete {
-        u32::from(read_u16(&body[0..2], be))
+    let (iface, drops) = if obsolete {
+        let drops = read_u16(&body[2..4], be);
+        (
+            u32::from(read_u16(&body[0..2], be)),
+            (drops != 0xffff).then_some(drops),
+        )
     } else {
-        read_u32(&body[0..4], be)
+        (read_u32(&body[0..4], be), None)
     };
     let ts_units =
         (u64::from(read_u32(&body[4..8], be)) << 32) | u64::from(read_u32(&body[8..12], be));
@@ -393,6 +426,8 @@ fn packet(body: &[u8], be: bool, obsolete: bool) -> Result<Packet<'_>, String> {
         orig_len,
         data,
         flags: find_flags(options, be),
+        options,
+        drops,
     })
 }
 
@@ -415,7 +450,49 @@ fn simple_packet(body: &[u8], be: bool, snaplen: u32) -> Result<Packet<'_>, Stri
         orig_len,
         data: &body[4..4 + caplen],
         flags: None,
+        options: &[],
+        drops: None,
     })
+}
+
+/// Appends to `out` the options of `pkt` the writer copies (pcapng §4.3: `opt_comment`,
+/// `epb_hash`, `epb_dropcount`, `epb_packetid`, `epb_queue`, `epb_verdict`, custom options
+/// that may be copied, and any other), whole and in the section's byte order, and returns
+/// where they lie. Left out: `epb_flags` (kept apart, [`PacketMeta::epb_flags`]), the end of
+/// options, and custom options that must not be copied (codes 19372 and 19373, §3.5.1). An
+/// obsolete Packet Block's drop count becomes `epb_dropcount`. `Err` when `out` would pass
+/// 4 GiB.
+fn keep_options(out: &mut Vec<u8>, pkt: &Packet<'_>, be: bool) -> Result<OptionRange, ()> {
+    let at = out.len();
+    for (code, value) in options(pkt.options, be) {
+        if matches!(code, EPB_FLAGS | 19372 | 19373) {
+            continue;
+        }
+        put_option(out, code, value, be);
+    }
+    if let Some(drops) = pkt.drops {
+        let v = u64::from(drops);
+        put_option(
+            out,
+            EPB_DROPCOUNT,
+            &if be { v.to_be_bytes() } else { v.to_le_bytes() },
+            be,
+        );
+    }
+    let range = OptionRange {
+        at: u32::try_from(at).map_err(|_| ())?,
+        len: u32::try_from(out.len() - at).map_err(|_| ())?,
+    };
+    Ok(range)
+}
+
+/// Appends one option (header, value, padding) in the given byte order.
+pub(super) fn put_option(out: &mut Vec<u8>, code: u16, value: &[u8], be: bool) {
+    let w16 = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    out.extend_from_slice(&w16(code));
+    out.extend_from_slice(&w16(value.len() as u16));
+    out.extend_from_slice(value);
+    out.resize(out.len().next_multiple_of(4), 0);
 }
 
 /// Decodes an Interface Description Block body (interface number `id`): link type, snaplen
@@ -477,7 +554,7 @@ fn interface(body: &[u8], be: bool, id: u32) -> Result<Iface, String> {
 
 /// The options of a block, from the start of `opts`: (code, value) pairs up to the end or an
 /// end-of-options; an option that runs past the end ends the list.
-fn options(mut opts: &[u8], be: bool) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn options(mut opts: &[u8], be: bool) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         let head = opts.get(..4)?;
         let code = read_u16(&head[0..2], be);
@@ -528,7 +605,7 @@ fn check_options(body: &[u8], at: usize, be: bool) -> Result<(), String> {
 /// The `epb_flags` (code 2) option, if present and well formed.
 fn find_flags(opts: &[u8], be: bool) -> Option<u32> {
     options(opts, be)
-        .find(|(code, value)| *code == 2 && value.len() == 4)
+        .find(|(code, value)| *code == EPB_FLAGS && value.len() == 4)
         .map(|(_, value)| read_u32(value, be))
 }
 

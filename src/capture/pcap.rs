@@ -4,7 +4,9 @@
 //! ends early (both surface as `UnexpectedEof` from its 8 MB buffer) and costs a second copy, so
 //! records are framed here: the 16-byte header is validated before its data is waited for.
 
-use super::{Batch, CaptureDirection, CaptureError, LinkType, PacketMeta, Records, Stop};
+use super::{
+    Batch, CaptureDirection, CaptureError, LinkType, OptionRange, PacketMeta, Records, Stop,
+};
 use crate::time::Timestamp;
 use std::fs::File;
 use std::io::ErrorKind;
@@ -314,6 +316,8 @@ impl PcapSource {
                     offset,
                     len: caplen,
                     epb_flags: None,
+                    rewritten: false,
+                    options: OptionRange::default(),
                 });
                 if let Some(meta) = batch.packets.last() {
                     hook(&data[pos + 16..pos + need], meta);
