@@ -458,3 +458,44 @@ fn packet_options_custom_blocks_and_decryption_secrets_are_kept() {
         "decryption secrets in member captures"
     );
 }
+
+/// pcapng §4.4: a Simple Packet Block has no timestamp. It is written back as one (no time
+/// invented for it); the engine gives it the time of the last packet before it that has one,
+/// or, before any, of the first after it, so capture time never starts in 1970 and jumps
+/// (which ended sessions as idle). Here the first 20 packets of `lsnat-router.pcap` and all
+/// after the 21st are Simple Packet Blocks (no real capture has them): the sessions end as
+/// they do in the pcap.
+#[test]
+fn simple_packet_blocks_stay_simple_and_take_their_neighbours_time() {
+    let scratch = common::scratch();
+    let mut ng = Ng::default();
+    ng.shb(false, &[]).idb(262_144, &[(9, vec![9])]);
+    for (k, (ns, frame)) in router_packets().into_iter().enumerate() {
+        if k == 20 {
+            ng.epb(0, ns, &frame, &[]);
+        } else {
+            let mut body = ng.w32(frame.len() as u32).to_vec();
+            body.extend_from_slice(&frame);
+            ng.block(3, &body);
+        }
+    }
+    let input = save(scratch.path(), "spb.pcapng", &ng);
+    let out = scratch.path().join("out.pcapng");
+    let json = scratch.path().join("out.json");
+    replay_ok(&input, &out, &["--json", json.to_str().unwrap()]);
+    let types = |p: &Path| -> Vec<u32> { blocks(p).iter().map(|b| b.type_).collect() };
+    assert_eq!(types(&out), types(&input), "every block as it came");
+    for (a, b) in blocks(&input).iter().zip(&blocks(&out)) {
+        assert_eq!(a.body.len(), b.body.len());
+        assert_eq!(a.body[..4], b.body[..4], "original length");
+    }
+    let ends = |report: &serde_json::Value| report["session_ends"].clone();
+    let pcap = common::replay_json(
+        scratch.path(),
+        &common::root().join("captures/lsnat-router.pcap"),
+        &[],
+    );
+    let report = common::read_json(&json);
+    assert_eq!(ends(&report), ends(&pcap));
+    assert!(ends(&report).get("idle-timeout").is_none(), "{report}");
+}

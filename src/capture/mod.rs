@@ -91,6 +91,10 @@ pub struct PacketMeta {
     pub rewritten: bool,
     /// The packet block's other options, as they lie in [`Batch::options`] (pcapng only).
     pub(crate) options: OptionRange,
+    /// A pcapng Simple Packet Block, which has no timestamp (pcapng §4.4): `ts` is that of the
+    /// last packet before it that has one or, before any, of the first after it (0 when the
+    /// file has none). It is written back as one, without a timestamp.
+    pub simple: bool,
 }
 
 /// Where a packet's pcapng options lie in [`Batch::options`]: whole options (header and padded
@@ -117,6 +121,7 @@ impl Default for PacketMeta {
             epb_flags: None,
             rewritten: false,
             options: OptionRange::default(),
+            simple: false,
         }
     }
 }

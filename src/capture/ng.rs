@@ -58,8 +58,12 @@ pub(super) struct NgSource {
     linktypes: Vec<LinkType>,
     /// Format updates not yet handed out (a section header met after a batch's packets).
     pending: Vec<FormatUpdate>,
-    /// Timestamp of the last packet, given to Simple Packet Blocks (which have none).
-    last_ts: Timestamp,
+    /// Timestamp of the last packet block that has one, given to the Simple Packet Blocks
+    /// after it (which have none).
+    last_ts: Option<Timestamp>,
+    /// For Simple Packet Blocks before any timestamp: the first timestamp after them in the
+    /// file, once looked for (`Some(None)`: the file has none).
+    lead_ts: Option<Option<Timestamp>>,
     /// The body of the block being read (reused).
     body: Vec<u8>,
 }
@@ -118,7 +122,8 @@ impl NgSource {
             section: Vec::new(),
             linktypes: Vec::new(),
             pending: Vec::new(),
-            last_ts: Timestamp::default(),
+            last_ts: None,
+            lead_ts: None,
             body: Vec::new(),
         };
         Ok((source, big_endian))
@@ -218,6 +223,43 @@ impl NgSource {
         self.body.truncate(body_len);
         self.offset += u64::from(len);
         Next::Block(type_)
+    }
+
+    /// The timestamp of the first packet block after the current block that has one (an
+    /// enhanced or obsolete packet block), read from a second handle on the file; `None` when
+    /// there is none or the file goes bad first (the main reader will say so when it gets
+    /// there). Simple Packet Blocks that come before any timestamp take it.
+    fn timestamp_ahead(&self, path: &Path) -> Option<Timestamp> {
+        let mut file = File::open(path).ok()?;
+        file.seek(SeekFrom::Start(self.offset)).ok()?;
+        let mut scan = NgSource {
+            input: BufReader::with_capacity(READ_CHUNK, file),
+            file_len: self.file_len,
+            offset: self.offset,
+            big_endian: self.big_endian,
+            section: self.section.clone(),
+            linktypes: Vec::new(),
+            pending: Vec::new(),
+            last_ts: None,
+            lead_ts: Some(None),
+            body: Vec::new(),
+        };
+        loop {
+            let Next::Block(type_) = scan.next_block(path, 1) else {
+                return None;
+            };
+            let (body, be) = (&scan.body[..], scan.big_endian);
+            match type_ {
+                SHB => scan.section.clear(),
+                IDB => scan.section.push(interface(body, be, 0).ok()?),
+                EPB | PB => {
+                    let pkt = packet(body, be, type_ == PB).ok()?;
+                    let iface = scan.section.get(pkt.iface as usize)?;
+                    return iface.ts.decode(pkt.ts_units?);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Appends packets to `batch` until it holds `max` of them, the file ends or a block is bad.
@@ -320,7 +362,15 @@ impl NgSource {
                         ));
                     };
                     let ts = match pkt.ts_units {
-                        None => self.last_ts,
+                        None => match (self.last_ts, self.lead_ts) {
+                            (Some(ts), _) => ts,
+                            (None, Some(lead)) => lead.unwrap_or_default(),
+                            (None, None) => {
+                                let lead = self.timestamp_ahead(path);
+                                self.lead_ts = Some(lead);
+                                lead.unwrap_or_default()
+                            }
+                        },
                         Some(units) => match iface.ts.decode(units) {
                             Some(ts) => ts,
                             None => {
@@ -339,7 +389,9 @@ impl NgSource {
                     let Ok(options) = keep_options(&mut batch.options, &pkt, be) else {
                         return fail("batch too large".into());
                     };
-                    self.last_ts = ts;
+                    if pkt.ts_units.is_some() {
+                        self.last_ts = Some(ts);
+                    }
                     batch.data.extend_from_slice(pkt.data);
                     batch.packets.push(PacketMeta {
                         index,
@@ -353,6 +405,7 @@ impl NgSource {
                         epb_flags: pkt.flags,
                         rewritten: false,
                         options,
+                        simple: pkt.ts_units.is_none(),
                     });
                     *next_index += 1;
                 }

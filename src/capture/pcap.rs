@@ -318,6 +318,7 @@ impl PcapSource {
                     epb_flags: None,
                     rewritten: false,
                     options: OptionRange::default(),
+                    simple: false,
                 });
                 if let Some(meta) = batch.packets.last() {
                     hook(&data[pos + 16..pos + need], meta);

@@ -5,8 +5,10 @@
 //! re-encode every field, several small writes per packet), which writes them around the page
 //! cache from its own thread: a rewritten capture is as big as its input and not read back. pcap files get the input's
 //! global header back verbatim; pcapng files get the input's section and interface blocks
-//! verbatim (options included, so `if_tsresol` and `if_tsoffset` survive) and one Enhanced
-//! Packet Block per packet, with its timestamp in its interface's resolution and its flags.
+//! verbatim (options included, so `if_tsresol` and `if_tsoffset` survive), the decryption
+//! secrets and copyable custom blocks where they stood, and one Enhanced Packet Block per
+//! packet, with its timestamp in its interface's resolution, its flags and its options (a
+//! Simple Packet Block stays one: it has no timestamp to write).
 use super::ng::{EPB_FLAGS, SHB, put_option};
 use super::*;
 use crate::output_file::{OutputError, OutputFile};
@@ -14,6 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 const IDB: u32 = 1;
+const SPB: u32 = 3;
 const EPB: u32 = 6;
 /// `epb_hash` option code.
 const EPB_HASH: u16 = 3;
@@ -157,12 +160,13 @@ impl CaptureWriter {
     }
 
     /// Writes `data` as a packet the replay made (a held fragment released, an ICMP time
-    /// exceeded) with `m`'s timestamp, interface and original length: no options from the
-    /// capture, and of `epb_flags` only the direction ([`PacketMeta::direction`]) and the FCS
-    /// length (bits 5-8, which describe the frame's bytes).
+    /// exceeded) with `m`'s timestamp, interface and original length, as an enhanced packet
+    /// block (pcapng): no options from the capture, and of `epb_flags` only the direction
+    /// ([`PacketMeta::direction`]) and the FCS length (bits 5-8, which describe the frame).
     pub fn write_bytes(&mut self, m: &PacketMeta, data: &[u8]) -> Result<(), CaptureError> {
         let m = PacketMeta {
             epb_flags: m.epb_flags.map(|f| f & EPB_FLAGS_KEPT),
+            simple: false,
             ..*m
         };
         self.write_meta(&m, data, &[])
@@ -197,6 +201,9 @@ impl CaptureWriter {
                     );
                     return Err(self.error(Some(m.index), cause));
                 };
+                if m.simple && local == 0 {
+                    return self.write_spb(m, data, be);
+                }
                 let ts = ng.ifaces[local as usize];
                 self.write_epb(m, data, be, local, ts, options)
             }
@@ -264,6 +271,29 @@ impl CaptureWriter {
     /// Bytes written so far.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// Writes a Simple Packet Block (pcapng §4.4: the section's first interface, no timestamp,
+    /// no options; its captured length is the smaller of the original length and the snaplen,
+    /// which the reader found to be `data`'s length).
+    fn write_spb(&mut self, m: &PacketMeta, data: &[u8], be: bool) -> Result<(), CaptureError> {
+        let len = data.len();
+        let pad = len.next_multiple_of(4) - len;
+        let Ok(total) = u32::try_from(16 + len + pad) else {
+            return Err(self.error(
+                Some(m.index),
+                format!("packet of {len} bytes too large for pcapng"),
+            ));
+        };
+        let mut hdr = [0u8; 12];
+        for (k, v) in [SPB, total, m.orig_len].into_iter().enumerate() {
+            put32(&mut hdr[4 * k..], v, be);
+        }
+        let mut tail = [0u8; 3 + 4];
+        put32(&mut tail[pad..], total, be);
+        self.put(Some(m.index), &hdr)?;
+        self.put(Some(m.index), data)?;
+        self.put(Some(m.index), &tail[..pad + 4])
     }
 
     /// Writes an Enhanced Packet Block for interface `local` of the current section, with its
