@@ -625,15 +625,17 @@ pub fn run(
                         Prefetch::Session,
                     );
                     let meta = batch.packets[i];
-                    if !checked_links.contains(&meta.linktype) {
-                        link::check_supported(meta.linktype).map_err(|m| {
-                            ReplayError::Refused(format!(
-                                "{}: packet {}: {m}",
-                                job.input.display(),
-                                meta.index
-                            ))
-                        })?;
-                        checked_links.push(meta.linktype);
+                    if !checked_links.contains(&(meta.linktype, meta.fcs_len)) {
+                        link::check_supported(meta.linktype)
+                            .and_then(|()| link::check_fcs(meta.linktype, meta.fcs_len))
+                            .map_err(|m| {
+                                ReplayError::Refused(format!(
+                                    "{}: packet {}: {m}",
+                                    job.input.display(),
+                                    meta.index
+                                ))
+                            })?;
+                        checked_links.push((meta.linktype, meta.fcs_len));
                     }
                     totals.packets += 1;
                     totals.first_ts.get_or_insert(meta.ts);
@@ -658,11 +660,21 @@ pub fn run(
                                     originals.extend_from_slice(frame);
                                     (at, frame.len() as u32)
                                 });
+                                // A frame that ends with its FCS keeps it as right (or as
+                                // wrong) as it came when its bytes are rewritten.
+                                let fcs_error = (meta.fcs_len > 0 && meta.len == meta.orig_len)
+                                    .then(|| link::fcs_error(frame))
+                                    .flatten();
                                 let o = engine.handle_precomputed(
                                     meta.ts,
                                     &mut frame[offset..],
                                     &pre[i],
                                 );
+                                if let Some(e) = fcs_error
+                                    && o.verdict == Verdict::Translated
+                                {
+                                    link::set_fcs(frame, e);
+                                }
                                 if let Verdict::Held(h) = o.verdict {
                                     // The engine leaves a packet it holds untouched.
                                     let mut copy = held_spare.pop().unwrap_or_default();
@@ -729,9 +741,20 @@ pub fn run(
                                     ob.emitted(&h.meta, now, &e.kind);
                                 }
                                 if !e.bytes.is_empty() {
+                                    // The frame as it came, its datagram as the router sends
+                                    // it: its own link header, and its own trailer (padding,
+                                    // FCS), which the engine does not hold.
                                     let at = extra_data.len() as u32;
                                     extra_data.extend_from_slice(&h.frame[..h.l3]);
                                     extra_data.extend_from_slice(e.bytes);
+                                    let trailer = h.frame.get(h.l3 + e.bytes.len()..);
+                                    extra_data.extend_from_slice(trailer.unwrap_or_default());
+                                    let fcs = h.meta.fcs_len > 0 && h.meta.len == h.meta.orig_len;
+                                    if let Some(err) =
+                                        fcs.then(|| link::fcs_error(&h.frame)).flatten()
+                                    {
+                                        link::set_fcs(&mut extra_data[at as usize..], err);
+                                    }
                                     let len = extra_data.len() as u32 - at;
                                     // Written when the router forwards it: at the releasing
                                     // packet's time, with its own link header.
@@ -793,6 +816,10 @@ pub fn run(
                                     extra_data,
                                 );
                                 extra_data.extend_from_slice(e.bytes);
+                                if meta.fcs_len > 0 {
+                                    // The link says its frames end with an FCS: a right one.
+                                    link::push_fcs(extra_data, at as usize);
+                                }
                                 let len = extra_data.len() as u32 - at;
                                 let meta = PacketMeta {
                                     ts: now,

@@ -95,6 +95,11 @@ pub struct PacketMeta {
     /// last packet before it that has one or, before any, of the first after it (0 when the
     /// file has none). It is written back as one, without a timestamp.
     pub simple: bool,
+    /// Bytes of frame check sequence the frame ends with on the wire, 0 when none or unknown
+    /// (pcap: the LinkType field's FCS bits, draft-ietf-opsawg-pcap §4; pcapng: `epb_flags`
+    /// bits 5-8, else the interface's `if_fcslen`). The captured bytes hold it when the frame
+    /// was captured whole (`len == orig_len`).
+    pub fcs_len: u8,
 }
 
 /// Where a packet's pcapng options lie in [`Batch::options`]: whole options (header and padded
@@ -122,6 +127,7 @@ impl Default for PacketMeta {
             rewritten: false,
             options: OptionRange::default(),
             simple: false,
+            fcs_len: 0,
         }
     }
 }

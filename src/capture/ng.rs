@@ -42,6 +42,8 @@ struct Iface {
     linktype: LinkType,
     ts: TsParams,
     snaplen: u32,
+    /// `if_fcslen`, in bytes (0: none or unknown).
+    fcs_len: u8,
 }
 
 /// Reads the packets of a pcapng file.
@@ -406,6 +408,10 @@ impl NgSource {
                         rewritten: false,
                         options,
                         simple: pkt.ts_units.is_none(),
+                        fcs_len: match pkt.flags.map_or(0, |f| (f >> 5) & 0xf) {
+                            0 => iface.fcs_len,
+                            n => n as u8,
+                        },
                     });
                     *next_index += 1;
                 }
@@ -548,9 +554,10 @@ pub(super) fn put_option(out: &mut Vec<u8>, code: u16, value: &[u8], be: bool) {
     out.resize(out.len().next_multiple_of(4), 0);
 }
 
-/// Decodes an Interface Description Block body (interface number `id`): link type, snaplen
-/// and the options that say how its packets' timestamps are encoded (`if_tsresol`,
-/// `if_tsoffset`; pcapng §4.2). Other options are not decoded (they are copied as bytes).
+/// Decodes an Interface Description Block body (interface number `id`): link type, snaplen,
+/// the options that say how its packets' timestamps are encoded (`if_tsresol`,
+/// `if_tsoffset`; pcapng §4.2) and `if_fcslen` (in bits, as §4.2 says and Wireshark reads
+/// it). Other options are not decoded (they are copied as bytes).
 ///
 /// A resolution finer than 1 ns (2^-30 s and finer, 10^-10 s and finer) is refused: the replay
 /// keeps nanoseconds, so such timestamps could not be written back as they were.
@@ -560,10 +567,11 @@ fn interface(body: &[u8], be: bool, id: u32) -> Result<Iface, String> {
     }
     let linktype = LinkType(u32::from(read_u16(&body[0..2], be)));
     let snaplen = read_u32(&body[4..8], be);
-    let (mut tsresol, mut tsoffset) = (None, None);
+    let (mut tsresol, mut tsoffset, mut fcs_bits) = (None, None, None);
     for (code, value) in options(&body[8..], be) {
         let (name, size) = match code {
             9 => ("if_tsresol", 1),
+            13 => ("if_fcslen", 1),
             14 => ("if_tsoffset", 8),
             _ => continue,
         };
@@ -575,6 +583,7 @@ fn interface(body: &[u8], be: bool, id: u32) -> Result<Iface, String> {
         }
         match code {
             9 => tsresol = tsresol.or(Some(value[0])),
+            13 => fcs_bits = fcs_bits.or(Some(value[0])),
             _ => {
                 let v: [u8; 8] = value.try_into().unwrap_or_default();
                 let v = if be {
@@ -602,6 +611,7 @@ fn interface(body: &[u8], be: bool, id: u32) -> Result<Iface, String> {
         linktype,
         ts,
         snaplen,
+        fcs_len: fcs_bits.unwrap_or(0) / 8,
     })
 }
 
