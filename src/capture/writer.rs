@@ -41,7 +41,12 @@ pub struct CaptureWriter {
 
 /// The output format and, for pcapng, what has been written of it.
 enum Mode {
-    Pcap { big_endian: bool, nanos: bool },
+    Pcap {
+        big_endian: bool,
+        nanos: bool,
+        /// The global header's snaplen (0: none said).
+        snaplen: u32,
+    },
     PcapNg(NgOut),
 }
 
@@ -55,6 +60,8 @@ struct NgOut {
     base: u32,
     /// Timestamp encodings of the current section's interfaces, by EPB interface id.
     ifaces: Vec<TsParams>,
+    /// Their snaplens (0: none).
+    snaplens: Vec<u32>,
 }
 
 impl CaptureWriter {
@@ -63,16 +70,21 @@ impl CaptureWriter {
         let out = OutputFile::create(path).map_err(output_error)?;
         let mode = match format {
             CaptureFormat::Pcap {
-                nanos, big_endian, ..
+                header,
+                nanos,
+                big_endian,
+                ..
             } => Mode::Pcap {
                 big_endian: *big_endian,
                 nanos: *nanos,
+                snaplen: read32(&header[16..20], *big_endian),
             },
             CaptureFormat::PcapNg { big_endian } => Mode::PcapNg(NgOut {
                 section: None,
                 default_big_endian: *big_endian,
                 base: 0,
                 ifaces: Vec::new(),
+                snaplens: Vec::new(),
             }),
         };
         let mut writer = CaptureWriter {
@@ -163,11 +175,25 @@ impl CaptureWriter {
     /// exceeded) with `m`'s timestamp, interface and original length, as an enhanced packet
     /// block (pcapng): no options from the capture, and of `epb_flags` only the direction
     /// ([`PacketMeta::direction`]) and the FCS length (bits 5-8, which describe the frame).
+    /// Like every record of the file, it is cut to the snaplen of the file (pcap) or of its
+    /// interface (pcapng), its original length kept.
     pub fn write_bytes(&mut self, m: &PacketMeta, data: &[u8]) -> Result<(), CaptureError> {
         let m = PacketMeta {
             epb_flags: m.epb_flags.map(|f| f & EPB_FLAGS_KEPT),
             simple: false,
             ..*m
+        };
+        let snaplen = match &self.mode {
+            Mode::Pcap { snaplen, .. } => *snaplen,
+            Mode::PcapNg(ng) => m
+                .interface
+                .checked_sub(ng.base)
+                .and_then(|l| ng.snaplens.get(l as usize).copied())
+                .unwrap_or(0),
+        };
+        let data = match snaplen {
+            0 => data,
+            n => &data[..data.len().min(n as usize)],
         };
         self.write_meta(&m, data, &[])
     }
@@ -184,7 +210,9 @@ impl CaptureWriter {
             self.default_section()?;
         }
         match &self.mode {
-            Mode::Pcap { big_endian, nanos } => {
+            Mode::Pcap {
+                big_endian, nanos, ..
+            } => {
                 let (be, nanos) = (*big_endian, *nanos);
                 self.write_pcap(m, data, be, nanos)
             }
@@ -408,6 +436,8 @@ impl CaptureWriter {
                         return Err(self.error(None, cause));
                     }
                     ng.ifaces.push(*ts);
+                    ng.snaplens
+                        .push(body.get(4..8).map_or(0, |b| read32(b, be)));
                     self.block(IDB, body, be)?;
                 }
                 FormatUpdate::Block { type_, body, .. } => self.block(*type_, body, be)?,
@@ -446,6 +476,7 @@ impl CaptureWriter {
         if let Mode::PcapNg(ng) = &mut self.mode {
             ng.section = Some(big_endian);
             ng.ifaces.clear();
+            ng.snaplens.clear();
         }
         self.block(SHB, &body, big_endian)
     }
@@ -502,6 +533,15 @@ fn output_error(e: OutputError) -> CaptureError {
 
 fn put32(buf: &mut [u8], v: u32, be: bool) {
     buf[..4].copy_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
+}
+
+fn read32(b: &[u8], be: bool) -> u32 {
+    let w = [b[0], b[1], b[2], b[3]];
+    if be {
+        u32::from_be_bytes(w)
+    } else {
+        u32::from_le_bytes(w)
+    }
 }
 
 fn put16(buf: &mut [u8], v: u16, be: bool) {
