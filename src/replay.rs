@@ -7,7 +7,7 @@
 
 use crate::capture::LinkType;
 use crate::capture::{
-    Batch, CaptureDirection, CaptureError, CaptureReader, CaptureWriter, PacketMeta,
+    Batch, CaptureDirection, CaptureError, CaptureFormat, CaptureReader, CaptureWriter, PacketMeta,
 };
 use crate::engine::{
     self, EmitKind, Engine, EngineConfig, Event, Flow, Outcome, PoolEvent, Prefetch, Verdict, View,
@@ -514,6 +514,20 @@ pub fn run(
     }
     let mut reader = CaptureReader::open(&job.input)?;
     let format = reader.format().clone();
+    // A pcap's link type is the header's, whether or not any record follows.
+    if let CaptureFormat::Pcap {
+        linktype, fcs_len, ..
+    } = format
+    {
+        link::check_supported(linktype)
+            .and_then(|()| link::check_fcs(linktype, fcs_len))
+            .map_err(|m| {
+                ReplayError::Refused(format!(
+                    "{}: byte offset 20 (link type field): {m}",
+                    job.input.display()
+                ))
+            })?;
+    }
     let mut engine = Engine::new(job.config.clone());
     let mut outputs = Outputs {
         capture: None,

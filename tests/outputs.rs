@@ -84,3 +84,33 @@ fn emitted_time_exceeded_is_cut_to_the_snaplen() {
     assert_eq!((m.len, m.orig_len), (80, 14 + total));
     assert!(total > 66, "{total}");
 }
+
+/// A pcap's link type is its global header's: a file of another link type than those read is
+/// refused by name (exit 2, one line naming the file and where) whether or not it holds any
+/// record, never replayed as an empty capture of it. (`lsnat-router.pcap`'s header with link
+/// type 9, PPP, and no records; with its records, the first record names the same cause.)
+#[test]
+fn header_only_pcap_of_an_unsupported_link_type_is_refused() {
+    let scratch = common::scratch();
+    let mut bytes = std::fs::read(common::root().join("captures/lsnat-router.pcap")).unwrap();
+    bytes[20..24].copy_from_slice(&9u32.to_le_bytes());
+    for (name, len) in [("ppp-empty.pcap", 24), ("ppp.pcap", bytes.len())] {
+        let input = scratch.path().join(name);
+        std::fs::write(&input, &bytes[..len]).unwrap();
+        let out = scratch.path().join("out.pcap");
+        let o = common::lsnat()
+            .args(["replay", "-q", "-c", "captures/lsnat-router.toml"])
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("runs");
+        assert_eq!(o.status.code(), Some(2), "{name}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for word in [name, "unsupported link type 9 (PPP)"] {
+            assert!(err.contains(word), "{err}");
+        }
+        assert!(!out.exists(), "{name}: no output");
+    }
+}

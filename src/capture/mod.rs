@@ -280,6 +280,9 @@ pub enum CaptureFormat {
         big_endian: bool,
         /// Link type.
         linktype: LinkType,
+        /// Bytes of FCS at the end of every frame, as the header's LinkType field says (0:
+        /// none or unknown; [`PacketMeta::fcs_len`]).
+        fcs_len: u8,
     },
     /// pcapng: the section header's byte order; interfaces travel in batches.
     PcapNg {

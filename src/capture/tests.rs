@@ -270,10 +270,11 @@ fn pcap_format_and_link_type() {
             nanos,
             big_endian,
             linktype,
+            fcs_len,
         } => {
             assert_eq!(&header[..], &bytes[..24]);
             assert!(*nanos && *big_endian);
-            assert_eq!(*linktype, LinkType::RAW);
+            assert_eq!((*linktype, *fcs_len), (LinkType::RAW, 0));
         }
         other => panic!("{other:?}"),
     }
