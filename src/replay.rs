@@ -67,11 +67,15 @@ pub trait Observer {
     fn emitted(&mut self, _origin: &PacketMeta, _now: Timestamp, _kind: &EmitKind) {}
 }
 
-/// A packet written after packet `after` of a batch: a held fragment released, or a packet the
-/// modelled router originated. Its bytes are a range of [`Work::extra_data`].
+/// A packet written after packet `after` of a batch (or, `before`, just before it): a held
+/// fragment released, or a packet the modelled router originated. Its bytes are a range of
+/// [`Work::extra_data`].
 #[derive(Clone, Copy, Debug)]
 struct Extra {
     after: u32,
+    /// Written before packet `after` rather than after it (only to a member's capture: a
+    /// fragment the member sent before that packet, its first fragment).
+    before: bool,
     meta: PacketMeta,
     at: u32,
     len: u32,
@@ -87,6 +91,9 @@ struct HeldPacket {
     meta: PacketMeta,
     l3: usize,
     frame: Vec<u8>,
+    /// The batch it came in (counted from 0) and its index there.
+    batch: u64,
+    index: usize,
 }
 
 /// The link header for a packet the router sends back toward where `frame` came from: an
@@ -366,7 +373,7 @@ impl Outputs {
         if whole && let Some(c) = capture.take() {
             self.written += c.write_all(&mut w.batch)? as u64;
         }
-        let mut extras = w.extras.iter().peekable();
+        let mut next_extra = 0;
         for (i, f) in w.fates.iter().enumerate() {
             // The blocks that stood before packet `i` (pcapng), also when it is not written.
             if let Some(c) = capture.as_mut() {
@@ -374,6 +381,23 @@ impl Outputs {
             }
             for m in &mut self.members {
                 m.blocks_before(&w.batch, i)?;
+            }
+            // What was made of packet `i` (they follow each other in `extras`).
+            let first_extra = next_extra;
+            while w
+                .extras
+                .get(next_extra)
+                .is_some_and(|x| x.after as usize == i)
+            {
+                next_extra += 1;
+            }
+            let extras = &w.extras[first_extra..next_extra];
+            // A member's fragments that came before their first (packet `i`), in its capture.
+            for x in extras.iter().filter(|x| x.before) {
+                let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
+                if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
+                    m.write_bytes(&x.meta, bytes)?;
+                }
             }
             if f.forwarded
                 && let Some(c) = capture.as_mut()
@@ -393,7 +417,7 @@ impl Outputs {
             }
             // What the router sent right after packet `i` (released fragments, ICMP time
             // exceeded), in the same order in every capture.
-            while let Some(x) = extras.next_if(|x| x.after as usize == i) {
+            for x in extras.iter().filter(|x| !x.before) {
                 let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
                 if x.to_capture
                     && let Some(c) = capture.as_mut()
@@ -617,7 +641,7 @@ pub fn run(
         );
         let mut checked_links = Vec::new();
         let engine_result = (|| -> Result<(), ReplayError> {
-            for work in full_rx.iter() {
+            for (batch_no, work) in (0u64..).zip(full_rx.iter()) {
                 let mut work = work?;
                 let Work {
                     batch,
@@ -700,6 +724,8 @@ pub fn run(
                                             meta,
                                             l3: offset,
                                             frame: copy,
+                                            batch: batch_no,
+                                            index: i,
                                         },
                                     ));
                                 }
@@ -780,36 +806,35 @@ pub fn run(
                                     let member = outcome.member.filter(|_| member_captures);
                                     let member = match (member, outcome.flow, keep_originals) {
                                         (Some(m), Flow::Outbound, true) => {
-                                            // What the member sent: the fragment as held.
-                                            let o = extra_data.len() as u32;
-                                            extra_data.extend_from_slice(&h.frame);
-                                            extras.push(Extra {
-                                                after,
-                                                meta: PacketMeta {
-                                                    ts: now,
+                                            // What the member sent: the fragment as it was
+                                            // captured, at its own time and place (the release
+                                            // time is the router's). Still in this batch, it is
+                                            // written where it came; else just before its
+                                            // first fragment, which came after it.
+                                            if h.batch == batch_no
+                                                && let Some(f) = fates.get_mut(h.index)
+                                            {
+                                                f.member = Some(m as u32);
+                                            } else {
+                                                let o = extra_data.len() as u32;
+                                                extra_data.extend_from_slice(&h.frame);
+                                                extras.push(Extra {
+                                                    after,
+                                                    before: true,
+                                                    meta: h.meta,
+                                                    at: o,
                                                     len: h.frame.len() as u32,
-                                                    ..h.meta
-                                                },
-                                                at: o,
-                                                len: h.frame.len() as u32,
-                                                to_capture: false,
-                                                member: Some(m as u32),
-                                            });
-                                            extras.push(Extra {
-                                                after,
-                                                meta,
-                                                at,
-                                                len,
-                                                to_capture: true,
-                                                member: None,
-                                            });
-                                            held_spare.push(h.frame);
-                                            continue;
+                                                    to_capture: false,
+                                                    member: Some(m as u32),
+                                                });
+                                            }
+                                            None
                                         }
                                         (m, _, _) => m.map(|m| m as u32),
                                     };
                                     extras.push(Extra {
                                         after,
+                                        before: false,
                                         meta,
                                         at,
                                         len,
@@ -844,6 +869,7 @@ pub fn run(
                                 };
                                 extras.push(Extra {
                                     after,
+                                    before: false,
                                     meta,
                                     at,
                                     len,

@@ -114,3 +114,92 @@ fn header_only_pcap_of_an_unsupported_link_type_is_refused() {
         assert!(!out.exists(), "{name}: no output");
     }
 }
+
+/// Where the member captures of a replay go: `DIR/member-ADDR.pcap`.
+fn member(dir: &Path, addr: &str) -> std::path::PathBuf {
+    dir.join(format!("member-{addr}.pcap"))
+}
+
+/// IP id and fragment offset (bytes) of an Ethernet frame carrying IPv4.
+fn fragment_of(frame: &[u8]) -> Option<(u16, u16)> {
+    (frame.len() >= 34 && frame[12..14] == [8, 0]).then(|| {
+        let id = u16::from_be_bytes([frame[18], frame[19]]);
+        let off = u16::from_be_bytes([frame[20], frame[21]]) & 0x1fff;
+        (id, off * 8)
+    })
+}
+
+/// (timestamp ns, fragment offset) of the fragments of datagram `id` in a capture, in order.
+fn fragments(path: &Path, id: u16) -> Vec<(u64, u16)> {
+    common::read_all(path)
+        .iter()
+        .filter_map(|(m, f)| match fragment_of(f) {
+            Some((i, off)) if i == id => Some((m.ts.nanos(), off)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A member's capture holds what the member sent and received, at the member's own times: the
+/// fragments it sent before their first fragment (held by the router, RFC 791 reassembly
+/// aside, and released with the first one) are there at their own times and in the order it
+/// sent them, not at the release time, which is the router's (in the rewritten capture they
+/// follow their first fragment, stamped with its arrival). `lsnat-edges.pcap` with member
+/// 203.0.113.1's reply of IP id 40935 made to arrive last fragment first (records' contents
+/// moved, their times kept); then also with 5000 ARP frames (from `lsnat-router.pcap`) between
+/// its later fragments and its first, so that they are read in an earlier batch than it.
+#[test]
+fn member_capture_keeps_its_own_early_fragments_at_their_times() {
+    let scratch = common::scratch();
+    let packets = bundled("lsnat-edges.pcap");
+    let at: Vec<usize> = (0..packets.len())
+        .filter(|&k| fragment_of(&packets[k].2).is_some_and(|(id, _)| id == 40935))
+        .collect();
+    assert_eq!(at.len(), 3, "the member's three fragments");
+    assert_eq!(
+        (at[1], at[2]),
+        (at[0] + 1, at[0] + 2),
+        "one after the other"
+    );
+    let arp = bundled("lsnat-router.pcap")
+        .into_iter()
+        .find(|p| p.2[12..14] == [8, 6])
+        .expect("an ARP frame")
+        .2;
+    for fillers in [0, 5000] {
+        let mut v = packets.clone();
+        let k = at[0];
+        let (first, later1, later2) = (v[k].2.clone(), v[k + 1].2.clone(), v[k + 2].2.clone());
+        (v[k].2, v[k].1) = (later1.clone(), later1.len() as u32);
+        (v[k + 1].2, v[k + 1].1) = (later2.clone(), later2.len() as u32);
+        (v[k + 2].2, v[k + 2].1) = (first.clone(), first.len() as u32);
+        let sent = [(v[k].0, 1480), (v[k + 1].0, 2960), (v[k + 2].0, 0)];
+        let ts = v[k + 1].0;
+        let filler = (ts, arp.len() as u32, arp.clone());
+        v.splice(k + 2..k + 2, std::iter::repeat_n(filler, fillers));
+        let input = scratch
+            .path()
+            .join(format!("edges-reordered-{fillers}.pcap"));
+        write_pcap(&input, 262_144, 1, &v);
+        let (out, dir) = (
+            scratch.path().join(format!("out-{fillers}.pcap")),
+            scratch.path().join(format!("members-{fillers}")),
+        );
+        replay(
+            &input,
+            "captures/lsnat-edges.toml",
+            &["-o", path_str(&out), "--members-dir", path_str(&dir)],
+        );
+        assert_eq!(
+            fragments(&member(&dir, "203.0.113.1"), 40935),
+            sent,
+            "{fillers} fillers: the member's capture, as it sent them"
+        );
+        let release = sent[2].0;
+        assert_eq!(
+            fragments(&out, 40935),
+            [(release, 0), (release, 1480), (release, 2960)],
+            "{fillers} fillers: the router forwards them after their first"
+        );
+    }
+}
