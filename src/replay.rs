@@ -96,6 +96,49 @@ struct HeldPacket {
     index: usize,
 }
 
+/// Whose member capture a packet goes to, from the engine's outcome for it.
+struct MemberCaptures {
+    /// Pool members' addresses and numbers, sorted by address; empty when NAPT packets are
+    /// not written to member captures.
+    napt_hosts: Vec<([u8; 4], u32)>,
+}
+
+impl MemberCaptures {
+    /// For `engine`'s members; NAPT sessions go to member captures when `napt` (the router
+    /// view, where a member's own packets are captured as it sent them).
+    fn new(engine: &Engine, napt: bool) -> Self {
+        let mut napt_hosts: Vec<([u8; 4], u32)> = match napt {
+            true => (0u32..)
+                .zip(engine.members())
+                .map(|(i, m)| (m.addr.octets(), i))
+                .collect(),
+            false => Vec::new(),
+        };
+        napt_hosts.sort_unstable();
+        MemberCaptures { napt_hosts }
+    }
+
+    /// The member whose capture a packet with outcome `o` belongs to: the member of its
+    /// load-shared session or, for a packet NAPT translated for a session an inside host
+    /// started (RFC 2391 §3.2), that host when it is a pool member: the source of what it
+    /// sent, the destination of what it is sent.
+    fn member(&self, o: &Outcome) -> Option<u32> {
+        if let Some(m) = o.member {
+            return Some(m as u32);
+        }
+        if !o.is_napt() || self.napt_hosts.is_empty() {
+            return None;
+        }
+        let host = match o.flow {
+            Flow::Outbound => o.before.src,
+            Flow::Inbound => o.after.dst,
+            Flow::None => return None,
+        };
+        let k = self.napt_hosts.binary_search_by_key(&host, |h| h.0).ok()?;
+        Some(self.napt_hosts[k].1)
+    }
+}
+
 /// The link header for a packet the router sends back toward where `frame` came from: an
 /// Ethernet header (with any VLAN tags) gets its MAC addresses swapped; a Linux cooked header
 /// (SLL, SLL2) gets packet type 4, "sent by us"; raw IP has none; other headers (BSD null /
@@ -578,6 +621,7 @@ pub fn run(
     }
     let member_captures = !outputs.members.is_empty();
     let keep_originals = member_captures && job.config.view == View::Router;
+    let members_of = MemberCaptures::new(&engine, keep_originals);
 
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Work, CaptureError>>(READ_AHEAD);
     let (done_tx, done_rx) = mpsc::sync_channel::<Work>(WRITE_BEHIND);
@@ -729,8 +773,8 @@ pub fn run(
                                         },
                                     ));
                                 }
-                                if member_captures && let Some(m) = o.member {
-                                    fate.member = Some(m as u32);
+                                if member_captures && let Some(m) = members_of.member(&o) {
+                                    fate.member = Some(m);
                                     if o.flow == Flow::Outbound {
                                         fate.original = saved;
                                     }
@@ -803,7 +847,8 @@ pub fn run(
                                         len,
                                         ..h.meta
                                     };
-                                    let member = outcome.member.filter(|_| member_captures);
+                                    let member =
+                                        members_of.member(&outcome).filter(|_| member_captures);
                                     let member = match (member, outcome.flow, keep_originals) {
                                         (Some(m), Flow::Outbound, true) => {
                                             // What the member sent: the fragment as it was
@@ -814,7 +859,7 @@ pub fn run(
                                             if h.batch == batch_no
                                                 && let Some(f) = fates.get_mut(h.index)
                                             {
-                                                f.member = Some(m as u32);
+                                                f.member = Some(m);
                                             } else {
                                                 let o = extra_data.len() as u32;
                                                 extra_data.extend_from_slice(&h.frame);
@@ -825,12 +870,12 @@ pub fn run(
                                                     at: o,
                                                     len: h.frame.len() as u32,
                                                     to_capture: false,
-                                                    member: Some(m as u32),
+                                                    member: Some(m),
                                                 });
                                             }
                                             None
                                         }
-                                        (m, _, _) => m.map(|m| m as u32),
+                                        (m, _, _) => m,
                                     };
                                     extras.push(Extra {
                                         after,

@@ -203,3 +203,69 @@ fn member_capture_keeps_its_own_early_fragments_at_their_times() {
         );
     }
 }
+
+/// A member's capture holds what the member sent and received, its own NAPT sessions (RFC 2391
+/// §3.2, sessions it started toward the outside) included, each packet as the member sees it:
+/// what it sent untranslated, what it was sent translated back to it. On the bundled captures
+/// of LSNAT with NAPT (every packet forwarded, so record k of the rewritten capture is packet
+/// k translated), member H's capture is, in order, every packet translated from H (as
+/// captured) or to H (as forwarded), load-shared or NAPT, as the capture's golden lists them.
+#[test]
+fn member_captures_hold_the_members_own_napt_sessions() {
+    let scratch = common::scratch();
+    for name in ["modes-lsnat-napt", "modes-napt-icmp"] {
+        let capture = common::root().join(format!("captures/{name}.pcap"));
+        let (out, dir) = (
+            scratch.path().join(format!("{name}.pcap")),
+            scratch.path().join(name),
+        );
+        replay(
+            &capture,
+            &format!("captures/{name}.toml"),
+            &["-o", path_str(&out), "--members-dir", path_str(&dir)],
+        );
+        let input = common::read_all(&capture);
+        let output = common::read_all(&out);
+        assert_eq!(input.len(), output.len(), "{name}: every packet forwarded");
+        let golden =
+            std::fs::read_to_string(common::root().join(format!("golden/{name}.snap"))).unwrap();
+        let mut expected: std::collections::BTreeMap<String, Vec<Vec<u8>>> = Default::default();
+        let mut napt = 0;
+        for line in golden.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (Some(k), Some(&"xlat")) = (
+                words.first().and_then(|w| w.parse::<usize>().ok()),
+                words.get(2),
+            ) else {
+                continue;
+            };
+            let arrow = words
+                .iter()
+                .position(|w| *w == "=>")
+                .expect("a translation");
+            let addr = |w: &str| w.split(':').next().unwrap().to_string();
+            let (host, frame) = match words[3] {
+                // From the member: its source as it sent it; to it: the destination forwarded.
+                "out" => (addr(words[5]), &input[k - 1].1),
+                "in" => (addr(words[arrow + 3]), &output[k - 1].1),
+                other => panic!("{name}: {other}"),
+            };
+            napt += usize::from(line.ends_with(" napt"));
+            expected.entry(host).or_default().push(frame.clone());
+        }
+        assert!(napt >= 8, "{name}: {napt} NAPT packets");
+        for h in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+            let got: Vec<Vec<u8>> = common::read_all(&member(&dir, h))
+                .into_iter()
+                .map(|(_, f)| f)
+                .collect();
+            let want = expected.remove(h).unwrap_or_default();
+            assert!(
+                got == want,
+                "{name}: member {h}: {} packets, {} expected",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+}
