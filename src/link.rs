@@ -6,6 +6,8 @@
 //! [`check_supported`].
 //!
 //! Headers are read by hand from the frame bytes: a few bounds-checked loads, no allocation.
+//! Ethernet frames that end with their FCS (the capture says so) have it recomputed here when
+//! their bytes change ([`fcs_error`], [`set_fcs`], [`push_fcs`]).
 
 use crate::capture::{CaptureDirection, LinkType};
 use etherparse::EtherType;
@@ -232,6 +234,80 @@ fn be16(frame: &[u8], at: usize) -> Option<u16> {
         Some(&[a, b]) => Some(u16::from_be_bytes([a, b])),
         _ => None,
     }
+}
+
+/// The length of Ethernet's frame check sequence, the only FCS this tool rewrites.
+pub const FCS_LEN: u8 = 4;
+
+/// `Err(message)` when frames of `linktype` end with an FCS of `fcs_len` bytes this tool cannot
+/// keep right: only Ethernet's 4-byte CRC-32 (IEEE 802.3 §3.2.9) is recomputed when a frame is
+/// rewritten.
+pub fn check_fcs(linktype: LinkType, fcs_len: u8) -> Result<(), String> {
+    match (linktype, fcs_len) {
+        (_, 0) | (LinkType::ETHERNET, FCS_LEN) => Ok(()),
+        (LinkType(n), len) => {
+            let name = linktype_name(n)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            Err(format!(
+                "frames of link type {n}{name} end with a {len}-byte FCS; only Ethernet's \
+                 4-byte FCS can be kept right when frames are rewritten"
+            ))
+        }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib computes it), a byte at a time.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// How wrong the Ethernet FCS that ends `frame` is: the FCS carried XOR the one its bytes call
+/// for (0 when right); `None` when the frame is too short to end with one. The FCS is the
+/// CRC-32 of the frame before it, least significant byte first (IEEE 802.3 §3.2.9).
+pub fn fcs_error(frame: &[u8]) -> Option<u32> {
+    let at = frame.len().checked_sub(usize::from(FCS_LEN))?;
+    let carried = u32::from_le_bytes(frame[at..].try_into().ok()?);
+    Some(carried ^ crc32(&frame[..at]))
+}
+
+/// Rewrites the Ethernet FCS that ends `frame` for its bytes as they are now, wrong by the
+/// same `error` as before ([`fcs_error`]): a right FCS stays right, a wrong one stays wrong by
+/// the same amount (CRC-32 is affine in the frame's bits).
+pub fn set_fcs(frame: &mut [u8], error: u32) {
+    if let Some(at) = frame.len().checked_sub(usize::from(FCS_LEN)) {
+        let fcs = crc32(&frame[..at]) ^ error;
+        frame[at..].copy_from_slice(&fcs.to_le_bytes());
+    }
+}
+
+/// Appends to `out` the right Ethernet FCS of the frame that starts at `start`.
+pub fn push_fcs(out: &mut Vec<u8>, start: usize) {
+    let fcs = crc32(&out[start..]);
+    out.extend_from_slice(&fcs.to_le_bytes());
 }
 
 #[cfg(test)]
@@ -480,6 +556,34 @@ mod tests {
         assert_eq!(
             view(LinkType(9), &[0xff, 0x03, 0, 0x21, 0x45]),
             Payload::NotIpv4(NotIpv4::Other(0))
+        );
+    }
+
+    #[test]
+    fn fcs_stays_right_or_wrong_by_the_same_amount() {
+        // The CRC-32 check value (IEEE 802.3 / zlib).
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        let mut frame = ethernet(&[0x0800], &ipv4_header());
+        push_fcs(&mut frame, 0);
+        assert_eq!(fcs_error(&frame), Some(0));
+        let mut bad = frame.clone();
+        bad[20] ^= 0x40; // a bit flipped on the wire
+        let err = fcs_error(&bad).unwrap();
+        assert_ne!(err, 0);
+        for f in [&mut frame, &mut bad] {
+            f[30] ^= 0x11; // rewritten
+        }
+        let (e_right, e_wrong) = (fcs_error(&frame).unwrap(), fcs_error(&bad).unwrap());
+        set_fcs(&mut frame, 0);
+        set_fcs(&mut bad, err);
+        assert_eq!((fcs_error(&frame), fcs_error(&bad)), (Some(0), Some(err)));
+        assert_ne!((e_right, e_wrong), (0, err), "the rewrite did change them");
+        assert_eq!(fcs_error(&[1, 2, 3]), None);
+        assert!(check_fcs(LinkType::ETHERNET, 4).is_ok() && check_fcs(LinkType::RAW, 0).is_ok());
+        let e = check_fcs(LinkType(9), 2).unwrap_err();
+        assert!(
+            e.contains("link type 9 (PPP)") && e.contains("2-byte FCS"),
+            "{e}"
         );
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::capture::LinkType;
 use crate::capture::{
-    Batch, CaptureDirection, CaptureError, CaptureReader, CaptureWriter, PacketMeta,
+    Batch, CaptureDirection, CaptureError, CaptureFormat, CaptureReader, CaptureWriter, PacketMeta,
 };
 use crate::engine::{
     self, EmitKind, Engine, EngineConfig, Event, Flow, Outcome, PoolEvent, Prefetch, Verdict, View,
@@ -67,11 +67,15 @@ pub trait Observer {
     fn emitted(&mut self, _origin: &PacketMeta, _now: Timestamp, _kind: &EmitKind) {}
 }
 
-/// A packet written after packet `after` of a batch: a held fragment released, or a packet the
-/// modelled router originated. Its bytes are a range of [`Work::extra_data`].
+/// A packet written after packet `after` of a batch (or, `before`, just before it): a held
+/// fragment released, or a packet the modelled router originated. Its bytes are a range of
+/// [`Work::extra_data`].
 #[derive(Clone, Copy, Debug)]
 struct Extra {
     after: u32,
+    /// Written before packet `after` rather than after it (only to a member's capture: a
+    /// fragment the member sent before that packet, its first fragment).
+    before: bool,
     meta: PacketMeta,
     at: u32,
     len: u32,
@@ -87,6 +91,52 @@ struct HeldPacket {
     meta: PacketMeta,
     l3: usize,
     frame: Vec<u8>,
+    /// The batch it came in (counted from 0) and its index there.
+    batch: u64,
+    index: usize,
+}
+
+/// Whose member capture a packet goes to, from the engine's outcome for it.
+struct MemberCaptures {
+    /// Pool members' addresses and numbers, sorted by address; empty when NAPT packets are
+    /// not written to member captures.
+    napt_hosts: Vec<([u8; 4], u32)>,
+}
+
+impl MemberCaptures {
+    /// For `engine`'s members; NAPT sessions go to member captures when `napt` (the router
+    /// view, where a member's own packets are captured as it sent them).
+    fn new(engine: &Engine, napt: bool) -> Self {
+        let mut napt_hosts: Vec<([u8; 4], u32)> = match napt {
+            true => (0u32..)
+                .zip(engine.members())
+                .map(|(i, m)| (m.addr.octets(), i))
+                .collect(),
+            false => Vec::new(),
+        };
+        napt_hosts.sort_unstable();
+        MemberCaptures { napt_hosts }
+    }
+
+    /// The member whose capture a packet with outcome `o` belongs to: the member of its
+    /// load-shared session or, for a packet NAPT translated for a session an inside host
+    /// started (RFC 2391 §3.2), that host when it is a pool member: the source of what it
+    /// sent, the destination of what it is sent.
+    fn member(&self, o: &Outcome) -> Option<u32> {
+        if let Some(m) = o.member {
+            return Some(m as u32);
+        }
+        if !o.is_napt() || self.napt_hosts.is_empty() {
+            return None;
+        }
+        let host = match o.flow {
+            Flow::Outbound => o.before.src,
+            Flow::Inbound => o.after.dst,
+            Flow::None => return None,
+        };
+        let k = self.napt_hosts.binary_search_by_key(&host, |h| h.0).ok()?;
+        Some(self.napt_hosts[k].1)
+    }
 }
 
 /// The link header for a packet the router sends back toward where `frame` came from: an
@@ -374,9 +424,37 @@ impl Outputs {
         // `written` counts what the rewritten capture holds, whether or not it is written to a
         // file: the forwarded packets and what the router sent besides.
         self.written += w.fates.iter().filter(|f| f.forwarded).count() as u64;
-        self.written += w.extras.iter().filter(|x| x.to_capture).count() as u64;
-        let mut extras = w.extras.iter().peekable();
+        self.written += w
+            .extras
+            .iter()
+            .filter(|x| x.to_capture && !x.before)
+            .count() as u64;
+        let mut next_extra = 0;
         for (i, f) in w.fates.iter().enumerate() {
+            // The blocks that stood before packet `i` (pcapng), also when it is not written.
+            if let Some(c) = capture.as_mut() {
+                c.blocks_before(&w.batch, i)?;
+            }
+            for m in &mut self.members {
+                m.blocks_before(&w.batch, i)?;
+            }
+            // What was made of packet `i` (they follow each other in `extras`).
+            let first_extra = next_extra;
+            while w
+                .extras
+                .get(next_extra)
+                .is_some_and(|x| x.after as usize == i)
+            {
+                next_extra += 1;
+            }
+            let extras = &w.extras[first_extra..next_extra];
+            // A member's fragments that came before their first (packet `i`), in its capture.
+            for x in extras.iter().filter(|x| x.before) {
+                let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
+                if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
+                    m.write_bytes(&x.meta, bytes)?;
+                }
+            }
             if f.forwarded
                 && let Some(c) = capture.as_mut()
             {
@@ -384,8 +462,9 @@ impl Outputs {
             }
             if let Some(m) = f.member.and_then(|m| self.members.get_mut(m as usize)) {
                 match f.original {
-                    Some((o, l)) => m.write_bytes(
-                        &w.batch.packets[i],
+                    Some((o, l)) => m.write_as_captured(
+                        &w.batch,
+                        i,
                         &w.originals[o as usize..(o + l) as usize],
                     )?,
                     None => m.write(&w.batch, i)?,
@@ -393,7 +472,7 @@ impl Outputs {
             }
             // What the router sent right after packet `i` (released fragments, ICMP time
             // exceeded), in the same order in every capture.
-            while let Some(x) = extras.next_if(|x| x.after as usize == i) {
+            for x in extras.iter().filter(|x| !x.before) {
                 let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
                 if x.to_capture
                     && let Some(c) = capture.as_mut()
@@ -404,6 +483,12 @@ impl Outputs {
                     m.write_bytes(&x.meta, bytes)?;
                 }
             }
+        }
+        if let Some(c) = capture {
+            c.end_batch(&w.batch)?;
+        }
+        for m in &mut self.members {
+            m.end_batch(&w.batch)?;
         }
         if let Some(c) = &self.capture {
             w.lag = w
@@ -507,6 +592,20 @@ pub fn run(
     }
     let mut reader = CaptureReader::open(&job.input)?;
     let format = reader.format().clone();
+    // A pcap's link type is the header's, whether or not any record follows.
+    if let CaptureFormat::Pcap {
+        linktype, fcs_len, ..
+    } = format
+    {
+        link::check_supported(linktype)
+            .and_then(|()| link::check_fcs(linktype, fcs_len))
+            .map_err(|m| {
+                ReplayError::Refused(format!(
+                    "{}: byte offset 20 (link type field): {m}",
+                    job.input.display()
+                ))
+            })?;
+    }
     let mut engine = Engine::new(job.config.clone());
     let mut outputs = Outputs {
         capture: None,
@@ -533,6 +632,7 @@ pub fn run(
     }
     let member_captures = !outputs.members.is_empty();
     let keep_originals = member_captures && job.config.view == View::Router;
+    let members_of = MemberCaptures::new(&engine, keep_originals);
 
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Work, CaptureError>>(READ_AHEAD);
     let (done_tx, done_rx) = mpsc::sync_channel::<Work>(WRITE_BEHIND);
@@ -596,7 +696,7 @@ pub fn run(
         );
         let mut checked_links = Vec::new();
         let engine_result = (|| -> Result<(), ReplayError> {
-            for work in full_rx.iter() {
+            for (batch_no, work) in (0u64..).zip(full_rx.iter()) {
                 let mut work = work?;
                 let Work {
                     batch,
@@ -618,15 +718,17 @@ pub fn run(
                         Prefetch::Session,
                     );
                     let meta = batch.packets[i];
-                    if !checked_links.contains(&meta.linktype) {
-                        link::check_supported(meta.linktype).map_err(|m| {
-                            ReplayError::Refused(format!(
-                                "{}: packet {}: {m}",
-                                job.input.display(),
-                                meta.index
-                            ))
-                        })?;
-                        checked_links.push(meta.linktype);
+                    if !checked_links.contains(&(meta.linktype, meta.fcs_len)) {
+                        link::check_supported(meta.linktype)
+                            .and_then(|()| link::check_fcs(meta.linktype, meta.fcs_len))
+                            .map_err(|m| {
+                                ReplayError::Refused(format!(
+                                    "{}: packet {}: {m}",
+                                    job.input.display(),
+                                    meta.index
+                                ))
+                            })?;
+                        checked_links.push((meta.linktype, meta.fcs_len));
                     }
                     totals.packets += 1;
                     totals.first_ts.get_or_insert(meta.ts);
@@ -651,11 +753,21 @@ pub fn run(
                                     originals.extend_from_slice(frame);
                                     (at, frame.len() as u32)
                                 });
+                                // A frame that ends with its FCS keeps it as right (or as
+                                // wrong) as it came when its bytes are rewritten.
+                                let fcs_error = (meta.fcs_len > 0 && meta.len == meta.orig_len)
+                                    .then(|| link::fcs_error(frame))
+                                    .flatten();
                                 let o = engine.handle_precomputed(
                                     meta.ts,
                                     &mut frame[offset..],
                                     &pre[i],
                                 );
+                                if let Some(e) = fcs_error
+                                    && o.verdict == Verdict::Translated
+                                {
+                                    link::set_fcs(frame, e);
+                                }
                                 if let Verdict::Held(h) = o.verdict {
                                     // The engine leaves a packet it holds untouched.
                                     let mut copy = held_spare.pop().unwrap_or_default();
@@ -667,11 +779,13 @@ pub fn run(
                                             meta,
                                             l3: offset,
                                             frame: copy,
+                                            batch: batch_no,
+                                            index: i,
                                         },
                                     ));
                                 }
-                                if member_captures && let Some(m) = o.member {
-                                    fate.member = Some(m as u32);
+                                if member_captures && let Some(m) = members_of.member(&o) {
+                                    fate.member = Some(m);
                                     if o.flow == Flow::Outbound {
                                         fate.original = saved;
                                     }
@@ -683,6 +797,11 @@ pub fn run(
                             }
                         }
                     };
+                    if let Disposition::Engine(o) = &what
+                        && o.verdict == Verdict::Translated
+                    {
+                        batch.packets[i].rewritten = true;
+                    }
                     // Capture time runs with every frame, IPv4 or not: the first starts the
                     // clock, later ones fire the timers due by them, so a session whose
                     // timeout passed before the last frame is never reported open at the end.
@@ -717,9 +836,20 @@ pub fn run(
                                     ob.emitted(&h.meta, now, &e.kind);
                                 }
                                 if !e.bytes.is_empty() {
+                                    // The frame as it came, its datagram as the router sends
+                                    // it: its own link header, and its own trailer (padding,
+                                    // FCS), which the engine does not hold.
                                     let at = extra_data.len() as u32;
                                     extra_data.extend_from_slice(&h.frame[..h.l3]);
                                     extra_data.extend_from_slice(e.bytes);
+                                    let trailer = h.frame.get(h.l3 + e.bytes.len()..);
+                                    extra_data.extend_from_slice(trailer.unwrap_or_default());
+                                    let fcs = h.meta.fcs_len > 0 && h.meta.len == h.meta.orig_len;
+                                    if let Some(err) =
+                                        fcs.then(|| link::fcs_error(&h.frame)).flatten()
+                                    {
+                                        link::set_fcs(&mut extra_data[at as usize..], err);
+                                    }
                                     let len = extra_data.len() as u32 - at;
                                     // Written when the router forwards it: at the releasing
                                     // packet's time, with its own link header.
@@ -728,39 +858,39 @@ pub fn run(
                                         len,
                                         ..h.meta
                                     };
-                                    let member = outcome.member.filter(|_| member_captures);
+                                    let member =
+                                        members_of.member(&outcome).filter(|_| member_captures);
                                     let member = match (member, outcome.flow, keep_originals) {
                                         (Some(m), Flow::Outbound, true) => {
-                                            // What the member sent: the fragment as held.
-                                            let o = extra_data.len() as u32;
-                                            extra_data.extend_from_slice(&h.frame);
-                                            extras.push(Extra {
-                                                after,
-                                                meta: PacketMeta {
-                                                    ts: now,
+                                            // What the member sent: the fragment as it was
+                                            // captured, at its own time and place (the release
+                                            // time is the router's). Still in this batch, it is
+                                            // written where it came; else just before its
+                                            // first fragment, which came after it.
+                                            if h.batch == batch_no
+                                                && let Some(f) = fates.get_mut(h.index)
+                                            {
+                                                f.member = Some(m);
+                                            } else {
+                                                let o = extra_data.len() as u32;
+                                                extra_data.extend_from_slice(&h.frame);
+                                                extras.push(Extra {
+                                                    after,
+                                                    before: true,
+                                                    meta: h.meta,
+                                                    at: o,
                                                     len: h.frame.len() as u32,
-                                                    ..h.meta
-                                                },
-                                                at: o,
-                                                len: h.frame.len() as u32,
-                                                to_capture: false,
-                                                member: Some(m as u32),
-                                            });
-                                            extras.push(Extra {
-                                                after,
-                                                meta,
-                                                at,
-                                                len,
-                                                to_capture: true,
-                                                member: None,
-                                            });
-                                            held_spare.push(h.frame);
-                                            continue;
+                                                    to_capture: false,
+                                                    member: Some(m),
+                                                });
+                                            }
+                                            None
                                         }
-                                        (m, _, _) => m.map(|m| m as u32),
+                                        (m, _, _) => m,
                                     };
                                     extras.push(Extra {
                                         after,
+                                        before: false,
                                         meta,
                                         at,
                                         len,
@@ -781,6 +911,10 @@ pub fn run(
                                     extra_data,
                                 );
                                 extra_data.extend_from_slice(e.bytes);
+                                if meta.fcs_len > 0 {
+                                    // The link says its frames end with an FCS: a right one.
+                                    link::push_fcs(extra_data, at as usize);
+                                }
                                 let len = extra_data.len() as u32 - at;
                                 let meta = PacketMeta {
                                     ts: now,
@@ -791,6 +925,7 @@ pub fn run(
                                 };
                                 extras.push(Extra {
                                     after,
+                                    before: false,
                                     meta,
                                     at,
                                     len,

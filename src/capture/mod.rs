@@ -1,4 +1,4 @@
-//! Capture I/O: the only module that touches `pcap-file`.
+//! Capture I/O: the only module that knows the capture file formats.
 //!
 //! Reads pcap (µs and ns, both byte orders) and pcapng (several interfaces, per-interface
 //! `if_tsresol`), in batches of owned packet bytes so the engine can rewrite them in place and a
@@ -7,8 +7,9 @@
 //!
 //! Layout: `reader.rs` sniffs the format and drives one of two sources, `pcap.rs` (a
 //! hand-written record loop: it validates each record header before waiting for its data, so a
-//! bogus length is an error and a short file a warning) and `ng.rs` (pcap-file's pcapng block
-//! reader for framing and section/interface state, packet blocks decoded here); `ts.rs`
+//! bogus length is an error and a short file a warning) and `ng.rs` (pcapng blocks framed and
+//! decoded by hand too: section and interface blocks are read for what the replay needs and
+//! otherwise copied as bytes, so no option's contents can stop a replay); `ts.rs`
 //! converts pcapng timestamp units; `writer.rs` frames records by hand.
 
 mod ng;
@@ -85,6 +86,29 @@ pub struct PacketMeta {
     /// The raw pcapng `epb_flags` word, when the packet block carried one. The writer writes it
     /// back, with bits 0-1 taken from [`PacketMeta::direction`] when that is known.
     pub epb_flags: Option<u32>,
+    /// Its bytes were rewritten (set by whoever rewrote them): options that describe the bytes
+    /// as captured (`epb_hash`) are not written with them.
+    pub rewritten: bool,
+    /// The packet block's other options, as they lie in [`Batch::options`] (pcapng only).
+    pub(crate) options: OptionRange,
+    /// A pcapng Simple Packet Block, which has no timestamp (pcapng §4.4): `ts` is that of the
+    /// last packet before it that has one or, before any, of the first after it (0 when the
+    /// file has none). It is written back as one, without a timestamp.
+    pub simple: bool,
+    /// Bytes of frame check sequence the frame ends with on the wire, 0 when none or unknown
+    /// (pcap: the LinkType field's FCS bits, draft-ietf-opsawg-pcap §4; pcapng: `epb_flags`
+    /// bits 5-8, else the interface's `if_fcslen`). The captured bytes hold it when the frame
+    /// was captured whole (`len == orig_len`).
+    pub fcs_len: u8,
+}
+
+/// Where a packet's pcapng options lie in [`Batch::options`]: whole options (header and padded
+/// value), in the byte order of the packet's section, without `epb_flags` (kept in
+/// [`PacketMeta::epb_flags`]) or the end of options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OptionRange {
+    pub at: u32,
+    pub len: u32,
 }
 
 impl Default for PacketMeta {
@@ -100,6 +124,10 @@ impl Default for PacketMeta {
             offset: 0,
             len: 0,
             epb_flags: None,
+            rewritten: false,
+            options: OptionRange::default(),
+            simple: false,
+            fcs_len: 0,
         }
     }
 }
@@ -112,9 +140,12 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// One entry per packet, in file order.
     pub packets: Vec<PacketMeta>,
-    /// Opaque state the writer needs that first appeared in this batch (pcapng interface
-    /// descriptions, in order). Reader-owned; callers pass it through untouched.
+    /// Opaque state the writer needs that first appeared in this batch (pcapng section headers,
+    /// interface descriptions and the other blocks it copies, in order). Reader-owned; callers
+    /// pass it through untouched.
     pub(crate) format_updates: Vec<FormatUpdate>,
+    /// The packets' pcapng options, back to back (see [`PacketMeta::options`]).
+    pub(crate) options: Vec<u8>,
     /// For classic pcap: where the packets' records lie in `data`, as in the file.
     pub(crate) records: Option<Records>,
 }
@@ -142,6 +173,7 @@ impl Batch {
         self.data.clear();
         self.packets.clear();
         self.format_updates.clear();
+        self.options.clear();
         self.records = None;
     }
     /// The bytes of packet `i`, mutable.
@@ -167,8 +199,8 @@ impl Batch {
     /// [`CaptureFormat::Pcap`] instead.
     pub fn new_interfaces(&self) -> impl Iterator<Item = (u32, LinkType)> + '_ {
         self.format_updates.iter().filter_map(|u| match u {
-            FormatUpdate::PcapNgInterface { id, linktype, .. } => Some((*id, *linktype)),
-            FormatUpdate::PcapNgSection { .. } => None,
+            FormatUpdate::Interface { id, linktype, .. } => Some((*id, *linktype)),
+            FormatUpdate::Section { .. } | FormatUpdate::Block { .. } => None,
         })
     }
 }
@@ -176,19 +208,22 @@ impl Batch {
 /// Format details the writer mirrors (see `writer.rs`), in the order they appeared in the file.
 ///
 /// A batch never spans a pcapng section boundary: a section header is always the first thing
-/// in its batch's updates and precedes the batch's packets, so all of a batch's updates can be
-/// written before its packets.
+/// in its batch's updates and precedes the batch's packets. The other blocks say where they
+/// stood among the batch's packets (`at`: how many came before them), and the writer writes
+/// them there.
 #[derive(Clone, Debug)]
 pub(crate) enum FormatUpdate {
     /// A pcapng Section Header Block: its byte order and raw body (options included).
-    PcapNgSection {
+    Section {
         /// Big-endian section.
         big_endian: bool,
         /// The block body, in the section's byte order.
         body: Vec<u8>,
     },
     /// A pcapng Interface Description Block of the current section.
-    PcapNgInterface {
+    Interface {
+        /// Packets of the batch before it.
+        at: u32,
         /// Interface number in the file ([`PacketMeta::interface`]).
         id: u32,
         /// Its link type.
@@ -198,6 +233,26 @@ pub(crate) enum FormatUpdate {
         /// The block body, in the section's byte order (options included).
         body: Vec<u8>,
     },
+    /// A block copied as it is: a Decryption Secrets Block (its packets need it) or a custom
+    /// block that may be copied (pcapng §4.6, §4.7).
+    Block {
+        /// Packets of the batch before it.
+        at: u32,
+        /// Block type.
+        type_: u32,
+        /// The block body, in the section's byte order.
+        body: Vec<u8>,
+    },
+}
+
+impl FormatUpdate {
+    /// How many of the batch's packets came before it.
+    pub(crate) fn at(&self) -> u32 {
+        match self {
+            FormatUpdate::Section { .. } => 0,
+            FormatUpdate::Interface { at, .. } | FormatUpdate::Block { at, .. } => *at,
+        }
+    }
 }
 
 /// Why a source stopped filling a batch.
@@ -225,6 +280,9 @@ pub enum CaptureFormat {
         big_endian: bool,
         /// Link type.
         linktype: LinkType,
+        /// Bytes of FCS at the end of every frame, as the header's LinkType field says (0:
+        /// none or unknown; [`PacketMeta::fcs_len`]).
+        fcs_len: u8,
     },
     /// pcapng: the section header's byte order; interfaces travel in batches.
     PcapNg {
@@ -294,18 +352,6 @@ impl CaptureError {
             cause,
         )
     }
-}
-
-/// `e` and its chain of sources, joined with ": ", on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    one_line(&s)
 }
 
 /// Replaces line breaks and other control characters so a message stays on one line.

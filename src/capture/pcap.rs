@@ -4,7 +4,9 @@
 //! ends early (both surface as `UnexpectedEof` from its 8 MB buffer) and costs a second copy, so
 //! records are framed here: the 16-byte header is validated before its data is waited for.
 
-use super::{Batch, CaptureDirection, CaptureError, LinkType, PacketMeta, Records, Stop};
+use super::{
+    Batch, CaptureDirection, CaptureError, LinkType, OptionRange, PacketMeta, Records, Stop,
+};
 use crate::time::Timestamp;
 use std::fs::File;
 use std::io::ErrorKind;
@@ -25,6 +27,8 @@ pub(super) struct PcapHeader {
     pub nanos: bool,
     pub snaplen: u32,
     pub linktype: LinkType,
+    /// Bytes of FCS at the end of every frame, when the header says (0: none or unknown).
+    pub fcs_len: u8,
 }
 
 /// Why a global header is refused.
@@ -81,13 +85,22 @@ impl PcapHeader {
                 version.0, version.1
             )));
         }
-        // The upper bits of the link-type field hold FCS flags (libpcap's LT_LINKTYPE mask).
-        let linktype = LinkType(u32_at(20) & 0x03ff_ffff);
+        // The upper bits of the link-type field say whether the frames end with an FCS and how
+        // long it is (draft-ietf-opsawg-pcap §4: bit 26 set, then bits 28-31 count 16-bit
+        // words; libpcap's LT_LINKTYPE, LT_FCS_LENGTH_PRESENT, LT_FCS_LENGTH).
+        let field = u32_at(20);
+        let linktype = LinkType(field & 0x03ff_ffff);
+        let fcs_len = if field & 0x0400_0000 != 0 {
+            ((field >> 28) * 2) as u8
+        } else {
+            0
+        };
         Ok(PcapHeader {
             big_endian,
             nanos,
             snaplen: u32_at(16),
             linktype,
+            fcs_len,
         })
     }
 }
@@ -314,6 +327,10 @@ impl PcapSource {
                     offset,
                     len: caplen,
                     epb_flags: None,
+                    rewritten: false,
+                    options: OptionRange::default(),
+                    simple: false,
+                    fcs_len: self.header.fcs_len,
                 });
                 if let Some(meta) = batch.packets.last() {
                     hook(&data[pos + 16..pos + need], meta);

@@ -77,6 +77,7 @@ impl CaptureReader {
             nanos: header.nanos,
             big_endian: header.big_endian,
             linktype: header.linktype,
+            fcs_len: header.fcs_len,
         };
         let mut reader = Self::with(path, format, Source::Pcap(PcapSource::new(file, header)));
         reader.pcap_linktypes = [header.linktype];

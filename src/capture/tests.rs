@@ -60,6 +60,7 @@ fn copy(input: &Path, output: &Path, max: usize) -> Vec<u8> {
         for i in 0..batch.packets.len() {
             writer.write(&batch, i).expect("write");
         }
+        writer.end_batch(&batch).expect("end");
     }
     writer.finish().expect("finish");
     std::fs::read(output).expect("read output")
@@ -269,10 +270,11 @@ fn pcap_format_and_link_type() {
             nanos,
             big_endian,
             linktype,
+            fcs_len,
         } => {
             assert_eq!(&header[..], &bytes[..24]);
             assert!(*nanos && *big_endian);
-            assert_eq!(*linktype, LinkType::RAW);
+            assert_eq!((*linktype, *fcs_len), (LinkType::RAW, 0));
         }
         other => panic!("{other:?}"),
     }
@@ -611,7 +613,7 @@ fn pcapng_round_trip() {
                 u32::from_le_bytes(input[head + 4..head + 8].try_into().expect("4 bytes")) as usize;
         }
         assert_eq!(&written[..head], &input[..head]);
-        // The comment option is not kept; the flags are.
+        // Name resolution and interface statistics blocks are not written.
         assert!(written.len() < input.len());
     }
 }
@@ -631,6 +633,7 @@ fn pcapng_direction_changes_are_written() {
         for i in 0..batch.packets.len() {
             writer.write(&batch, i).expect("write");
         }
+        writer.end_batch(&batch).expect("end");
     }
     writer.finish().expect("finish");
     let (after, _, _) = read_all(out.path(), 10);
@@ -638,13 +641,13 @@ fn pcapng_direction_changes_are_written() {
         .iter()
         .map(|p| (p.0.direction, p.0.epb_flags))
         .collect();
-    use CaptureDirection::Inbound;
+    use CaptureDirection::{Inbound, Unknown};
     assert_eq!(
         flags,
         [
             (Inbound, Some(1)),
             (Inbound, Some(0x101)),
-            (Inbound, Some(1)),
+            (Unknown, None), // a simple packet block has no flags to say it
             (Inbound, Some(1)),
             (Inbound, Some(1))
         ]
@@ -729,4 +732,43 @@ fn reader_is_send() {
     fn send<T: Send>() {}
     send::<CaptureReader>();
     send::<Batch>();
+}
+
+/// pcapng §4.4: Simple Packet Blocks before any timestamp take the first one after them,
+/// found by reading ahead, also past the batch they are in and past another interface's
+/// description (whose resolution decodes it); with none in the file they are at 0.
+#[test]
+fn simple_packet_blocks_before_any_timestamp_take_the_next_one() {
+    let mut ng = Ng::new();
+    ng.shb(false)
+        .idb(1, 0, &[(9, &[9])])
+        .spb(&[1; 20])
+        .spb(&[2; 20])
+        .block(4, &[0, 0, 0, 0])
+        .idb(1, 0, &[(9, &[3])])
+        .epb(1, 1_700_000_000_123, 20, &[3; 20], None)
+        .spb(&[4; 20]);
+    let file = TempFile::new("lead-spb.pcapng", &ng.out);
+    for max in [1, 100] {
+        let (pkts, _, err) = read_all(file.path(), max);
+        assert!(err.is_none(), "{err:?}");
+        let got: Vec<(u64, bool)> = pkts.iter().map(|(m, _)| (m.ts.nanos(), m.simple)).collect();
+        let t = 1_700_000_000_123_000_000;
+        assert_eq!(
+            got,
+            [(t, true), (t, true), (t, false), (t, true)],
+            "batches of {max}"
+        );
+    }
+    let mut none = Ng::new();
+    none.shb(true).idb(1, 0, &[]).spb(&[1; 20]).spb(&[2; 20]);
+    let file = TempFile::new("no-ts.pcapng", &none.out);
+    let (pkts, _, _) = read_all(file.path(), 1);
+    assert!(pkts.iter().all(|(m, _)| m.ts.nanos() == 0 && m.simple));
+    let out = TempFile::new("no-ts-out.pcapng", b"");
+    assert_eq!(
+        copy(file.path(), out.path(), 1),
+        none.out,
+        "written back as they were"
+    );
 }

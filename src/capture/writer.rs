@@ -5,16 +5,24 @@
 //! re-encode every field, several small writes per packet), which writes them around the page
 //! cache from its own thread: a rewritten capture is as big as its input and not read back. pcap files get the input's
 //! global header back verbatim; pcapng files get the input's section and interface blocks
-//! verbatim (options included, so `if_tsresol` and `if_tsoffset` survive) and one Enhanced
-//! Packet Block per packet, with its timestamp in its interface's resolution and its flags.
-use super::ng::SHB;
+//! verbatim (options included, so `if_tsresol` and `if_tsoffset` survive), the decryption
+//! secrets and copyable custom blocks where they stood, and one Enhanced Packet Block per
+//! packet, with its timestamp in its interface's resolution, its flags and its options (a
+//! Simple Packet Block stays one: it has no timestamp to write).
+use super::ng::{EPB_FLAGS, SHB, put_option};
 use super::*;
 use crate::output_file::{OutputError, OutputFile};
 use std::io::Write;
 use std::path::Path;
 
 const IDB: u32 = 1;
+const SPB: u32 = 3;
 const EPB: u32 = 6;
+/// `epb_hash` option code.
+const EPB_HASH: u16 = 3;
+/// The `epb_flags` bits a packet the replay made keeps: the direction (0-1) and the FCS
+/// length (5-8).
+const EPB_FLAGS_KEPT: u32 = 0x1e3;
 
 /// Writes a capture in the reader's format.
 pub struct CaptureWriter {
@@ -25,11 +33,20 @@ pub struct CaptureWriter {
     mode: Mode,
     /// Bytes written so far.
     position: u64,
+    /// How many of the current batch's format updates are written.
+    next_update: usize,
+    /// A packet's options as written (reused).
+    options: Vec<u8>,
 }
 
 /// The output format and, for pcapng, what has been written of it.
 enum Mode {
-    Pcap { big_endian: bool, nanos: bool },
+    Pcap {
+        big_endian: bool,
+        nanos: bool,
+        /// The global header's snaplen (0: none said).
+        snaplen: u32,
+    },
     PcapNg(NgOut),
 }
 
@@ -43,6 +60,8 @@ struct NgOut {
     base: u32,
     /// Timestamp encodings of the current section's interfaces, by EPB interface id.
     ifaces: Vec<TsParams>,
+    /// Their snaplens (0: none).
+    snaplens: Vec<u32>,
 }
 
 impl CaptureWriter {
@@ -51,16 +70,21 @@ impl CaptureWriter {
         let out = OutputFile::create(path).map_err(output_error)?;
         let mode = match format {
             CaptureFormat::Pcap {
-                nanos, big_endian, ..
+                header,
+                nanos,
+                big_endian,
+                ..
             } => Mode::Pcap {
                 big_endian: *big_endian,
                 nanos: *nanos,
+                snaplen: read32(&header[16..20], *big_endian),
             },
             CaptureFormat::PcapNg { big_endian } => Mode::PcapNg(NgOut {
                 section: None,
                 default_big_endian: *big_endian,
                 base: 0,
                 ifaces: Vec::new(),
+                snaplens: Vec::new(),
             }),
         };
         let mut writer = CaptureWriter {
@@ -68,6 +92,8 @@ impl CaptureWriter {
             out: Some(out),
             mode,
             position: 0,
+            next_update: 0,
+            options: Vec::new(),
         };
         if let CaptureFormat::Pcap { header, .. } = format {
             writer.put(None, header)?;
@@ -75,8 +101,28 @@ impl CaptureWriter {
         Ok(writer)
     }
 
-    /// Writes packet `i` of `batch` (its current, possibly rewritten, bytes).
+    /// Writes packet `i` of `batch` (its current, possibly rewritten, bytes) with its options,
+    /// after the blocks that stood before it ([`CaptureWriter::blocks_before`]). A packet marked
+    /// [`PacketMeta::rewritten`] loses its `epb_hash`, which no longer matches its bytes.
     pub fn write(&mut self, batch: &Batch, i: usize) -> Result<(), CaptureError> {
+        let data = self.packet_bytes(batch, i)?;
+        self.write_packet(batch, i, data, batch.packets[i].rewritten)
+    }
+
+    /// Writes packet `i` of `batch` with `data`, its bytes as captured (kept aside before they
+    /// were rewritten), its metadata and all its options.
+    pub fn write_as_captured(
+        &mut self,
+        batch: &Batch,
+        i: usize,
+        data: &[u8],
+    ) -> Result<(), CaptureError> {
+        self.packet_bytes(batch, i)?;
+        self.write_packet(batch, i, data, false)
+    }
+
+    /// Packet `i`'s bytes in `batch`, or an error naming what is wrong.
+    fn packet_bytes<'b>(&self, batch: &'b Batch, i: usize) -> Result<&'b [u8], CaptureError> {
         let Some(m) = batch.packets.get(i) else {
             return Err(self.error(
                 None,
@@ -84,20 +130,89 @@ impl CaptureWriter {
             ));
         };
         let (start, len) = (m.offset as usize, m.len as usize);
-        let Some(data) = batch.data.get(start..start + len) else {
-            return Err(self.error(Some(m.index), "packet bytes lie outside the batch".into()));
-        };
-        self.write_bytes(m, data)
+        batch
+            .data
+            .get(start..start + len)
+            .ok_or_else(|| self.error(Some(m.index), "packet bytes lie outside the batch".into()))
     }
 
-    /// Writes `data` as a packet with `m`'s timestamp, interface, original length and flags
-    /// (used for bytes kept aside, e.g. a packet as it was before translation).
+    /// Writes packet `i` of `batch` with `data` and the options it came with (without
+    /// `epb_hash` when `drop_hash`), after the blocks that stood before it.
+    fn write_packet(
+        &mut self,
+        batch: &Batch,
+        i: usize,
+        data: &[u8],
+        drop_hash: bool,
+    ) -> Result<(), CaptureError> {
+        self.blocks_before(batch, i)?;
+        let m = &batch.packets[i];
+        let mut options = std::mem::take(&mut self.options);
+        options.clear();
+        if let Mode::PcapNg(ng) = &self.mode {
+            let be = ng.section == Some(true);
+            let r = m.options;
+            let all = batch
+                .options
+                .get(r.at as usize..(r.at + r.len) as usize)
+                .unwrap_or_default();
+            if drop_hash {
+                for (code, value) in super::ng::options(all, be) {
+                    if code != EPB_HASH {
+                        put_option(&mut options, code, value, be);
+                    }
+                }
+            } else {
+                options.extend_from_slice(all);
+            }
+        }
+        let res = self.write_meta(m, data, &options);
+        self.options = options;
+        res
+    }
+
+    /// Writes `data` as a packet the replay made (a held fragment released, an ICMP time
+    /// exceeded) with `m`'s timestamp, interface and original length, as an enhanced packet
+    /// block (pcapng): no options from the capture, and of `epb_flags` only the direction
+    /// ([`PacketMeta::direction`]) and the FCS length (bits 5-8, which describe the frame).
+    /// Like every record of the file, it is cut to the snaplen of the file (pcap) or of its
+    /// interface (pcapng), its original length kept.
     pub fn write_bytes(&mut self, m: &PacketMeta, data: &[u8]) -> Result<(), CaptureError> {
+        let m = PacketMeta {
+            epb_flags: m.epb_flags.map(|f| f & EPB_FLAGS_KEPT),
+            simple: false,
+            ..*m
+        };
+        let snaplen = match &self.mode {
+            Mode::Pcap { snaplen, .. } => *snaplen,
+            Mode::PcapNg(ng) => m
+                .interface
+                .checked_sub(ng.base)
+                .and_then(|l| ng.snaplens.get(l as usize).copied())
+                .unwrap_or(0),
+        };
+        let data = match snaplen {
+            0 => data,
+            n => &data[..data.len().min(n as usize)],
+        };
+        self.write_meta(&m, data, &[])
+    }
+
+    /// Writes `data` as a packet with `m`'s timestamp, interface, original length and flags,
+    /// and these options (whole, in the section's byte order).
+    fn write_meta(
+        &mut self,
+        m: &PacketMeta,
+        data: &[u8],
+        options: &[u8],
+    ) -> Result<(), CaptureError> {
         if matches!(&self.mode, Mode::PcapNg(ng) if ng.section.is_none()) {
             self.default_section()?;
         }
         match &self.mode {
-            Mode::Pcap { big_endian, nanos } => {
+            Mode::Pcap {
+                big_endian, nanos, ..
+            } => {
                 let (be, nanos) = (*big_endian, *nanos);
                 self.write_pcap(m, data, be, nanos)
             }
@@ -114,8 +229,11 @@ impl CaptureWriter {
                     );
                     return Err(self.error(Some(m.index), cause));
                 };
+                if m.simple && local == 0 {
+                    return self.write_spb(m, data, be);
+                }
                 let ts = ng.ifaces[local as usize];
-                self.write_epb(m, data, be, local, ts)
+                self.write_epb(m, data, be, local, ts, options)
             }
         }
     }
@@ -158,6 +276,7 @@ impl CaptureWriter {
             for i in 0..batch.packets.len() {
                 self.write(batch, i)?;
             }
+            self.end_batch(batch)?;
             return Ok(batch.packets.len());
         };
         let len = (batch.data.len() - r.start) as u64;
@@ -182,7 +301,31 @@ impl CaptureWriter {
         self.position
     }
 
-    /// Writes an Enhanced Packet Block for interface `local` of the current section.
+    /// Writes a Simple Packet Block (pcapng §4.4: the section's first interface, no timestamp,
+    /// no options; its captured length is the smaller of the original length and the snaplen,
+    /// which the reader found to be `data`'s length).
+    fn write_spb(&mut self, m: &PacketMeta, data: &[u8], be: bool) -> Result<(), CaptureError> {
+        let len = data.len();
+        let pad = len.next_multiple_of(4) - len;
+        let Ok(total) = u32::try_from(16 + len + pad) else {
+            return Err(self.error(
+                Some(m.index),
+                format!("packet of {len} bytes too large for pcapng"),
+            ));
+        };
+        let mut hdr = [0u8; 12];
+        for (k, v) in [SPB, total, m.orig_len].into_iter().enumerate() {
+            put32(&mut hdr[4 * k..], v, be);
+        }
+        let mut tail = [0u8; 3 + 4];
+        put32(&mut tail[pad..], total, be);
+        self.put(Some(m.index), &hdr)?;
+        self.put(Some(m.index), data)?;
+        self.put(Some(m.index), &tail[..pad + 4])
+    }
+
+    /// Writes an Enhanced Packet Block for interface `local` of the current section, with its
+    /// flags and `options` (whole, in the section's byte order).
     fn write_epb(
         &mut self,
         m: &PacketMeta,
@@ -190,6 +333,7 @@ impl CaptureWriter {
         be: bool,
         local: u32,
         ts: TsParams,
+        options: &[u8],
     ) -> Result<(), CaptureError> {
         let Some(units) = ts.encode(m.ts) else {
             let cause = format!(
@@ -205,7 +349,12 @@ impl CaptureWriter {
         };
         let len = data.len();
         let pad = len.next_multiple_of(4) - len;
-        let opts_len = if flags.is_some() { 12 } else { 0 };
+        let flags_len = if flags.is_some() { 8 } else { 0 };
+        // The options, then the end of options (4 zero bytes) if there are any.
+        let opts_len = match flags_len + options.len() {
+            0 => 0,
+            n => n + 4,
+        };
         let Ok(total) = u32::try_from(32 + len + pad + opts_len) else {
             return Err(self.error(
                 Some(m.index),
@@ -225,54 +374,81 @@ impl CaptureWriter {
         for (k, v) in fields.into_iter().enumerate() {
             put32(&mut hdr[4 * k..], v, be);
         }
-        // Padding, the flags option and end-of-options, the trailing length.
-        let mut tail = [0u8; 3 + 12 + 4];
+        // Padding and the flags option.
+        let mut mid = [0u8; 3 + 8];
         let mut n = pad;
         if let Some(f) = flags {
-            put16(&mut tail[n..], 2, be);
-            put16(&mut tail[n + 2..], 4, be);
-            put32(&mut tail[n + 4..], f, be);
-            n += 12; // the end-of-options option is all zeros
+            put16(&mut mid[n..], EPB_FLAGS, be);
+            put16(&mut mid[n + 2..], 4, be);
+            put32(&mut mid[n + 4..], f, be);
+            n += 8;
         }
-        put32(&mut tail[n..], total, be);
-        n += 4;
+        // End of options (all zeros) and the trailing length.
+        let mut tail = [0u8; 8];
+        let k = if opts_len > 0 { 4 } else { 0 };
+        put32(&mut tail[k..], total, be);
         self.put(Some(m.index), &hdr)?;
         self.put(Some(m.index), data)?;
-        self.put(Some(m.index), &tail[..n])
+        self.put(Some(m.index), &mid[..n])?;
+        if !options.is_empty() {
+            self.put(Some(m.index), options)?;
+        }
+        self.put(Some(m.index), &tail[..k + 4])
     }
 
-    /// Applies the batch's format updates (pcapng section headers and interface descriptions,
-    /// written before any packet that uses them); call once per batch before writing it.
+    /// Starts writing `batch`: writes the format updates that stood before its first packet
+    /// (pcapng section headers, interface descriptions, copied blocks). Call it once per batch
+    /// before writing any of it, and [`CaptureWriter::end_batch`] after.
     pub fn begin_batch(&mut self, batch: &Batch) -> Result<(), CaptureError> {
+        self.next_update = 0;
+        self.blocks_before(batch, 0)
+    }
+
+    /// Writes the format updates of `batch` that stood before its packet `i` and are not
+    /// written yet. Writing a packet does this itself; call it for a packet that is not
+    /// written, so that what is written after it still comes after them.
+    pub fn blocks_before(&mut self, batch: &Batch, i: usize) -> Result<(), CaptureError> {
         if matches!(self.mode, Mode::Pcap { .. }) {
             return Ok(());
         }
-        for update in &batch.format_updates {
+        while let Some(update) = batch.format_updates.get(self.next_update) {
+            if update.at() as usize > i {
+                break;
+            }
+            self.next_update += 1;
+            if !matches!(update, FormatUpdate::Section { .. })
+                && matches!(&self.mode, Mode::PcapNg(ng) if ng.section.is_none())
+            {
+                self.default_section()?;
+            }
+            let be = matches!(&self.mode, Mode::PcapNg(ng) if ng.section == Some(true));
             match update {
-                FormatUpdate::PcapNgSection { big_endian, body } => {
-                    self.section(*big_endian, body)?
-                }
-                FormatUpdate::PcapNgInterface { id, ts, body, .. } => {
-                    if matches!(&self.mode, Mode::PcapNg(ng) if ng.section.is_none()) {
-                        self.default_section()?;
-                    }
+                FormatUpdate::Section { big_endian, body } => self.section(*big_endian, body)?,
+                FormatUpdate::Interface { id, ts, body, .. } => {
                     let Mode::PcapNg(ng) = &mut self.mode else {
                         return Ok(());
                     };
                     if ng.ifaces.is_empty() {
                         ng.base = *id;
                     }
-                    let be = ng.section == Some(true);
                     if ng.base.checked_add(ng.ifaces.len() as u32) != Some(*id) {
                         let cause = format!("interface {id} is out of order");
                         return Err(self.error(None, cause));
                     }
                     ng.ifaces.push(*ts);
+                    ng.snaplens
+                        .push(body.get(4..8).map_or(0, |b| read32(b, be)));
                     self.block(IDB, body, be)?;
                 }
+                FormatUpdate::Block { type_, body, .. } => self.block(*type_, body, be)?,
             }
         }
         Ok(())
+    }
+
+    /// Writes the format updates of `batch` that came after its last packet.
+    pub fn end_batch(&mut self, batch: &Batch) -> Result<(), CaptureError> {
+        self.blocks_before(batch, usize::MAX)
     }
 
     /// Flushes and renames `PATH.partial` to `PATH`.
@@ -300,6 +476,7 @@ impl CaptureWriter {
         if let Mode::PcapNg(ng) = &mut self.mode {
             ng.section = Some(big_endian);
             ng.ifaces.clear();
+            ng.snaplens.clear();
         }
         self.block(SHB, &body, big_endian)
     }
@@ -356,6 +533,15 @@ fn output_error(e: OutputError) -> CaptureError {
 
 fn put32(buf: &mut [u8], v: u32, be: bool) {
     buf[..4].copy_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
+}
+
+fn read32(b: &[u8], be: bool) -> u32 {
+    let w = [b[0], b[1], b[2], b[3]];
+    if be {
+        u32::from_be_bytes(w)
+    } else {
+        u32::from_le_bytes(w)
+    }
 }
 
 fn put16(buf: &mut [u8], v: u16, be: bool) {
