@@ -5,47 +5,9 @@
 
 mod common;
 
-use common::{lsnat, read_json, root, scratch};
+use common::{Pcap, fix_tcp_checksum, lsnat, read_json, root, scratch};
 use serde_json::Value;
 use std::path::Path;
-
-/// A classic little-endian pcap (µs or ns): its global header and its records (record header, bytes).
-struct Pcap {
-    header: Vec<u8>,
-    records: Vec<([u8; 16], Vec<u8>)>,
-}
-
-impl Pcap {
-    fn read(path: &Path) -> Pcap {
-        let d = std::fs::read(path).expect("capture");
-        assert!(
-            [[0xd4, 0xc3, 0xb2, 0xa1], [0x4d, 0x3c, 0xb2, 0xa1]]
-                .contains(&d[..4].try_into().unwrap()),
-            "a little-endian pcap"
-        );
-        let mut at = 24;
-        let mut records = Vec::new();
-        while at + 16 <= d.len() {
-            let h: [u8; 16] = d[at..at + 16].try_into().expect("16 bytes");
-            let len = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes")) as usize;
-            records.push((h, d[at + 16..at + 16 + len].to_vec()));
-            at += 16 + len;
-        }
-        Pcap {
-            header: d[..24].to_vec(),
-            records,
-        }
-    }
-
-    fn write(&self, path: &Path) {
-        let mut d = self.header.clone();
-        for (h, b) in &self.records {
-            d.extend_from_slice(h);
-            d.extend_from_slice(b);
-        }
-        std::fs::write(path, d).expect("write capture");
-    }
-}
 
 /// An Ethernet frame's TCP segment: (source, source port, destination port, flags), when it
 /// is one.
@@ -61,31 +23,6 @@ fn tcp(frame: &[u8]) -> Option<([u8; 4], u16, u16, u8)> {
         u16::from_be_bytes([t[2], t[3]]),
         t[13],
     ))
-}
-
-/// Recomputes the TCP checksum of an Ethernet frame from scratch (RFC 793 §3.1).
-fn fix_tcp_checksum(frame: &mut [u8]) {
-    let ip = &mut frame[14..];
-    let ihl = usize::from(ip[0] & 15) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let seg_len = total - ihl;
-    ip[ihl + 16] = 0;
-    ip[ihl + 17] = 0;
-    let mut sum: u32 = 0;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-    };
-    add(&ip[12..20]);
-    add(&[0, 6]);
-    add(&(seg_len as u16).to_be_bytes());
-    add(&ip[ihl..ihl + seg_len]);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let c = !(sum as u16);
-    ip[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
 }
 
 fn replay(dir: &Path, cap: &Pcap) -> Value {

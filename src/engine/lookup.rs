@@ -13,8 +13,8 @@ use super::fragments::{FragmentFate, FragmentKey, HoldRefused};
 use super::session::{Segment, opens_session, tcp_history};
 use super::{Engine, View};
 use crate::time::Timestamp;
-use crate::wire::checksum::update16;
-use crate::wire::ipv4::{self, Ipv4, L4};
+use crate::wire::checksum::{ones_add, update16};
+use crate::wire::ipv4::{self, Ipv4, L4, Malformed};
 use crate::wire::tcp_flags::{ACK, SYN};
 use crate::wire::{icmp_type, proto};
 
@@ -175,10 +175,39 @@ impl Engine {
         }
     }
 
+    /// A datagram whose IPv4 header the capture's snapshot cut (options past the captured
+    /// bytes): the router saw it whole, but nothing here can be translated. It passes
+    /// untouched, reported as truncated when it is to a VIP or from a member, as a packet cut
+    /// inside its transport header is.
+    fn header_cut(&self, b: &[u8]) -> Outcome {
+        let addr = |i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        let (src, dst) = (addr(12), addr(16));
+        let related = self.vss.is_vip(dst) || self.pool.find(src).is_some();
+        let mut out = Outcome::new(Verdict::Pass(if related {
+            PassReason::Truncated
+        } else {
+            PassReason::Unrelated
+        }));
+        let t = Tuple {
+            protocol: b[9],
+            src,
+            sport: 0,
+            dst,
+            dport: 0,
+        };
+        out.before = t;
+        out.after = t;
+        out.ip_checksum = [u16::from_be_bytes([b[10], b[11]]); 2];
+        out.ttl = [b[8]; 2];
+        out
+    }
+
     /// Classifies and handles one packet at time `now` (timers already fired).
     pub(crate) fn process(&mut self, now: Timestamp, b: &mut [u8]) -> Outcome {
-        let Ok(ip) = Ipv4::parse(b) else {
-            return Outcome::new(Verdict::Drop(DropReason::MalformedIpv4));
+        let ip = match Ipv4::parse(b) {
+            Ok(ip) => ip,
+            Err(Malformed::HeaderCut) => return self.header_cut(b),
+            Err(_) => return Outcome::new(Verdict::Drop(DropReason::MalformedIpv4)),
         };
         let l4 = ip.l4(b);
         let mut out = base_outcome(&ip, &l4, b);
@@ -497,7 +526,7 @@ impl Engine {
         }
         let closed_now = match l4 {
             L4::Tcp { .. } => {
-                let seg = Segment::of(&ip, &l4, b).unwrap_or_default();
+                let seg = Segment::of(ip, &l4, b).unwrap_or_default();
                 tcp_history(&mut s.history, dir == 0, seg.flags, seg.payload_len);
                 if s.closed.is_none() {
                     let before = s.tcp.state;
@@ -680,7 +709,13 @@ impl Engine {
         let related = self.vss.is_vip(ip.dst)
             || quoted.is_some_and(|(_, t)| self.vss.is_vip(t.src) || self.vss.is_vip(t.dst));
         let Some((inner, qt)) = quoted else {
-            if related {
+            // No session can be told from the quote. Cut by the capture's snapshot length, the
+            // quote the router saw was whole: the error passes untranslated, reported as
+            // truncated like any packet whose headers were cut; a quote that short on the wire
+            // is an error about no session.
+            if !ip.is_complete() && (related || self.pool.find(ip.src).is_some()) {
+                out.verdict = Verdict::Pass(PassReason::Truncated);
+            } else if related {
                 out.verdict = Verdict::Drop(DropReason::IcmpErrorWithoutSession);
             }
             return;
@@ -764,6 +799,28 @@ impl Engine {
                 if old != new {
                     icmp_csum = update16(icmp_csum, old, new);
                 }
+            }
+            // The quoted TCP or UDP checksum past the snapshot: the router changed it too, by
+            // minus the change of the addresses and ports it covers (RFC 1624), whatever its
+            // value, and the ICMP checksum covers it. (A zero UDP checksum, which stays zero,
+            // cannot be told here: taken as present, as Linux always sends one.)
+            let csum_at = match inner.protocol {
+                proto::TCP => Some(inner.ihl + 16),
+                proto::UDP => Some(inner.ihl + 6),
+                _ => None,
+            };
+            if let Some(at) = csum_at
+                && at + 2 > q.len()
+                && inner_at + at + 2 <= ip.total_len
+                && inner.ihl + 4 <= n
+                && inner.frag_offset == 0
+            {
+                let mut covered = 0u16;
+                for i in [12, 14, 16, 18, inner.ihl, inner.ihl + 2] {
+                    let (old, new) = (word(&before, i), word(q, i));
+                    covered = ones_add(covered, ones_add(new, !old));
+                }
+                icmp_csum = update16(icmp_csum, covered, 0);
             }
         }
         b[icmp_csum_at..icmp_csum_at + 2].copy_from_slice(&icmp_csum.to_be_bytes());

@@ -87,6 +87,12 @@ pub fn update32(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     !fold32(acc)
 }
 
+/// One's complement addition of two 16-bit words (RFC 1071).
+#[inline]
+pub fn ones_add(a: u16, b: u16) -> u16 {
+    fold32(u32::from(a) + u32::from(b))
+}
+
 #[inline]
 fn fold32(mut acc: u32) -> u16 {
     acc = (acc & 0xffff) + (acc >> 16);

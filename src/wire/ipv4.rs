@@ -11,8 +11,12 @@ use super::{icmp_type, proto};
 /// Why bytes are not a usable IPv4 header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Malformed {
-    /// Fewer than 20 bytes, or fewer than the header length says.
+    /// Fewer than 20 bytes, or fewer than the header length says when the datagram itself
+    /// is that short.
     Short,
+    /// The header's options run past the captured bytes (a snapshot length shorter than the
+    /// header), in a datagram whose total length holds them: not malformed, only cut.
+    HeaderCut,
     /// Version field is not 4.
     NotVersion4,
     /// Header length below 20 bytes.
@@ -123,10 +127,14 @@ impl Ipv4 {
         if ihl < 20 {
             return Err(Malformed::BadHeaderLength);
         }
-        if b.len() < ihl {
-            return Err(Malformed::Short);
-        }
         let field_len = usize::from(u16::from_be_bytes([b[2], b[3]]));
+        if b.len() < ihl {
+            return Err(if field_len >= ihl {
+                Malformed::HeaderCut
+            } else {
+                Malformed::Short
+            });
+        }
         let total_len = if field_len == 0 { b.len() } else { field_len };
         if total_len < ihl {
             return Err(Malformed::BadTotalLength);
