@@ -5,19 +5,9 @@
 
 mod common;
 
-use std::path::Path;
+use common::ng::{Ng, crc32};
 
-/// CRC-32 (IEEE 802.3, as zlib computes it), bit by bit: independent of lsnat's table.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
+use std::path::Path;
 
 /// The frame with its FCS appended, wrong by `error` (0: right).
 fn with_fcs(frame: &[u8], error: u32) -> Vec<u8> {
@@ -121,53 +111,23 @@ fn pcap_frames_keep_their_fcs_right_or_wrong_by_the_same_amount() {
 fn pcapng_frames_keep_their_fcs_by_interface_or_packet() {
     let scratch = common::scratch();
     let packets = common::read_all(&common::root().join("captures/lsnat-router.pcap"));
-    let block = |out: &mut Vec<u8>, type_: u32, body: &[u8]| {
-        let total = (body.len() + 12) as u32;
-        out.extend_from_slice(&type_.to_le_bytes());
-        out.extend_from_slice(&total.to_le_bytes());
-        out.extend_from_slice(body);
-        out.extend_from_slice(&total.to_le_bytes());
-    };
     for per_packet in [false, true] {
-        let mut ng = Vec::new();
-        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
-        shb.extend_from_slice(&[1, 0, 0, 0]);
-        shb.extend_from_slice(&[0xff; 8]);
-        block(&mut ng, 0x0a0d_0d0a, &shb);
-        let mut idb = vec![1, 0, 0, 0, 0, 0, 4, 0];
-        idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0]); // if_tsresol: ns
-        if !per_packet {
-            idb.extend_from_slice(&[13, 0, 1, 0, 32, 0, 0, 0]); // if_fcslen: 32 bits
-        }
-        idb.extend_from_slice(&[0; 4]);
-        block(&mut ng, 1, &idb);
+        let mut ng = Ng::new();
+        // if_tsresol: ns; without per-packet flags, if_fcslen: 32 bits.
+        let fcslen: &[(u16, &[u8])] = if per_packet { &[] } else { &[(13, &[32])] };
+        ng.shb(false, &[])
+            .idb(1, 262_144, &[&[(9u16, &[9u8][..])][..], fcslen].concat());
         for (m, frame) in &packets {
             let f = with_fcs(frame, planted(m.index));
-            let ns = m.ts.nanos();
-            let mut body = Vec::new();
-            for v in [
-                0,
-                (ns >> 32) as u32,
-                ns as u32,
-                f.len() as u32,
-                f.len() as u32,
-            ] {
-                body.extend_from_slice(&v.to_le_bytes());
-            }
-            body.extend_from_slice(&f);
-            body.resize(body.len().next_multiple_of(4), 0);
-            if per_packet {
-                // epb_flags: inbound, FCS length 4 bytes.
-                body.extend_from_slice(&[2, 0, 4, 0]);
-                body.extend_from_slice(&(1u32 | 4 << 5).to_le_bytes());
-                body.extend_from_slice(&[0; 4]);
-            }
-            block(&mut ng, 6, &body);
+            // epb_flags: inbound, FCS length 4 bytes.
+            let flags = (1u32 | 4 << 5).to_le_bytes();
+            let opts: &[(u16, &[u8])] = if per_packet { &[(2, &flags)] } else { &[] };
+            ng.epb(0, m.ts.nanos(), f.len() as u32, &f, opts);
         }
         let input = scratch
             .path()
             .join(format!("router-fcs-{per_packet}.pcapng"));
-        std::fs::write(&input, &ng).unwrap();
+        std::fs::write(&input, &ng.out).unwrap();
         let out = scratch.path().join(format!("out-{per_packet}.pcapng"));
         let errors = replay_and_read_errors(&input, "captures/lsnat-router.toml", &out);
         assert!(errors.iter().filter(|e| **e != 0).count() > 3);

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::ng::{Ng, crc32};
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -14,93 +16,6 @@ fn router_packets() -> Vec<(u64, Vec<u8>)> {
         .into_iter()
         .map(|(m, b)| (m.ts.nanos(), b))
         .collect()
-}
-
-/// A pcapng file under construction, one section at a time.
-#[derive(Default)]
-struct Ng {
-    be: bool,
-    out: Vec<u8>,
-}
-
-impl Ng {
-    fn w16(&self, v: u16) -> [u8; 2] {
-        if self.be {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    }
-    fn w32(&self, v: u32) -> [u8; 4] {
-        if self.be {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    }
-    fn w64(&self, v: u64) -> [u8; 8] {
-        if self.be {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    }
-    fn block(&mut self, type_: u32, body: &[u8]) -> &mut Ng {
-        let mut body = body.to_vec();
-        body.resize(body.len().next_multiple_of(4), 0);
-        let total = self.w32(body.len() as u32 + 12);
-        self.out.extend_from_slice(&self.w32(type_));
-        self.out.extend_from_slice(&total);
-        self.out.extend_from_slice(&body);
-        self.out.extend_from_slice(&total);
-        self
-    }
-    fn options(&self, opts: &[(u16, Vec<u8>)]) -> Vec<u8> {
-        let mut o = Vec::new();
-        for (code, value) in opts {
-            o.extend_from_slice(&self.w16(*code));
-            o.extend_from_slice(&self.w16(value.len() as u16));
-            o.extend_from_slice(value);
-            o.resize(o.len().next_multiple_of(4), 0);
-        }
-        if !opts.is_empty() {
-            o.extend_from_slice(&[0; 4]);
-        }
-        o
-    }
-    fn shb(&mut self, be: bool, opts: &[(u16, Vec<u8>)]) -> &mut Ng {
-        self.be = be;
-        let mut body = self.w32(0x1a2b_3c4d).to_vec();
-        body.extend_from_slice(&self.w16(1));
-        body.extend_from_slice(&self.w16(0));
-        body.extend_from_slice(&[0xff; 8]);
-        body.extend(self.options(opts));
-        self.block(0x0a0d_0d0a, &body)
-    }
-    /// An Ethernet interface with this snaplen and options.
-    fn idb(&mut self, snaplen: u32, opts: &[(u16, Vec<u8>)]) -> &mut Ng {
-        let mut body = self.w16(1).to_vec();
-        body.extend_from_slice(&[0, 0]);
-        body.extend_from_slice(&self.w32(snaplen));
-        body.extend(self.options(opts));
-        self.block(1, &body)
-    }
-    fn epb(&mut self, iface: u32, units: u64, data: &[u8], opts: &[(u16, Vec<u8>)]) -> &mut Ng {
-        let mut body = Vec::new();
-        for v in [
-            iface,
-            (units >> 32) as u32,
-            units as u32,
-            data.len() as u32,
-            data.len() as u32,
-        ] {
-            body.extend_from_slice(&self.w32(v));
-        }
-        body.extend_from_slice(data);
-        body.resize(body.len().next_multiple_of(4), 0);
-        body.extend(self.options(opts));
-        self.block(6, &body)
-    }
 }
 
 /// A block of a pcapng file: its byte order, type and body.
@@ -192,14 +107,14 @@ fn timestamp_resolution_finer_than_a_nanosecond_is_refused_by_name() {
     let packets = router_packets();
     let make = |resol: u8| {
         let mut ng = Ng::default();
-        ng.shb(false, &[]).idb(262_144, &[(9, vec![resol])]);
+        ng.shb(false, &[]).idb(1, 262_144, &[(9, &[resol])]);
         for (ns, frame) in &packets {
             let units = if resol & 0x80 != 0 {
                 ((u128::from(*ns) << (resol & 0x7f)) / 1_000_000_000) as u64
             } else {
                 (u128::from(*ns) * 10u128.pow(u32::from(resol)) / 1_000_000_000) as u64
             };
-            ng.epb(0, units, frame, &[]);
+            ng.epb(0, units, frame.len() as u32, frame, &[]);
         }
         save(scratch.path(), &format!("res-{resol:02x}.pcapng"), &ng)
     };
@@ -239,10 +154,10 @@ fn interface_description_that_is_not_utf8_is_copied_as_bytes() {
     let scratch = common::scratch();
     let description = b"Connexion r\xe9seau".to_vec();
     let mut ng = Ng::default();
-    ng.shb(false, &[(3, b"\xe9t\xe9".to_vec())])
-        .idb(262_144, &[(9, vec![9]), (3, description)]);
+    ng.shb(false, &[(3, b"\xe9t\xe9")])
+        .idb(1, 262_144, &[(9, &[9]), (3, &description)]);
     for (ns, frame) in router_packets() {
-        ng.epb(0, ns, &frame, &[]);
+        ng.epb(0, ns, frame.len() as u32, &frame, &[]);
     }
     let input = save(scratch.path(), "latin1.pcapng", &ng);
     let out = scratch.path().join("out.pcapng");
@@ -294,18 +209,6 @@ fn packet_data(b: &Block) -> &[u8] {
     &b.body[20..20 + caplen]
 }
 
-/// CRC-32 (IEEE 802.3, as zlib computes it), bit by bit.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
-
 /// pcapng §4.3, §4.6, §4.7: a packet keeps its options (`opt_comment`, `epb_hash`,
 /// `epb_packetid`, `epb_queue`, `epb_verdict`, custom options that may be copied), except
 /// `epb_hash` once its bytes are rewritten (it no longer matches them; a member's capture,
@@ -319,7 +222,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 fn packet_options_custom_blocks_and_decryption_secrets_are_kept() {
     let scratch = common::scratch();
     let mut ng = Ng::default();
-    ng.shb(false, &[]).idb(262_144, &[(9, vec![9])]);
+    ng.shb(false, &[]).idb(1, 262_144, &[(9, &[9])]);
     let pen = 32473u32.to_le_bytes().to_vec();
     let mut expected = Vec::new();
     for (k, (ns, frame)) in router_packets().into_iter().enumerate() {
@@ -338,7 +241,7 @@ fn packet_options_custom_blocks_and_decryption_secrets_are_kept() {
             }
             body.extend_from_slice(&frame);
             body.resize(body.len().next_multiple_of(4), 0);
-            body.extend(ng.options(&[(1, b"obsolete".to_vec())]));
+            body.extend(ng.options(&[(1, b"obsolete")]));
             ng.block(2, &body);
             continue;
         }
@@ -354,7 +257,8 @@ fn packet_options_custom_blocks_and_decryption_secrets_are_kept() {
             (2988, [pen.clone(), b"copy me".to_vec()].concat()),
             (19372, [pen.clone(), b"not me".to_vec()].concat()),
         ];
-        ng.epb(0, ns, &frame, &opts);
+        let borrowed: Vec<(u16, &[u8])> = opts.iter().map(|(c, v)| (*c, v.as_slice())).collect();
+        ng.epb(0, ns, frame.len() as u32, &frame, &borrowed);
         expected.push((k, frame, opts));
         if k == 5 {
             let mut nrb = vec![1, 0, 12, 0, 203, 0, 113, 1];
@@ -469,10 +373,10 @@ fn packet_options_custom_blocks_and_decryption_secrets_are_kept() {
 fn simple_packet_blocks_stay_simple_and_take_their_neighbours_time() {
     let scratch = common::scratch();
     let mut ng = Ng::default();
-    ng.shb(false, &[]).idb(262_144, &[(9, vec![9])]);
+    ng.shb(false, &[]).idb(1, 262_144, &[(9, &[9])]);
     for (k, (ns, frame)) in router_packets().into_iter().enumerate() {
         if k == 20 {
-            ng.epb(0, ns, &frame, &[]);
+            ng.epb(0, ns, frame.len() as u32, &frame, &[]);
         } else {
             let mut body = ng.w32(frame.len() as u32).to_vec();
             body.extend_from_slice(&frame);

@@ -376,122 +376,32 @@ fn files_that_are_not_captures() {
 
 // ---- pcapng --------------------------------------------------------------------------------
 
-/// A pcapng file under construction.
-struct Ng {
-    be: bool,
-    out: Vec<u8>,
-}
+use ng_builder::Ng;
 
-impl Ng {
-    fn new() -> Ng {
-        Ng {
-            be: false,
-            out: Vec::new(),
-        }
-    }
-    fn w16(&self, v: u16) -> [u8; 2] {
-        if self.be {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    }
-    fn w32(&self, v: u32) -> [u8; 4] {
-        if self.be {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    }
-    fn block(&mut self, type_: u32, body: &[u8]) -> &mut Ng {
-        let mut body = body.to_vec();
-        body.resize(body.len().next_multiple_of(4), 0);
-        let total = self.w32(body.len() as u32 + 12);
-        self.out.extend_from_slice(&self.w32(type_));
-        self.out.extend_from_slice(&total);
-        self.out.extend_from_slice(&body);
-        self.out.extend_from_slice(&total);
-        self
-    }
-    fn options(&self, opts: &[(u16, &[u8])]) -> Vec<u8> {
-        let mut o = Vec::new();
-        for (code, value) in opts {
-            o.extend_from_slice(&self.w16(*code));
-            o.extend_from_slice(&self.w16(value.len() as u16));
-            o.extend_from_slice(value);
-            o.resize(o.len().next_multiple_of(4), 0);
-        }
-        if !opts.is_empty() {
-            o.extend_from_slice(&[0; 4]);
-        }
-        o
-    }
-    fn shb(&mut self, be: bool) -> &mut Ng {
-        self.be = be;
-        let mut body = self.w32(0x1a2b_3c4d).to_vec();
-        body.extend_from_slice(&self.w16(1));
-        body.extend_from_slice(&self.w16(0));
-        body.extend_from_slice(&[0xff; 8]);
-        body.extend(self.options(&[(4, b"lsnat unit test")]));
-        self.block(0x0a0d_0d0a, &body)
-    }
-    fn idb(&mut self, linktype: u16, snaplen: u32, opts: &[(u16, &[u8])]) -> &mut Ng {
-        let mut body = self.w16(linktype).to_vec();
-        body.extend_from_slice(&[0, 0]);
-        body.extend_from_slice(&self.w32(snaplen));
-        body.extend(self.options(opts));
-        self.block(1, &body)
-    }
-    fn epb(
-        &mut self,
-        iface: u32,
-        units: u64,
-        orig: u32,
-        data: &[u8],
-        flags: Option<u32>,
-    ) -> &mut Ng {
-        let mut body = Vec::new();
-        for v in [
-            iface,
-            (units >> 32) as u32,
-            units as u32,
-            data.len() as u32,
-            orig,
-        ] {
-            body.extend_from_slice(&self.w32(v));
-        }
-        body.extend_from_slice(data);
-        body.resize(body.len().next_multiple_of(4), 0);
-        if let Some(f) = flags {
-            let f = self.w32(f);
-            body.extend(self.options(&[(1, b"a comment"), (2, &f)]));
-        }
-        self.block(6, &body)
-    }
-    fn spb(&mut self, data: &[u8]) -> &mut Ng {
-        let mut body = self.w32(data.len() as u32).to_vec();
-        body.extend_from_slice(data);
-        self.block(3, &body)
-    }
-}
+/// The pcapng builder the integration tests use too.
+#[path = "../../tests/common/ng.rs"]
+mod ng_builder;
+
+/// The unit tests' section header option: a comment.
+const UNIT: &[(u16, &[u8])] = &[(4, b"lsnat unit test")];
 
 /// A two-section file: little-endian with two interfaces of different resolutions (the second
 /// with an offset), flags, a Simple Packet Block and blocks to skip; then a big-endian section.
 fn two_sections() -> Vec<u8> {
     let mut ng = Ng::new();
-    ng.shb(false)
+    ng.shb(false, UNIT)
         .idb(1, 262_144, &[(2, b"eth0"), (9, &[9])])
         .idb(1, 0, &[(9, &[6]), (14, &100i64.to_le_bytes())])
-        .epb(0, 1_700_000_000_123_456_789, 60, &[0xa; 60], Some(1))
+        .epb_flags(0, 1_700_000_000_123_456_789, 60, &[0xa; 60], Some(1))
         .block(4, &[0, 0, 0, 0]) // name resolution: end of records
-        .epb(1, 1_500_000, 1514, &[0xb; 61], Some(0x0000_0102))
+        .epb_flags(1, 1_500_000, 1514, &[0xb; 61], Some(0x0000_0102))
         .spb(&[0xc; 60])
         .block(5, &[0; 12]) // interface statistics, no options
         .block(0x0000_0bad, &[0, 0, 0x7e, 0x2a, 1, 2, 3, 4]) // custom block
-        .epb(0, 5, 3, &[0xd; 7], None); // captured length above the original one
-    ng.shb(true)
+        .epb_flags(0, 5, 3, &[0xd; 7], None); // captured length above the original one
+    ng.shb(true, UNIT)
         .idb(113, 65_535, &[(9, &[0x80 | 20])])
-        .epb(0, 3 << 20, 46, &[0xe; 46], Some(2));
+        .epb_flags(0, 3 << 20, 46, &[0xe; 46], Some(2));
     ng.out
 }
 
@@ -679,10 +589,10 @@ fn pcapng_ending_inside_a_block_is_a_warning() {
 #[test]
 fn pcapng_packet_for_an_undescribed_interface_is_an_error() {
     let mut ng = Ng::new();
-    ng.shb(true)
+    ng.shb(true, UNIT)
         .idb(1, 0, &[])
-        .epb(0, 1, 4, &[1; 4], None)
-        .epb(3, 2, 4, &[2; 4], None);
+        .epb_flags(0, 1, 4, &[1; 4], None)
+        .epb_flags(3, 2, 4, &[2; 4], None);
     let file = TempFile::new("badif.pcapng", &ng.out);
     let (pkts, _, err) = read_all(file.path(), 100);
     assert_eq!(pkts.len(), 1);
@@ -697,7 +607,7 @@ fn pcapng_packet_for_an_undescribed_interface_is_an_error() {
 #[test]
 fn big_endian_pcapng_without_packets_round_trips() {
     let mut ng = Ng::new();
-    ng.shb(true).idb(1, 0, &[]);
+    ng.shb(true, UNIT).idb(1, 0, &[]);
     let file = TempFile::new("empty.pcapng", &ng.out);
     let out = TempFile::new("empty-out.pcapng", b"");
     let written = copy(file.path(), out.path(), 10);
@@ -740,13 +650,13 @@ fn reader_is_send() {
 #[test]
 fn simple_packet_blocks_before_any_timestamp_take_the_next_one() {
     let mut ng = Ng::new();
-    ng.shb(false)
+    ng.shb(false, UNIT)
         .idb(1, 0, &[(9, &[9])])
         .spb(&[1; 20])
         .spb(&[2; 20])
         .block(4, &[0, 0, 0, 0])
         .idb(1, 0, &[(9, &[3])])
-        .epb(1, 1_700_000_000_123, 20, &[3; 20], None)
+        .epb_flags(1, 1_700_000_000_123, 20, &[3; 20], None)
         .spb(&[4; 20]);
     let file = TempFile::new("lead-spb.pcapng", &ng.out);
     for max in [1, 100] {
@@ -761,7 +671,10 @@ fn simple_packet_blocks_before_any_timestamp_take_the_next_one() {
         );
     }
     let mut none = Ng::new();
-    none.shb(true).idb(1, 0, &[]).spb(&[1; 20]).spb(&[2; 20]);
+    none.shb(true, UNIT)
+        .idb(1, 0, &[])
+        .spb(&[1; 20])
+        .spb(&[2; 20]);
     let file = TempFile::new("no-ts.pcapng", &none.out);
     let (pkts, _, _) = read_all(file.path(), 1);
     assert!(pkts.iter().all(|(m, _)| m.ts.nanos() == 0 && m.simple));

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod ng;
+
 use lsnat::capture::{Batch, CaptureReader, PacketMeta};
 use lsnat::link::{self, Payload};
 pub use lsnat::report::golden::Written;
