@@ -695,6 +695,7 @@ pub fn run(
             },
         );
         let mut checked_links = Vec::new();
+        let mut last_link = None;
         let engine_result = (|| -> Result<(), ReplayError> {
             for (batch_no, work) in (0u64..).zip(full_rx.iter()) {
                 let mut work = work?;
@@ -718,7 +719,9 @@ pub fn run(
                         Prefetch::Session,
                     );
                     let meta = batch.packets[i];
-                    if !checked_links.contains(&(meta.linktype, meta.fcs_len)) {
+                    if last_link != Some((meta.linktype, meta.fcs_len))
+                        && !checked_links.contains(&(meta.linktype, meta.fcs_len))
+                    {
                         link::check_supported(meta.linktype)
                             .and_then(|()| link::check_fcs(meta.linktype, meta.fcs_len))
                             .map_err(|m| {
@@ -730,6 +733,7 @@ pub fn run(
                             })?;
                         checked_links.push((meta.linktype, meta.fcs_len));
                     }
+                    last_link = Some((meta.linktype, meta.fcs_len));
                     totals.packets += 1;
                     totals.first_ts.get_or_insert(meta.ts);
                     totals.last_ts = Some(meta.ts);

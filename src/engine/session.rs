@@ -96,6 +96,7 @@ pub(crate) struct Segment {
 impl Segment {
     /// The segment of a TCP packet `b` (its IPv4 header `ip`, its TCP fields `l4`); `None`
     /// for anything else.
+    #[inline]
     pub fn of(ip: &Ipv4, l4: &L4, b: &[u8]) -> Option<Segment> {
         let &L4::Tcp {
             seq,
@@ -169,12 +170,14 @@ const SYN_ACKED: u16 = 1 << 9;
 const NO_SCALE: u8 = u8::MAX;
 
 impl TcpTrack {
+    #[inline]
     fn has(&self, bit: u16, dir: usize) -> bool {
         self.seen & (bit << dir) != 0
     }
 
     /// Feeds one segment sent in direction `dir` (0 client → member, 1 back). Returns the end
     /// reason when this segment ends the session.
+    #[inline]
     pub fn on_segment(&mut self, dir: usize, seg: Segment) -> Option<EndReason> {
         let Segment { ack, flags, .. } = seg;
         if flags & RST != 0 {
@@ -227,6 +230,7 @@ impl TcpTrack {
     }
 
     /// Records what `dir` acknowledged and the window it advertised.
+    #[inline]
     fn follow_window(&mut self, dir: usize, seg: Segment) {
         if seg.flags & SYN != 0 {
             self.window_scale[dir] = seg.window_scale.map_or(NO_SCALE, |s| s.min(14));
@@ -260,6 +264,7 @@ impl TcpTrack {
     }
 
     /// RFC 793 §3.4: whether the receiver of an RST sent in `dir` accepts it.
+    #[cold]
     fn rst_acceptable(&self, dir: usize, seg: Segment) -> bool {
         let other = 1 - dir;
         if self.has(ACK_SEEN, other) {
@@ -279,6 +284,7 @@ impl TcpTrack {
 }
 
 /// The sequence number after a segment: its data, plus one for a SYN and one for a FIN.
+#[inline]
 fn segment_end(seg: Segment) -> u32 {
     seg.seq
         .wrapping_add(seg.payload_len)

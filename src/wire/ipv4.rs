@@ -338,6 +338,7 @@ fn l4_update32(ip: &Ipv4, b: &mut [u8], old: [u8; 4], new: [u8; 4]) {
 }
 
 /// The window field of the TCP header that starts at `l4` in `b` (RFC 793 §3.1), when captured.
+#[inline]
 pub fn tcp_window(b: &[u8], l4: usize) -> Option<u16> {
     let w = b.get(l4 + 14..l4 + 16)?;
     Some(u16::from_be_bytes([w[0], w[1]]))
@@ -345,6 +346,7 @@ pub fn tcp_window(b: &[u8], l4: usize) -> Option<u16> {
 
 /// The window scale option (RFC 7323 §2.2, kind 3) among the options of the TCP header that
 /// starts at `l4` in `b` and is `header_len` bytes long, as far as they were captured.
+#[cold]
 pub fn tcp_window_scale(b: &[u8], l4: usize, header_len: usize) -> Option<u8> {
     let end = (l4 + header_len).min(b.len());
     let mut at = l4 + 20;
