@@ -1006,3 +1006,44 @@ fn a_session_refused_anyway_retires_no_other() {
     );
     assert!(r["packets"]["dropped"]["no-member-available"].as_u64() > Some(0));
 }
+
+/// With a full table (`max_sessions = 3`), the session retired to make room is gone before
+/// the algorithm chooses (RFC 2391 §2.4, §5.1 (2)): least-load on `lsnat-router.pcap` never
+/// sees more than 2 sessions bound, and picks the member with fewest of what remains. Before,
+/// it chose first and counted the session about to be retired (s5 went to .1 on 1/1/1 while
+/// .2's only session was being retired).
+#[test]
+fn least_load_chooses_after_a_full_table_made_room() {
+    let dir = common::scratch();
+    let base =
+        std::fs::read_to_string(common::root().join("captures/lsnat-router.toml")).expect("config");
+    let cfg = base
+        .replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n")
+        .replace("\"round-robin\"", "\"least-load\"");
+    let path = dir.path().join("ll.toml");
+    std::fs::write(&path, cfg).expect("config");
+    let r = common::replay_json(
+        dir.path(),
+        &common::root().join("captures/lsnat-router.pcap"),
+        &["-c".as_ref(), path.as_os_str()],
+    );
+    let sessions = r["sessions"].as_array().expect("sessions");
+    assert!(sessions.iter().any(|s| s["end"] == "retired"));
+    for s in sessions {
+        let candidates = s["decision"]["candidates"].as_array().expect("candidates");
+        let bound: Vec<u64> = candidates
+            .iter()
+            .map(|c| c["bound"].as_u64().expect("bound"))
+            .collect();
+        assert!(
+            bound.iter().sum::<u64>() <= 2,
+            "s{}: the algorithm saw {bound:?} bound",
+            s["id"]
+        );
+        let chosen = candidates
+            .iter()
+            .find(|c| c["member"] == s["decision"]["chosen"])
+            .expect("chosen among the candidates");
+        assert_eq!(chosen["bound"].as_u64(), bound.iter().min().copied());
+    }
+}

@@ -66,6 +66,17 @@ impl Engine {
             // The flow table addresses 2^30 slots: far beyond memory, but never wrapped.
             return Err(DropReason::TableFull);
         }
+        if full {
+            // RFC 2391 §2.4: a full table retires its longest-idle session "when it becomes
+            // necessary": not for a session no member would take. Then the algorithm sees the
+            // table as it will be (least-load counts the retired session out).
+            if !self.any_member_takes(vs, &key) {
+                return Err(DropReason::NoMemberAvailable);
+            }
+            if !self.retire_longest_idle() {
+                return Err(DropReason::TableFull);
+            }
+        }
         let (target, decision, probe) = self.choose(now, vs, key)?;
         let member = target.member;
         let chosen = decision.chosen;
@@ -108,23 +119,6 @@ impl Engine {
         }
 
         let reply = session_reply_key(&key, &translated, self.vss.view);
-        // RFC 2391 §2.4: a full table retires its longest-idle session "when it becomes
-        // necessary": only for a session that will be bound, not for one refused anyway (no
-        // member, no TU port, or its keys taken: see the insert below).
-        let clash = full && {
-            let slots = self.slots.as_slice();
-            self.flows.get(&reply, slots).is_some() || self.flows.get(&key, slots).is_some()
-        };
-        if clash || (full && !self.retire_longest_idle()) {
-            if napt {
-                self.ports.release_translated(&translated);
-            }
-            return Err(if clash {
-                DropReason::ReplyKeyInUse
-            } else {
-                DropReason::TableFull
-            });
-        }
         let number = self.next_number;
         self.next_number += 1;
         let session = Session {
@@ -365,6 +359,15 @@ impl Engine {
         decision.chosen = c.member as u32;
         decision.chosen_addr = c.addr;
         Ok((self.targets[pick], decision, false))
+    }
+
+    /// Whether some member would take a new session `key` of virtual server `vs` (a candidate
+    /// of the algorithm, or a due dead-host probe), without choosing one: nothing changes.
+    fn any_member_takes(&self, vs: usize, key: &Tuple) -> bool {
+        (0..self.vss.list[vs].members.len()).any(|i| {
+            self.offered(vs, i, key)
+                .is_some_and(|t| self.pool.member(t.member).cost.is_finite())
+        }) || self.probe_target(vs, key).is_some()
     }
 
     /// Where a new session `key` goes if the algorithm gives it to the `i`th member of virtual

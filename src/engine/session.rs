@@ -4,7 +4,7 @@
 
 use super::event::{EndReason, History, SessionRecord, TcpState, Tuple};
 use crate::time::Timestamp;
-use crate::wire::ipv4::{Ipv4, L4, tcp_window, tcp_window_scale};
+use crate::wire::ipv4::{Ipv4, L4, WindowScale, tcp_window, tcp_window_scale};
 use crate::wire::tcp_flags::{ACK, FIN, RST, SYN};
 
 /// A bound session.
@@ -90,7 +90,7 @@ pub(crate) struct Segment {
     /// Its window field, when captured.
     pub window: Option<u16>,
     /// Its window scale option (RFC 7323 §2.2), on a SYN.
-    pub window_scale: Option<u8>,
+    pub window_scale: WindowScale,
 }
 
 impl Segment {
@@ -117,7 +117,7 @@ impl Segment {
             window_scale: if flags & SYN != 0 {
                 tcp_window_scale(b, ip.ihl, header_len)
             } else {
-                None
+                WindowScale::Absent
             },
         })
     }
@@ -151,7 +151,7 @@ pub(crate) struct TcpTrack {
     /// that SYN acknowledges.
     client_syn_end: u32,
     /// For each direction, the window scale its SYN offered (RFC 7323 §2.2); `NO_SCALE`
-    /// without the option.
+    /// without the option, `UNKNOWN_SCALE` when the snapshot cut the SYN's options.
     window_scale: [u8; 2],
     /// What has been seen: the `*_SEEN` bits (shifted left by the direction where there is
     /// one for each), `FIN_ACKED` for each direction, `SYN_ACKED`.
@@ -167,7 +167,11 @@ const FIN_ACKED: u16 = 1 << 6;
 const SYN_SEEN: u16 = 1 << 8;
 /// The member's SYN-ACK was seen.
 const SYN_ACKED: u16 = 1 << 9;
+/// The client sent a SYN again, for a new connection, after its first (conntrack lets the
+/// member's RST to it through, RFC 793 §3.4: it acknowledges that SYN).
+const RESYN: u16 = 1 << 10;
 const NO_SCALE: u8 = u8::MAX;
+const UNKNOWN_SCALE: u8 = u8::MAX - 1;
 
 impl TcpTrack {
     #[inline]
@@ -233,9 +237,17 @@ impl TcpTrack {
     #[inline]
     fn follow_window(&mut self, dir: usize, seg: Segment) {
         if seg.flags & SYN != 0 {
-            self.window_scale[dir] = seg.window_scale.map_or(NO_SCALE, |s| s.min(14));
+            self.window_scale[dir] = match seg.window_scale {
+                WindowScale::Absent => NO_SCALE,
+                WindowScale::Shift(s) => s.min(14),
+                WindowScale::NotCaptured => UNKNOWN_SCALE,
+            };
             if dir == 0 {
-                self.client_syn_end = segment_end(seg);
+                let end = segment_end(seg);
+                if self.has(SYN_SEEN, 0) && end != self.client_syn_end {
+                    self.seen |= RESYN;
+                }
+                self.client_syn_end = end;
                 self.seen |= SYN_SEEN;
             }
         }
@@ -246,12 +258,8 @@ impl TcpTrack {
         if let Some(w) = seg.window {
             // RFC 7323 §2.2: the window of a SYN is never scaled; others are when both SYNs
             // offered the option.
-            let scales = self.has(SYN_SEEN, 0)
-                && self.seen & SYN_ACKED != 0
-                && self.window_scale[0] != NO_SCALE
-                && self.window_scale[1] != NO_SCALE;
-            let shift = if scales && seg.flags & SYN == 0 {
-                self.window_scale[dir]
+            let shift = if seg.flags & SYN == 0 {
+                self.shift(dir).unwrap_or(0)
             } else {
                 0
             };
@@ -263,15 +271,44 @@ impl TcpTrack {
         }
     }
 
+    /// The window shift of what `dir` advertises after the handshake (RFC 7323 §2.2: both
+    /// SYNs offered the option, else 0); `None` when a SYN's options were not captured.
+    #[inline]
+    fn shift(&self, dir: usize) -> Option<u8> {
+        if !self.has(SYN_SEEN, 0) || self.seen & SYN_ACKED == 0 {
+            return Some(0);
+        }
+        match self.window_scale {
+            [NO_SCALE, _] | [_, NO_SCALE] => Some(0),
+            [UNKNOWN_SCALE, _] | [_, UNKNOWN_SCALE] => None,
+            s => Some(s[dir]),
+        }
+    }
+
     /// RFC 793 §3.4: whether the receiver of an RST sent in `dir` accepts it.
     #[cold]
     fn rst_acceptable(&self, dir: usize, seg: Segment) -> bool {
         let other = 1 - dir;
+        // The member refusing a client's new SYN on the session's tuple: the RST acknowledges
+        // that SYN (conntrack: "RST sent to invalid SYN we had let through").
+        if dir == 1
+            && self.seen & RESYN != 0
+            && seg.flags & ACK != 0
+            && seg.ack == self.client_syn_end
+        {
+            return true;
+        }
         if self.has(ACK_SEEN, other) {
-            // In [RCV.NXT, RCV.NXT + RCV.WND); a zero window takes RCV.NXT itself. No window
-            // captured (a short snapshot): accepted.
+            // Up to RCV.NXT + RCV.WND (a sender that filled the window aborts with that very
+            // number, as Linux's tcp_acceptable_seq does; conntrack takes up to its right
+            // edge), plus what scaling rounded off the advertised window. No window captured,
+            // or a scale the snapshot cut (a short snapshot): accepted.
+            let Some(shift) = self.shift(other) else {
+                return true;
+            };
+            let slack = (1u32 << shift) - 1;
             return !self.has(WINDOW_SEEN, other)
-                || seg.seq.wrapping_sub(self.rcv_nxt[other]) < self.max_window[other].max(1);
+                || seg.seq.wrapping_sub(self.rcv_nxt[other]) <= self.max_window[other] + slack;
         }
         // The receiver acknowledged nothing yet. The client in SYN-SENT takes an RST that
         // acknowledges its SYN; a member that has not answered (LISTEN or SYN-RECEIVED, its
@@ -322,7 +359,7 @@ mod tests {
             flags,
             payload_len,
             window: Some(65535),
-            window_scale: None,
+            window_scale: WindowScale::Absent,
         }
     }
 
@@ -340,6 +377,80 @@ mod tests {
             t.on_segment(0, seg(111, 5001, ACK, 0)),
             Some(EndReason::Fin)
         );
+    }
+
+    /// A handshake without window scaling: client ISN 100, member ISN 5000, each advertising
+    /// a window of `window`.
+    fn handshake(window: u16) -> TcpTrack {
+        let mut t = TcpTrack::default();
+        let mut s = seg(100, 0, SYN, 0);
+        s.window = Some(window);
+        t.on_segment(0, s);
+        let mut s = seg(5000, 101, SYN | ACK, 0);
+        s.window = Some(window);
+        t.on_segment(1, s);
+        let mut s = seg(101, 5001, ACK, 0);
+        s.window = Some(window);
+        t.on_segment(0, s);
+        t
+    }
+
+    /// RFC 793 §3.4: an RST is taken up to the receiver's RCV.NXT + RCV.WND (a sender that
+    /// filled the window aborts with that number), not beyond, nor before RCV.NXT.
+    #[test]
+    fn rst_is_taken_within_the_window_right_edge_included() {
+        for (seq, ends) in [
+            (5001 + 100, true),
+            (5001 + 101, false),
+            (5000, false),
+            (5001, true),
+        ] {
+            let mut t = handshake(100);
+            assert_eq!(
+                t.on_segment(1, seg(seq, 101, RST, 0)).is_some(),
+                ends,
+                "seq {seq}"
+            );
+        }
+    }
+
+    /// A client that sends a new SYN on an established session (a new connection on the same
+    /// port) and is refused by the member: the member's RST acknowledges that SYN, whatever its
+    /// sequence number, and ends the session (as conntrack lets it through).
+    #[test]
+    fn rst_refusing_a_new_syn_ends_the_session() {
+        let mut t = handshake(100);
+        assert_eq!(t.on_segment(0, seg(900_000, 0, SYN, 0)), None);
+        assert_eq!(
+            t.on_segment(1, seg(0, 900_001, RST | ACK, 0)),
+            Some(EndReason::Rst)
+        );
+        // The same RST without that SYN is outside the window.
+        let mut t = handshake(100);
+        assert_eq!(t.on_segment(1, seg(0, 900_001, RST | ACK, 0)), None);
+    }
+
+    /// Window scale options the snapshot cut: the scaled window is unknown, so an RST is
+    /// given the benefit of the doubt; with the options seen, the scaled window counts.
+    #[test]
+    fn rst_window_follows_the_scale_or_its_absence() {
+        let run = |scale: WindowScale, rst_seq: u32| {
+            let mut t = TcpTrack::default();
+            let mut s = seg(100, 0, SYN, 0);
+            (s.window_scale, s.window) = (scale, Some(100));
+            t.on_segment(0, s);
+            let mut s = seg(5000, 101, SYN | ACK, 0);
+            (s.window_scale, s.window) = (scale, Some(100));
+            t.on_segment(1, s);
+            let mut s = seg(101, 5001, ACK, 0);
+            s.window = Some(100);
+            t.on_segment(0, s);
+            t.on_segment(1, seg(rst_seq, 101, RST, 0)).is_some()
+        };
+        assert!(!run(WindowScale::Absent, 5001 + 1000));
+        assert!(run(WindowScale::Shift(4), 5001 + 1000)); // 100 << 4 = 1600
+        assert!(!run(WindowScale::Shift(4), 5001 + 1600 + 16));
+        assert!(run(WindowScale::NotCaptured, 5001 + 1000));
     }
 
     #[test]

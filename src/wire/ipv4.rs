@@ -344,29 +344,50 @@ pub fn tcp_window(b: &[u8], l4: usize) -> Option<u16> {
     Some(u16::from_be_bytes([w[0], w[1]]))
 }
 
+/// What a SYN's options say of window scaling (RFC 7323 §2.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WindowScale {
+    /// No window scale option.
+    #[default]
+    Absent,
+    /// The option, with its shift count.
+    Shift(u8),
+    /// The options run past the captured bytes before the option or the end of options.
+    NotCaptured,
+}
+
 /// The window scale option (RFC 7323 §2.2, kind 3) among the options of the TCP header that
-/// starts at `l4` in `b` and is `header_len` bytes long, as far as they were captured.
+/// starts at `l4` in `b` and is `header_len` bytes long.
 #[cold]
-pub fn tcp_window_scale(b: &[u8], l4: usize, header_len: usize) -> Option<u8> {
-    let end = (l4 + header_len).min(b.len());
+pub fn tcp_window_scale(b: &[u8], l4: usize, header_len: usize) -> WindowScale {
+    let end = l4 + header_len;
     let mut at = l4 + 20;
     while at < end {
-        match b[at] {
-            0 => return None,
+        let Some(&kind) = b.get(at) else {
+            return WindowScale::NotCaptured;
+        };
+        match kind {
+            0 => return WindowScale::Absent,
             1 => at += 1,
             kind => {
-                let len = usize::from(*b.get(at + 1)?);
+                let Some(&len) = b.get(at + 1) else {
+                    return WindowScale::NotCaptured;
+                };
+                let len = usize::from(len);
                 if len < 2 {
-                    return None;
+                    return WindowScale::Absent;
                 }
                 if kind == 3 && len == 3 {
-                    return b.get(at + 2).copied().filter(|_| at + 3 <= end);
+                    return b
+                        .get(at + 2)
+                        .filter(|_| at + 3 <= end)
+                        .map_or(WindowScale::NotCaptured, |&s| WindowScale::Shift(s));
                 }
                 at += len;
             }
         }
     }
-    None
+    WindowScale::Absent
 }
 
 /// Rewrites the source address; updates the header checksum and, through the pseudo-header,
