@@ -405,6 +405,22 @@ struct Outputs {
     capture: Option<CaptureWriter>,
     members: Vec<CaptureWriter>,
     written: u64,
+    /// Packets left out of a capture ([`placed`]).
+    left_out: u64,
+}
+
+/// `m`, a packet written next to packet `by` (a released fragment after its first fragment, a
+/// member's early fragment before it), as writer `w` can write it: on its own interface when
+/// `w`'s current section describes it; else (it was held from an earlier pcapng section) on
+/// `by`'s interface when that has the same link type and FCS length; else `None`, left out.
+fn placed(w: &CaptureWriter, m: &PacketMeta, by: &PacketMeta) -> Option<PacketMeta> {
+    if w.describes(m.interface) {
+        return Some(*m);
+    }
+    ((m.linktype, m.fcs_len) == (by.linktype, by.fcs_len)).then_some(PacketMeta {
+        interface: by.interface,
+        ..*m
+    })
 }
 
 impl Outputs {
@@ -448,11 +464,15 @@ impl Outputs {
                 next_extra += 1;
             }
             let extras = &w.extras[first_extra..next_extra];
+            let by = &w.batch.packets[i];
             // A member's fragments that came before their first (packet `i`), in its capture.
             for x in extras.iter().filter(|x| x.before) {
                 let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
                 if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
-                    m.write_bytes(&x.meta, bytes)?;
+                    match placed(m, &x.meta, by) {
+                        Some(meta) => m.write_bytes(&meta, bytes)?,
+                        None => self.left_out += 1,
+                    }
                 }
             }
             if f.forwarded
@@ -477,10 +497,19 @@ impl Outputs {
                 if x.to_capture
                     && let Some(c) = capture.as_mut()
                 {
-                    c.write_bytes(&x.meta, bytes)?;
+                    match placed(c, &x.meta, by) {
+                        Some(meta) => c.write_bytes(&meta, bytes)?,
+                        None => {
+                            self.left_out += 1;
+                            self.written -= 1;
+                        }
+                    }
                 }
                 if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
-                    m.write_bytes(&x.meta, bytes)?;
+                    match placed(m, &x.meta, by) {
+                        Some(meta) => m.write_bytes(&meta, bytes)?,
+                        None => self.left_out += 1,
+                    }
                 }
             }
         }
@@ -611,6 +640,7 @@ pub fn run(
         capture: None,
         members: Vec::new(),
         written: 0,
+        left_out: 0,
     };
     // Every output is checked before any is created: none may be an input, nor share a path.
     if let Some(dir) = &job.member_dir {
@@ -984,6 +1014,14 @@ pub fn run(
         .map(|v| v.name.clone())
         .collect();
     totals.written = outputs.written;
+    if outputs.left_out > 0 {
+        totals.warnings.push(format!(
+            "{} packet(s) the router sent left out of the output capture(s): a fragment held from \
+             an earlier pcapng section, released after a packet on an interface of another link \
+             type or FCS length",
+            outputs.left_out
+        ));
+    }
     // Should a member capture fail, the outputs finished before it go too.
     let mut committed = crate::output_file::Committed::default();
     if let (Some(w), Some(p)) = (outputs.capture.take(), &job.output) {

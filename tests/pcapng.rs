@@ -403,3 +403,101 @@ fn simple_packet_blocks_stay_simple_and_take_their_neighbours_time() {
     assert_eq!(ends(&report), ends(&pcap));
     assert!(ends(&report).get("idle-timeout").is_none(), "{report}");
 }
+
+/// `captures/lsnat-edges.pcap` as pcapng, a new section (and interface) starting at packet
+/// 49, as `cat a.pcapng b.pcapng` makes: packet 48 is a fragment held for its first, which
+/// comes in the second section. The packets of the first section are written with the link
+/// type `first_link` (their Ethernet header taken off for raw IPv4, 101).
+fn edges_in_two_sections(first_link: u16) -> Ng {
+    let packets = common::read_all(&common::root().join("captures/lsnat-edges.pcap"));
+    let mut ng = Ng::new();
+    for (m, frame) in &packets {
+        if m.index == 1 || m.index == 49 {
+            ng.shb(false, &[]);
+            ng.idb(if m.index == 1 { first_link } else { 1 }, 0, &[]);
+        }
+        let frame = match (m.index < 49, first_link) {
+            (true, 101) => &frame[14..],
+            _ => &frame[..],
+        };
+        let us = m.ts.nanos() / 1000;
+        ng.epb(0, us, frame.len() as u32, frame, &[]);
+    }
+    ng
+}
+
+/// Replays `input` with `captures/lsnat-edges.toml` into `out` and the member captures into
+/// `members`; returns stderr.
+fn replay_edges(input: &Path, out: &Path, members: &Path) -> String {
+    let o = common::lsnat()
+        .args(["replay", "-q", "-c", "captures/lsnat-edges.toml"])
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .arg("--members-dir")
+        .arg(members)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{}: {err}", input.display());
+    err
+}
+
+/// Packet blocks (enhanced and simple) of a pcapng file.
+fn packet_count(path: &Path) -> usize {
+    blocks(path)
+        .iter()
+        .filter(|b| b.type_ == 6 || b.type_ == 3)
+        .count()
+}
+
+/// A fragment held in one pcapng section and released by its first fragment in a later one is
+/// written on the interface of its first fragment, which has the same link type: the output
+/// holds as many packets as when the capture is one section, in the rewritten capture and in
+/// the member captures. Where the link types differ, it is left out with a warning.
+#[test]
+fn held_fragment_from_an_earlier_section_is_written_on_its_first_fragments_interface() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let one = dir.join("one.pcapng");
+    let mut ng = edges_in_two_sections(1);
+    // The same packets as a single section: drop the second section header and interface.
+    let single = {
+        let packets = common::read_all(&common::root().join("captures/lsnat-edges.pcap"));
+        let mut s = Ng::new();
+        s.shb(false, &[]).idb(1, 0, &[]);
+        for (m, frame) in &packets {
+            s.epb(0, m.ts.nanos() / 1000, frame.len() as u32, frame, &[]);
+        }
+        s
+    };
+    std::fs::write(&one, &single.out).unwrap();
+    let two = save(dir, "two.pcapng", &ng);
+    replay_edges(&one, &dir.join("o1.pcapng"), &dir.join("m1"));
+    let err = replay_edges(&two, &dir.join("o2.pcapng"), &dir.join("m2"));
+    assert!(!err.contains("warning"), "{err}");
+    assert_eq!(
+        packet_count(&dir.join("o1.pcapng")),
+        packet_count(&dir.join("o2.pcapng"))
+    );
+    let sections = blocks(&dir.join("o2.pcapng"))
+        .iter()
+        .filter(|b| b.type_ == 0x0a0d_0d0a)
+        .count();
+    assert_eq!(sections, 2);
+    for m in std::fs::read_dir(dir.join("m1")).unwrap() {
+        let name = m.unwrap().file_name();
+        assert_eq!(
+            packet_count(&dir.join("m1").join(&name)),
+            packet_count(&dir.join("m2").join(&name)),
+            "{name:?}"
+        );
+    }
+    // The first section raw IPv4, the second Ethernet: the released fragment is left out.
+    ng = edges_in_two_sections(101);
+    let raw = save(dir, "raw.pcapng", &ng);
+    let err = replay_edges(&raw, &dir.join("o3.pcapng"), &dir.join("m3"));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("left out of the output capture"), "{err}");
+    assert!(packet_count(&dir.join("o3.pcapng")) < packet_count(&dir.join("o1.pcapng")));
+}

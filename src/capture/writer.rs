@@ -296,6 +296,18 @@ impl CaptureWriter {
         Ok(batch.packets.len())
     }
 
+    /// Whether a packet on `interface` can be written here now: always in a pcap; in a pcapng,
+    /// when the interface is one of the current section's (a packet held from an earlier
+    /// section is not).
+    pub fn describes(&self, interface: u32) -> bool {
+        match &self.mode {
+            Mode::Pcap { .. } => true,
+            Mode::PcapNg(ng) => interface
+                .checked_sub(ng.base)
+                .is_some_and(|l| (l as usize) < ng.ifaces.len()),
+        }
+    }
+
     /// Bytes written so far.
     pub fn position(&self) -> u64 {
         self.position
