@@ -83,6 +83,10 @@ struct Extra {
     to_capture: bool,
     /// Written to this member's capture.
     member: Option<u32>,
+    /// Written as it was captured, with these options (a range of [`Work::extra_data`], in
+    /// the byte order of the section it was captured in) and its packet block type (a member's
+    /// early fragment, [`CaptureWriter::write_as_sent`]); else as a packet the router made.
+    options: Option<(u32, u32)>,
 }
 
 /// What the replay keeps of a held packet until the engine decides its fate: its metadata
@@ -91,6 +95,8 @@ struct HeldPacket {
     meta: PacketMeta,
     l3: usize,
     frame: Vec<u8>,
+    /// Its pcapng options as captured (see [`PacketMeta::options`]).
+    options: Vec<u8>,
     /// The batch it came in (counted from 0) and its index there.
     batch: u64,
     index: usize,
@@ -469,9 +475,13 @@ impl Outputs {
             for x in extras.iter().filter(|x| x.before) {
                 let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
                 if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
-                    match placed(m, &x.meta, by) {
-                        Some(meta) => m.write_bytes(&meta, bytes)?,
-                        None => self.left_out += 1,
+                    match (placed(m, &x.meta, by), x.options) {
+                        (Some(meta), Some((o, l))) => {
+                            let options = &w.extra_data[o as usize..(o + l) as usize];
+                            m.write_as_sent(&meta, x.meta.interface, bytes, options)?
+                        }
+                        (Some(meta), None) => m.write_bytes(&meta, bytes)?,
+                        (None, _) => self.left_out += 1,
                     }
                 }
             }
@@ -813,6 +823,7 @@ pub fn run(
                                             meta,
                                             l3: offset,
                                             frame: copy,
+                                            options: Vec::new(),
                                             batch: batch_no,
                                             index: i,
                                         },
@@ -831,6 +842,15 @@ pub fn run(
                             }
                         }
                     };
+                    // A held packet's options, kept with it (its batch is reused meanwhile).
+                    if let Disposition::Engine(o) = &what
+                        && let Verdict::Held(h) = o.verdict
+                        && let Some((_, p)) = held.iter_mut().rev().find(|(k, _)| *k == h)
+                    {
+                        let r = meta.options;
+                        let all = batch.options.get(r.at as usize..(r.at + r.len) as usize);
+                        p.options.extend_from_slice(all.unwrap_or_default());
+                    }
                     if let Disposition::Engine(o) = &what
                         && o.verdict == Verdict::Translated
                     {
@@ -908,6 +928,8 @@ pub fn run(
                                             } else {
                                                 let o = extra_data.len() as u32;
                                                 extra_data.extend_from_slice(&h.frame);
+                                                let opts = extra_data.len() as u32;
+                                                extra_data.extend_from_slice(&h.options);
                                                 extras.push(Extra {
                                                     after,
                                                     before: true,
@@ -916,6 +938,7 @@ pub fn run(
                                                     len: h.frame.len() as u32,
                                                     to_capture: false,
                                                     member: Some(m),
+                                                    options: Some((opts, h.options.len() as u32)),
                                                 });
                                             }
                                             None
@@ -930,6 +953,7 @@ pub fn run(
                                         len,
                                         to_capture: true,
                                         member,
+                                        options: None,
                                     });
                                 }
                                 held_spare.push(h.frame);
@@ -965,6 +989,7 @@ pub fn run(
                                     len,
                                     to_capture: true,
                                     member: None,
+                                    options: None,
                                 });
                             }
                         }

@@ -501,3 +501,73 @@ fn held_fragment_from_an_earlier_section_is_written_on_its_first_fragments_inter
     assert!(err.contains("left out of the output capture"), "{err}");
     assert!(packet_count(&dir.join("o3.pcapng")) < packet_count(&dir.join("o1.pcapng")));
 }
+
+/// `captures/lsnat-edges.pcap` as pcapng with a member's fragments 46 (a simple packet block)
+/// and 47 (with a comment) captured before their first fragment, 45, and `filler` ARP frames
+/// between them; the other packets carry a comment.
+fn edges_reordered(filler: usize) -> Ng {
+    let packets = common::read_all(&common::root().join("captures/lsnat-edges.pcap"));
+    let arp = [
+        &[0xff; 6][..],
+        &[2, 0, 0, 0, 0, 1, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1],
+        &[2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2],
+    ]
+    .concat();
+    let mut ng = Ng::new();
+    ng.shb(false, &[]).idb(1, 0, &[]);
+    let us = |m: &lsnat::capture::PacketMeta| m.ts.nanos() / 1000;
+    let first = packets.iter().find(|(m, _)| m.index == 45).unwrap();
+    for (m, frame) in &packets {
+        let comment = format!("c{}", m.index);
+        match m.index {
+            45 => continue,
+            46 => {
+                ng.spb(frame);
+            }
+            _ => {
+                ng.epb(
+                    0,
+                    us(m),
+                    frame.len() as u32,
+                    frame,
+                    &[(1, comment.as_bytes())],
+                );
+            }
+        }
+        if m.index == 47 {
+            for _ in 0..filler {
+                ng.epb(0, us(m), arp.len() as u32, &arp, &[]);
+            }
+            let (m, frame) = first;
+            ng.epb(0, us(m), frame.len() as u32, frame, &[(1, b"c45")]);
+        }
+    }
+    ng
+}
+
+/// A member's fragments captured before their first are written to its capture as they were
+/// sent (a simple packet block stays one, options kept), whether their first fragment comes
+/// in the same batch or thousands of packets later: the member captures are the same.
+#[test]
+fn members_early_fragments_keep_their_block_and_options_across_batches() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let near = save(dir, "near.pcapng", &edges_reordered(0));
+    let far = save(dir, "far.pcapng", &edges_reordered(5000));
+    replay_edges(&near, &dir.join("o1.pcapng"), &dir.join("m1"));
+    replay_edges(&far, &dir.join("o2.pcapng"), &dir.join("m2"));
+    let mut compared = 0;
+    for m in std::fs::read_dir(dir.join("m1")).unwrap() {
+        let name = m.unwrap().file_name();
+        let (a, b) = (
+            blocks(&dir.join("m1").join(&name)),
+            blocks(&dir.join("m2").join(&name)),
+        );
+        assert!(a == b, "{name:?}");
+        compared += a.iter().filter(|b| b.type_ == 3).count();
+    }
+    assert_eq!(
+        compared, 1,
+        "the simple packet block, in its member's capture"
+    );
+}
