@@ -571,3 +571,31 @@ fn members_early_fragments_keep_their_block_and_options_across_batches() {
         "the simple packet block, in its member's capture"
     );
 }
+
+/// pcapng §4.1: a section of a major version other than 1 is refused in one line naming the
+/// file, the section header's byte offset and the version, also in a later section.
+#[test]
+fn section_of_major_version_2_is_refused() {
+    let scratch = common::scratch();
+    let packets = router_packets();
+    for later in [false, true] {
+        let mut ng = Ng::new();
+        if later {
+            ng.shb(false, &[]).idb(1, 0, &[]);
+            let (ts, f) = &packets[0];
+            ng.epb(0, ts / 1000, f.len() as u32, f, &[]);
+        }
+        let at = ng.out.len();
+        ng.shb(false, &[]).idb(1, 0, &[]);
+        ng.out[at + 12] = 2; // major version, little-endian
+        for (ts, f) in &packets[1..] {
+            ng.epb(0, ts / 1000, f.len() as u32, f, &[]);
+        }
+        let input = save(scratch.path(), "v2.pcapng", &ng);
+        let out = scratch.path().join("o.pcapng");
+        let err = one_error_line(&replay(&input, &out, &[]));
+        assert!(err.contains("v2.pcapng"), "{err}");
+        assert!(err.contains(&format!("byte offset {at}")), "{err}");
+        assert!(err.contains("major version 2"), "{err}");
+    }
+}
