@@ -83,6 +83,10 @@ struct Extra {
     to_capture: bool,
     /// Written to this member's capture.
     member: Option<u32>,
+    /// Written as it was captured, with these options (a range of [`Work::extra_data`], in
+    /// the byte order of the section it was captured in) and its packet block type (a member's
+    /// early fragment, [`CaptureWriter::write_as_sent`]); else as a packet the router made.
+    options: Option<(u32, u32)>,
 }
 
 /// What the replay keeps of a held packet until the engine decides its fate: its metadata
@@ -91,6 +95,8 @@ struct HeldPacket {
     meta: PacketMeta,
     l3: usize,
     frame: Vec<u8>,
+    /// Its pcapng options as captured (see [`PacketMeta::options`]).
+    options: Vec<u8>,
     /// The batch it came in (counted from 0) and its index there.
     batch: u64,
     index: usize,
@@ -405,6 +411,22 @@ struct Outputs {
     capture: Option<CaptureWriter>,
     members: Vec<CaptureWriter>,
     written: u64,
+    /// Packets left out of a capture ([`placed`]).
+    left_out: u64,
+}
+
+/// `m`, a packet written next to packet `by` (a released fragment after its first fragment, a
+/// member's early fragment before it), as writer `w` can write it: on its own interface when
+/// `w`'s current section describes it; else (it was held from an earlier pcapng section) on
+/// `by`'s interface when that has the same link type and FCS length; else `None`, left out.
+fn placed(w: &CaptureWriter, m: &PacketMeta, by: &PacketMeta) -> Option<PacketMeta> {
+    if w.describes(m.interface) {
+        return Some(*m);
+    }
+    ((m.linktype, m.fcs_len) == (by.linktype, by.fcs_len)).then_some(PacketMeta {
+        interface: by.interface,
+        ..*m
+    })
 }
 
 impl Outputs {
@@ -448,11 +470,19 @@ impl Outputs {
                 next_extra += 1;
             }
             let extras = &w.extras[first_extra..next_extra];
+            let by = &w.batch.packets[i];
             // A member's fragments that came before their first (packet `i`), in its capture.
             for x in extras.iter().filter(|x| x.before) {
                 let bytes = &w.extra_data[x.at as usize..(x.at + x.len) as usize];
                 if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
-                    m.write_bytes(&x.meta, bytes)?;
+                    match (placed(m, &x.meta, by), x.options) {
+                        (Some(meta), Some((o, l))) => {
+                            let options = &w.extra_data[o as usize..(o + l) as usize];
+                            m.write_as_sent(&meta, x.meta.interface, bytes, options)?
+                        }
+                        (Some(meta), None) => m.write_bytes(&meta, bytes)?,
+                        (None, _) => self.left_out += 1,
+                    }
                 }
             }
             if f.forwarded
@@ -477,10 +507,19 @@ impl Outputs {
                 if x.to_capture
                     && let Some(c) = capture.as_mut()
                 {
-                    c.write_bytes(&x.meta, bytes)?;
+                    match placed(c, &x.meta, by) {
+                        Some(meta) => c.write_bytes(&meta, bytes)?,
+                        None => {
+                            self.left_out += 1;
+                            self.written -= 1;
+                        }
+                    }
                 }
                 if let Some(m) = x.member.and_then(|m| self.members.get_mut(m as usize)) {
-                    m.write_bytes(&x.meta, bytes)?;
+                    match placed(m, &x.meta, by) {
+                        Some(meta) => m.write_bytes(&meta, bytes)?,
+                        None => self.left_out += 1,
+                    }
                 }
             }
         }
@@ -611,6 +650,7 @@ pub fn run(
         capture: None,
         members: Vec::new(),
         written: 0,
+        left_out: 0,
     };
     // Every output is checked before any is created: none may be an input, nor share a path.
     if let Some(dir) = &job.member_dir {
@@ -783,6 +823,7 @@ pub fn run(
                                             meta,
                                             l3: offset,
                                             frame: copy,
+                                            options: Vec::new(),
                                             batch: batch_no,
                                             index: i,
                                         },
@@ -801,6 +842,15 @@ pub fn run(
                             }
                         }
                     };
+                    // A held packet's options, kept with it (its batch is reused meanwhile).
+                    if let Disposition::Engine(o) = &what
+                        && let Verdict::Held(h) = o.verdict
+                        && let Some((_, p)) = held.iter_mut().rev().find(|(k, _)| *k == h)
+                    {
+                        let r = meta.options;
+                        let all = batch.options.get(r.at as usize..(r.at + r.len) as usize);
+                        p.options.extend_from_slice(all.unwrap_or_default());
+                    }
                     if let Disposition::Engine(o) = &what
                         && o.verdict == Verdict::Translated
                     {
@@ -878,6 +928,8 @@ pub fn run(
                                             } else {
                                                 let o = extra_data.len() as u32;
                                                 extra_data.extend_from_slice(&h.frame);
+                                                let opts = extra_data.len() as u32;
+                                                extra_data.extend_from_slice(&h.options);
                                                 extras.push(Extra {
                                                     after,
                                                     before: true,
@@ -886,6 +938,7 @@ pub fn run(
                                                     len: h.frame.len() as u32,
                                                     to_capture: false,
                                                     member: Some(m),
+                                                    options: Some((opts, h.options.len() as u32)),
                                                 });
                                             }
                                             None
@@ -900,6 +953,7 @@ pub fn run(
                                         len,
                                         to_capture: true,
                                         member,
+                                        options: None,
                                     });
                                 }
                                 held_spare.push(h.frame);
@@ -935,6 +989,7 @@ pub fn run(
                                     len,
                                     to_capture: true,
                                     member: None,
+                                    options: None,
                                 });
                             }
                         }
@@ -984,6 +1039,14 @@ pub fn run(
         .map(|v| v.name.clone())
         .collect();
     totals.written = outputs.written;
+    if outputs.left_out > 0 {
+        totals.warnings.push(format!(
+            "{} packet(s) the router sent left out of the output capture(s): a fragment held from \
+             an earlier pcapng section, released after a packet on an interface of another link \
+             type or FCS length",
+            outputs.left_out
+        ));
+    }
     // Should a member capture fail, the outputs finished before it go too.
     let mut committed = crate::output_file::Committed::default();
     if let (Some(w), Some(p)) = (outputs.capture.take(), &job.output) {

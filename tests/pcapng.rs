@@ -403,3 +403,199 @@ fn simple_packet_blocks_stay_simple_and_take_their_neighbours_time() {
     assert_eq!(ends(&report), ends(&pcap));
     assert!(ends(&report).get("idle-timeout").is_none(), "{report}");
 }
+
+/// `captures/lsnat-edges.pcap` as pcapng, a new section (and interface) starting at packet
+/// 49, as `cat a.pcapng b.pcapng` makes: packet 48 is a fragment held for its first, which
+/// comes in the second section. The packets of the first section are written with the link
+/// type `first_link` (their Ethernet header taken off for raw IPv4, 101).
+fn edges_in_two_sections(first_link: u16) -> Ng {
+    let packets = common::read_all(&common::root().join("captures/lsnat-edges.pcap"));
+    let mut ng = Ng::new();
+    for (m, frame) in &packets {
+        if m.index == 1 || m.index == 49 {
+            ng.shb(false, &[]);
+            ng.idb(if m.index == 1 { first_link } else { 1 }, 0, &[]);
+        }
+        let frame = match (m.index < 49, first_link) {
+            (true, 101) => &frame[14..],
+            _ => &frame[..],
+        };
+        let us = m.ts.nanos() / 1000;
+        ng.epb(0, us, frame.len() as u32, frame, &[]);
+    }
+    ng
+}
+
+/// Replays `input` with `captures/lsnat-edges.toml` into `out` and the member captures into
+/// `members`; returns stderr.
+fn replay_edges(input: &Path, out: &Path, members: &Path) -> String {
+    let o = common::lsnat()
+        .args(["replay", "-q", "-c", "captures/lsnat-edges.toml"])
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .arg("--members-dir")
+        .arg(members)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{}: {err}", input.display());
+    err
+}
+
+/// Packet blocks (enhanced and simple) of a pcapng file.
+fn packet_count(path: &Path) -> usize {
+    blocks(path)
+        .iter()
+        .filter(|b| b.type_ == 6 || b.type_ == 3)
+        .count()
+}
+
+/// A fragment held in one pcapng section and released by its first fragment in a later one is
+/// written on the interface of its first fragment, which has the same link type: the output
+/// holds as many packets as when the capture is one section, in the rewritten capture and in
+/// the member captures. Where the link types differ, it is left out with a warning.
+#[test]
+fn held_fragment_from_an_earlier_section_is_written_on_its_first_fragments_interface() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let one = dir.join("one.pcapng");
+    let mut ng = edges_in_two_sections(1);
+    // The same packets as a single section: drop the second section header and interface.
+    let single = {
+        let packets = common::read_all(&common::root().join("captures/lsnat-edges.pcap"));
+        let mut s = Ng::new();
+        s.shb(false, &[]).idb(1, 0, &[]);
+        for (m, frame) in &packets {
+            s.epb(0, m.ts.nanos() / 1000, frame.len() as u32, frame, &[]);
+        }
+        s
+    };
+    std::fs::write(&one, &single.out).unwrap();
+    let two = save(dir, "two.pcapng", &ng);
+    replay_edges(&one, &dir.join("o1.pcapng"), &dir.join("m1"));
+    let err = replay_edges(&two, &dir.join("o2.pcapng"), &dir.join("m2"));
+    assert!(!err.contains("warning"), "{err}");
+    assert_eq!(
+        packet_count(&dir.join("o1.pcapng")),
+        packet_count(&dir.join("o2.pcapng"))
+    );
+    let sections = blocks(&dir.join("o2.pcapng"))
+        .iter()
+        .filter(|b| b.type_ == 0x0a0d_0d0a)
+        .count();
+    assert_eq!(sections, 2);
+    for m in std::fs::read_dir(dir.join("m1")).unwrap() {
+        let name = m.unwrap().file_name();
+        assert_eq!(
+            packet_count(&dir.join("m1").join(&name)),
+            packet_count(&dir.join("m2").join(&name)),
+            "{name:?}"
+        );
+    }
+    // The first section raw IPv4, the second Ethernet: the released fragment is left out.
+    ng = edges_in_two_sections(101);
+    let raw = save(dir, "raw.pcapng", &ng);
+    let err = replay_edges(&raw, &dir.join("o3.pcapng"), &dir.join("m3"));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("left out of the output capture"), "{err}");
+    assert!(packet_count(&dir.join("o3.pcapng")) < packet_count(&dir.join("o1.pcapng")));
+}
+
+/// `captures/lsnat-edges.pcap` as pcapng with a member's fragments 46 (a simple packet block)
+/// and 47 (with a comment) captured before their first fragment, 45, and `filler` ARP frames
+/// between them; the other packets carry a comment.
+fn edges_reordered(filler: usize) -> Ng {
+    let packets = common::read_all(&common::root().join("captures/lsnat-edges.pcap"));
+    let arp = [
+        &[0xff; 6][..],
+        &[2, 0, 0, 0, 0, 1, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1],
+        &[2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2],
+    ]
+    .concat();
+    let mut ng = Ng::new();
+    ng.shb(false, &[]).idb(1, 0, &[]);
+    let us = |m: &lsnat::capture::PacketMeta| m.ts.nanos() / 1000;
+    let first = packets.iter().find(|(m, _)| m.index == 45).unwrap();
+    for (m, frame) in &packets {
+        let comment = format!("c{}", m.index);
+        match m.index {
+            45 => continue,
+            46 => {
+                ng.spb(frame);
+            }
+            _ => {
+                ng.epb(
+                    0,
+                    us(m),
+                    frame.len() as u32,
+                    frame,
+                    &[(1, comment.as_bytes())],
+                );
+            }
+        }
+        if m.index == 47 {
+            for _ in 0..filler {
+                ng.epb(0, us(m), arp.len() as u32, &arp, &[]);
+            }
+            let (m, frame) = first;
+            ng.epb(0, us(m), frame.len() as u32, frame, &[(1, b"c45")]);
+        }
+    }
+    ng
+}
+
+/// A member's fragments captured before their first are written to its capture as they were
+/// sent (a simple packet block stays one, options kept), whether their first fragment comes
+/// in the same batch or thousands of packets later: the member captures are the same.
+#[test]
+fn members_early_fragments_keep_their_block_and_options_across_batches() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let near = save(dir, "near.pcapng", &edges_reordered(0));
+    let far = save(dir, "far.pcapng", &edges_reordered(5000));
+    replay_edges(&near, &dir.join("o1.pcapng"), &dir.join("m1"));
+    replay_edges(&far, &dir.join("o2.pcapng"), &dir.join("m2"));
+    let mut compared = 0;
+    for m in std::fs::read_dir(dir.join("m1")).unwrap() {
+        let name = m.unwrap().file_name();
+        let (a, b) = (
+            blocks(&dir.join("m1").join(&name)),
+            blocks(&dir.join("m2").join(&name)),
+        );
+        assert!(a == b, "{name:?}");
+        compared += a.iter().filter(|b| b.type_ == 3).count();
+    }
+    assert_eq!(
+        compared, 1,
+        "the simple packet block, in its member's capture"
+    );
+}
+
+/// pcapng §4.1: a section of a major version other than 1 is refused in one line naming the
+/// file, the section header's byte offset and the version, also in a later section.
+#[test]
+fn section_of_major_version_2_is_refused() {
+    let scratch = common::scratch();
+    let packets = router_packets();
+    for later in [false, true] {
+        let mut ng = Ng::new();
+        if later {
+            ng.shb(false, &[]).idb(1, 0, &[]);
+            let (ts, f) = &packets[0];
+            ng.epb(0, ts / 1000, f.len() as u32, f, &[]);
+        }
+        let at = ng.out.len();
+        ng.shb(false, &[]).idb(1, 0, &[]);
+        ng.out[at + 12] = 2; // major version, little-endian
+        for (ts, f) in &packets[1..] {
+            ng.epb(0, ts / 1000, f.len() as u32, f, &[]);
+        }
+        let input = save(scratch.path(), "v2.pcapng", &ng);
+        let out = scratch.path().join("o.pcapng");
+        let err = one_error_line(&replay(&input, &out, &[]));
+        assert!(err.contains("v2.pcapng"), "{err}");
+        assert!(err.contains(&format!("byte offset {at}")), "{err}");
+        assert!(err.contains("major version 2"), "{err}");
+    }
+}

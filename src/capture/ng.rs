@@ -294,6 +294,16 @@ impl NgSource {
                 let msg = format!("{name}: {cause}");
                 return Stop::Failed(CaptureError::at_offset(path, offset, msg));
             }
+            // pcapng §4.1: a reader must not read a section of a major version it does not know.
+            if type_ == SHB
+                && let Some(v) = body.get(4..6).map(|b| read_u16(b, be))
+                && v != 1
+            {
+                let msg = format!(
+                    "section header block: pcapng major version {v}; only version 1 is read"
+                );
+                return Stop::Failed(CaptureError::at_offset(path, offset, msg));
+            }
             match type_ {
                 SHB => {
                     self.section.clear();

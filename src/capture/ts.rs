@@ -58,17 +58,21 @@ impl TsParams {
     /// The units that [`TsParams::decode`] turns into `ts`; `None` when `ts` cannot be
     /// expressed (before the interface's offset, or too large for 64 bits).
     ///
+    /// A time between two units is written as the earlier (rounded down, never after `ts`).
     /// `encode(decode(u)) == u` for every resolution from 1 s to 1 ns and for binary ones up to
     /// 2^-29 s.
     pub fn encode(&self, ts: Timestamp) -> Option<u64> {
         let rel = i128::from(ts.nanos()) - i128::from(self.offset_secs) * NS_PER_SEC as i128;
         let rel = u128::try_from(rel).ok()?;
         let units = if self.binary {
-            // decode rounds down, so round up here to land on the same unit.
-            let scaled = rel
+            // The last unit decode turns into `ts` or earlier: the unit `ts` was read from
+            // (decode rounds down to the nanosecond), or the one before a time the resolution
+            // cannot hold, so a packet the replay makes (a released fragment, stamped with its
+            // first fragment's time) is never stamped after the packet that follows it.
+            let scaled = (rel + 1)
                 .checked_shl(u32::from(self.exp))
-                .filter(|s| s >> self.exp == rel)?;
-            scaled.div_ceil(NS_PER_SEC)
+                .filter(|s| s >> self.exp == rel + 1)?;
+            (scaled - 1) / NS_PER_SEC
         } else if self.exp <= 9 {
             rel / pow10(9 - self.exp)?
         } else {
@@ -103,6 +107,24 @@ mod tests {
                     assert_eq!(p.encode(ts), Some(units), "resol {resol:#x} units {units}");
                 }
             }
+        }
+    }
+
+    /// A time the resolution cannot hold is rounded down, never up past `ts` (a released
+    /// fragment stamped .444613 s on a 2^-3 s interface is .375, not .5, after later packets).
+    #[test]
+    fn times_between_units_round_down() {
+        let p = TsParams::new(0x80 | 3, 0);
+        assert_eq!(p.encode(Timestamp(1_444_613_000)), Some(11));
+        assert_eq!(p.encode(Timestamp(1_499_999_999)), Some(11));
+        assert_eq!(p.encode(Timestamp(1_500_000_000)), Some(12));
+        let d = TsParams::new(3, 0);
+        assert_eq!(d.encode(Timestamp(1_444_613_000)), Some(1_444));
+        let fine = TsParams::new(0x80 | 29, 0);
+        for ts in [1u64, 999_999_999, 1_700_000_000_123_456_789] {
+            let u = fine.encode(Timestamp(ts)).unwrap();
+            assert!(fine.decode(u).unwrap().0 <= ts);
+            assert!(fine.decode(u + 1).unwrap().0 > ts);
         }
     }
 

@@ -62,6 +62,8 @@ struct NgOut {
     ifaces: Vec<TsParams>,
     /// Their snaplens (0: none).
     snaplens: Vec<u32>,
+    /// The byte order of the section of every interface so far, by interface number.
+    byte_orders: Vec<bool>,
 }
 
 impl CaptureWriter {
@@ -85,6 +87,7 @@ impl CaptureWriter {
                 base: 0,
                 ifaces: Vec::new(),
                 snaplens: Vec::new(),
+                byte_orders: Vec::new(),
             }),
         };
         let mut writer = CaptureWriter {
@@ -183,6 +186,48 @@ impl CaptureWriter {
             simple: false,
             ..*m
         };
+        self.write_cut(&m, data, &[])
+    }
+
+    /// Writes `data`, a packet as it was captured on interface `captured_on` (a fragment held
+    /// for its first, read in an earlier batch), as it came: `m`'s metadata and flags, a
+    /// simple packet block staying one, and its `options` (whole, in the byte order of the
+    /// section it was captured in: rewritten in the current section's when that differs).
+    pub fn write_as_sent(
+        &mut self,
+        m: &PacketMeta,
+        captured_on: u32,
+        data: &[u8],
+        options: &[u8],
+    ) -> Result<(), CaptureError> {
+        let mut opts = std::mem::take(&mut self.options);
+        opts.clear();
+        match &self.mode {
+            Mode::PcapNg(ng) => {
+                let be = ng.section == Some(true);
+                match ng.byte_orders.get(captured_on as usize) {
+                    Some(&was) if was != be => {
+                        for (code, value) in super::ng::options(options, was) {
+                            put_option(&mut opts, code, value, be);
+                        }
+                    }
+                    _ => opts.extend_from_slice(options),
+                }
+            }
+            Mode::Pcap { .. } => {}
+        }
+        let res = self.write_cut(m, data, &opts);
+        self.options = opts;
+        res
+    }
+
+    /// Writes `data` with `m` and `options`, cut to the snaplen of the file or interface.
+    fn write_cut(
+        &mut self,
+        m: &PacketMeta,
+        data: &[u8],
+        options: &[u8],
+    ) -> Result<(), CaptureError> {
         let snaplen = match &self.mode {
             Mode::Pcap { snaplen, .. } => *snaplen,
             Mode::PcapNg(ng) => m
@@ -195,7 +240,7 @@ impl CaptureWriter {
             0 => data,
             n => &data[..data.len().min(n as usize)],
         };
-        self.write_meta(&m, data, &[])
+        self.write_meta(m, data, options)
     }
 
     /// Writes `data` as a packet with `m`'s timestamp, interface, original length and flags,
@@ -294,6 +339,18 @@ impl CaptureWriter {
         res.map_err(|e| self.error(first, format!("write error: {e}")))?;
         self.position += len;
         Ok(batch.packets.len())
+    }
+
+    /// Whether a packet on `interface` can be written here now: always in a pcap; in a pcapng,
+    /// when the interface is one of the current section's (a packet held from an earlier
+    /// section is not).
+    pub fn describes(&self, interface: u32) -> bool {
+        match &self.mode {
+            Mode::Pcap { .. } => true,
+            Mode::PcapNg(ng) => interface
+                .checked_sub(ng.base)
+                .is_some_and(|l| (l as usize) < ng.ifaces.len()),
+        }
     }
 
     /// Bytes written so far.
@@ -436,6 +493,10 @@ impl CaptureWriter {
                         return Err(self.error(None, cause));
                     }
                     ng.ifaces.push(*ts);
+                    if ng.byte_orders.len() <= *id as usize {
+                        ng.byte_orders.resize(*id as usize + 1, be);
+                    }
+                    ng.byte_orders[*id as usize] = be;
                     ng.snaplens
                         .push(body.get(4..8).map_or(0, |b| read32(b, be)));
                     self.block(IDB, body, be)?;
