@@ -10,6 +10,13 @@ fn lsnat(args: &[&str]) -> Output {
     common::lsnat().args(args).output().expect("runs")
 }
 
+/// Runs `lsnat ARGS` and asserts that it succeeded (its stderr in the message if not).
+fn lsnat_ok(args: &[&str]) -> Output {
+    let o = lsnat(args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 fn one_error_line(o: &Output, must_contain: &[&str]) {
     assert_eq!(
         o.status.code(),
@@ -31,7 +38,7 @@ fn replays_the_rfc_figure_1_capture_with_its_config_beside_it() {
     let scratch = common::scratch();
     let out = scratch.path().join("fig1.pcap");
     let json = scratch.path().join("fig1.json");
-    let o = lsnat(&[
+    let o = lsnat_ok(&[
         "replay",
         "captures/rfc2391-fig1.pcap",
         "-o",
@@ -39,7 +46,6 @@ fn replays_the_rfc_figure_1_capture_with_its_config_beside_it() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(
         table.contains("172.85.0.1") && table.contains("172.85.0.3"),
@@ -457,7 +463,7 @@ fn member_captures_hold_what_each_server_would_see() {
 fn compare_replays_each_config_and_prints_them_side_by_side() {
     let scratch = common::scratch();
     let json = scratch.path().join("compare.json");
-    let o = lsnat(&[
+    let o = lsnat_ok(&[
         "replay",
         "captures/lsnat-client-side.pcap",
         "--compare",
@@ -471,7 +477,6 @@ fn compare_replays_each_config_and_prints_them_side_by_side() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
     for col in [
         "round-robin",
@@ -510,7 +515,7 @@ fn compare_replays_each_config_and_prints_them_side_by_side() {
 
 #[test]
 fn algorithm_flags_override_the_config_and_compare() {
-    let o = lsnat(&[
+    let o = lsnat_ok(&[
         "replay",
         "captures/lsnat-client-side.pcap",
         "--algorithm",
@@ -520,7 +525,6 @@ fn algorithm_flags_override_the_config_and_compare() {
         "--algorithm",
         "maglev",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(
         table.contains("least-load") && table.contains("maglev"),
@@ -1483,8 +1487,7 @@ fn the_summary_stays_out_of_an_output_that_is_stdout() {
     assert_eq!(end, Some(o.stdout.len()), "nothing after the last record");
     assert!(String::from_utf8_lossy(&o.stderr).contains("172.85.0.3"));
 
-    let o = lsnat(&["replay", cap, "--json", "/dev/stdout", "--interval", "1s"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lsnat_ok(&["replay", cap, "--json", "/dev/stdout", "--interval", "1s"]);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
     assert_eq!(report["schema"], "lsnat-replay/1");
     assert!(String::from_utf8_lossy(&o.stderr).contains("172.85.0.3"));
@@ -1501,7 +1504,7 @@ fn the_summary_stays_out_of_an_output_that_is_stdout() {
     common::read_json(&json);
 
     // A comparison's --json and an audit's --json alike.
-    let o = lsnat(&[
+    let o = lsnat_ok(&[
         "replay",
         cap,
         "--algorithm",
@@ -1511,11 +1514,9 @@ fn the_summary_stays_out_of_an_output_that_is_stdout() {
         "--json",
         "/dev/stdout",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
     assert_eq!(report["schema"], "lsnat-compare/1");
-    let o = lsnat(&["audit", cap, "-p", "ipvs", "--json", "/dev/stdout"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = lsnat_ok(&["audit", cap, "-p", "ipvs", "--json", "/dev/stdout"]);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("only JSON");
     assert_eq!(report["schema"], "lsnat-audit/1");
 
@@ -1690,7 +1691,7 @@ fn help_and_unit_errors_tell_the_whole_story() {
 fn pool_events_name_the_virtual_server() {
     let scratch = common::scratch();
     let json = scratch.path().join("r.json");
-    let o = lsnat(&[
+    let o = lsnat_ok(&[
         "replay",
         "captures/lsnat-pool.pcap",
         "-c",
@@ -1698,7 +1699,6 @@ fn pool_events_name_the_virtual_server() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     let added: Vec<&str> = stdout.lines().filter(|l| l.contains(" added ")).collect();
     assert_eq!(added.len(), 2, "{stdout}");
