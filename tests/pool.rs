@@ -1047,3 +1047,47 @@ fn least_load_chooses_after_a_full_table_made_room() {
         assert_eq!(chosen["bound"].as_u64(), bound.iter().min().copied());
     }
 }
+
+/// A session is retired only for one that is bound at that moment. Here a full table (3) of
+/// web sessions meets UDP and ICMP sessions whose only member has weight 0, which
+/// weighted-round-robin never chooses ("weight 0: never"): they are refused and retire
+/// nothing. Before, the check that some member would take them saw the member offered and
+/// retired a web session (s2 at +3.25 s) for a datagram then dropped.
+#[test]
+fn a_session_no_algorithm_would_choose_retires_no_other() {
+    let dir = common::scratch();
+    let base =
+        std::fs::read_to_string(common::root().join("captures/lsnat-router.toml")).expect("config");
+    let (web, rest) = base.split_at(base.find("name = \"echo\"").expect("echo"));
+    let rest = rest
+        .replace("\"round-robin\"", "\"weighted-round-robin\"")
+        .replace(
+            "members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]",
+            "members = [{ addr = \"203.0.113.9\", weight = 0 }]",
+        );
+    let cfg = format!("{web}{rest}")
+        .replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n")
+        .replace("\"round-robin\"", "\"least-load\"");
+    let path = dir.path().join("w0.toml");
+    std::fs::write(&path, cfg).expect("config");
+    let r = common::replay_json(
+        dir.path(),
+        &common::root().join("captures/lsnat-router.pcap"),
+        &["-c".as_ref(), path.as_os_str()],
+    );
+    assert!(r["packets"]["dropped"]["no-member-available"].as_u64() > Some(0));
+    let sessions = r["sessions"].as_array().expect("sessions");
+    let bound_at: Vec<&serde_json::Value> = sessions.iter().map(|s| &s["first_ts_ns"]).collect();
+    let retired: Vec<&serde_json::Value> = sessions
+        .iter()
+        .filter(|s| s["end"] == "retired")
+        .map(|s| &s["end_ts_ns"])
+        .collect();
+    assert!(!retired.is_empty());
+    for t in retired {
+        assert!(
+            bound_at.contains(&t),
+            "retired at {t}, when no session was bound"
+        );
+    }
+}

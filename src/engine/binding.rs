@@ -238,9 +238,15 @@ impl Engine {
     /// member that would take the session (`m` itself, or its backup), traffic window slid to
     /// `now`.
     fn candidate(&mut self, m: usize, rank: usize, target: usize, now: Timestamp) -> Candidate {
+        self.pool.member_mut(target).traffic.advance(now);
+        self.candidate_as_is(m, rank, target)
+    }
+
+    /// Member `m` (the `rank`th of its virtual server) as a candidate, with the figures of
+    /// `target`, its traffic window as last advanced.
+    fn candidate_as_is(&self, m: usize, rank: usize, target: usize) -> Candidate {
         let addr = self.pool.member(m).addr.octets();
-        let p = self.pool.member_mut(target);
-        p.traffic.advance(now);
+        let p = self.pool.member(target);
         let (traffic_packets, traffic_bytes) = p.traffic.totals();
         Candidate {
             member: m,
@@ -364,9 +370,14 @@ impl Engine {
     /// Whether some member would take a new session `key` of virtual server `vs` (a candidate
     /// of the algorithm, or a due dead-host probe), without choosing one: nothing changes.
     fn any_member_takes(&self, vs: usize, key: &Tuple) -> bool {
-        (0..self.vss.list[vs].members.len()).any(|i| {
-            self.offered(vs, i, key)
-                .is_some_and(|t| self.pool.member(t.member).cost.is_finite())
+        let v = &self.vss.list[vs];
+        (0..v.members.len()).any(|i| {
+            self.offered(vs, i, key).is_some_and(|t| {
+                let c = self.candidate_as_is(v.members[i], i, t.member);
+                // Client affinity may send the client back to a member the algorithm would
+                // not choose.
+                c.cost.is_finite() && (v.config.affinity.is_some() || v.load_share.may_choose(&c))
+            })
         }) || self.probe_target(vs, key).is_some()
     }
 

@@ -167,8 +167,9 @@ const FIN_ACKED: u16 = 1 << 6;
 const SYN_SEEN: u16 = 1 << 8;
 /// The member's SYN-ACK was seen.
 const SYN_ACKED: u16 = 1 << 9;
-/// The client sent a SYN again, for a new connection, after its first (conntrack lets the
-/// member's RST to it through, RFC 793 §3.4: it acknowledges that SYN).
+/// The segment before was the client's SYN again, for a new connection, after its first
+/// (conntrack lets the member's RST right after it through, RFC 793 §3.4: it acknowledges that
+/// SYN).
 const RESYN: u16 = 1 << 10;
 const NO_SCALE: u8 = u8::MAX;
 const UNKNOWN_SCALE: u8 = u8::MAX - 1;
@@ -236,6 +237,8 @@ impl TcpTrack {
     /// Records what `dir` acknowledged and the window it advertised.
     #[inline]
     fn follow_window(&mut self, dir: usize, seg: Segment) {
+        // Only the segment right after a client's new SYN may be the RST refusing it.
+        self.seen &= !RESYN;
         if seg.flags & SYN != 0 {
             self.window_scale[dir] = match seg.window_scale {
                 WindowScale::Absent => NO_SCALE,
@@ -427,6 +430,12 @@ mod tests {
         );
         // The same RST without that SYN is outside the window.
         let mut t = handshake(100);
+        assert_eq!(t.on_segment(1, seg(0, 900_001, RST | ACK, 0)), None);
+        // Nor after anything else came between (the member's challenge ACK, data).
+        let mut t = handshake(100);
+        assert_eq!(t.on_segment(0, seg(900_000, 0, SYN, 0)), None);
+        assert_eq!(t.on_segment(1, seg(5001, 101, ACK, 0)), None);
+        assert_eq!(t.on_segment(0, seg(101, 5001, ACK, 10)), None);
         assert_eq!(t.on_segment(1, seg(0, 900_001, RST | ACK, 0)), None);
     }
 

@@ -23,6 +23,10 @@ impl LoadShare for LeastWeightedLoad {
             w => c.weighted_load as f64 / f64::from(w),
         })
     }
+
+    fn may_choose(&self, c: &Candidate) -> bool {
+        c.weight > 0
+    }
 }
 
 #[cfg(test)]

@@ -129,6 +129,14 @@ pub trait LoadShare: Send {
         candidates: &[Candidate],
         out: &mut Scratch,
     ) -> Option<usize>;
+
+    /// Whether this algorithm could ever choose `c`, whatever the other candidates and its
+    /// own state (a weight or a capacity of 0: never). Lets binding know, without choosing,
+    /// that a new session would be refused, so that a full table retires nothing for it
+    /// (RFC 2391 §2.4: "when it becomes necessary").
+    fn may_choose(&self, _c: &Candidate) -> bool {
+        true
+    }
 }
 
 /// Writes each candidate's `figure` into `out` and picks the smallest ([`least`]): the whole of

@@ -28,6 +28,10 @@ impl LoadShare for ReportedCapacity {
         }
         least(&out.figures)
     }
+
+    fn may_choose(&self, c: &Candidate) -> bool {
+        c.capacity.unwrap_or(1.0) > 0.0 && c.capacity.unwrap_or(1.0).is_finite()
+    }
 }
 
 #[cfg(test)]

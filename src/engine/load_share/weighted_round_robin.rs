@@ -44,6 +44,10 @@ impl LoadShare for WeightedRoundRobin {
         }
         best
     }
+
+    fn may_choose(&self, c: &Candidate) -> bool {
+        c.weight > 0
+    }
 }
 
 #[cfg(test)]
