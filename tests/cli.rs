@@ -1342,52 +1342,27 @@ fn check_carries_on_when_its_reader_goes_away() {
         drop(reader);
         writer
     };
-    let o = common::lsnat()
-        .current_dir(d)
-        .arg("check")
-        .stdout(closed())
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        o.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = common::lsnat()
-        .current_dir(d)
-        .args(["check", "--bless"])
-        .stdout(closed())
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        o.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    // `lsnat check ARGS` with stdout closed: its exit code, and nothing on stderr.
+    let check_closed = |args: &[&str], code: i32| {
+        let o = common::lsnat()
+            .current_dir(d)
+            .arg("check")
+            .args(args)
+            .stdout(closed())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "check {args:?}: {err}");
+        assert!(o.stderr.is_empty(), "check {args:?}: {err}");
+    };
+    check_closed(&[], 1);
+    check_closed(&["--bless"], 0);
     let mut left = walk(&d.join("golden"));
     left.sort();
     assert_eq!(left, ["modes-gre.snap", "rfc2391-fig1.snap"]);
     let committed = std::fs::read(common::root().join("golden/rfc2391-fig1.snap")).unwrap();
     assert!(std::fs::read(&snap).unwrap() == committed, "blessed again");
-    let o = common::lsnat()
-        .current_dir(d)
-        .arg("check")
-        .stdout(closed())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
+    check_closed(&[], 0);
 }
 
 /// `packets.written` counts the packets the rewritten capture holds, written to a file or not:
