@@ -575,12 +575,9 @@ fn take_held(held: &mut Vec<(u64, HeldPacket)>, hold: u64) -> Option<HeldPacket>
     Some(held.remove(i).1)
 }
 
-fn member_path(job: &ReplayJob, dir: &Path, addr: std::net::Ipv4Addr) -> PathBuf {
-    let ext = job
-        .input
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("pcap");
+/// `member-ADDR.pcap` or `.pcapng`, as the capture's format (not its name) is.
+fn member_path(dir: &Path, ng: bool, addr: std::net::Ipv4Addr) -> PathBuf {
+    let ext = if ng { "pcapng" } else { "pcap" };
     dir.join(format!("member-{addr}.{ext}"))
 }
 
@@ -590,10 +587,11 @@ pub fn member_paths(job: &ReplayJob) -> Vec<PathBuf> {
     let Some(dir) = &job.member_dir else {
         return Vec::new();
     };
+    let ng = crate::capture::starts_as_pcapng(&job.input);
     Engine::new(job.config.clone())
         .members()
         .iter()
-        .map(|m| member_path(job, dir, m.addr))
+        .map(|m| member_path(dir, ng, m.addr))
         .collect()
 }
 
@@ -671,7 +669,8 @@ pub fn run(
         outputs.members.push(CaptureWriter::create(p, &format)?);
     }
     let member_captures = !outputs.members.is_empty();
-    let keep_originals = member_captures && job.config.view == View::Router;
+    let router_view = job.config.view == View::Router;
+    let keep_originals = member_captures && router_view;
     let members_of = MemberCaptures::new(&engine, keep_originals);
 
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Work, CaptureError>>(READ_AHEAD);
@@ -781,10 +780,14 @@ pub fn run(
                     let view_l = views[i];
                     let mut fate = Fate::default();
                     // Only IPv4 packets are forwarded copies; a frame of another kind the
-                    // capturing host sent (its own ARP) passes like any other non-IPv4 frame.
-                    let what = if (meta.direction == CaptureDirection::Outbound
-                        || view_l.direction == CaptureDirection::Outbound)
-                        && !matches!(view_l.payload, Payload::NotIpv4(_))
+                    // capturing host sent (its own ARP), or one too short to tell, passes like
+                    // any other non-IPv4 frame. A client-side capture holds one side of the
+                    // router, so no forwarded copies: what the host in front of the members
+                    // sent are the VIP's replies, and are replayed.
+                    let what = if router_view
+                        && (meta.direction == CaptureDirection::Outbound
+                            || view_l.direction == CaptureDirection::Outbound)
+                        && matches!(view_l.payload, Payload::Ipv4 { .. })
                     {
                         Disposition::OutgoingCopy
                     } else {
@@ -1060,7 +1063,7 @@ pub fn run(
             .zip(std::mem::take(&mut outputs.members))
         {
             w.finish()?;
-            let p = member_path(job, dir, m.addr);
+            let p = member_path(dir, matches!(format, CaptureFormat::PcapNg { .. }), m.addr);
             committed.add(&p);
             totals.member_captures.insert(m.addr.to_string(), p);
         }

@@ -23,6 +23,17 @@ mod writer;
 pub use reader::CaptureReader;
 pub use writer::CaptureWriter;
 
+/// Whether the file at `path` starts as a pcapng does (its section header block's type,
+/// the same in either byte order), for naming what is written in its format before it is
+/// opened; false when it cannot be read (opening it reports why).
+pub fn starts_as_pcapng(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| u32::from_le_bytes(magic) == ng::SHB)
+}
+
 use crate::time::Timestamp;
 use std::fmt;
 use std::path::PathBuf;

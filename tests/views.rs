@@ -1,0 +1,174 @@
+//! How each view reads which way a captured packet went (SLL2 packet types, pcapng
+//! `epb_flags`), and what the member captures are called, on bundled captures or variants
+//! derived from them.
+
+mod common;
+
+use common::ng::Ng;
+use std::path::Path;
+
+/// `captures/lsnat-any-sll2.pcap` was taken with `tcpdump -i any` on the router: SLL2 frames
+/// of both its interfaces, each forwarded packet arriving (type 0) and leaving (type 4).
+const ANY: &str = "captures/lsnat-any-sll2.pcap";
+const VIP: [u8; 4] = [198, 18, 0, 100];
+
+fn json(dir: &Path, input: &Path, config: &str, extra: &[&str]) -> serde_json::Value {
+    let report = dir.join("r.json");
+    let o = common::lsnat()
+        .args(["replay", "-q", "-c", config, "--json"])
+        .arg(&report)
+        .arg(input)
+        .args(extra)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::read_json(&report)
+}
+
+/// The IPv4 header of an SLL2 frame (20-byte link header), if it carries one.
+fn sll2_ipv4(frame: &[u8]) -> Option<&[u8]> {
+    (frame.len() >= 40 && frame[..2] == [8, 0]).then(|| &frame[20..])
+}
+
+/// `cap` as a pcapng of one Ethernet interface at the pcap's resolution; `each` gives every
+/// record's bytes and flags (`None`: no `epb_flags`).
+fn to_pcapng(cap: &common::Pcap, mut each: impl FnMut(&[u8]) -> (Vec<u8>, Option<u32>)) -> Ng {
+    let nanos = cap.header[..4] == [0x4d, 0x3c, 0xb2, 0xa1];
+    let (resol, per_s) = if nanos {
+        (9u8, 1_000_000_000)
+    } else {
+        (6, 1_000_000)
+    };
+    let mut ng = Ng::new();
+    ng.shb(false, &[]).idb(1, 262_144, &[(9, &[resol])]);
+    for (h, f) in &cap.records {
+        let s = u64::from(u32::from_le_bytes(h[..4].try_into().unwrap()));
+        let frac = u64::from(u32::from_le_bytes(h[4..8].try_into().unwrap()));
+        let orig = u32::from_le_bytes(h[12..16].try_into().unwrap());
+        let (data, flags) = each(f);
+        ng.epb_flags(0, s * per_s + frac, orig, &data, flags);
+    }
+    ng
+}
+
+/// A client-side capture holds one side of the router: what the host in front of the members
+/// sent are the VIP's replies. Taken with `-i any` on the router and kept to its client-side
+/// interface (the one the VIP's packets cross), the replies are SLL2 type 4; in the
+/// client-side view they are replayed as replies and attributed to the members, where the
+/// router view would leave them out as forwarded copies.
+#[test]
+fn client_side_view_replays_the_replies_the_capturing_host_sent() {
+    let scratch = common::scratch();
+    let mut cap = common::Pcap::read(&common::root().join(ANY));
+    let vip_iface = cap
+        .records
+        .iter()
+        .find_map(|(_, f)| {
+            let ip = sll2_ipv4(f)?;
+            (ip[12..16] == VIP || ip[16..20] == VIP).then(|| f[4..8].to_vec())
+        })
+        .expect("the VIP's packets");
+    cap.records
+        .retain(|(_, f)| f.len() >= 8 && f[4..8] == vip_iface[..]);
+    let from_vip = cap
+        .records
+        .iter()
+        .filter(|(_, f)| sll2_ipv4(f).is_some_and(|ip| ip[12..16] == VIP))
+        .count();
+    let to_vip = cap
+        .records
+        .iter()
+        .filter(|(_, f)| sll2_ipv4(f).is_some_and(|ip| ip[16..20] == VIP))
+        .count();
+    assert!(
+        cap.records
+            .iter()
+            .filter(|(_, f)| sll2_ipv4(f).is_some_and(|ip| ip[12..16] == VIP))
+            .all(|(_, f)| f[10] == 4),
+        "the VIP's replies were sent by the capturing host"
+    );
+    let input = scratch.path().join("client-side-iface.pcap");
+    cap.write(&input);
+    let r = json(
+        scratch.path(),
+        &input,
+        "captures/lsnat-client-side.toml",
+        &[],
+    );
+    let p = &r["packets"];
+    assert_eq!(p["outgoing_copies_not_replayed"], 0, "{p}");
+    assert_eq!(p["translated_inbound"], to_vip, "{p}");
+    assert_eq!(p["translated_outbound"], from_vip, "{p}");
+    assert!((50..100).contains(&from_vip), "{from_vip} replies");
+    // The router view of the same file leaves every one of them out.
+    let r = json(scratch.path(), &input, "captures/lsnat-any-sll2.toml", &[]);
+    assert_eq!(r["packets"]["outgoing_copies_not_replayed"], from_vip);
+}
+
+/// A frame shorter than its link header passes, whichever way it went (it cannot be told to
+/// be IPv4, so it is no forwarded copy): `lsnat-router.pcap` as pcapng with `epb_flags`, its
+/// ARP frames cut to 10 bytes, half of them marked outbound.
+#[test]
+fn a_frame_too_short_for_its_link_header_passes_whichever_way_it_went() {
+    let scratch = common::scratch();
+    let cap = common::Pcap::read(&common::root().join("captures/lsnat-router.pcap"));
+    let (mut cut, mut cut_out) = (0, 0);
+    let ng = to_pcapng(&cap, |f| {
+        if f[12..14] == [8, 6] {
+            // ARP: cut inside the Ethernet header; inbound (1) and outbound (2) by turns.
+            let flags = 1 + (cut % 2);
+            cut_out += cut % 2;
+            cut += 1;
+            (f[..10].to_vec(), Some(flags))
+        } else {
+            (f.to_vec(), Some(1))
+        }
+    });
+    assert!(cut >= 2 && cut_out >= 1, "{cut} ARP frames");
+    let input = scratch.path().join("router-arp-cut.pcapng");
+    std::fs::write(&input, &ng.out).unwrap();
+    let r = json(scratch.path(), &input, "captures/lsnat-router.toml", &[]);
+    let p = &r["packets"];
+    assert_eq!(p["link_truncated"], cut, "{p}");
+    assert_eq!(p["outgoing_copies_not_replayed"], 0, "{p}");
+    assert_eq!(
+        p["written"],
+        p["read"].as_u64().unwrap() - p["dropped"]["total"].as_u64().unwrap_or(0),
+        "{p}"
+    );
+}
+
+/// Member captures are named for the format they are written in, the input's, whatever the
+/// input's file is called: a pcapng named `.cap` gives `member-ADDR.pcapng`.
+#[test]
+fn member_captures_are_named_for_their_format() {
+    let scratch = common::scratch();
+    let cap = common::Pcap::read(&common::root().join("captures/rfc2391-fig1.pcap"));
+    let ng = to_pcapng(&cap, |f| (f.to_vec(), None));
+    let input = scratch.path().join("fig1.cap");
+    std::fs::write(&input, &ng.out).unwrap();
+    let dir = scratch.path().join("members");
+    json(
+        scratch.path(),
+        &input,
+        "captures/rfc2391-fig1.toml",
+        &["--members-dir", dir.to_str().unwrap()],
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "member-172.85.0.1.pcapng",
+            "member-172.85.0.2.pcapng",
+            "member-172.85.0.3.pcapng"
+        ]
+    );
+    for n in &names {
+        let head = std::fs::read(dir.join(n)).unwrap();
+        assert_eq!(head[..4], [0x0a, 0x0d, 0x0d, 0x0a], "{n} is a pcapng");
+    }
+}
