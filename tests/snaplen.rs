@@ -130,3 +130,67 @@ fn an_ipv4_header_cut_by_the_snapshot_passes_as_truncated() {
         r["packets"]["passed"]
     );
 }
+
+/// A "tiny" first fragment (RFC 1858 §3) is whole as captured yet stops inside its transport
+/// header: `suricata__frag-ip-tcp-syn.pcap` holds a TCP SYN to 2.2.2.2:8080 in three 8-byte
+/// fragments, ports and sequence number in the first, flags and checksum in the second. The
+/// router, which does not reassemble, can neither key it as a SYN nor keep its checksum right:
+/// all three are dropped as `transport-header-incomplete` (before, they passed untranslated to
+/// the VIP as `truncated-headers`, a name for snapshot cuts). The same SYN reassembled (its
+/// fragments' bytes in one datagram) is translated; that datagram cut by a snapshot to the
+/// first fragment's 28 bytes passes as `truncated-headers`, as the router saw it whole.
+#[test]
+fn a_tiny_first_fragment_is_dropped_unlike_a_snapshot_cut() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let dir = scratch();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        "[[virtual_server]]\nname = \"s\"\nvip = \"2.2.2.2\"\nprotocol = \"tcp\"\n\
+         ports = [8080]\nmembers = [\"192.0.2.1\"]\n",
+    )
+    .expect("config");
+    let frags = Pcap::read(&corpus.join("suricata__frag-ip-tcp-syn.pcap"));
+    assert_eq!(frags.records.len(), 3);
+    let (r, out) = replay(dir.path(), "frags", &frags, &config);
+    let p = &r["packets"];
+    assert_eq!(p["dropped"]["transport-header-incomplete"], 3, "{p}");
+    assert_eq!(p["passed"], serde_json::json!({}), "{p}");
+    assert!(out.is_empty());
+
+    // Reassembled: the first fragment's header, unfragmented, with every fragment's data.
+    let mut ip = frags.records[0].1[..20].to_vec();
+    let mut data = vec![0u8; 24];
+    for (_, f) in &frags.records {
+        let off = usize::from(u16::from_be_bytes([f[6], f[7]]) & 0x1fff) * 8;
+        data[off..off + 8].copy_from_slice(&f[20..28]);
+    }
+    ip[2..4].copy_from_slice(&44u16.to_be_bytes());
+    ip[6..8].copy_from_slice(&[0, 0]);
+    ip[10..12].copy_from_slice(&[0, 0]);
+    let sum: u32 = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ip[10..12].copy_from_slice(&(!((sum & 0xffff) + (sum >> 16)) as u16).to_be_bytes());
+    ip.extend_from_slice(&data);
+    let mut h = frags.records[0].0;
+    h[8..12].copy_from_slice(&44u32.to_le_bytes());
+    h[12..16].copy_from_slice(&44u32.to_le_bytes());
+    let whole = Pcap {
+        header: frags.header.clone(),
+        records: vec![(h, ip)],
+    };
+    let (r, out) = replay(dir.path(), "whole", &whole, &config);
+    assert_eq!(r["packets"]["translated_inbound"], 1, "{}", r["packets"]);
+    assert_eq!(r["sessions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(out[0][16..20], [192, 0, 2, 1]);
+    let (r, out) = replay(dir.path(), "cut", &whole.cut_to(28), &config);
+    let p = &r["packets"];
+    assert_eq!(p["passed"]["truncated-headers"], 1, "{p}");
+    assert_eq!(p["dropped"], serde_json::json!({}), "{p}");
+    assert_eq!(out.len(), 1);
+}

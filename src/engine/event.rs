@@ -54,6 +54,13 @@ pub enum DropReason {
     /// whose sessions land on the same member and port), so the router could not tell them
     /// apart. The new session is refused; the bound one keeps its replies.
     ReplyKeyInUse,
+    /// A datagram the capture holds whole (no snapshot cut) whose first bytes of transport
+    /// header stop before its checksum: a "tiny" first fragment whose header goes on in the
+    /// next (RFC 1858 §3), or a datagram too short for its protocol's header. Without the
+    /// ports and checksum together the router can neither key the packet nor keep its checksum
+    /// right when it rewrites the addresses (it does not reassemble), so it does not forward
+    /// it; its later fragments share its fate (RFC 3022 §4.1).
+    TransportHeaderIncomplete,
 }
 
 impl DropReason {
@@ -72,6 +79,7 @@ impl DropReason {
             DropReason::NaptPortsExhausted => "napt-ports-exhausted",
             DropReason::ServiceRestricted => "router-vip-not-a-service",
             DropReason::ReplyKeyInUse => "reply-key-in-use",
+            DropReason::TransportHeaderIncomplete => "transport-header-incomplete",
         }
     }
 }

@@ -232,10 +232,18 @@ impl Engine {
                 self.later_fragment(now, ip, b, &mut out, true);
                 return out;
             }
-            L4::Truncated => {
+            // Too short for its ports, or (TCP, UDP) for its checksum: cut by the snapshot,
+            // the router saw it whole and it passes, reported as truncated; whole as captured,
+            // its header goes on in a later fragment (or nowhere), and it is dropped.
+            L4::Truncated | L4::Tcp { checksum: None, .. } | L4::Udp { checksum: None, .. }
+                if matches!(l4, L4::Truncated) || ip.is_complete() =>
+            {
                 let related = self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some();
                 if related {
-                    out.verdict = Verdict::Pass(PassReason::Truncated);
+                    out.verdict = match ip.is_complete() {
+                        true => Verdict::Drop(DropReason::TransportHeaderIncomplete),
+                        false => Verdict::Pass(PassReason::Truncated),
+                    };
                 }
                 return out;
             }
