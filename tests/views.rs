@@ -172,3 +172,143 @@ fn member_captures_are_named_for_their_format() {
         assert_eq!(head[..4], [0x0a, 0x0d, 0x0d, 0x0a], "{n} is a pcapng");
     }
 }
+
+/// Recomputes an Ethernet frame's IPv4 header and UDP checksums from scratch.
+fn fix_ipv4_udp_checksums(f: &mut [u8]) {
+    let fold = |mut s: u32| {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s
+    };
+    let sum = |b: &[u8]| -> u32 {
+        b.chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum()
+    };
+    let ip = &mut f[14..];
+    let ihl = usize::from(ip[0] & 15) * 4;
+    ip[10..12].fill(0);
+    let c = !(fold(sum(&ip[..ihl])) as u16);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let udp_len = total - ihl;
+    ip[ihl + 6..ihl + 8].fill(0);
+    let pseudo = sum(&ip[12..20]) + 17 + udp_len as u32;
+    let c = !(fold(pseudo + sum(&ip[ihl..total])) as u16);
+    let c = if c == 0 { 0xffff } else { c };
+    ip[ihl + 6..ihl + 8].copy_from_slice(&c.to_be_bytes());
+}
+
+/// One client port to two VIPs whose sessions land on the same member and port: the member's
+/// replies to both would leave it with one key, so the second session is refused
+/// (`reply-key-in-use`) in the client-side view as in the router view, where that key is the
+/// one the capture shows. `lsnat-client-side.pcap` with its first UDP session (198.51.100.7:34842
+/// ↔ 198.18.0.100:9999) copied, 1 µs later, to a second VIP, 198.18.0.101; both virtual servers
+/// have the one member 203.0.113.1. Before, both were bound, and the member capture held two
+/// sessions with one 5-tuple.
+#[test]
+fn client_side_view_refuses_a_second_session_with_the_same_member_side_replies() {
+    let scratch = common::scratch();
+    let cap = common::Pcap::read(&common::root().join("captures/lsnat-client-side.pcap"));
+    let client = [198, 51, 100, 7];
+    let of_session = |f: &[u8]| {
+        f.len() > 42
+            && f[12..14] == [8, 0]
+            && f[23] == 17
+            && ((f[26..30] == client && f[30..34] == VIP && f[34..36] == 34842u16.to_be_bytes())
+                || (f[26..30] == VIP && f[30..34] == client && f[36..38] == 34842u16.to_be_bytes()))
+    };
+    // The capture with the session's packets copied to the second VIP, `delay` µs later, in
+    // time order.
+    let with_copy = |delay: u64| {
+        let ts = |h: &[u8; 16]| {
+            let w = |i: usize| u64::from(u32::from_le_bytes(h[i..i + 4].try_into().unwrap()));
+            w(0) * 1_000_000 + w(4)
+        };
+        let mut records = Vec::new();
+        for (h, f) in &cap.records {
+            records.push((*h, f.clone()));
+            if of_session(f) {
+                let mut c = f.clone();
+                for at in [26, 30] {
+                    if c[at..at + 4] == VIP {
+                        c[at + 3] = 101;
+                    }
+                }
+                fix_ipv4_udp_checksums(&mut c);
+                let t = ts(h) + delay;
+                let mut h = *h;
+                h[..4].copy_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
+                h[4..8].copy_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
+                records.push((h, c));
+            }
+        }
+        records.sort_by_key(|(h, _)| ts(h));
+        assert_eq!(
+            records.len(),
+            cap.records.len() + 6,
+            "three exchanges copied"
+        );
+        common::Pcap {
+            header: cap.header.clone(),
+            records,
+        }
+    };
+    let input = scratch.path().join("two-vips.pcap");
+    with_copy(1).write(&input);
+    let config = scratch.path().join("two-vips.toml");
+    let vs = |name: &str, vip: &str| {
+        format!(
+            "[[virtual_server]]\nname = \"{name}\"\nvip = \"{vip}\"\nprotocol = \"udp\"\n\
+             ports = [9999]\nmembers = [\"203.0.113.1\"]\n"
+        )
+    };
+    for view in ["client-side", "router"] {
+        std::fs::write(
+            &config,
+            format!(
+                "view = \"{view}\"\n{}{}",
+                vs("a", "198.18.0.100"),
+                vs("b", "198.18.0.101")
+            ),
+        )
+        .unwrap();
+        let r = json(scratch.path(), &input, config.to_str().unwrap(), &[]);
+        let refused = &r["packets"]["dropped"]["reply-key-in-use"];
+        let sessions = r["sessions"].as_array().unwrap();
+        let on_b = sessions
+            .iter()
+            .filter(|s| s["virtual_server"] == "b" && s["orig_h"] == "198.51.100.7")
+            .count();
+        // The copy's three requests are refused, and no session of it is bound.
+        assert_eq!(*refused, 3, "{view}: {}", r["packets"]);
+        assert_eq!(on_b, 0, "{view}");
+    }
+    // Once the first session has timed out, its key is free again: the copy 2 s later, with
+    // UDP sessions idle out after 1 s, is bound.
+    with_copy(2_000_000).write(&input);
+    std::fs::write(
+        &config,
+        format!(
+            "view = \"client-side\"\n[timeouts]\nudp = \"1s\"\n{}{}",
+            vs("a", "198.18.0.100"),
+            vs("b", "198.18.0.101")
+        ),
+    )
+    .unwrap();
+    let r = json(scratch.path(), &input, config.to_str().unwrap(), &[]);
+    assert_eq!(
+        r["packets"]["dropped"],
+        serde_json::json!({}),
+        "{}",
+        r["packets"]
+    );
+    let on_b = r["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["virtual_server"] == "b" && s["orig_h"] == "198.51.100.7")
+        .count();
+    assert_eq!(on_b, 1);
+}

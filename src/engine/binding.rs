@@ -119,6 +119,15 @@ impl Engine {
         }
 
         let reply = session_reply_key(&key, &translated, self.vss.view);
+        // In the client-side view the replies come from the VIP, so the flow table keys them
+        // as the capture shows them; the key they leave the member with must be this
+        // session's alone too (one client port to two VIPs sharing a member and port), as in
+        // the router view, where it is the flow table's reply key.
+        let member_side = (self.vss.view == View::ClientSide && !napt)
+            .then(|| session_reply_key(&key, &translated, View::Router));
+        if member_side.is_some_and(|m| self.member_side_replies.contains(&m)) {
+            return Err(DropReason::ReplyKeyInUse);
+        }
         let number = self.next_number;
         self.next_number += 1;
         let session = Session {
@@ -176,6 +185,9 @@ impl Engine {
                 self.ports.release_translated(&translated);
             }
             return Err(DropReason::ReplyKeyInUse);
+        }
+        if let Some(m) = member_side {
+            self.member_side_replies.insert(m);
         }
         let deadline = now.add(self.idle_timeout(key.protocol));
         self.timers.push((deadline, number, slot));

@@ -84,6 +84,10 @@ pub struct Engine {
     live: usize,
     /// Session key (inbound) and reply key (outbound) → slot.
     flows: flow_table::FlowTable,
+    /// Client-side view, LSNAT sessions: the key each session's replies leave its member with
+    /// (member → client), which the capture never shows (its replies come from the VIP), kept
+    /// so that two sessions never share it, as in the router view (see [`binding`]).
+    member_side_replies: rustc_hash::FxHashSet<Tuple>,
     /// Lazy timer heap: (deadline, session number, slot). See [`unbinding`].
     timers: timer_queue::TimerQueue<(Timestamp, u64, u32)>,
     /// Lazy longest-idle heap, kept only with a session-table limit: (last seen, number, slot).
@@ -197,6 +201,7 @@ impl Engine {
             free: Vec::new(),
             live: 0,
             flows: flow_table::FlowTable::default(),
+            member_side_replies: Default::default(),
             timers: timer_queue::TimerQueue::default(),
             idle: BinaryHeap::new(),
             frags: FragmentTable::new(cfg.fragment_timeout),

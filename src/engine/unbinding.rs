@@ -98,6 +98,10 @@ impl Engine {
         self.dead_host_session_ended(s.number, s.first, s.answered_elsewhere, at);
         self.flows.remove(&s.key, slot, Flow::Inbound);
         self.flows.remove(&s.reply_key, slot, Flow::Outbound);
+        if !self.member_side_replies.is_empty() {
+            let m = super::binding::session_reply_key(&s.key, &s.translated, super::View::Router);
+            self.member_side_replies.remove(&m);
+        }
         if s.napt {
             // LS-NAPT (RFC 2391 §3.3): the session's TU port is free again.
             self.ports.release_translated(&s.translated);
