@@ -877,7 +877,6 @@ pub fn run(
                         ob.packet(&meta, &what);
                     }
                     let now = meta.ts;
-                    let trigger = batch.bytes(i);
                     let trigger_l3 = match (&what, view_l.payload) {
                         (Disposition::Engine(_), Payload::Ipv4 { offset }) => offset,
                         _ => 0,
@@ -946,6 +945,37 @@ pub fn run(
                                             }
                                             None
                                         }
+                                        (Some(m), Flow::Outbound, false) => {
+                                            // Client-side view: what the member sent is the
+                                            // fragment translated back to it (the capture has
+                                            // it from the VIP), again at its own time and
+                                            // place: over its captured bytes while its batch
+                                            // is here (the router left it out), else just
+                                            // before its first fragment.
+                                            let own = at as usize..(at + len) as usize;
+                                            if h.batch == batch_no
+                                                && h.index < fates.len()
+                                                && batch.bytes(h.index).len() == own.len()
+                                            {
+                                                let (_, f) = batch.bytes_mut(h.index);
+                                                f.copy_from_slice(&extra_data[own]);
+                                                fates[h.index].member = Some(m);
+                                            } else {
+                                                let opts = extra_data.len() as u32;
+                                                extra_data.extend_from_slice(&h.options);
+                                                extras.push(Extra {
+                                                    after,
+                                                    before: true,
+                                                    meta: h.meta,
+                                                    at,
+                                                    len,
+                                                    to_capture: false,
+                                                    member: Some(m),
+                                                    options: Some((opts, h.options.len() as u32)),
+                                                });
+                                            }
+                                            None
+                                        }
                                         (m, _, _) => m,
                                     };
                                     extras.push(Extra {
@@ -968,7 +998,7 @@ pub fn run(
                                 let at = extra_data.len() as u32;
                                 reply_link_header(
                                     meta.linktype,
-                                    &trigger[..trigger_l3],
+                                    &batch.bytes(i)[..trigger_l3],
                                     extra_data,
                                 );
                                 extra_data.extend_from_slice(e.bytes);

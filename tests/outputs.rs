@@ -204,6 +204,104 @@ fn member_capture_keeps_its_own_early_fragments_at_their_times() {
     }
 }
 
+/// The same in the client-side view, where a member's replies come from the VIP and what the
+/// member sent is the reply translated back to it: a client-side capture of lsnat-edges (the
+/// clients' packets to the VIP as they arrived at the router, `lsnat-edges.pcap`, and the
+/// router's replies to them, from the kernel's output recorded beside it), with the reply of IP
+/// id 40935 made to arrive last fragment first as above, with and without 5000 ARP frames
+/// between. The member's capture has the fragments at their own times, in the order they came,
+/// translated back to it; before, they were all at the first fragment's time, first one first.
+#[test]
+fn client_side_member_capture_keeps_early_fragments_at_their_times() {
+    let scratch = common::scratch();
+    const VIP: [u8; 4] = [198, 18, 0, 100];
+    let ipv4 = |f: &[u8]| f.len() >= 34 && f[12..14] == [8, 0];
+    let mut packets: Vec<(u64, u32, Vec<u8>)> = bundled("lsnat-edges.pcap")
+        .into_iter()
+        .filter(|p| ipv4(&p.2) && p.2[30..34] == VIP)
+        .collect();
+    let kernel = common::root().join("tests/kernel/lsnat-edges.kernel-out.pcap");
+    packets.extend(
+        common::read_all(&kernel)
+            .into_iter()
+            .filter(|(_, f)| ipv4(f) && f[26..30] == VIP)
+            .map(|(m, b)| (m.ts.nanos(), m.orig_len, b)),
+    );
+    packets.sort_by_key(|p| p.0);
+    let at: Vec<usize> = (0..packets.len())
+        .filter(|&k| fragment_of(&packets[k].2).is_some_and(|(id, _)| id == 40935))
+        .collect();
+    assert_eq!(at.len(), 3, "the reply's three fragments");
+    assert_eq!((at[1], at[2]), (at[0] + 1, at[0] + 2));
+    let arp = bundled("lsnat-router.pcap")
+        .into_iter()
+        .find(|p| p.2[12..14] == [8, 6])
+        .expect("an ARP frame")
+        .2;
+    let config = scratch.path().join("edges-client-side.toml");
+    let edges = std::fs::read_to_string(common::root().join("captures/lsnat-edges.toml")).unwrap();
+    std::fs::write(
+        &config,
+        edges.replace("view = \"router\"", "view = \"client-side\""),
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("client-side")
+    );
+    for fillers in [0, 5000] {
+        let mut v = packets.clone();
+        let k = at[0];
+        let (first, later1, later2) = (v[k].2.clone(), v[k + 1].2.clone(), v[k + 2].2.clone());
+        (v[k].2, v[k].1) = (later1.clone(), later1.len() as u32);
+        (v[k + 1].2, v[k + 1].1) = (later2.clone(), later2.len() as u32);
+        (v[k + 2].2, v[k + 2].1) = (first.clone(), first.len() as u32);
+        let sent = [(v[k].0, 1480), (v[k + 1].0, 2960), (v[k + 2].0, 0)];
+        let filler = (v[k + 1].0, arp.len() as u32, arp.clone());
+        v.splice(k + 2..k + 2, std::iter::repeat_n(filler, fillers));
+        let input = scratch.path().join(format!("edges-cs-{fillers}.pcap"));
+        write_pcap(&input, 262_144, 1, &v);
+        let (out, dir) = (
+            scratch.path().join(format!("cs-out-{fillers}.pcap")),
+            scratch.path().join(format!("cs-members-{fillers}")),
+        );
+        replay(
+            &input,
+            path_str(&config),
+            &["-o", path_str(&out), "--members-dir", path_str(&dir)],
+        );
+        // The member the reply came from: the one whose capture has it.
+        let with_reply: Vec<_> = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+            .into_iter()
+            .filter(|m| !fragments(&member(&dir, m), 40935).is_empty())
+            .collect();
+        assert_eq!(with_reply.len(), 1, "{fillers} fillers: {with_reply:?}");
+        let m = member(&dir, with_reply[0]);
+        assert_eq!(
+            fragments(&m, 40935),
+            sent,
+            "{fillers} fillers: the member's capture, as it sent them"
+        );
+        // Translated back to the member: from its own address.
+        let addr: Vec<u8> = with_reply[0]
+            .split('.')
+            .map(|o| o.parse().unwrap())
+            .collect();
+        for (_, f) in common::read_all(&m) {
+            if fragment_of(&f).is_some_and(|(id, _)| id == 40935) {
+                assert_eq!(f[26..30], addr[..], "{fillers} fillers");
+            }
+        }
+        let release = sent[2].0;
+        assert_eq!(
+            fragments(&out, 40935),
+            [(release, 0), (release, 1480), (release, 2960)],
+            "{fillers} fillers: the rewritten capture, after their first"
+        );
+    }
+}
+
 /// A member's capture holds what the member sent and received, its own NAPT sessions (RFC 2391
 /// §3.2, sessions it started toward the outside) included, each packet as the member sees it:
 /// what it sent untranslated, what it was sent translated back to it. On the bundled captures
