@@ -1753,3 +1753,40 @@ fn compare_labels_tell_clashing_configs_apart_and_c_is_refused() {
         .unwrap();
     one_error_line(&o, &["--compare", "-c"]);
 }
+
+/// The README's configuration examples load: each ```toml block of its `## Configuration`
+/// section that holds a `[[virtual_server]]` with a VIP (the main example, with every
+/// router-wide field) replays the figure 1 capture. Before, the main example's static mapping
+/// named a member outside its pool and was refused.
+#[test]
+fn the_readme_configuration_example_loads() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Configuration section");
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("[[virtual_server]]") && b.contains("vip ="))
+        .collect();
+    assert!(!blocks.is_empty(), "no example with a virtual server");
+    let scratch = common::scratch();
+    for (i, b) in blocks.iter().enumerate() {
+        let config = scratch.path().join(format!("readme-{i}.toml"));
+        std::fs::write(&config, b).unwrap();
+        let o = common::lsnat()
+            .current_dir(common::root())
+            .args(["replay", "captures/rfc2391-fig1.pcap", "-q", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "example {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
