@@ -1790,3 +1790,68 @@ fn the_readme_configuration_example_loads() {
         );
     }
 }
+
+/// A named pipe as the capture is refused in one line, exit 2, whether or not anything writes
+/// to it: before, opening it waited for a writer for ever (`replay`, `audit`, and the member
+/// captures' names). The child is killed if it has not ended after a minute, so a hang fails
+/// the test rather than the suite; how fast it ends is not asserted.
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_as_the_capture_is_refused_without_waiting_for_a_writer() {
+    let scratch = common::scratch();
+    let fifo = scratch.path().join("capture.pcap");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates the file.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let config = common::root().join("captures/rfc2391-fig1.toml");
+    let members = scratch.path().join("members");
+    let runs: [Vec<&std::ffi::OsStr>; 3] = [
+        vec![
+            "replay".as_ref(),
+            fifo.as_ref(),
+            "-c".as_ref(),
+            config.as_ref(),
+        ],
+        vec![
+            "replay".as_ref(),
+            fifo.as_ref(),
+            "-c".as_ref(),
+            config.as_ref(),
+            "--members-dir".as_ref(),
+            members.as_ref(),
+        ],
+        vec![
+            "audit".as_ref(),
+            fifo.as_ref(),
+            "-c".as_ref(),
+            config.as_ref(),
+        ],
+    ];
+    for args in runs {
+        let mut child = common::lsnat()
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut status = None;
+        for _ in 0..600 {
+            if let Some(s) = child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?}: still waiting on the pipe");
+        }
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(!members.exists(), "{args:?} left the members folder");
+    }
+}

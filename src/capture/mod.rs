@@ -29,9 +29,12 @@ pub use writer::CaptureWriter;
 pub fn starts_as_pcapng(path: &std::path::Path) -> bool {
     use std::io::Read;
     let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| u32::from_le_bytes(magic) == ng::SHB)
+    // Only a regular file is opened (a FIFO would wait for a writer); anything else is
+    // refused when the capture is opened.
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+        && std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok_and(|()| u32::from_le_bytes(magic) == ng::SHB)
 }
 
 use crate::time::Timestamp;

@@ -34,10 +34,8 @@ impl CaptureReader {
     /// Opens `path`, sniffing pcap vs pcapng from the magic number.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let err = |cause: String| CaptureError::new(path, None, cause);
-        let mut file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| err(format!("cannot open: {e}")))?;
+        // The kind of file first: opening a FIFO waits for a writer, maybe for ever.
+        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot open: {e}")))?;
         if meta.is_dir() {
             return Err(err("is a directory, not a capture file".into()));
         }
@@ -47,7 +45,11 @@ impl CaptureReader {
                 "not a regular file (a pipe or a device): save the capture to a file first".into(),
             ));
         }
-        let file_len = meta.len();
+        let mut file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| err(format!("cannot open: {e}")))?
+            .len();
         if file_len == 0 {
             return Err(err("empty file: not a pcap or pcapng capture".into()));
         }
