@@ -848,3 +848,150 @@ fn later_fragments_of_icmp_and_udp_sessions_are_activity_in_the_gaps() {
         assert_eq!(d.max, Span::from_millis(1500), "{name}");
     }
 }
+
+/// A closed session ends a close grace after its close, whatever comes after (RFC 2391 §2.4),
+/// so the gap of a packet after the close, in the `tcp-closed` class, is the time since the
+/// close, and the audit's "nothing breaks above" figure for it is the grace `replay` needs.
+/// `lsnat-router.pcap` with session s3's final ACK (the packet that closed it) repeated 1.5 s
+/// and 3 s later, as a client whose ACK got lost retransmits: the largest closed gap is 3 s
+/// (before, 1.5 s, the time between the two copies, and a grace above it still lost the
+/// second); replayed with a grace of 3 s plus 1 ns both copies are forwarded, with 3 s the
+/// second is dropped.
+#[test]
+fn closed_gaps_count_from_the_close() {
+    let scratch = common::scratch();
+    let root = common::root();
+    let config = root.join("captures/lsnat-router.toml");
+    let mut cap = common::Pcap::read(&root.join("captures/lsnat-router.pcap"));
+    let report = common::replay_json(
+        scratch.path(),
+        &root.join("captures/lsnat-router.pcap"),
+        &[],
+    );
+    let s3 = report["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == 3)
+        .unwrap();
+    assert_eq!(s3["end"], "fin");
+    let closed = s3["last_ts_ns"].as_u64().unwrap();
+    let ts = |h: &[u8; 16]| {
+        let w = |i: usize| u64::from(u32::from_le_bytes(h[i..i + 4].try_into().unwrap()));
+        w(0) * 1_000_000_000 + w(4)
+    };
+    let last = cap
+        .records
+        .iter()
+        .find(|(h, f)| ts(h) == closed && f[23] == 6)
+        .cloned()
+        .expect("s3's last packet");
+    for later in [1_500_000_000u64, 3_000_000_000] {
+        let t = closed + later;
+        let mut h = last.0;
+        h[..4].copy_from_slice(&((t / 1_000_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((t % 1_000_000_000) as u32).to_le_bytes());
+        cap.records.push((h, last.1.clone()));
+    }
+    cap.records.sort_by_key(|(h, _)| ts(h));
+    let index_of = |t: u64| 1 + cap.records.iter().position(|(h, _)| ts(h) == t).unwrap() as u64;
+    let (copy1, copy2) = (
+        index_of(closed + 1_500_000_000),
+        index_of(closed + 3_000_000_000),
+    );
+    let input = scratch.path().join("router-late-acks.pcap");
+    cap.write(&input);
+
+    let a = audit::run(&job(&input, Some(&config), &["config"])).unwrap();
+    let d = class(&a, "tcp-closed");
+    assert_eq!(d.max, Span(3_000_000_000));
+    assert_eq!(d.safe_timeout(), Some(Span(3_000_000_001)));
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("tcp_close_grace = \"2s\""));
+    for (grace, dropped) in [("3.000000001s", vec![]), ("3s", vec![copy2])] {
+        let c = scratch.path().join("grace.toml");
+        std::fs::write(
+            &c,
+            text.replace(
+                "tcp_close_grace = \"2s\"",
+                &format!("tcp_close_grace = \"{grace}\""),
+            ),
+        )
+        .unwrap();
+        let r = common::replay_json(scratch.path(), &input, &["-c".as_ref(), c.as_os_str()]);
+        let drops: Vec<u64> = r["dropped_packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["packet"].as_u64().unwrap())
+            .filter(|&p| p == copy1 || p == copy2)
+            .collect();
+        assert_eq!(drops, dropped, "grace {grace}");
+    }
+}
+
+/// A policy sets each timeout once: two keys that set the same one are refused, on the
+/// command line and in a `[[policy]]` table alike, so a table (whose keys come in no order of
+/// the file's) means what the same keys given with `-p` mean. Before, the table's keys were
+/// applied in alphabetical order, the command line's left to right, with no error.
+/// `tcp-close-grace`, `tcp-fin`'s other name, may be 0 like it (before: refused).
+#[test]
+fn a_policy_sets_each_timeout_once() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let cfg = lsnat::config::load(&cap.with_extension("toml")).unwrap();
+    for spec in [
+        "udp=5m,udp=1s",
+        "tcp=3h,tcp-established=1h",
+        "tcp-transitory=1m,tcp-opening=10m",
+        "tcp-closing=1m,tcp-transitory=4m",
+        "tcp-fin=1s,tcp-close-grace=2s",
+        "max-sessions=10,max_sessions=20",
+    ] {
+        let e = audit::resolve(spec, &cfg, &[]).err();
+        assert!(e.is_some(), "{spec} accepted");
+    }
+    for spec in [
+        "tcp=2h,tcp-transitory=4m,udp=5m",
+        "base=ipvs,udp=5m",
+        "tcp-close-grace=0",
+        "tcp-fin=0,tcp-rst=0",
+    ] {
+        assert!(audit::resolve(spec, &cfg, &[]).is_ok(), "{spec} refused");
+    }
+    let scratch = common::scratch();
+    let config = scratch.path().join("policies.toml");
+    let base = std::fs::read_to_string(cap.with_extension("toml")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[[policy]]\nname = \"a\"\ntcp_opening = \"10m\"\ntcp_transitory = \"1m\"\n"
+        ),
+    )
+    .unwrap();
+    let o = common::lsnat()
+        .args(["audit", "-q", "-p", "a", "-c"])
+        .arg(&config)
+        .arg(&cap)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("policy[0]") && err.contains("set the same timeout"),
+        "{err}"
+    );
+}
+
+/// Session-nanoseconds summed over a capture's sessions are a u128; the JSON writes them up to
+/// u64::MAX (before, the low 64 bits: 2^64 + 5 ns came out as 5).
+#[test]
+fn session_ns_beyond_64_bits_is_written_saturated() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let a = audit::run(&job(&cap, None, &["config"])).unwrap();
+    let mut r = a.results[0].clone();
+    r.session_ns = (1u128 << 64) + 5;
+    let v = report::result_json(&r, 0);
+    assert_eq!(v["cost"]["session_ns"], u64::MAX);
+}

@@ -9,6 +9,10 @@
 //! SHOULD NOT refresh it, and the engine's do not), which neither start nor end a gap nor
 //! change its TCP state.
 //!
+//! A gap is the time since the session's packet before, except once the session has closed
+//! (both FINs acknowledged, or an RST): it then ends a grace after the close whatever comes
+//! after, so a later packet's gap is the time since the close.
+//!
 //! Measured once, on a replay in which nothing expires. A timeout longer than the largest gap
 //! of its class breaks nothing in this capture (the engine unbinds when `last + timeout ≤ now`,
 //! so a timeout equal to a gap already cuts it).
@@ -170,11 +174,25 @@ impl Series {
     }
 }
 
+/// A live session, as far as its gaps go.
+struct Track {
+    key: Tuple,
+    /// Its last packet.
+    last: Timestamp,
+    /// Its TCP state after that packet.
+    state: Option<TcpState>,
+    /// When it closed (both FINs acknowledged, or an RST): the close grace runs from then,
+    /// whatever comes after (RFC 2391 §2.4, [`crate::engine::Timeouts::deadline`]).
+    closed_at: Option<Timestamp>,
+    /// The classes it had a gap in (one bit each).
+    had: u8,
+}
+
 /// Collects gaps from a replay (observer).
 #[derive(Default)]
 pub struct GapObserver {
-    /// session number → (key, last packet, state after it, classes it had a gap in)
-    sessions: FxHashMap<u64, (Tuple, Timestamp, Option<TcpState>, u8)>,
+    /// session number → its gaps so far
+    sessions: FxHashMap<u64, Track>,
     by_class: FxHashMap<GapClass, Series>,
     /// normalised flow → (last packet, had a gap)
     flows: FxHashMap<Tuple, (Timestamp, bool)>,
@@ -279,24 +297,31 @@ impl Observer for GapObserver {
         if o.verdict != Verdict::Translated || o.session == 0 {
             return;
         }
-        if let Some((key, last, state, had)) = self.sessions.get_mut(&o.session) {
-            if is_icmp_error_of(key, o) {
+        if let Some(t) = self.sessions.get_mut(&o.session) {
+            if is_icmp_error_of(&t.key, o) {
                 // Translated, but it neither refreshes the session (RFC 7857 §2.1: errors
                 // SHOULD NOT) nor says anything about its TCP state.
                 return;
             }
-            let gap = meta.ts.since(*last).0;
-            let class = GapClass::of(key.protocol, *state);
+            // Closed or reset, the session ends a grace after its close, however busy it is
+            // since: what a later packet needs is a grace longer than the time since the
+            // close, which is its gap. Otherwise, the time since the packet before.
+            let gap = meta.ts.since(t.closed_at.unwrap_or(t.last)).0;
+            let class = GapClass::of(t.key.protocol, t.state);
             let bit = 1u8 << (class as u8);
             self.by_class
                 .entry(class)
                 .or_default()
-                .push(gap, *key, *had & bit == 0);
-            *had |= bit;
-            *last = (*last).max(meta.ts);
+                .push(gap, t.key, t.had & bit == 0);
+            t.had |= bit;
+            t.last = t.last.max(meta.ts);
             // A TCP segment says its state after it; a later fragment (None) keeps it.
             if o.tcp_state.is_some() {
-                *state = o.tcp_state;
+                t.state = o.tcp_state;
+            }
+            if t.closed_at.is_none() && matches!(t.state, Some(TcpState::Closed | TcpState::Reset))
+            {
+                t.closed_at = Some(t.last);
             }
         }
     }
@@ -306,7 +331,16 @@ impl Observer for GapObserver {
             Event::Bound {
                 number, at, key, ..
             } => {
-                self.sessions.insert(*number, (*key, *at, None, 0));
+                self.sessions.insert(
+                    *number,
+                    Track {
+                        key: *key,
+                        last: *at,
+                        state: None,
+                        closed_at: None,
+                        had: 0,
+                    },
+                );
             }
             Event::Ended(r) => {
                 self.sessions.remove(&r.number);

@@ -169,14 +169,43 @@ pub fn set_timeout(t: &mut Timeouts, key: &str, v: Span) -> Result<(), String> {
     Ok(())
 }
 
+/// The settings a policy key sets, one bit each (see [`set_timeout`]): keys that set one
+/// of the same settings may not both be given, so a policy means the same whatever order its
+/// keys come in (a `[[policy]]` table's keys come in no order of the file's).
+fn settings_of(key: &str) -> u16 {
+    match key {
+        "tcp" | "tcp-established" => 1,
+        "tcp-opening" => 2,
+        "tcp-closing" => 4,
+        "tcp-transitory" => 2 | 4,
+        "tcp-fin" | "tcp-close-grace" => 8,
+        "tcp-rst" => 16,
+        "udp" => 32,
+        "icmp" => 64,
+        "other" => 128,
+        "max-sessions" => 256,
+        _ => 0,
+    }
+}
+
 /// Applies `key=value` pairs to `base` (a `base=PRESET` pair, first, starts from a preset).
+/// Each setting is given once: two keys that set the same one are refused.
 fn apply<'a>(
     mut p: Policy,
     pairs: impl IntoIterator<Item = (String, &'a str)>,
 ) -> Result<Policy, String> {
+    let mut given: Vec<(String, u16)> = Vec::new();
     for (i, (key, value)) in pairs.into_iter().enumerate() {
         let key = key.trim().replace('_', "-");
         let value = value.trim();
+        let sets = settings_of(&key);
+        if let Some((earlier, _)) = given.iter().find(|(_, b)| b & sets != 0) {
+            return Err(match *earlier == key {
+                true => format!("`{key}` is given twice"),
+                false => format!("`{key}` and `{earlier}` set the same timeout: give one"),
+            });
+        }
+        given.push((key.clone(), sets));
         match key.as_str() {
             "base" => {
                 if i != 0 {
@@ -201,7 +230,7 @@ fn apply<'a>(
                 let v = Span::parse(value).map_err(|e| format!("{key}: {e}"))?;
                 // As in the config file: an idle timeout of 0 is refused; the grace after a
                 // close may be 0 (state dropped at the close).
-                if v.0 == 0 && !matches!(key.as_str(), "tcp-fin" | "tcp-rst") {
+                if v.0 == 0 && !matches!(key.as_str(), "tcp-fin" | "tcp-close-grace" | "tcp-rst") {
                     return Err(format!("{key}: an idle timeout must be longer than zero"));
                 }
                 set_timeout(&mut p.timeouts, &key, v)?;

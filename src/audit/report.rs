@@ -367,7 +367,9 @@ pub fn result_json(r: &PolicyResult, worst: usize) -> Value {
             "retired_table_full": r.retired,
             "peak_sessions": r.peak_sessions,
             "mean_sessions": r.mean_sessions,
-            "session_ns": r.session_ns as u64,
+            // Session-nanoseconds summed over every session can pass 2^64 (584 years):
+            // written at most u64::MAX, as JSON readers hold integers that far.
+            "session_ns": u64::try_from(r.session_ns).unwrap_or(u64::MAX),
             "peak_bytes": r.peak_bytes,
             "forgotten": r.forgotten,
         },
