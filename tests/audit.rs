@@ -995,3 +995,30 @@ fn session_ns_beyond_64_bits_is_written_saturated() {
     let v = report::result_json(&r, 0);
     assert_eq!(v["cost"]["session_ns"], u64::MAX);
 }
+
+/// A `[[policy]]` whose `base` is not a string names the field and the presets (before:
+/// "unknown preset ``").
+#[test]
+fn a_policy_base_that_is_not_a_name_is_refused_by_field() {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let scratch = common::scratch();
+    let config = scratch.path().join("base3.toml");
+    let base = std::fs::read_to_string(cap.with_extension("toml")).unwrap();
+    std::fs::write(
+        &config,
+        format!("{base}\n[[policy]]\nname = \"x\"\nbase = 3\n"),
+    )
+    .unwrap();
+    let o = common::lsnat()
+        .args(["audit", "-q", "-p", "x", "-c"])
+        .arg(&config)
+        .arg(&cap)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("field `policy[0].base`") && err.contains("rfc2391"),
+        "{err}"
+    );
+}

@@ -308,7 +308,13 @@ pub fn from_config_file(path: &Path, text: &str, base: &Policy) -> Result<Vec<Po
         }
         let mut pairs: Vec<(String, String)> = Vec::new();
         if let Some(b) = table.get("base") {
-            pairs.push(("base".into(), b.as_str().unwrap_or("").to_string()));
+            let Some(b) = b.as_str() else {
+                return Err(format!(
+                    "{at}: field `policy[{i}].base`: expected a preset's name (one of: {})",
+                    PRESETS.join(", ")
+                ));
+            };
+            pairs.push(("base".into(), b.to_string()));
         }
         for (k, v) in table {
             if k == "name" || k == "base" {
