@@ -300,3 +300,26 @@ fn a_virtual_server_name_used_twice_is_refused() {
     );
     assert!(lsnat::config::parse(Path::new("ok.toml"), &ok).is_ok());
 }
+
+/// A capacity report time beyond what u64 nanoseconds hold is refused, naming the capacity
+/// file and its line, never wrapped.
+#[test]
+fn capacity_times_beyond_u64_nanoseconds_are_refused() {
+    let cfg = VS.replace(
+        "members",
+        "algorithm = \"reported-capacity\"\ncapacity_file = \"caps.jsonl\"\nmembers",
+    );
+    for ts in ["20242112954.661793", "1e12", "1e300", "18446744074.0"] {
+        let caps = format!(
+            "{{\"ts\": 1700000000.5, \"member\": \"172.85.0.1\", \"capacity\": 1}}\n\
+             {{\"ts\": {ts}, \"member\": \"172.85.0.1\", \"capacity\": 0}}\n"
+        );
+        let e = config_error(&cfg, &[("caps.jsonl", &caps)]);
+        starts(&e, "bad.toml:7: field `virtual_server[0].capacity_file`: ");
+        assert!(e.contains("caps.jsonl:2: `ts` "), "{e}");
+        assert!(e.contains("is after the last time"), "{e}");
+    }
+    let caps = "{\"ts\": 18446744073.0, \"member\": \"172.85.0.1\", \"capacity\": 1}\n";
+    let r = lsnat::capacity::parse(Path::new("c.jsonl"), caps).unwrap();
+    assert_eq!(r[0].at.0, 18_446_744_073_000_000_000);
+}
