@@ -53,8 +53,25 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<CapacityReport>, String> {
         } else if let Some(s) = ts.as_f64().filter(|s| s.is_finite() && *s >= 0.0) {
             // Whole seconds exactly, the fraction to the nanosecond (f64 keeps about 0.2 µs of
             // it at today's epoch; use integer nanoseconds for exact times).
+            // A time past the last a u64 of nanoseconds holds (2554-07-21T23:34:33Z) is
+            // refused, not wrapped (`as u64` saturates, the product would overflow).
             let whole = s.trunc();
-            Timestamp(whole as u64 * 1_000_000_000 + ((s - whole) * 1e9).round() as u64)
+            let late = || {
+                fail(format!(
+                    "`ts` {ts} is after the last time lsnat represents ({}.{:09} s since the \
+                     epoch: u64 nanoseconds)",
+                    u64::MAX / 1_000_000_000,
+                    u64::MAX % 1_000_000_000
+                ))
+            };
+            if whole >= 18_446_744_074.0 {
+                return Err(late());
+            }
+            (whole as u64)
+                .checked_mul(1_000_000_000)
+                .and_then(|n| n.checked_add(((s - whole) * 1e9).round() as u64))
+                .map(Timestamp)
+                .ok_or_else(late)?
         } else {
             return Err(fail(format!(
                 "`ts` {ts} is not a time (epoch seconds or ns)"

@@ -132,14 +132,9 @@ struct TimelineFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NaptFile {
-    #[serde(default = "yes")]
-    enabled: bool,
-    #[serde(default)]
-    inside: Vec<Spanned<String>>,
-}
-
-fn yes() -> bool {
-    true
+    /// Default true: the table's presence enables NAPT.
+    enabled: Option<Spanned<bool>>,
+    inside: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -190,7 +185,7 @@ enum DurationValue {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VirtualServerFile {
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     vip: Spanned<String>,
     protocol: Spanned<String>,
     #[serde(default = "no_ports")]
@@ -255,8 +250,8 @@ fn cost_value(v: &toml::Value) -> Result<f64, String> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AffinityFile {
-    prefix: Option<i64>,
-    timeout: Option<DurationValue>,
+    prefix: Option<Spanned<i64>>,
+    timeout: Option<Spanned<DurationValue>>,
 }
 
 fn no_ports() -> Spanned<Vec<i64>> {
@@ -326,42 +321,149 @@ pub fn input_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A TOML table header line, `[name]` or `[[name]]`: its name (dotted parts trimmed) and
+/// whether it is an array of tables. `None` for any other line, such as `[1, 2],` inside a
+/// multi-line array.
+fn header(l: &str) -> Option<(String, bool)> {
+    let l = l.trim();
+    let (name, array) = match l.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
+        Some((name, _)) => (name, true),
+        None => (
+            l.strip_prefix('[').and_then(|r| r.split_once(']'))?.0,
+            false,
+        ),
+    };
+    let parts: Vec<&str> = name.split('.').map(str::trim).collect();
+    parts
+        .iter()
+        .all(|p| is_key(p))
+        .then(|| (parts.join("."), array))
+}
+
+/// Whether `k` can be a TOML key as this file's keys are written (bare, or quoted without
+/// dots), not `{ addr` inside an inline table or a comment.
+fn is_key(k: &str) -> bool {
+    let k = k.trim_matches(['"', '\'']);
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' '))
+}
+
+/// The brackets `[`, `{` a line of TOML opens less those it closes, outside strings and
+/// comments.
+fn brackets_opened(line: &str) -> i64 {
+    let mut quote = None;
+    let mut escaped = false;
+    let mut n = 0;
+    for c in line.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '{' => n += 1,
+                ']' | '}' => n -= 1,
+                '#' => break,
+                _ => {}
+            },
+        }
+    }
+    n
+}
+
+/// The key a `key = value` line sets, `None` for any other line.
+fn key_of(l: &str) -> Option<String> {
+    let k = l.trim().split_once('=')?.0.trim();
+    is_key(k).then(|| k.trim_matches(['"', '\'']).to_string())
+}
+
+/// The path of the table whose header is `lines[pos]`, with the index of every array of tables
+/// on it (TOML 1.0 "Array of Tables": a `[[name]]` header adds an element, a `[name.sub]`
+/// header after it is a table of that last element): `[[virtual_server]]` the second time is
+/// `virtual_server[1]`, `[virtual_server.affinity]` after the first is
+/// `virtual_server[0].affinity`.
+fn table_path(lines: &[&str], pos: usize) -> Option<String> {
+    let (name, array) = header(lines[pos])?;
+    let parts: Vec<&str> = name.split('.').collect();
+    let mut path = String::new();
+    for k in 0..parts.len() {
+        let prefix = parts[..=k].join(".");
+        let count = lines[..pos]
+            .iter()
+            .filter(|l| header(l).is_some_and(|(n, a)| a && n == prefix))
+            .count();
+        if k > 0 {
+            path.push('.');
+        }
+        path.push_str(parts[k]);
+        if k + 1 == parts.len() && array {
+            path.push_str(&format!("[{count}]"));
+        } else if k + 1 < parts.len() && count > 0 {
+            path.push_str(&format!("[{}]", count - 1));
+        }
+    }
+    Some(path)
+}
+
+/// The bytes of the header line of the table at `path` in TOML `text` (`virtual_server[1]`,
+/// `napt`, as [`table_path`] names it), for an error about the table as a whole.
+fn table_span(text: &str, path: &str) -> Option<std::ops::Range<usize>> {
+    let mut lines: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        lines.push(line);
+        if header(line).is_some() && table_path(&lines, lines.len() - 1).as_deref() == Some(path) {
+            return Some(start..start + line.trim_end().len().max(1));
+        }
+        start += line.len();
+    }
+    None
+}
+
 /// The field at byte `offset` of TOML `text`, as errors name fields (`timeouts.tcp`,
-/// `virtual_server[1].ports`): the key on that line, under the last table header above it
-/// (`[[name]]` headers counted to give the index). `None` where the line holds no key.
+/// `virtual_server[1].ports`, `virtual_server[0].affinity.prefix`): the key on that line, or,
+/// on a line inside a value written over several lines (a multi-line array), the key that
+/// value belongs to; under the last table header above it, with array indices
+/// ([`table_path`]). On a header line, that table (`virtual_server[1]`). `None` where no key
+/// is found.
 fn field_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next().unwrap_or("").trim();
-    let key = |l: &str| {
-        let k = l.split_once('=')?.0.trim().trim_matches(['"', '\'']);
-        (!k.is_empty() && !k.starts_with('#')).then(|| k.to_string())
-    };
-    let header = |l: &str| -> Option<(String, bool)> {
-        let l = l.trim();
-        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
-            return Some((name.0.trim().to_string(), true));
-        }
-        let name = l.strip_prefix('[').and_then(|r| r.split_once(']'))?;
-        Some((name.0.trim().to_string(), false))
-    };
-    if let Some((name, _)) = header(line) {
-        return Some(name);
+    let mut lines: Vec<&str> = text[..line_start].lines().collect();
+    lines.push(text[line_start..].lines().next().unwrap_or(""));
+    if header(lines[lines.len() - 1]).is_some() {
+        return table_path(&lines, lines.len() - 1);
     }
-    let key = key(line)?;
-    let above: Vec<&str> = text[..line_start].lines().collect();
-    let Some(pos) = above.iter().rposition(|l| header(l).is_some()) else {
-        return Some(key);
-    };
-    let (name, array) = header(above[pos])?;
-    if !array {
-        return Some(format!("{name}.{key}"));
-    }
-    let index = above[..pos]
+    // This line's key, else the nearest one above (a value continued on this line); a header
+    // above first means no key.
+    let at = lines
         .iter()
-        .filter(|l| header(l).is_some_and(|(n, a)| a && n == name))
-        .count();
-    Some(format!("{name}[{index}].{key}"))
+        .rposition(|l| header(l).is_some() || key_of(l).is_some())?;
+    let key = key_of(lines[at])?;
+    let last = lines.len() - 1;
+    if at < last {
+        // Only a value still open (more `[`/`{` than `]`/`}` since its `=`) continues on
+        // this line.
+        let value = lines[at].split_once('=').map_or("", |v| v.1);
+        let open: i64 = std::iter::once(value)
+            .chain(lines[at + 1..last].iter().copied())
+            .map(brackets_opened)
+            .sum();
+        if open <= 0 {
+            return None;
+        }
+    }
+    match lines[..at].iter().rposition(|l| header(l).is_some()) {
+        None => Some(key),
+        Some(pos) => Some(format!("{}.{key}", table_path(&lines, pos)?)),
+    }
 }
 
 /// Validates configuration text (`path` is only used in errors).
@@ -380,10 +482,22 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                    \"500ms\", \"5m\", \"24h\""
                 .into();
         }
-        let field = e
+        let mut field = e
             .span()
             .and_then(|s| field_at(text, s.start))
             .unwrap_or_default();
+        // A key missing from a table is reported on the table's header: name the key in it.
+        if let Some(missing) = msg
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split_once('`'))
+            .map(|m| m.0)
+        {
+            field = if field.is_empty() {
+                missing.to_string()
+            } else {
+                format!("{field}.{missing}")
+            };
+        }
         err(e.span(), &field, msg)
     })?;
     let mut cfg = EngineConfig::default();
@@ -435,10 +549,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         cfg.router_addresses.push(ip(a, "router.addresses")?);
     }
     if let Some(n) = &file.napt
-        && n.get_ref().enabled
+        && n.get_ref().enabled.as_ref().is_none_or(|e| *e.get_ref())
     {
+        // Errors about the table as a whole are on its `[napt]` line (or `napt = {...}`).
+        let napt_at = table_span(text, "napt").unwrap_or(n.span());
+        let n = n.get_ref();
         let mut inside = Vec::new();
-        for p in &n.get_ref().inside {
+        for p in n.inside.iter().flat_map(|i| i.get_ref()) {
             let bad = || {
                 err(
                     Some(p.span()),
@@ -457,16 +574,22 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         }
         if inside.is_empty() {
             return Err(err(
-                Some(n.span()),
+                Some(n.inside.as_ref().map_or(napt_at.clone(), |i| i.span())),
                 "napt.inside",
                 "NAPT needs the inside networks whose outbound sessions it translates".into(),
             ));
         }
         if cfg.outside_address.is_none() {
+            let (at, field) = match &n.enabled {
+                Some(e) => (e.span(), "napt.enabled"),
+                None => (napt_at, "napt"),
+            };
             return Err(err(
-                Some(n.span()),
-                "router.outside_address",
-                "NAPT needs the router's outside address (RFC 2391 §3.2)".into(),
+                Some(at),
+                field,
+                "NAPT needs the router's outside address (RFC 2391 §3.2): \
+                 `outside_address` is missing from [router]"
+                    .into(),
             ));
         }
         cfg.napt = Some(NaptConfig { inside });
@@ -602,13 +725,31 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 ),
             )
         })?;
+        // Service ports are 1-65535: port 0 is no service port (as in [[static_mapping]]).
+        // A name says which virtual server a timeline `add` and the reports mean: one each,
+        // as `[[policy]]` names are (the default `PROTOCOL-INDEX` included).
+        let name = v.name.as_ref().map_or_else(
+            || format!("{}-{}", proto::name(protocol), i),
+            |n| n.get_ref().clone(),
+        );
+        if cfg.virtual_servers.iter().any(|o| o.name == name) {
+            let at = match &v.name {
+                Some(n) => Some(n.span()),
+                None => table_span(text, &format!("virtual_server[{i}]")),
+            };
+            return Err(err(
+                at,
+                &field("name"),
+                format!("a [[virtual_server]] named `{name}` comes earlier in the file"),
+            ));
+        }
         let mut ports = Vec::new();
         for &p in v.ports.get_ref() {
-            let p = u16::try_from(p).map_err(|_| {
+            let p = u16::try_from(p).ok().filter(|&p| p != 0).ok_or_else(|| {
                 err(
                     Some(v.ports.span()),
                     &field("ports"),
-                    format!("port {p} is out of range 0-65535"),
+                    format!("port {p} is out of range 1-65535"),
                 )
             })?;
             if ports.contains(&p) {
@@ -621,8 +762,12 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             ports.push(p);
         }
         if matches!(protocol, proto::TCP | proto::UDP) && ports.is_empty() {
+            // `ports = []` is that line's fault; no `ports` at all, the protocol's that needs them.
+            let at = Some(v.ports.span())
+                .filter(|s| s.end > 0)
+                .unwrap_or(v.protocol.span());
             return Err(err(
-                Some(v.protocol.span()),
+                Some(at),
                 &field("ports"),
                 "a TCP or UDP virtual server needs its service ports".into(),
             ));
@@ -838,22 +983,17 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         let affinity = match &v.affinity {
             None => None,
             Some(a) => {
-                let prefix = a.get_ref().prefix.unwrap_or(32);
+                let a = a.get_ref();
+                let prefix = a.prefix.as_ref().map_or(32, |p| *p.get_ref());
                 if !(0..=32).contains(&prefix) {
                     return Err(err(
-                        Some(a.span()),
+                        a.prefix.as_ref().map(|p| p.span()),
                         &field("affinity.prefix"),
                         format!("{prefix} is not a prefix length 0-32"),
                     ));
                 }
-                let timeout = match &a.get_ref().timeout {
-                    None => Span::from_secs(300),
-                    Some(t) => duration(
-                        &Some(Spanned::new(a.span(), clone_duration(t))),
-                        &field("affinity.timeout"),
-                        Span(0),
-                    )?,
-                };
+                let timeout =
+                    duration(&a.timeout, &field("affinity.timeout"), Span::from_secs(300))?;
                 Some(AffinityConfig {
                     prefix: prefix as u8,
                     timeout,
@@ -861,10 +1001,7 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             }
         };
         cfg.virtual_servers.push(VirtualServerConfig {
-            name: v
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{}-{}", proto::name(protocol), i)),
+            name,
             vip,
             protocol,
             ports,
@@ -1049,6 +1186,15 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         let s = m.get_ref();
         let member = ip(&s.member, &field("member"))?;
         let backup = ip(&s.backup, &field("backup"))?;
+        // As the timeline's `remap` (RFC 2391 §3: new sessions to a server "redirected ... to
+        // the backup server", another server).
+        if backup == member {
+            return Err(err(
+                Some(s.backup.span()),
+                &field("backup"),
+                "a member cannot be its own backup".into(),
+            ));
+        }
         if cfg.virtual_servers.iter().any(|v| v.vip == backup) {
             return Err(err(
                 Some(s.backup.span()),
@@ -1069,9 +1215,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 format!("{member} is not a member of any virtual server's pool"),
             ));
         }
-        if backup_port.is_some() && port_.is_none() {
+        if let (Some(b), None) = (&s.backup_port, port_) {
             return Err(err(
-                Some(m.span()),
+                Some(b.span()),
                 &field("backup_port"),
                 "a backup port needs the member's `port` it replaces".into(),
             ));
@@ -1082,7 +1228,7 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             .any(|o: &StaticMapping| o.member == member && o.port == port_)
         {
             return Err(err(
-                Some(m.span()),
+                Some(s.member.span()),
                 &field("member"),
                 format!("{member} is mapped twice for the same port"),
             ));
@@ -1113,6 +1259,20 @@ fn parse_at(text: &str) -> Result<TimelineAt, String> {
         return Span::parse(rel).map(TimelineAt::Relative);
     }
     rfc3339(t).map(TimelineAt::Absolute).ok_or_else(|| {
+        // A date shaped right whose day is past its month's last says so.
+        let day = || {
+            let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+            let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+            let last = days_in_month(y, mo);
+            (t.get(4..5) == Some("-") && t.get(7..8) == Some("-") && (1..=12).contains(&mo))
+                .then_some(())?;
+            (d > last && d <= 31).then(|| {
+                format!("`{text}`: {} has no day {d} (it has {last})", &t[..7])
+            })
+        };
+        if let Some(m) = day() {
+            return m;
+        }
         format!(
             "`{text}` is neither `+DURATION` (after the first packet) nor an RFC 3339 time like 2024-05-01T10:00:00Z"
         )
@@ -1135,7 +1295,10 @@ fn rfc3339(t: &str) -> Option<Timestamp> {
         return None;
     }
     let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo)).contains(&d) {
+        return None;
+    }
+    if h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let mut rest = &t[19..];
@@ -1172,6 +1335,17 @@ fn rfc3339(t: &str) -> Option<Timestamp> {
         .checked_mul(1_000_000_000)?
         .checked_add(nanos as u64)
         .map(Timestamp)
+}
+
+/// The days of month `mo` (1-12) of year `y`: RFC 3339 §5.7 and appendix C, February has 29
+/// in a leap year of the Gregorian calendar (divisible by 4 and not by 100, or by 400).
+fn days_in_month(y: i64, mo: i64) -> i64 {
+    match mo {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 fn clone_duration(d: &DurationValue) -> DurationValue {
@@ -1227,6 +1401,32 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         );
         let c = parse(Path::new("x.toml"), &cfg("18446744073")).unwrap();
         assert_eq!(c.timeouts.udp, Span(18_446_744_073_000_000_000));
+    }
+
+    /// Fields are named with the index of every array of tables on their path, a line inside
+    /// a multi-line array by its key, a malformed header by nothing.
+    #[test]
+    fn field_at_names_the_key_a_line_belongs_to() {
+        let t = "[[virtual_server]]\nports = [\n  80, # [\n  \"x]\",\n]\nname = \"a\"\n\
+                 [[virtual_server]]\n[virtual_server.affinity]\nprefx = 1\n[bad\\nkey]\n";
+        let line = |n: usize| {
+            t.split_inclusive('\n')
+                .take(n - 1)
+                .map(str::len)
+                .sum::<usize>()
+        };
+        let at = |n: usize| field_at(t, line(n) + 2);
+        assert_eq!(at(1).as_deref(), Some("virtual_server[0]"));
+        assert_eq!(at(4).as_deref(), Some("virtual_server[0].ports"));
+        assert_eq!(at(6).as_deref(), Some("virtual_server[0].name"));
+        assert_eq!(at(7).as_deref(), Some("virtual_server[1]"));
+        assert_eq!(at(8).as_deref(), Some("virtual_server[1].affinity"));
+        assert_eq!(at(9).as_deref(), Some("virtual_server[1].affinity.prefx"));
+        assert_eq!(at(10), None);
+        assert_eq!(
+            table_span(t, "virtual_server[1]").map(|s| s.start),
+            Some(line(7))
+        );
     }
 
     #[test]
@@ -1576,10 +1776,10 @@ members = ["203.0.113.1", "203.0.113.3"]
             e(MODES.replace("10.0.0.1\"", "10.0.0.1/33\"")),
             "m.toml:9: field `napt.inside`: `10.0.0.1/33` is not an IPv4 prefix (a.b.c.d/len)"
         );
-        assert!(
-            e(MODES.replace("outside_address = \"198.51.100.1\"\n", "")).contains(
-                "field `router.outside_address`: NAPT needs the router's outside address"
-            )
+        assert_eq!(
+            e(MODES.replace("outside_address = \"198.51.100.1\"\n", "")),
+            "m.toml:7: field `napt.enabled`: NAPT needs the router's outside address \
+             (RFC 2391 §3.2): `outside_address` is missing from [router]"
         );
         assert_eq!(
             e(MODES.replace("member = \"203.0.113.2\"", "member = \"203.0.113.9\"")),

@@ -1,0 +1,325 @@
+//! Invalid configurations end to end: one line on stderr, `FILE:LINE: field `NAME`: cause`,
+//! the line of the offending key or value (not its table's header), the field's full path with
+//! its array indices, exit code 2, nothing written, never a panic (README "Configuration").
+
+mod common;
+
+use std::path::Path;
+
+/// The error `lsnat replay` gives for the configuration `text` (written as `bad.toml`, with
+/// `extra` files beside it): asserts exit 2, one line, no panic and no output written, and
+/// returns that line without `lsnat: error: ` and the scratch folder's path before `bad.toml`.
+fn config_error(text: &str, extra: &[(&str, &str)]) -> String {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, text).unwrap();
+    for (name, body) in extra {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+    let out = dir.join("out.pcap");
+    let json = dir.join("report.json");
+    let o = common::lsnat()
+        .args(["replay", "captures/rfc2391-fig1.pcap", "-c"])
+        .arg(&cfg)
+        .arg("-o")
+        .arg(&out)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line of error, got: {err}");
+    assert!(!out.exists() && !json.exists(), "nothing written");
+    let mut left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut expected: Vec<String> = std::iter::once("bad.toml")
+        .chain(extra.iter().map(|(n, _)| *n))
+        .map(String::from)
+        .collect();
+    expected.sort();
+    assert_eq!(left, expected, "nothing written beside the config");
+    let prefix = format!("lsnat: error: {}/", dir.display());
+    lines[0]
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("`{}` should start with `{prefix}`", lines[0]))
+        .to_string()
+}
+
+/// Asserts that `error` starts with `want` (file, line, field and the start of the cause).
+#[track_caller]
+fn starts(error: &str, want: &str) {
+    assert!(error.starts_with(want), "\n got: {error}\nwant: {want}…");
+}
+
+const VS: &str = r#"[[virtual_server]]
+name = "web"
+vip = "172.87.0.100"
+protocol = "tcp"
+ports = [80, 23]
+members = ["172.85.0.1", "172.85.0.3", "172.85.0.2"]
+"#;
+
+/// `[virtual_server.affinity]` errors are on the line of their key, not of the header.
+#[test]
+fn affinity_errors_give_the_line_of_their_key() {
+    let e = config_error(
+        &format!("{VS}\n[virtual_server.affinity]\nprefix = 24\n\ntimeout = \"5x\"\n"),
+        &[],
+    );
+    starts(
+        &e,
+        "bad.toml:11: field `virtual_server[0].affinity.timeout`: ",
+    );
+    let e = config_error(
+        &format!("{VS}\n[virtual_server.affinity]\ntimeout = \"5m\"\nprefix = -1\n"),
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:10: field `virtual_server[0].affinity.prefix`: -1 is not a prefix length 0-32"
+    );
+}
+
+/// `[[static_mapping]]` errors are on the line of the key at fault, not of `[[static_mapping]]`.
+#[test]
+fn static_mapping_errors_give_the_line_of_their_key() {
+    let e = config_error(
+        &format!(
+            "{VS}[[static_mapping]]\nmember = \"172.85.0.1\"\nbackup = \"172.85.0.9\"\nbackup_port = 80\n"
+        ),
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:10: field `static_mapping[0].backup_port`: a backup port needs the member's `port` it replaces"
+    );
+    let e = config_error(
+        &format!(
+            "{VS}[[static_mapping]]\nmember = \"172.85.0.1\"\nbackup = \"172.85.0.9\"\n\
+             [[static_mapping]]\nmember = \"172.85.0.1\"\nbackup = \"172.85.0.8\"\n"
+        ),
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:11: field `static_mapping[1].member`: 172.85.0.1 is mapped twice for the same port"
+    );
+}
+
+/// `ports = []` on TCP is the `ports` line's fault, not `protocol`'s.
+#[test]
+fn empty_ports_give_the_ports_line() {
+    let e = config_error(
+        "[[virtual_server]]\nvip = \"172.87.0.100\"\nprotocol = \"tcp\"\nports = []\nmembers = [\"172.85.0.1\"]\n",
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:4: field `virtual_server[0].ports`: a TCP or UDP virtual server needs its service ports"
+    );
+}
+
+/// A value of the wrong type on a line of its own inside a multi-line array names the array.
+#[test]
+fn a_type_error_inside_a_multi_line_array_names_its_field() {
+    let e = config_error(
+        "[[virtual_server]]\nname = \"web\"\nvip = \"172.87.0.100\"\nprotocol = \"tcp\"\n\
+         ports = [\n  80,\n  \"x\",\n]\nmembers = [\"172.85.0.1\"]\n",
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:7: field `virtual_server[0].ports`: invalid type: string \"x\", expected i64"
+    );
+}
+
+/// A missing key names the table it is missing from with its index, on that table's line; an
+/// unknown key in a sub-table of `[[virtual_server]]` names that virtual server's index.
+#[test]
+fn missing_and_unknown_keys_name_the_array_index() {
+    let e = config_error(
+        &format!(
+            "{VS}\n[[virtual_server]]\nname = \"dns\"\nvip = \"172.87.0.100\"\nprotocol = \"udp\"\nports = [53]\n"
+        ),
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:8: field `virtual_server[1].members`: missing field `members`"
+    );
+    let e = config_error(
+        &format!("{VS}\n[virtual_server.affinity]\nprefx = 24\n"),
+        &[],
+    );
+    starts(
+        &e,
+        "bad.toml:9: field `virtual_server[0].affinity.prefx`: unknown field `prefx`",
+    );
+    let e = config_error(
+        &format!("{VS}{VS}[virtual_server.affinity]\nprefix = 24\ncolour = 1\n"),
+        &[],
+    );
+    starts(
+        &e,
+        "bad.toml:15: field `virtual_server[1].affinity.colour`: unknown field `colour`",
+    );
+}
+
+/// NAPT without the router's outside address is `[napt]`'s fault, on its line, and says which
+/// key is missing from which table.
+#[test]
+fn napt_without_outside_address_gives_the_napt_line() {
+    let e = config_error(&format!("{VS}\n[napt]\ninside = [\"10.0.0.0/8\"]\n"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:8: field `napt`: NAPT needs the router's outside address (RFC 2391 §3.2): \
+         `outside_address` is missing from [router]"
+    );
+    let e = config_error(
+        &format!("{VS}\n[napt]\ninside = [\"10.0.0.0/8\"]\nenabled = true\n"),
+        &[],
+    );
+    starts(&e, "bad.toml:10: field `napt.enabled`: NAPT needs");
+}
+
+/// A timeline date whose day is not in its month is refused (Gregorian leap years).
+#[test]
+fn timeline_dates_check_the_day_against_the_month() {
+    let tl = |at: &str| {
+        format!("{VS}[[timeline]]\nat = \"{at}\"\naction = \"drain\"\nmember = \"172.85.0.1\"\n")
+    };
+    let e = config_error(&tl("2024-02-31T00:00:00Z"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:8: field `timeline[0].at`: `2024-02-31T00:00:00Z`: 2024-02 has no day 31 (it has 29)"
+    );
+    for bad in [
+        "2023-02-29T00:00:00Z",
+        "2100-02-29T00:00:00Z",
+        "2024-04-31T00:00:00Z",
+        "2024-11-31T00:00:00Z",
+    ] {
+        let e = lsnat::config::parse(Path::new("t.toml"), &tl(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml:8: field `timeline[0].at`"), "{e}");
+        assert!(e.contains("has no day"), "{e}");
+    }
+    for good in [
+        "2024-02-29T00:00:00Z",
+        "2000-02-29T00:00:00Z",
+        "2024-01-31T00:00:00Z",
+        "2024-12-31T23:59:59Z",
+        "2023-02-28T00:00:00Z",
+    ] {
+        assert!(
+            lsnat::config::parse(Path::new("t.toml"), &tl(good)).is_ok(),
+            "{good}"
+        );
+    }
+}
+
+/// Port 0 is no service port: refused in `ports` as in `[[static_mapping]]`, range 1-65535.
+#[test]
+fn port_zero_is_refused_in_ports() {
+    let e = config_error(&VS.replace("[80, 23]", "[0, 23]"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:5: field `virtual_server[0].ports`: port 0 is out of range 1-65535"
+    );
+    let e = config_error(&VS.replace("[80, 23]", "[80, 65536]"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:5: field `virtual_server[0].ports`: port 65536 is out of range 1-65535"
+    );
+    let e = config_error(
+        &format!(
+            "{VS}[[static_mapping]]\nmember = \"172.85.0.1\"\nport = 0\nbackup = \"172.85.0.9\"\n"
+        ),
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:9: field `static_mapping[0].port`: port 0 is out of range 1-65535"
+    );
+}
+
+/// A static mapping of a member to itself is refused as the timeline's `remap` refuses it.
+#[test]
+fn a_static_mapping_to_itself_is_refused() {
+    let e = config_error(
+        &format!("{VS}[[static_mapping]]\nmember = \"172.85.0.1\"\nbackup = \"172.85.0.1\"\n"),
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:9: field `static_mapping[0].backup`: a member cannot be its own backup"
+    );
+}
+
+/// Two virtual servers with one name (which a timeline `add` names) are refused.
+#[test]
+fn a_virtual_server_name_used_twice_is_refused() {
+    let e = config_error(
+        "[[virtual_server]]\nname = \"web\"\nvip = \"172.87.0.100\"\nprotocol = \"tcp\"\n\
+         ports = [80]\nmembers = [\"172.85.0.1\"]\n\n\
+         [[virtual_server]]\nname = \"web\"\nvip = \"172.87.0.100\"\nprotocol = \"tcp\"\n\
+         ports = [23]\nmembers = [\"172.85.0.3\"]\n\n\
+         [[timeline]]\nat = \"+0s\"\naction = \"add\"\nmember = \"172.85.0.2\"\nvirtual_server = \"web\"\n",
+        &[],
+    );
+    assert_eq!(
+        e,
+        "bad.toml:9: field `virtual_server[1].name`: a [[virtual_server]] named `web` comes earlier in the file"
+    );
+    // A default name (`PROTOCOL-INDEX`) taken by an earlier explicit name is refused too.
+    let e = config_error(
+        "[[virtual_server]]\nname = \"udp-1\"\nvip = \"172.87.0.100\"\nprotocol = \"tcp\"\n\
+         ports = [80]\nmembers = [\"172.85.0.1\"]\n\
+         [[virtual_server]]\nvip = \"172.87.0.100\"\nprotocol = \"udp\"\n\
+         ports = [53]\nmembers = [\"172.85.0.3\"]\n",
+        &[],
+    );
+    starts(
+        &e,
+        "bad.toml:7: field `virtual_server[1].name`: a [[virtual_server]] named `udp-1` comes earlier in the file",
+    );
+    // Default names alone never clash.
+    let ok = format!(
+        "{}{}",
+        VS.replace("name = \"web\"\n", ""),
+        VS.replace("name = \"web\"\n", "")
+            .replace("[80, 23]", "[81]")
+    );
+    assert!(lsnat::config::parse(Path::new("ok.toml"), &ok).is_ok());
+}
+
+/// A capacity report time beyond what u64 nanoseconds hold is refused, naming the capacity
+/// file and its line, never wrapped.
+#[test]
+fn capacity_times_beyond_u64_nanoseconds_are_refused() {
+    let cfg = VS.replace(
+        "members",
+        "algorithm = \"reported-capacity\"\ncapacity_file = \"caps.jsonl\"\nmembers",
+    );
+    for ts in ["20242112954.661793", "1e12", "1e300", "18446744074.0"] {
+        let caps = format!(
+            "{{\"ts\": 1700000000.5, \"member\": \"172.85.0.1\", \"capacity\": 1}}\n\
+             {{\"ts\": {ts}, \"member\": \"172.85.0.1\", \"capacity\": 0}}\n"
+        );
+        let e = config_error(&cfg, &[("caps.jsonl", &caps)]);
+        starts(&e, "bad.toml:7: field `virtual_server[0].capacity_file`: ");
+        assert!(e.contains("caps.jsonl:2: `ts` "), "{e}");
+        assert!(e.contains("is after the last time"), "{e}");
+    }
+    let caps = "{\"ts\": 18446744073.0, \"member\": \"172.85.0.1\", \"capacity\": 1}\n";
+    let r = lsnat::capacity::parse(Path::new("c.jsonl"), caps).unwrap();
+    assert_eq!(r[0].at.0, 18_446_744_073_000_000_000);
+}
