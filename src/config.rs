@@ -725,7 +725,6 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 ),
             )
         })?;
-        // Service ports are 1-65535: port 0 is no service port (as in [[static_mapping]]).
         // A name says which virtual server a timeline `add` and the reports mean: one each,
         // as `[[policy]]` names are (the default `PROTOCOL-INDEX` included).
         let name = v.name.as_ref().map_or_else(
@@ -743,6 +742,7 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 format!("a [[virtual_server]] named `{name}` comes earlier in the file"),
             ));
         }
+        // Service ports are 1-65535: port 0 is no service port (as in [[static_mapping]]).
         let mut ports = Vec::new();
         for &p in v.ports.get_ref() {
             let p = u16::try_from(p).ok().filter(|&p| p != 0).ok_or_else(|| {
