@@ -917,19 +917,34 @@ pub fn run(
                                     let member =
                                         members_of.member(&outcome).filter(|_| member_captures);
                                     let member = match (member, outcome.flow, keep_originals) {
-                                        (Some(m), Flow::Outbound, true) => {
-                                            // What the member sent: the fragment as it was
-                                            // captured, at its own time and place (the release
-                                            // time is the router's). Still in this batch, it is
-                                            // written where it came; else just before its
-                                            // first fragment, which came after it.
+                                        (Some(m), Flow::Outbound, original) => {
+                                            // What the member sent, at its own time and place
+                                            // (the release time is the router's): in the
+                                            // router view the fragment as captured; in the
+                                            // client-side view, where the capture has it from
+                                            // the VIP, the fragment translated back to it.
+                                            // Still in this batch, it is written where it
+                                            // came (the router left it out there); else just
+                                            // before its first fragment, which came after it.
                                             if h.batch == batch_no
-                                                && let Some(f) = fates.get_mut(h.index)
+                                                && h.index < fates.len()
+                                                && batch.bytes(h.index).len() == len as usize
                                             {
-                                                f.member = Some(m);
+                                                if !original {
+                                                    let own = at as usize..(at + len) as usize;
+                                                    let (_, f) = batch.bytes_mut(h.index);
+                                                    f.copy_from_slice(&extra_data[own]);
+                                                }
+                                                fates[h.index].member = Some(m);
                                             } else {
-                                                let o = extra_data.len() as u32;
-                                                extra_data.extend_from_slice(&h.frame);
+                                                let (o, n) = match original {
+                                                    true => {
+                                                        let o = extra_data.len() as u32;
+                                                        extra_data.extend_from_slice(&h.frame);
+                                                        (o, h.frame.len() as u32)
+                                                    }
+                                                    false => (at, len),
+                                                };
                                                 let opts = extra_data.len() as u32;
                                                 extra_data.extend_from_slice(&h.options);
                                                 extras.push(Extra {
@@ -937,38 +952,7 @@ pub fn run(
                                                     before: true,
                                                     meta: h.meta,
                                                     at: o,
-                                                    len: h.frame.len() as u32,
-                                                    to_capture: false,
-                                                    member: Some(m),
-                                                    options: Some((opts, h.options.len() as u32)),
-                                                });
-                                            }
-                                            None
-                                        }
-                                        (Some(m), Flow::Outbound, false) => {
-                                            // Client-side view: what the member sent is the
-                                            // fragment translated back to it (the capture has
-                                            // it from the VIP), again at its own time and
-                                            // place: over its captured bytes while its batch
-                                            // is here (the router left it out), else just
-                                            // before its first fragment.
-                                            let own = at as usize..(at + len) as usize;
-                                            if h.batch == batch_no
-                                                && h.index < fates.len()
-                                                && batch.bytes(h.index).len() == own.len()
-                                            {
-                                                let (_, f) = batch.bytes_mut(h.index);
-                                                f.copy_from_slice(&extra_data[own]);
-                                                fates[h.index].member = Some(m);
-                                            } else {
-                                                let opts = extra_data.len() as u32;
-                                                extra_data.extend_from_slice(&h.options);
-                                                extras.push(Extra {
-                                                    after,
-                                                    before: true,
-                                                    meta: h.meta,
-                                                    at,
-                                                    len,
+                                                    len: n,
                                                     to_capture: false,
                                                     member: Some(m),
                                                     options: Some((opts, h.options.len() as u32)),

@@ -959,24 +959,11 @@ fn a_policy_sets_each_timeout_once() {
     ] {
         assert!(audit::resolve(spec, &cfg, &[]).is_ok(), "{spec} refused");
     }
-    let scratch = common::scratch();
-    let config = scratch.path().join("policies.toml");
-    let base = std::fs::read_to_string(cap.with_extension("toml")).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "{base}\n[[policy]]\nname = \"a\"\ntcp_opening = \"10m\"\ntcp_transitory = \"1m\"\n"
-        ),
-    )
-    .unwrap();
-    let o = common::lsnat()
-        .args(["audit", "-q", "-p", "a", "-c"])
-        .arg(&config)
-        .arg(&cap)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let (code, err) = audit_with_policy(
+        "a",
+        "[[policy]]\nname = \"a\"\ntcp_opening = \"10m\"\ntcp_transitory = \"1m\"\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains("policy[0]") && err.contains("set the same timeout"),
@@ -1000,25 +987,30 @@ fn session_ns_beyond_64_bits_is_written_saturated() {
 /// "unknown preset ``").
 #[test]
 fn a_policy_base_that_is_not_a_name_is_refused_by_field() {
-    let cap = common::root().join("captures/lsnat-idle.pcap");
-    let scratch = common::scratch();
-    let config = scratch.path().join("base3.toml");
-    let base = std::fs::read_to_string(cap.with_extension("toml")).unwrap();
-    std::fs::write(
-        &config,
-        format!("{base}\n[[policy]]\nname = \"x\"\nbase = 3\n"),
-    )
-    .unwrap();
-    let o = common::lsnat()
-        .args(["audit", "-q", "-p", "x", "-c"])
-        .arg(&config)
-        .arg(&cap)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let (code, err) = audit_with_policy("x", "[[policy]]\nname = \"x\"\nbase = 3\n");
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("field `policy[0].base`") && err.contains("rfc2391"),
         "{err}"
     );
+}
+
+/// `lsnat audit -q -p NAME` on `lsnat-idle.pcap` with its config plus `policy` (a `[[policy]]`
+/// table's text): its exit code and stderr.
+fn audit_with_policy(name: &str, policy: &str) -> (Option<i32>, String) {
+    let cap = common::root().join("captures/lsnat-idle.pcap");
+    let scratch = common::scratch();
+    let config = scratch.path().join("policies.toml");
+    let base = std::fs::read_to_string(cap.with_extension("toml")).unwrap();
+    std::fs::write(&config, format!("{base}\n{policy}")).unwrap();
+    let o = common::lsnat()
+        .args(["audit", "-q", "-p", name, "-c"])
+        .arg(&config)
+        .arg(&cap)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
