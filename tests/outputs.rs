@@ -140,6 +140,35 @@ fn fragments(path: &Path, id: u16) -> Vec<(u64, u16)> {
         .collect()
 }
 
+/// A record: timestamp in ns, original length, captured bytes.
+type Record = (u64, u32, Vec<u8>);
+
+/// `packets` with the three fragments at `k..k + 3` (first, then two later ones) made to
+/// arrive last fragment first: the records' contents moved, their times kept, and `fillers`
+/// ARP frames (from `lsnat-router.pcap`) put between the later fragments and the first, so
+/// that with enough of them they are read in an earlier batch. Also the fragments' (time,
+/// offset) in the order they now arrive.
+fn last_fragment_first(
+    packets: &[Record],
+    k: usize,
+    fillers: usize,
+) -> (Vec<Record>, [(u64, u16); 3]) {
+    let arp = bundled("lsnat-router.pcap")
+        .into_iter()
+        .find(|p| p.2[12..14] == [8, 6])
+        .expect("an ARP frame")
+        .2;
+    let mut v = packets.to_vec();
+    let (first, later1, later2) = (v[k].2.clone(), v[k + 1].2.clone(), v[k + 2].2.clone());
+    (v[k].2, v[k].1) = (later1.clone(), later1.len() as u32);
+    (v[k + 1].2, v[k + 1].1) = (later2.clone(), later2.len() as u32);
+    (v[k + 2].2, v[k + 2].1) = (first.clone(), first.len() as u32);
+    let sent = [(v[k].0, 1480), (v[k + 1].0, 2960), (v[k + 2].0, 0)];
+    let filler = (v[k + 1].0, arp.len() as u32, arp);
+    v.splice(k + 2..k + 2, std::iter::repeat_n(filler, fillers));
+    (v, sent)
+}
+
 /// A member's capture holds what the member sent and received, at the member's own times: the
 /// fragments it sent before their first fragment (held by the router, RFC 791 reassembly
 /// aside, and released with the first one) are there at their own times and in the order it
@@ -161,22 +190,8 @@ fn member_capture_keeps_its_own_early_fragments_at_their_times() {
         (at[0] + 1, at[0] + 2),
         "one after the other"
     );
-    let arp = bundled("lsnat-router.pcap")
-        .into_iter()
-        .find(|p| p.2[12..14] == [8, 6])
-        .expect("an ARP frame")
-        .2;
     for fillers in [0, 5000] {
-        let mut v = packets.clone();
-        let k = at[0];
-        let (first, later1, later2) = (v[k].2.clone(), v[k + 1].2.clone(), v[k + 2].2.clone());
-        (v[k].2, v[k].1) = (later1.clone(), later1.len() as u32);
-        (v[k + 1].2, v[k + 1].1) = (later2.clone(), later2.len() as u32);
-        (v[k + 2].2, v[k + 2].1) = (first.clone(), first.len() as u32);
-        let sent = [(v[k].0, 1480), (v[k + 1].0, 2960), (v[k + 2].0, 0)];
-        let ts = v[k + 1].0;
-        let filler = (ts, arp.len() as u32, arp.clone());
-        v.splice(k + 2..k + 2, std::iter::repeat_n(filler, fillers));
+        let (v, sent) = last_fragment_first(&packets, at[0], fillers);
         let input = scratch
             .path()
             .join(format!("edges-reordered-{fillers}.pcap"));
@@ -233,11 +248,6 @@ fn client_side_member_capture_keeps_early_fragments_at_their_times() {
         .collect();
     assert_eq!(at.len(), 3, "the reply's three fragments");
     assert_eq!((at[1], at[2]), (at[0] + 1, at[0] + 2));
-    let arp = bundled("lsnat-router.pcap")
-        .into_iter()
-        .find(|p| p.2[12..14] == [8, 6])
-        .expect("an ARP frame")
-        .2;
     let config = scratch.path().join("edges-client-side.toml");
     let edges = std::fs::read_to_string(common::root().join("captures/lsnat-edges.toml")).unwrap();
     std::fs::write(
@@ -251,15 +261,7 @@ fn client_side_member_capture_keeps_early_fragments_at_their_times() {
             .contains("client-side")
     );
     for fillers in [0, 5000] {
-        let mut v = packets.clone();
-        let k = at[0];
-        let (first, later1, later2) = (v[k].2.clone(), v[k + 1].2.clone(), v[k + 2].2.clone());
-        (v[k].2, v[k].1) = (later1.clone(), later1.len() as u32);
-        (v[k + 1].2, v[k + 1].1) = (later2.clone(), later2.len() as u32);
-        (v[k + 2].2, v[k + 2].1) = (first.clone(), first.len() as u32);
-        let sent = [(v[k].0, 1480), (v[k + 1].0, 2960), (v[k + 2].0, 0)];
-        let filler = (v[k + 1].0, arp.len() as u32, arp.clone());
-        v.splice(k + 2..k + 2, std::iter::repeat_n(filler, fillers));
+        let (v, sent) = last_fragment_first(&packets, at[0], fillers);
         let input = scratch.path().join(format!("edges-cs-{fillers}.pcap"));
         write_pcap(&input, 262_144, 1, &v);
         let (out, dir) = (
