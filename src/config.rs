@@ -817,8 +817,12 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 let bad = |cause: String| err(Some(m.span()), &field("members"), cause);
                 let weight = match weight {
                     None => 1,
-                    Some(w) => u32::try_from(w)
-                        .map_err(|_| bad(format!("member {a}: weight {w} is not 0 or more")))?,
+                    Some(w) => u32::try_from(w).map_err(|_| {
+                        bad(format!(
+                            "member {a}: weight {w} is out of range 0-{}",
+                            u32::MAX
+                        ))
+                    })?,
                 };
                 let cost = cost.unwrap_or(1.0);
                 if cost.is_nan() || cost < 0.0 {
@@ -1155,6 +1159,32 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 ));
             }
         };
+        // A setting of another action would be ignored: refused, so that what the file says
+        // is what happens (a `weight` on `drain` sets no weight).
+        let uses = match action {
+            TimelineAction::Add { .. } => "virtual_server",
+            TimelineAction::Weight(_) => "weight",
+            TimelineAction::Cost(_) => "cost",
+            TimelineAction::Remap { .. } => "backup",
+            TimelineAction::Drain | TimelineAction::Remove => "",
+        };
+        for (name, at) in [
+            (
+                "virtual_server",
+                t.virtual_server.as_ref().map(|v| v.span()),
+            ),
+            ("weight", t.weight.as_ref().map(|v| v.span())),
+            ("cost", t.cost.as_ref().map(|v| v.span())),
+            ("backup", t.backup.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(at) = at.filter(|_| name != uses) {
+                return Err(err(
+                    Some(at),
+                    &field(name),
+                    format!("`{name}` does not go with action `{}`", t.action.get_ref()),
+                ));
+            }
+        }
         if !matches!(action, TimelineAction::Add { .. })
             && !listed.contains(&member)
             && !added.contains(&member)

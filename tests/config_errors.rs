@@ -323,3 +323,51 @@ fn capacity_times_beyond_u64_nanoseconds_are_refused() {
     let r = lsnat::capacity::parse(Path::new("c.jsonl"), caps).unwrap();
     assert_eq!(r[0].at.0, 18_446_744_073_000_000_000);
 }
+
+/// A `[[timeline]]` setting that belongs to another action is refused at its line rather than
+/// ignored (`weight` on `drain` set no weight); each action's own setting is still taken.
+#[test]
+fn a_timeline_setting_of_another_action_is_refused() {
+    let tl = |action: &str, extra: &str| {
+        format!(
+            "{VS}[[timeline]]\nat = \"+1s\"\naction = \"{action}\"\nmember = \"172.85.0.1\"\n{extra}\n"
+        )
+    };
+    let e = config_error(&tl("drain", "weight = 3"), &[]);
+    starts(
+        &e,
+        "bad.toml:11: field `timeline[0].weight`: `weight` does not go with action `drain`",
+    );
+    let e = config_error(&tl("weight", "weight = 3\nbackup = \"172.85.0.9\""), &[]);
+    starts(
+        &e,
+        "bad.toml:12: field `timeline[0].backup`: `backup` does not go with action `weight`",
+    );
+    for (action, own) in [
+        ("weight", "weight = 3"),
+        ("cost", "cost = 2.0"),
+        ("remap", "backup = \"172.85.0.9\""),
+        ("drain", ""),
+    ] {
+        let text = tl(action, own);
+        assert!(
+            lsnat::config::parse(Path::new("t.toml"), &text).is_ok(),
+            "{action}: {text}"
+        );
+    }
+}
+
+/// A member weight beyond 32 bits says so (before: "is not 0 or more").
+#[test]
+fn a_member_weight_too_large_says_its_range() {
+    let text = VS.replace(
+        "\"172.85.0.1\"",
+        "{ addr = \"172.85.0.1\", weight = 5000000000 }",
+    );
+    assert_ne!(text, VS);
+    let e = config_error(&text, &[]);
+    assert!(
+        e.contains("weight 5000000000 is out of range 0-4294967295"),
+        "{e}"
+    );
+}
