@@ -194,3 +194,49 @@ fn a_tiny_first_fragment_is_dropped_unlike_a_snapshot_cut() {
     assert_eq!(p["dropped"], serde_json::json!({}), "{p}");
     assert_eq!(out.len(), 1);
 }
+
+/// The same rule for NAPT's packets (RFC 2391 §3.2): `modes-lsnat-napt.pcap`'s first reply
+/// from the outside host to the router's outside address, its UDP header cut to 7 bytes on
+/// the wire (IP total length 27, the frame padded to 60 bytes as Ethernet pads it), is dropped
+/// as `transport-header-incomplete`; before, it passed as `unrelated`, and an inside host's
+/// datagram so cut left with its inside address.
+#[test]
+fn a_napt_datagram_too_short_for_its_header_is_dropped() {
+    let dir = scratch();
+    let config = root().join("captures/modes-lsnat-napt.toml");
+    let mut cap = Pcap::read(&root().join("captures/modes-lsnat-napt.pcap"));
+    let outside = [198, 51, 100, 1];
+    let k = cap
+        .records
+        .iter()
+        .position(|(_, f)| {
+            f.len() > 42 && f[12..14] == [8, 0] && f[23] == 17 && f[30..34] == outside
+        })
+        .expect("a reply to the outside address");
+    let (h, f) = &mut cap.records[k];
+    f.truncate(14 + 27);
+    f.resize(60, 0);
+    f[16..18].copy_from_slice(&27u16.to_be_bytes());
+    f[24..26].fill(0);
+    let sum: u32 = f[14..34]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    f[24..26].copy_from_slice(&(!((sum & 0xffff) + (sum >> 16)) as u16).to_be_bytes());
+    h[8..12].copy_from_slice(&60u32.to_le_bytes());
+    h[12..16].copy_from_slice(&60u32.to_le_bytes());
+    let (r, _) = replay(dir.path(), "napt-cut", &cap, &config);
+    let dropped = r["dropped_packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["packet"] == k as u64 + 1)
+        .cloned();
+    assert_eq!(
+        dropped.map(|d| d["reason"].clone()),
+        Some("transport-header-incomplete".into()),
+        "{}",
+        r["packets"]
+    );
+}

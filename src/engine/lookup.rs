@@ -238,7 +238,11 @@ impl Engine {
             L4::Truncated | L4::Tcp { checksum: None, .. } | L4::Udp { checksum: None, .. }
                 if matches!(l4, L4::Truncated) || ip.is_complete() =>
             {
-                let related = self.vss.is_vip(ip.dst) || self.pool.find(ip.src).is_some();
+                // The router's business: to a VIP, from a member, or NAPT's (from an inside
+                // host to the outside, or to the outside address).
+                let related = self.vss.is_vip(ip.dst)
+                    || self.pool.find(ip.src).is_some()
+                    || self.napt_fragment_related(&ip);
                 if related {
                     out.verdict = match ip.is_complete() {
                         true => Verdict::Drop(DropReason::TransportHeaderIncomplete),
