@@ -321,9 +321,9 @@ pub fn input_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// A TOML table header line, `[name]` or `[[name]]`: its name (dotted parts trimmed) and
-/// whether it is an array of tables. `None` for any other line, such as `[1, 2],` inside a
-/// multi-line array.
+/// A TOML table header line, `[name]` or `[[name]]`: its name (dotted parts trimmed, quotes
+/// taken off) and whether it is an array of tables. `None` for any other line. Only lines
+/// outside a value are headers ([`continued`]): `[23],` in a multi-line array is not one.
 fn header(l: &str) -> Option<(String, bool)> {
     let l = l.trim();
     let (name, array) = match l.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
@@ -333,7 +333,10 @@ fn header(l: &str) -> Option<(String, bool)> {
             false,
         ),
     };
-    let parts: Vec<&str> = name.split('.').map(str::trim).collect();
+    let parts: Vec<&str> = name
+        .split('.')
+        .map(|p| p.trim().trim_matches(['"', '\'']))
+        .collect();
     parts
         .iter()
         .all(|p| is_key(p))
@@ -349,33 +352,60 @@ fn is_key(k: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' '))
 }
 
-/// The brackets `[`, `{` a line of TOML opens less those it closes, outside strings and
-/// comments.
-fn brackets_opened(line: &str) -> i64 {
-    let mut quote = None;
-    let mut escaped = false;
-    let mut n = 0;
-    for c in line.chars() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' && q == '"' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
+/// For each of `lines`, whether it begins inside a value opened on a line above and not yet
+/// closed: an array or inline table written over several lines, or a multi-line string
+/// (`"""`, `'''`). Such a line holds neither a key nor a table header, whatever it looks like
+/// (`"k=v",`, `[23],`).
+fn continued(lines: &[&str]) -> Vec<bool> {
+    let mut out = Vec::with_capacity(lines.len());
+    let mut depth = 0i64;
+    let mut long: Option<&str> = None;
+    for line in lines {
+        out.push(depth > 0 || long.is_some());
+        // Brackets open values only after a key's `=` (a header's are its name's).
+        let mut in_value = depth > 0 || long.is_some();
+        let mut quote = None;
+        let mut i = 0;
+        while i < line.len() {
+            let rest = &line[i..];
+            if let Some(end) = long {
+                if rest.starts_with(end) {
+                    long = None;
+                    i += 3;
+                } else {
+                    i += rest.chars().next().map_or(1, char::len_utf8);
+                }
+                continue;
+            }
+            let c = rest.chars().next().unwrap_or(' ');
+            i += c.len_utf8();
+            match quote {
+                Some(q) => {
+                    if c == '\\' && q == '"' {
+                        i += line[i..].chars().next().map_or(0, char::len_utf8);
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => {
+                    if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+                        long = Some(&rest[..3]);
+                        i += 2;
+                        continue;
+                    }
+                    match c {
+                        '"' | '\'' => quote = Some(c),
+                        '#' => break,
+                        '=' if depth == 0 => in_value = true,
+                        '[' | '{' if in_value => depth += 1,
+                        ']' | '}' if in_value => depth = (depth - 1).max(0),
+                        _ => {}
+                    }
                 }
             }
-            None => match c {
-                '"' | '\'' => quote = Some(c),
-                '[' | '{' => n += 1,
-                ']' | '}' => n -= 1,
-                '#' => break,
-                _ => {}
-            },
         }
     }
-    n
+    out
 }
 
 /// The key a `key = value` line sets, `None` for any other line.
@@ -388,16 +418,15 @@ fn key_of(l: &str) -> Option<String> {
 /// on it (TOML 1.0 "Array of Tables": a `[[name]]` header adds an element, a `[name.sub]`
 /// header after it is a table of that last element): `[[virtual_server]]` the second time is
 /// `virtual_server[1]`, `[virtual_server.affinity]` after the first is
-/// `virtual_server[0].affinity`.
-fn table_path(lines: &[&str], pos: usize) -> Option<String> {
+/// `virtual_server[0].affinity`. `inside`: [`continued`] of `lines`.
+fn table_path(lines: &[&str], inside: &[bool], pos: usize) -> Option<String> {
     let (name, array) = header(lines[pos])?;
     let parts: Vec<&str> = name.split('.').collect();
     let mut path = String::new();
     for k in 0..parts.len() {
         let prefix = parts[..=k].join(".");
-        let count = lines[..pos]
-            .iter()
-            .filter(|l| header(l).is_some_and(|(n, a)| a && n == prefix))
+        let count = (0..pos)
+            .filter(|&j| !inside[j] && header(lines[j]).is_some_and(|(n, a)| a && n == prefix))
             .count();
         if k > 0 {
             path.push('.');
@@ -415,11 +444,14 @@ fn table_path(lines: &[&str], pos: usize) -> Option<String> {
 /// The bytes of the header line of the table at `path` in TOML `text` (`virtual_server[1]`,
 /// `napt`, as [`table_path`] names it), for an error about the table as a whole.
 fn table_span(text: &str, path: &str) -> Option<std::ops::Range<usize>> {
-    let mut lines: Vec<&str> = Vec::new();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let inside = continued(&lines);
     let mut start = 0;
-    for line in text.split_inclusive('\n') {
-        lines.push(line);
-        if header(line).is_some() && table_path(&lines, lines.len() - 1).as_deref() == Some(path) {
+    for (j, line) in lines.iter().enumerate() {
+        if !inside[j]
+            && header(line).is_some()
+            && table_path(&lines, &inside, j).as_deref() == Some(path)
+        {
             return Some(start..start + line.trim_end().len().max(1));
         }
         start += line.len();
@@ -429,8 +461,8 @@ fn table_span(text: &str, path: &str) -> Option<std::ops::Range<usize>> {
 
 /// The field at byte `offset` of TOML `text`, as errors name fields (`timeouts.tcp`,
 /// `virtual_server[1].ports`, `virtual_server[0].affinity.prefix`): the key on that line, or,
-/// on a line inside a value written over several lines (a multi-line array), the key that
-/// value belongs to; under the last table header above it, with array indices
+/// on a line inside a value written over several lines (a multi-line array or string), the key
+/// that value belongs to; under the last table header above it, with array indices
 /// ([`table_path`]). On a header line, that table (`virtual_server[1]`). `None` where no key
 /// is found.
 fn field_at(text: &str, offset: usize) -> Option<String> {
@@ -438,31 +470,27 @@ fn field_at(text: &str, offset: usize) -> Option<String> {
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let mut lines: Vec<&str> = text[..line_start].lines().collect();
     lines.push(text[line_start..].lines().next().unwrap_or(""));
-    if header(lines[lines.len() - 1]).is_some() {
-        return table_path(&lines, lines.len() - 1);
-    }
-    // This line's key, else the nearest one above (a value continued on this line); a header
-    // above first means no key.
-    let at = lines
-        .iter()
-        .rposition(|l| header(l).is_some() || key_of(l).is_some())?;
-    let key = key_of(lines[at])?;
+    let inside = continued(&lines);
     let last = lines.len() - 1;
-    if at < last {
-        // Only a value still open (more `[`/`{` than `]`/`}` since its `=`) continues on
-        // this line.
-        let value = lines[at].split_once('=').map_or("", |v| v.1);
-        let open: i64 = std::iter::once(value)
-            .chain(lines[at + 1..last].iter().copied())
-            .map(brackets_opened)
-            .sum();
-        if open <= 0 {
-            return None;
-        }
+    if !inside[last] && header(lines[last]).is_some() {
+        return table_path(&lines, &inside, last);
     }
-    match lines[..at].iter().rposition(|l| header(l).is_some()) {
+    // This line's key, else (a value continued on this line) the key of the line that
+    // opened it; a header above first means no key.
+    let at = (0..=last)
+        .rev()
+        .find(|&j| !inside[j] && (header(lines[j]).is_some() || key_of(lines[j]).is_some()))?;
+    let key = key_of(lines[at])?;
+    if at < last && !inside[last] {
+        // A line of its own after the key's: no key of its own, and not part of that value.
+        return None;
+    }
+    match (0..at)
+        .rev()
+        .find(|&j| !inside[j] && header(lines[j]).is_some())
+    {
         None => Some(key),
-        Some(pos) => Some(format!("{}.{key}", table_path(&lines, pos)?)),
+        Some(pos) => Some(format!("{}.{key}", table_path(&lines, &inside, pos)?)),
     }
 }
 
@@ -1456,6 +1484,33 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         assert_eq!(
             table_span(t, "virtual_server[1]").map(|s| s.start),
             Some(line(7))
+        );
+    }
+
+    /// Lines inside a value are neither keys nor headers, whatever they look like: an array
+    /// element `"k=v"` or `[23]`, a header inside a multi-line string; a quoted header is the
+    /// same table as a bare one (found by a re-audit: these named `k`, `23`, a fourth
+    /// `virtual_server` and `"virtual_server"[0]`).
+    #[test]
+    fn field_at_skips_what_lies_inside_values() {
+        let t = "[[virtual_server]]\nname = \"\"\"web\n[[virtual_server]]\nx = 1\n\"\"\"\n\
+                 ports = [\n  \"k=v\",\n  [23],\n]\n[[\"virtual_server\"]]\nbogus = 1\n";
+        let line = |n: usize| {
+            t.split_inclusive('\n')
+                .take(n - 1)
+                .map(str::len)
+                .sum::<usize>()
+        };
+        let at = |n: usize| field_at(t, line(n) + 2);
+        assert_eq!(at(3).as_deref(), Some("virtual_server[0].name"));
+        assert_eq!(at(4).as_deref(), Some("virtual_server[0].name"));
+        assert_eq!(at(7).as_deref(), Some("virtual_server[0].ports"));
+        assert_eq!(at(8).as_deref(), Some("virtual_server[0].ports"));
+        assert_eq!(at(10).as_deref(), Some("virtual_server[1]"));
+        assert_eq!(at(11).as_deref(), Some("virtual_server[1].bogus"));
+        assert_eq!(
+            table_span(t, "virtual_server[1]").map(|s| s.start),
+            Some(line(10))
         );
     }
 
