@@ -169,7 +169,7 @@ pub struct Batch {
 /// ([`PacketMeta::offset`] points past the header). `start` is placed so that, once the
 /// output has caught up (see `CaptureReader::set_lag`), the records sit at the same offset
 /// within a 4096-byte block as their copy in the output file, which lets the writer hand the
-/// batch's own memory to a direct write ([`CaptureWriter::write_records`]).
+/// batch's own memory to a direct write ([`CaptureWriter::write_all`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Records {
     /// Where the first record starts in [`Batch::data`].

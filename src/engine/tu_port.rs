@@ -109,8 +109,9 @@ impl TuPorts {
         self.allocate_avoiding(key, wanted, |_| false)
     }
 
-    /// [`TuPorts::allocate`], never handing out a port `avoid` refuses (NAPT: the load-shared
-    /// services of the router address, RFC 2391 §3.2); `None` when no other port is free.
+    /// Allocates a port for a session whose own port is `wanted`, as `allocate` (tests) does,
+    /// never handing out a port `avoid` refuses (NAPT: the load-shared services of the router
+    /// address, RFC 2391 §3.2); `None` when no other port is free.
     pub fn allocate_avoiding(
         &mut self,
         key: PoolKey,
