@@ -64,9 +64,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<CapacityReport>, String> {
                     u64::MAX % 1_000_000_000
                 ))
             };
-            if whole >= 18_446_744_074.0 {
-                return Err(late());
-            }
             (whole as u64)
                 .checked_mul(1_000_000_000)
                 .and_then(|n| n.checked_add(((s - whole) * 1e9).round() as u64))

@@ -1461,18 +1461,18 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         assert_eq!(c.timeouts.udp, Span(18_446_744_073_000_000_000));
     }
 
+    /// The byte offset of line `n` (from 1) of `t`.
+    fn line_start(t: &str, n: usize) -> usize {
+        t.split_inclusive('\n').take(n - 1).map(str::len).sum()
+    }
+
     /// Fields are named with the index of every array of tables on their path, a line inside
     /// a multi-line array by its key, a malformed header by nothing.
     #[test]
     fn field_at_names_the_key_a_line_belongs_to() {
         let t = "[[virtual_server]]\nports = [\n  80, # [\n  \"x]\",\n]\nname = \"a\"\n\
                  [[virtual_server]]\n[virtual_server.affinity]\nprefx = 1\n[bad\\nkey]\n";
-        let line = |n: usize| {
-            t.split_inclusive('\n')
-                .take(n - 1)
-                .map(str::len)
-                .sum::<usize>()
-        };
+        let line = |n: usize| line_start(t, n);
         let at = |n: usize| field_at(t, line(n) + 2);
         assert_eq!(at(1).as_deref(), Some("virtual_server[0]"));
         assert_eq!(at(4).as_deref(), Some("virtual_server[0].ports"));
@@ -1495,12 +1495,7 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
     fn field_at_skips_what_lies_inside_values() {
         let t = "[[virtual_server]]\nname = \"\"\"web\n[[virtual_server]]\nx = 1\n\"\"\"\n\
                  ports = [\n  \"k=v\",\n  [23],\n]\n[[\"virtual_server\"]]\nbogus = 1\n";
-        let line = |n: usize| {
-            t.split_inclusive('\n')
-                .take(n - 1)
-                .map(str::len)
-                .sum::<usize>()
-        };
+        let line = |n: usize| line_start(t, n);
         let at = |n: usize| field_at(t, line(n) + 2);
         assert_eq!(at(3).as_deref(), Some("virtual_server[0].name"));
         assert_eq!(at(4).as_deref(), Some("virtual_server[0].name"));

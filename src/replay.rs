@@ -1070,17 +1070,13 @@ pub fn run(
         w.finish()?;
         committed.add(p);
     }
-    if let Some(dir) = &job.member_dir {
-        for (m, w) in engine
-            .members()
-            .iter()
-            .zip(std::mem::take(&mut outputs.members))
-        {
-            w.finish()?;
-            let p = member_path(dir, matches!(format, CaptureFormat::PcapNg { .. }), m.addr);
-            committed.add(&p);
-            totals.member_captures.insert(m.addr.to_string(), p);
-        }
+    // The member captures, in the pool order their paths were named in before the run (the
+    // members a timeline adds later have none).
+    let members = engine.members().iter().zip(&member_paths);
+    for ((m, p), w) in members.zip(std::mem::take(&mut outputs.members)) {
+        w.finish()?;
+        committed.add(p);
+        totals.member_captures.insert(m.addr.to_string(), p.clone());
     }
     committed.keep();
     Ok(totals)
