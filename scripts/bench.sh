@@ -40,6 +40,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 PLAIN=$TARGET_DIR/release/lsnat
 LSNAT=${LSNAT:-$PLAIN}
 GEN=$TARGET_DIR/release/examples/gen_synthetic
+MEMPROBE=$TARGET_DIR/release/examples/memprobe
 TIME=/usr/bin/time
 
 for n in "$RUNS" "$BIG_PACKETS" "$SMALL_PACKETS" "$STEADY_PACKETS" "$SEED"; do
@@ -192,7 +193,7 @@ ensure_tool tcprewrite tcpreplay
 ensure_tool valgrind valgrind
 
 log "building (release)"
-cargo build --release --bins --example gen_synthetic >&2
+cargo build --release --bins --example gen_synthetic --example memprobe >&2
 if [[ $PGO == 1 && $SKIP_LSNAT != 1 ]]; then
     log "building (profile-guided: scripts/build-pgo.sh)"
     LSNAT=$(scripts/build-pgo.sh) || die "the profile-guided build failed"
@@ -255,6 +256,11 @@ check_replay() {
     [[ -s $1 ]] || die "lsnat wrote no $1 (is 'lsnat replay' implemented?)"
     [[ -s $2 ]] || die "lsnat wrote no $2 (is 'lsnat replay' implemented?)"
 }
+
+# The memory system's speed at the start and at the end of the run: on a shared VM it moves
+# from day to day, and both lsnat's engine and tcprewrite's page-cache copies wait on it.
+MEM_BEFORE=$("$MEMPROBE")
+printf '   memory: %s\n' "$MEM_BEFORE" >&2
 
 # A plain copy first: the floor for any tool that reads and writes the capture, and a
 # warm-up (on a VM the first run that touches fresh page-cache memory is much slower).
@@ -357,6 +363,8 @@ fi
 tcprewrite_cmd "$SMALL" "$OUT/tcprewrite-small.pcap"
 profile tcprewrite "$SMALL_PACKETS" "${TCPREWRITE[@]}"
 
+MEM_AFTER=$("$MEMPROBE")
+
 # ---------------------------------------------------------------------------------------
 
 {
@@ -365,6 +373,7 @@ profile tcprewrite "$SMALL_PACKETS" "${TCPREWRITE[@]}"
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "- Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), \
 $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
+    echo "- Memory (examples/memprobe.rs, one thread): $MEM_BEFORE at the start, $MEM_AFTER at the end"
     echo "- $(rustc --version); $(tcprewrite --version 2>&1 | head -n 1)"
     echo "- Input: $BIG, $(thousands "$BIG_PACKETS") packets, $(calc "sprintf(\"%.2f\", $BIG_BYTES / 1e9)") GB (seed $SEED)"
     echo "- Best of $RUNS runs; page cache flushed (\`sync\`) before each run, input warm in cache."
