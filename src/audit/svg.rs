@@ -38,6 +38,19 @@ fn nice_max(v: f64) -> f64 {
     10.0 * p
 }
 
+/// An axis maximum ≥ `v` for a count (sessions broken): four times a whole step of 1, 2 or
+/// 5 × 10^k, so that each of the axis's four intervals ends on a whole number of sessions.
+fn count_max(v: f64) -> f64 {
+    let quarter = (v / 4.0).max(1.0);
+    let p = 10f64.powf(quarter.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|s| *s >= quarter - 1e-9)
+        .unwrap_or(10.0 * p);
+    4.0 * step
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -71,7 +84,7 @@ pub fn render(title: &str, key: &str, values: &[Span], points: &[PolicyResult]) 
         .map(|p| p.count(Effect::ReboundOtherMember) as f64)
         .collect();
     let mean: Vec<f64> = points.iter().map(|p| p.mean_sessions).collect();
-    let ymax_l = nice_max(broken.iter().copied().fold(0.0, f64::max));
+    let ymax_l = count_max(broken.iter().copied().fold(0.0, f64::max));
     let ymax_r = nice_max(mean.iter().copied().fold(0.0, f64::max));
     let fyl = |y: f64| TOP + ph - y / ymax_l * ph;
     let fyr = |y: f64| TOP + ph - y / ymax_r * ph;
@@ -231,5 +244,19 @@ mod tests {
         assert_eq!(num(2.5), "2.5");
         assert_eq!(num(3.0), "3");
         assert_eq!(num(0.333), "0.33");
+    }
+
+    #[test]
+    fn count_axes_end_each_interval_on_a_whole_number() {
+        for (v, max) in [(0.0, 4.0), (2.0, 4.0), (4.0, 4.0), (5.0, 8.0), (7.0, 8.0)] {
+            assert_eq!(count_max(v), max, "{v}");
+        }
+        for (v, max) in [(9.0, 20.0), (21.0, 40.0), (41.0, 80.0), (150.0, 200.0)] {
+            assert_eq!(count_max(v), max, "{v}");
+        }
+        for v in 0..2000 {
+            let m = count_max(f64::from(v));
+            assert!(m >= f64::from(v) && (m / 4.0).fract() == 0.0, "{v}: {m}");
+        }
     }
 }
