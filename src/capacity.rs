@@ -12,6 +12,8 @@
 
 use crate::engine::CapacityReport;
 use crate::time::Timestamp;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -43,6 +45,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<CapacityReport>, String> {
             return Err(fail(format!("unknown field `{k}`")));
         }
         let ts = obj.get("ts").ok_or_else(|| fail("missing `ts`".into()))?;
+        // In errors `ts` is shown as written: an integer too large for u64 is read as a float.
+        let ts_text = || written(line, "ts").unwrap_or_else(|| ts.to_string());
         let at = if let Some(ns) = ts.as_u64() {
             if ns < 100_000_000_000 {
                 return Err(fail(format!(
@@ -58,8 +62,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<CapacityReport>, String> {
             let whole = s.trunc();
             let late = || {
                 fail(format!(
-                    "`ts` {ts} is after the last time lsnat represents ({}.{:09} s since the \
+                    "`ts` {} is after the last time lsnat represents ({}.{:09} s since the \
                      epoch: u64 nanoseconds)",
+                    ts_text(),
                     u64::MAX / 1_000_000_000,
                     u64::MAX % 1_000_000_000
                 ))
@@ -71,7 +76,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<CapacityReport>, String> {
                 .ok_or_else(late)?
         } else {
             return Err(fail(format!(
-                "`ts` {ts} is not a time (epoch seconds or ns)"
+                "`ts` {} is not a time (epoch seconds or ns)",
+                ts_text()
             )));
         };
         let member = obj
@@ -96,6 +102,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<CapacityReport>, String> {
         });
     }
     Ok(out)
+}
+
+/// The value of `key` in the JSON object `line` as the file writes it (`18446744073709551616`,
+/// where [`serde_json::Value`] holds an integer beyond u64 as a float); `None` without it.
+fn written(line: &str, key: &str) -> Option<String> {
+    let raw: HashMap<String, Box<RawValue>> = serde_json::from_str(line).ok()?;
+    raw.get(key).map(|v| v.get().to_string())
 }
 
 #[cfg(test)]

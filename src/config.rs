@@ -189,7 +189,7 @@ struct VirtualServerFile {
     vip: Spanned<String>,
     protocol: Spanned<String>,
     #[serde(default = "no_ports")]
-    ports: Spanned<Vec<i64>>,
+    ports: Spanned<Vec<Spanned<i64>>>,
     #[serde(default = "default_algorithm")]
     algorithm: Spanned<String>,
     members: Spanned<Vec<Spanned<toml::Value>>>,
@@ -254,7 +254,7 @@ struct AffinityFile {
     timeout: Option<Spanned<DurationValue>>,
 }
 
-fn no_ports() -> Spanned<Vec<i64>> {
+fn no_ports() -> Spanned<Vec<Spanned<i64>>> {
     Spanned::new(0..0, Vec::new())
 }
 
@@ -635,9 +635,11 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                         format!("`{n}`: too long (at most {})", Span(u64::MAX)),
                     )
                 }),
-            DurationValue::Seconds(n) => {
-                Err(err(Some(s.span()), field, format!("negative duration {n}")))
-            }
+            DurationValue::Seconds(n) => Err(err(
+                Some(s.span()),
+                field,
+                format!("`{n}`: a duration cannot be negative"),
+            )),
             DurationValue::Text(t) => Span::parse(t).map_err(|m| err(Some(s.span()), field, m)),
         },
     };
@@ -645,10 +647,26 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         None => Ok(None),
         Some(_) => duration(d, field, Span::default()).map(Some),
     };
-    cfg.fragment_timeout = duration(
+    // A duration set to 0 where zero makes no sense: refused at its line, `what` saying which.
+    let nonzero = |d: &Option<Spanned<DurationValue>>, field: &str, v: Span, what: &str| match d {
+        Some(s) if v.0 == 0 => Err(err(
+            Some(s.span()),
+            field,
+            format!("{what} must be longer than zero"),
+        )),
+        _ => Ok(v),
+    };
+    // A fragment timeout of 0 would drop every held fragment at once and give no later
+    // fragment its first's translation (RFC 791's reassembly timer; README "Fragments").
+    cfg.fragment_timeout = nonzero(
         &file.router.fragment_timeout,
         "router.fragment_timeout",
-        cfg.fragment_timeout,
+        duration(
+            &file.router.fragment_timeout,
+            "router.fragment_timeout",
+            cfg.fragment_timeout,
+        )?,
+        "a fragment timeout",
     )?;
     let count = |v: &Option<Spanned<i64>>, field: &str, default: usize| match v {
         None => Ok(default),
@@ -679,19 +697,11 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     // An idle timeout of 0 would unbind every session before its next packet: refused, as
     // `lsnat audit -p` refuses it. The grace after a close (`tcp_close_grace`, `tcp_rst`) may
     // be 0: state dropped at the close.
-    let nonzero = |d: &Option<Spanned<DurationValue>>, field: &str, v: Span| match d {
-        Some(s) if v.0 == 0 => Err(err(
-            Some(s.span()),
-            field,
-            "an idle timeout must be longer than zero".into(),
-        )),
-        _ => Ok(v),
-    };
     let idle = |d: &Option<Spanned<DurationValue>>, field: &str, default: Span| {
-        nonzero(d, field, duration(d, field, default)?)
+        nonzero(d, field, duration(d, field, default)?, "an idle timeout")
     };
     let idle_opt = |d: &Option<Spanned<DurationValue>>, field: &str| match optional(d, field)? {
-        Some(v) => nonzero(d, field, v).map(Some),
+        Some(v) => nonzero(d, field, v, "an idle timeout").map(Some),
         None => Ok(None),
     };
     cfg.timeouts = Timeouts {
@@ -771,18 +781,20 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             ));
         }
         // Service ports are 1-65535: port 0 is no service port (as in [[static_mapping]]).
+        // A port's error is on its own line when the array is written over several.
         let mut ports = Vec::new();
-        for &p in v.ports.get_ref() {
+        for p in v.ports.get_ref() {
+            let (at, p) = (p.span(), *p.get_ref());
             let p = u16::try_from(p).ok().filter(|&p| p != 0).ok_or_else(|| {
                 err(
-                    Some(v.ports.span()),
+                    Some(at.clone()),
                     &field("ports"),
                     format!("port {p} is out of range 1-65535"),
                 )
             })?;
             if ports.contains(&p) {
                 return Err(err(
-                    Some(v.ports.span()),
+                    Some(at),
                     &field("ports"),
                     format!("port {p} is listed twice"),
                 ));
@@ -1451,7 +1463,7 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         assert!(e.contains("timeouts.udp") && e.contains("too long"), "{e}");
         assert!(!e.contains('\n'), "{e}");
         let e = error_of(&cfg("-1"));
-        assert!(e.contains("negative duration -1"), "{e}");
+        assert!(e.contains("`-1`: a duration cannot be negative"), "{e}");
         let e = error_of(&cfg("\"0s\""));
         assert!(
             e.contains("timeouts.udp") && e.contains("longer than zero"),

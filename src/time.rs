@@ -59,10 +59,16 @@ impl Span {
     /// have a fraction, read exactly (decimal, not floating point) and rounded to the nearest
     /// nanosecond, half up. A total beyond `u64::MAX` ns (about 584 years) is "too long",
     /// however it is written; every value [`Span`]'s `Display` prints parses back to itself.
+    /// A number with a minus sign (`-1s`) is refused as negative.
     pub fn parse(text: &str) -> Result<Span, String> {
         let t = text.trim();
         if t.is_empty() {
             return Err("empty duration".into());
+        }
+        if t.strip_prefix('-')
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+        {
+            return Err(format!("`{text}`: a duration cannot be negative"));
         }
         let too_long = || format!("`{text}`: too long (at most {})", Span(u64::MAX));
         let scaled = |num: &str, scale: u64| match scaled_ns(num, scale) {

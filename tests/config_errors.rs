@@ -371,3 +371,117 @@ fn a_member_weight_too_large_says_its_range() {
         "{e}"
     );
 }
+
+/// A negative duration says so (before: "`-1s`: expected a number", though a number was
+/// written), in every field that takes a duration: all are read by one parser.
+#[test]
+fn a_negative_duration_says_it_cannot_be_negative() {
+    let e = config_error(&format!("{VS}[timeouts]\ntcp = \"-1s\"\n"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:8: field `timeouts.tcp`: `-1s`: a duration cannot be negative"
+    );
+    let e = config_error(&format!("{VS}[timeouts]\nudp = -1\n"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:8: field `timeouts.udp`: `-1`: a duration cannot be negative"
+    );
+    let parse = |text: &str| {
+        lsnat::config::parse(Path::new("t.toml"), text)
+            .unwrap_err()
+            .to_string()
+    };
+    for (table, key) in [
+        ("timeouts", "udp"),
+        ("timeouts", "icmp"),
+        ("timeouts", "other"),
+        ("timeouts", "tcp_close_grace"),
+        ("timeouts", "tcp_opening"),
+        ("timeouts", "tcp_closing"),
+        ("timeouts", "tcp_rst"),
+        ("router", "fragment_timeout"),
+        ("dead_host", "answer_within"),
+        ("dead_host", "retry_after"),
+    ] {
+        let e = parse(&format!("{VS}[{table}]\n{key} = \"-1.5m\"\n"));
+        assert_eq!(
+            e,
+            format!("t.toml:8: field `{table}.{key}`: `-1.5m`: a duration cannot be negative")
+        );
+    }
+    let e = parse(&VS.replace("members", "window = \"-2s\"\nmembers"));
+    assert_eq!(
+        e,
+        "t.toml:6: field `virtual_server[0].window`: `-2s`: a duration cannot be negative"
+    );
+    let e = parse(&format!(
+        "{VS}[virtual_server.affinity]\ntimeout = \"-5m\"\n"
+    ));
+    assert_eq!(
+        e,
+        "t.toml:8: field `virtual_server[0].affinity.timeout`: `-5m`: a duration cannot be negative"
+    );
+    let e = parse(&format!(
+        "{VS}[[timeline]]\nat = \"+-1s\"\naction = \"drain\"\nmember = \"172.85.0.1\"\n"
+    ));
+    assert_eq!(
+        e,
+        "t.toml:8: field `timeline[0].at`: `-1s`: a duration cannot be negative"
+    );
+}
+
+/// A fragment timeout of 0 is refused as an idle timeout of 0 is: held fragments would be
+/// dropped at once and no later fragment would get its first's translation.
+#[test]
+fn a_zero_fragment_timeout_is_refused() {
+    for zero in ["\"0s\"", "0"] {
+        let e = config_error(&format!("{VS}\n[router]\nfragment_timeout = {zero}\n"), &[]);
+        assert_eq!(
+            e,
+            "bad.toml:9: field `router.fragment_timeout`: a fragment timeout must be longer than zero"
+        );
+    }
+    let ok = format!("{VS}[router]\nfragment_timeout = \"1ns\"\n");
+    assert!(lsnat::config::parse(Path::new("ok.toml"), &ok).is_ok());
+}
+
+/// An integer capacity report time too large for u64 is shown as written in the file (before:
+/// as the float serde_json reads it, `1.8446744073709552e19`), naming the file and line.
+#[test]
+fn a_capacity_time_too_large_for_u64_is_shown_as_written() {
+    let cfg = VS.replace(
+        "members",
+        "algorithm = \"reported-capacity\"\ncapacity_file = \"caps.jsonl\"\nmembers",
+    );
+    for ts in ["18446744073709551616", "99999999999999999999"] {
+        let caps = format!(
+            "{{\"ts\": 1700000000.5, \"member\": \"172.85.0.1\", \"capacity\": 1}}\n\
+             {{\"ts\": {ts}, \"member\": \"172.85.0.1\", \"capacity\": 0}}\n"
+        );
+        let e = config_error(&cfg, &[("caps.jsonl", &caps)]);
+        starts(&e, "bad.toml:7: field `virtual_server[0].capacity_file`: ");
+        assert!(
+            e.contains(&format!(
+                "caps.jsonl:2: `ts` {ts} is after the last time lsnat represents"
+            )),
+            "{e}"
+        );
+    }
+}
+
+/// A port refused inside a multi-line `ports` array is reported at its own line, not at
+/// `ports = [`.
+#[test]
+fn a_bad_port_in_a_multi_line_array_gives_its_line() {
+    let multi = |ports: &str| VS.replace("ports = [80, 23]", &format!("ports = [\n{ports}]"));
+    let e = config_error(&multi("  80,\n  0,\n"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:7: field `virtual_server[0].ports`: port 0 is out of range 1-65535"
+    );
+    let e = config_error(&multi("  80,\n  23,\n  80,\n"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:8: field `virtual_server[0].ports`: port 80 is listed twice"
+    );
+}
