@@ -301,14 +301,19 @@ fn a_virtual_server_name_used_twice_is_refused() {
     assert!(lsnat::config::parse(Path::new("ok.toml"), &ok).is_ok());
 }
 
+/// [`VS`] load-shared by reported capacity, read from `caps.jsonl` beside the config.
+fn reported_capacity() -> String {
+    VS.replace(
+        "members",
+        "algorithm = \"reported-capacity\"\ncapacity_file = \"caps.jsonl\"\nmembers",
+    )
+}
+
 /// A capacity report time beyond what u64 nanoseconds hold is refused, naming the capacity
 /// file and its line, never wrapped.
 #[test]
 fn capacity_times_beyond_u64_nanoseconds_are_refused() {
-    let cfg = VS.replace(
-        "members",
-        "algorithm = \"reported-capacity\"\ncapacity_file = \"caps.jsonl\"\nmembers",
-    );
+    let cfg = reported_capacity();
     for ts in ["20242112954.661793", "1e12", "1e300", "18446744074.0"] {
         let caps = format!(
             "{{\"ts\": 1700000000.5, \"member\": \"172.85.0.1\", \"capacity\": 1}}\n\
@@ -449,10 +454,7 @@ fn a_zero_fragment_timeout_is_refused() {
 /// as the float serde_json reads it, `1.8446744073709552e19`), naming the file and line.
 #[test]
 fn a_capacity_time_too_large_for_u64_is_shown_as_written() {
-    let cfg = VS.replace(
-        "members",
-        "algorithm = \"reported-capacity\"\ncapacity_file = \"caps.jsonl\"\nmembers",
-    );
+    let cfg = reported_capacity();
     for ts in ["18446744073709551616", "99999999999999999999"] {
         let caps = format!(
             "{{\"ts\": 1700000000.5, \"member\": \"172.85.0.1\", \"capacity\": 1}}\n\
