@@ -332,3 +332,48 @@ fn sessions_that_would_share_a_reply_key_are_refused() {
         }
     }
 }
+
+/// No application-level gateway (README, "Not modelled"): an FTP control session's `227`
+/// reply passes with its payload as the server wrote it, and the passive data connection to
+/// the VIP's announced port is not tied to the control session's member: it is not to a
+/// service port, so it passes untouched. A NAT with an FTP ALG (RFC 3022 §4.3; Linux's FTP
+/// helper, IPVS's `ip_vs_ftp`) does both; when lsnat gets one, this test and the README change.
+#[test]
+fn ftp_payloads_and_data_connections_pass_without_an_alg() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let cap = corpus.join("zeek__ftp-ipv4.pcap");
+    let scratch = common::scratch();
+    let tmp = scratch.path();
+    let cfg = tmp.join("ftp.toml");
+    std::fs::write(
+        &cfg,
+        "view = \"client-side\"\n[[virtual_server]]\nvip = \"199.233.217.249\"\nprotocol = \"tcp\"\nports = [21]\nmembers = [\"192.0.2.1\", \"192.0.2.2\"]\n",
+    )
+    .unwrap();
+    let out = tmp.join("out.pcap");
+    let g = lsnat::check::render(&cap, Some(&cfg), Some(&out)).unwrap();
+    assert!(
+        g.text.contains(
+            "   20 +13.767338 xlat out tcp 199.233.217.249:21 > 141.142.220.235:50003 => 192.0.2.1:21 > 141.142.220.235:50003"
+        ),
+        "{}",
+        g.text
+    );
+    assert!(
+        g.text.contains(
+            "   22 +13.767615 pass  vip-not-a-service -   tcp 141.142.220.235:37604 > 199.233.217.249:56666"
+        ),
+        "{}",
+        g.text
+    );
+    let input = common::read_all(&cap);
+    let output = common::read_all(&out);
+    assert_eq!(input.len(), output.len(), "every packet written");
+    let reply = b"227 Entering Passive Mode (199,233,217,249,221,90)\r\n";
+    let tail = |frame: &[u8]| frame[frame.len() - reply.len()..].to_vec();
+    assert_eq!(tail(&input[19].1), reply, "packet 20 of the capture");
+    assert_eq!(tail(&output[19].1), reply, "the 227 reply as written");
+    assert_eq!(input[21].1, output[21].1, "the data connection's SYN");
+}
