@@ -942,11 +942,7 @@ fn a_failed_or_interrupted_run_leaves_no_output() {
     assert_eq!(m1, "precious too");
 
     let fifo = dir.join("g.fifo");
-    let made = Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(made, "mkfifo");
+    make_fifo(&fifo);
     let child = common::lsnat()
         .args([
             "replay",
@@ -962,17 +958,38 @@ fn a_failed_or_interrupted_run_leaves_no_output() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The replay blocks opening the FIFO for the golden once the JSON report is whole; its
-    // outputs are still partial files then, taking their names only at the end.
+    wait_at_golden(&dir.join("i.json.partial"));
+    assert!(dir.join("i.pcap.partial").exists() && !dir.join("i.pcap").exists());
+    let out = interrupt(child, libc::SIGINT);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    for gone in ["i.pcap", "i.json", "i.pcap.partial", "i.json.partial"] {
+        assert!(!dir.join(gone).exists(), "{gone} removed");
+    }
+}
+
+/// Makes a named pipe (FIFO) at `path`.
+fn make_fifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates the file.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Waits until a replay whose golden is a FIFO has written its whole JSON report, still under
+/// its partial name (`report`): the replay then blocks opening the FIFO, its outputs still
+/// partial files, which take their names only at the end. Fails after 30 s.
+fn wait_at_golden(report: &Path) {
     let mut waited = 0;
-    while !std::fs::read(dir.join("i.json.partial")).is_ok_and(|b| b.ends_with(b"}\n")) {
+    while !std::fs::read(report).is_ok_and(|b| b.ends_with(b"}\n")) {
         assert!(waited < 600, "the replay never got to its golden");
         std::thread::sleep(std::time::Duration::from_millis(50));
         waited += 1;
     }
-    assert!(dir.join("i.pcap.partial").exists() && !dir.join("i.pcap").exists());
+}
+
+/// Sends `signal` to the replay `child` and waits for it: it must exit with 130.
+fn interrupt(child: std::process::Child, signal: i32) -> std::process::Output {
     // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -980,10 +997,7 @@ fn a_failed_or_interrupted_run_leaves_no_output() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
-    for gone in ["i.pcap", "i.json", "i.pcap.partial", "i.json.partial"] {
-        assert!(!dir.join(gone).exists(), "{gone} removed");
-    }
+    out
 }
 
 /// Every path under `dir`, relative to it, folders included.
@@ -1546,11 +1560,7 @@ fn a_failed_or_interrupted_run_removes_the_folders_it_made() {
 
     // Interrupted: the golden, a FIFO, blocks the run at its end, its outputs still partial.
     let fifo = dir.join("was-there/g.fifo");
-    let made = Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(made, "mkfifo");
+    make_fifo(&fifo);
     let child = common::lsnat()
         .args(["replay", "captures/rfc2391-fig1.pcap", "--members-dir"])
         .arg(dir.join("new/members"))
@@ -1562,22 +1572,9 @@ fn a_failed_or_interrupted_run_removes_the_folders_it_made() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut waited = 0;
-    while !std::fs::read(dir.join("j1/j2/x.json.partial")).is_ok_and(|b| b.ends_with(b"}\n")) {
-        assert!(waited < 600, "the replay never got to its golden");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        waited += 1;
-    }
+    wait_at_golden(&dir.join("j1/j2/x.json.partial"));
     assert!(dir.join("new/members").read_dir().unwrap().next().is_some());
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    interrupt(child, libc::SIGTERM);
     let mut left = walk(dir);
     left.sort();
     assert_eq!(
@@ -1800,9 +1797,7 @@ fn the_readme_configuration_example_loads() {
 fn a_named_pipe_as_the_capture_is_refused_without_waiting_for_a_writer() {
     let scratch = common::scratch();
     let fifo = scratch.path().join("capture.pcap");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path; mkfifo only creates the file.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    make_fifo(&fifo);
     let config = common::root().join("captures/rfc2391-fig1.toml");
     let members = scratch.path().join("members");
     let runs: [Vec<&std::ffi::OsStr>; 3] = [
