@@ -7,7 +7,9 @@
 //! recomputed and the entry is either fired or pushed again. Only the few packets that change a
 //! TCP session's state (handshake done, first FIN, close, RST) push an entry, since the new
 //! state's timeout may be shorter; timers fire in capture-time order, ties broken by session
-//! number.
+//! number. Timers due at a packet's own time fire before that packet is handled, so with a
+//! zero grace (`tcp_close_grace` or `tcp_rst` of `"0s"`) a session closed by one packet ends
+//! before the next packet of the same instant is handled, whatever the session numbers.
 
 use super::Engine;
 use super::event::{EndReason, Event, Flow, TcpState};
