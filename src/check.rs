@@ -32,19 +32,21 @@ pub fn snapshot_path(dir: &Path, capture: &Path) -> PathBuf {
 }
 
 /// The captures `lsnat check` goes through, each with its golden in `dir`: a capture given
-/// twice (the same file under any name) once, in the order first given. Two different captures
-/// whose goldens would be one file (`x.pcap` and `x.pcapng`, or `a/x.pcap` and `b/x.pcap`) are
+/// twice (the same file, config and golden, however the path is spelled) once, in the order
+/// first given. A capture given under another name (a symbolic or hard link) has its own
+/// config and golden, so it is checked under each. Two different captures, or names, whose
+/// goldens would be one file (`x.pcap` and `x.pcapng`, or `a/x.pcap` and `b/x.pcap`) are
 /// refused in one line naming both and the golden: each would be compared with, and blessed
 /// over, the other's.
 pub fn plan(dir: &Path, captures: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, String> {
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut planned: Vec<(PathBuf, PathBuf, PathBuf)> = Vec::new();
+    let mut planned: Vec<(PathBuf, (PathBuf, PathBuf), PathBuf)> = Vec::new();
     for c in captures {
-        let real = canonical(c);
-        if planned.iter().any(|(_, r, _)| *r == real) {
+        let snap = snapshot_path(dir, c);
+        let real = (canonical(c), canonical(&config::beside(c)));
+        if planned.iter().any(|(_, r, s)| *r == real && *s == snap) {
             continue;
         }
-        let snap = snapshot_path(dir, c);
         if let Some((other, _, _)) = planned.iter().find(|(_, _, s)| *s == snap) {
             return Err(format!(
                 "{}: {} and {} would share this golden; rename one, or check them \
@@ -69,6 +71,9 @@ pub fn render(
     let config_path = config_path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| config::beside(capture));
+    // The capture first, so a mistyped capture name is reported as such, not as its missing
+    // config.
+    crate::capture::CaptureReader::open(capture)?;
     let cfg = config::load(&config_path)?;
     let names: Vec<String> = cfg.virtual_servers.iter().map(|v| v.name.clone()).collect();
     let job = ReplayJob {
@@ -143,16 +148,68 @@ pub fn same(stored: &str, fresh: &str) -> bool {
 /// fresh rendering: the fresh text is given the stored file's header, so hunk line numbers are
 /// those of the snapshot file on both sides. Both end with one newline, as [`snapshot_file`]
 /// writes them (trailing whitespace aside, as in [`same`]).
+///
+/// A line diff costs time in proportion to the lines times the differences, so past the lines
+/// the two share at their start and end, only the first [`DIFF_LINES`] lines of each side are
+/// diffed; a last line says how many more differ. A golden of a million packets that differs
+/// everywhere then prints its first differences at once, where the whole diff took minutes.
 pub fn diff(stored_file: &str, fresh: &str) -> String {
     let body = strip_header(stored_file);
     let header = &stored_file[..stored_file.len() - body.len()];
     let old = format!("{header}{}\n", body.trim_end());
     let new = format!("{header}{}\n", fresh.trim_end());
-    similar::TextDiff::from_lines(&old, &new)
+    let (old_cut, new_cut, rest) = cut_for_diff(&old, &new, DIFF_LINES);
+    let mut out = similar::TextDiff::from_lines(old_cut, new_cut)
         .unified_diff()
         .context_radius(2)
         .header("golden", "replay")
-        .to_string()
+        .to_string();
+    if let Some((old_more, new_more)) = rest {
+        out.push_str(&format!(
+            "... and {old_more} more lines of the golden and {new_more} of the replay after \
+             these, not compared line by line\n"
+        ));
+    }
+    out
+}
+
+/// How many lines of each side, past what they share at their start, [`diff`] compares.
+pub const DIFF_LINES: usize = 5000;
+
+/// `old` and `new` cut for [`diff`]: whole when, past their common first and last lines, each
+/// has at most `limit` lines; else each cut `limit` lines past their common start (at a line
+/// end), with the numbers of lines left out of each.
+fn cut_for_diff<'a>(
+    old: &'a str,
+    new: &'a str,
+    limit: usize,
+) -> (&'a str, &'a str, Option<(usize, usize)>) {
+    let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
+    let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
+    let prefix = old_lines
+        .iter()
+        .zip(&new_lines)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let suffix = old_lines[prefix..]
+        .iter()
+        .rev()
+        .zip(new_lines[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let old_middle = old_lines.len() - prefix - suffix;
+    let new_middle = new_lines.len() - prefix - suffix;
+    if old_middle <= limit && new_middle <= limit {
+        return (old, new, None);
+    }
+    let bytes = |lines: &[&str], n: usize| lines[..n].iter().map(|l| l.len()).sum::<usize>();
+    let old_keep = prefix + old_middle.min(limit);
+    let new_keep = prefix + new_middle.min(limit);
+    (
+        &old[..bytes(&old_lines, old_keep)],
+        &new[..bytes(&new_lines, new_keep)],
+        Some((old_lines.len() - old_keep, new_lines.len() - new_keep)),
+    )
 }
 
 /// The load-share golden of `capture` replayed with `config_path` (tests/algorithms/): every
@@ -204,4 +261,45 @@ pub fn render_algorithm(
         }
     ));
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbered(prefix: &str, n: usize) -> String {
+        (0..n).map(|i| format!("{prefix} {i}\n")).collect()
+    }
+
+    /// Two goldens that differ on every line past their first: the diff compares the first
+    /// [`DIFF_LINES`] of each and says how many more there are; one that differs in a line
+    /// is diffed whole, however long it is.
+    #[test]
+    fn diff_compares_a_bounded_number_of_differing_lines() {
+        let header = "---\nsource: tests/golden.rs\n---\n";
+        let n = DIFF_LINES * 3;
+        let stored = format!("{header}same\n{}", numbered("old", n));
+        let fresh = format!("same\n{}", numbered("new", n + 7));
+        let d = diff(&stored, &fresh);
+        assert!(d.contains("\n-old 0\n"), "{}", &d[..200]);
+        assert!(d.contains("\n+new 0\n"));
+        assert!(d.contains(&format!("-old {}\n", DIFF_LINES - 1)));
+        assert!(!d.contains(&format!("-old {DIFF_LINES}\n")));
+        assert!(d.ends_with(&format!(
+            "... and {} more lines of the golden and {} of the replay after these, not \
+             compared line by line\n",
+            n - DIFF_LINES,
+            n + 7 - DIFF_LINES
+        )));
+
+        let long = numbered("line", n);
+        let stored = format!("{header}{long}");
+        let fresh = long.replacen(&format!("line {}\n", n - 2), "changed\n", 1);
+        let d = diff(&stored, &fresh);
+        assert!(d.contains(&format!("-line {}\n+changed\n", n - 2)), "{d}");
+        assert!(!d.contains("not compared"));
+        // Hunk line numbers are the snapshot file's: three header lines, then line n - 2
+        // (0-based) is file line n + 2, shown with two lines of context before it.
+        assert!(d.contains(&format!("@@ -{n},4 +{n},4 @@")), "{d}");
+    }
 }

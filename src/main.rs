@@ -427,7 +427,13 @@ fn say(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow::Result<ExitCode> {
+/// `lsnat check`: its exit code, and what to print once the run's outputs have their names
+/// (the goldens `--bless` wrote: none is written until all are, see [`output_file`]).
+fn check_cmd(
+    captures: Vec<PathBuf>,
+    golden_dir: PathBuf,
+    bless: bool,
+) -> anyhow::Result<(ExitCode, String)> {
     let captures = if captures.is_empty() {
         default_captures()?
     } else {
@@ -437,12 +443,13 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
     // written.
     let planned = check::plan(&golden_dir, &captures).map_err(anyhow::Error::msg)?;
     let mut differing = 0;
+    let mut blessed = String::new();
     for (c, snap) in &planned {
         let fresh = check::render(c, None, None)?.text;
         if bless {
             replay::refuse_overwrite(snap, &replay::inputs(c, &config::beside(c)))?;
             write_output(snap, &check::snapshot_file(&fresh))?;
-            say(&format!("blessed {}\n", snap.display()));
+            blessed.push_str(&format!("blessed {}\n", snap.display()));
             continue;
         }
         match check::read_snapshot(snap) {
@@ -461,24 +468,46 @@ fn check_cmd(captures: Vec<PathBuf>, golden_dir: PathBuf, bless: bool) -> anyhow
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 differing += 1;
                 say(&format!(
-                    "MISSING {} (no golden at {}; run `lsnat check --bless` to create it)\n",
+                    "MISSING {} (no golden at {}; run `lsnat check --golden-dir {} --bless {}` \
+                     to create it)\n",
                     c.display(),
-                    snap.display()
+                    snap.display(),
+                    shell_word(&golden_dir),
+                    shell_word(c)
                 ));
             }
             Err(e) => anyhow::bail!("{}: cannot read the golden: {e}", snap.display()),
         }
+    }
+    if bless {
+        blessed.push_str(&format!("{} blessed\n", planned.len()));
+        return Ok((ExitCode::SUCCESS, blessed));
     }
     say(&format!(
         "{} checked, {} differ\n",
         planned.len(),
         differing
     ));
-    Ok(if differing > 0 {
+    let code = if differing > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    };
+    Ok((code, String::new()))
+}
+
+/// `path` as one word of a POSIX shell command line: as it is when it holds only characters no
+/// shell treats specially, else in single quotes (a single quote in it written `'\''`).
+fn shell_word(path: &std::path::Path) -> String {
+    let s = path.to_string_lossy();
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// A command-line usage error as one line, like every other error (exit 2); help and version
@@ -520,9 +549,10 @@ fn main() -> ExitCode {
     // SIGTERM, SIGHUP) or failed, it leaves none, and what was there before stays.
     output_file::begin_run();
     let _ = ctrlc::set_handler(output_file::on_interrupt);
+    let nothing_after = |code| (code, String::new());
     let result = match cli.command {
-        Command::Replay(args) => replay_cmd(args),
-        Command::Audit(args) => audit_cmd(args),
+        Command::Replay(args) => replay_cmd(args).map(nothing_after),
+        Command::Audit(args) => audit_cmd(args).map(nothing_after),
         Command::Check {
             captures,
             golden_dir,
@@ -530,8 +560,11 @@ fn main() -> ExitCode {
         } => check_cmd(captures, golden_dir, bless),
     };
     let result = match result {
-        Ok(code) => output_file::commit_run()
-            .map(|()| code)
+        Ok((code, after)) => output_file::commit_run()
+            .map(|()| {
+                say(&after);
+                code
+            })
             .map_err(|e| anyhow::anyhow!("{}: {}: {}", e.path.display(), e.what, e.error)),
         Err(e) => {
             output_file::abort_run();

@@ -1850,3 +1850,164 @@ fn a_named_pipe_as_the_capture_is_refused_without_waiting_for_a_writer() {
         assert!(!members.exists(), "{args:?} left the members folder");
     }
 }
+
+/// `check` names what is wrong in what it was given: a capture that is not there is reported as
+/// such (before: as its missing config), and the `MISSING` hint gives the command that blesses
+/// that golden, in that folder (before: `lsnat check --bless`, which blesses `captures/*`
+/// into `golden/`).
+#[test]
+fn check_names_a_missing_capture_and_hints_the_bless_that_fits() {
+    let dir = check_folder(&["rfc2391-fig1"]);
+    let d = dir.path();
+    let o = common::lsnat()
+        .current_dir(d)
+        .args(["check", "captures/typo.pcap"])
+        .output()
+        .unwrap();
+    one_error_line(&o, &["captures/typo.pcap", "cannot open"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("typo.toml"));
+
+    let o = common::lsnat()
+        .current_dir(d)
+        .args([
+            "check",
+            "captures/rfc2391-fig1.pcap",
+            "--golden-dir",
+            "new gold",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let hint =
+        "run `lsnat check --golden-dir 'new gold' --bless captures/rfc2391-fig1.pcap` to create it";
+    assert!(stdout.contains(hint), "{stdout}");
+    // The hint does what it says.
+    let o = std::process::Command::new("sh")
+        .current_dir(d)
+        .arg("-c")
+        .arg(format!(
+            "{} check --golden-dir 'new gold' --bless captures/rfc2391-fig1.pcap",
+            env!("CARGO_BIN_EXE_lsnat")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read(d.join("new gold/rfc2391-fig1.snap")).unwrap(),
+        std::fs::read(d.join("golden/rfc2391-fig1.snap")).unwrap()
+    );
+}
+
+/// `--bless` says which goldens it wrote once they are written: a run that fails on a later
+/// capture writes none and says so, where it used to print `blessed` for a golden it then
+/// never wrote. A run that does write them says `blessed` for each and how many.
+#[test]
+fn bless_reports_goldens_only_once_written() {
+    let dir = check_folder(&["rfc2391-fig1"]);
+    let d = dir.path();
+    std::fs::copy(
+        d.join("captures/rfc2391-fig1.pcap"),
+        d.join("captures/noconfig.pcap"),
+    )
+    .unwrap();
+    let o = common::lsnat()
+        .current_dir(d)
+        .args([
+            "check",
+            "--golden-dir",
+            "fresh",
+            "--bless",
+            "captures/rfc2391-fig1.pcap",
+            "captures/noconfig.pcap",
+        ])
+        .output()
+        .unwrap();
+    one_error_line(&o, &["noconfig.toml"]);
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(!d.join("fresh").exists());
+
+    let o = common::lsnat()
+        .current_dir(d)
+        .args([
+            "check",
+            "--golden-dir",
+            "fresh",
+            "--bless",
+            "captures/rfc2391-fig1.pcap",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "blessed fresh/rfc2391-fig1.snap\n1 blessed\n"
+    );
+}
+
+/// A capture given under another name (a symbolic link) has its own config and golden beside
+/// that name, so `check` checks it under each (before: once, and the other golden was never
+/// compared, so a stale one passed). The same name spelled twice is still checked once.
+#[cfg(unix)]
+#[test]
+fn check_checks_a_capture_under_each_of_its_names() {
+    let dir = check_folder(&["rfc2391-fig1"]);
+    let d = dir.path();
+    std::os::unix::fs::symlink("rfc2391-fig1.pcap", d.join("captures/other.pcap")).unwrap();
+    let config = std::fs::read_to_string(d.join("captures/rfc2391-fig1.toml")).unwrap();
+    let other = config.replacen(
+        "algorithm = \"round-robin\"",
+        "algorithm = \"least-load\"",
+        1,
+    );
+    assert_ne!(config, other);
+    std::fs::write(d.join("captures/other.toml"), other).unwrap();
+    let o = common::lsnat()
+        .current_dir(d)
+        .args([
+            "check",
+            "--golden-dir",
+            "g",
+            "--bless",
+            "captures/rfc2391-fig1.pcap",
+            "captures/other.pcap",
+            "./captures/other.pcap",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("\n2 blessed\n"));
+    let mine = std::fs::read_to_string(d.join("g/other.snap")).unwrap();
+    assert!(mine.contains("with other.toml"), "{mine}");
+    // A stale golden under the other name fails the check.
+    std::fs::copy(d.join("golden/rfc2391-fig1.snap"), d.join("g/other.snap")).unwrap();
+    let o = common::lsnat()
+        .current_dir(d)
+        .args([
+            "check",
+            "--golden-dir",
+            "g",
+            "captures/rfc2391-fig1.pcap",
+            "captures/other.pcap",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("DIFFERS captures/other.pcap"), "{stdout}");
+    assert!(stdout.ends_with("2 checked, 1 differ\n"), "{stdout}");
+}
