@@ -62,12 +62,19 @@ pub fn labels(paths: &[PathBuf]) -> Vec<String> {
             }
         }
     }
+    number_repeats(&mut labels);
+    labels
+}
+
+/// Gives a label that an earlier one already reads its position after it (`lb #2`), so every
+/// column of a comparison has a label of its own (`--compare` a file twice, `--algorithm` a
+/// name twice).
+pub fn number_repeats(labels: &mut [String]) {
     for i in 0..labels.len() {
         if labels[..i].contains(&labels[i]) {
             labels[i] = format!("{} #{}", labels[i], i + 1);
         }
     }
-    labels
 }
 
 /// The result of one replay.

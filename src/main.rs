@@ -93,6 +93,11 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             for &a in &algorithms {
                 variants.push(compare::Variant::with_algorithm(&base, &config_path, a));
             }
+            let mut labels: Vec<String> = variants.iter().map(|v| v.label.clone()).collect();
+            compare::number_repeats(&mut labels);
+            for (v, l) in variants.iter_mut().zip(labels) {
+                v.label = l;
+            }
         } else {
             for (p, label) in compare_configs
                 .iter()
@@ -289,7 +294,15 @@ fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     }
     Destination::of(path)
         .write_whole(text.as_bytes())
-        .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", path.display(), e.error))
+        .map_err(|e| {
+            // A reader that went away (`--golden /dev/stdout | head`) is no error, as for
+            // `check`'s own output: `main` tells it by the io::Error in the chain.
+            if e.error.kind() == std::io::ErrorKind::BrokenPipe {
+                anyhow::Error::new(e.error)
+            } else {
+                anyhow::anyhow!("{}: cannot write: {}", path.display(), e.error)
+            }
+        })
 }
 
 fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -415,6 +428,13 @@ fn default_captures() -> anyhow::Result<Vec<PathBuf>> {
         if matches!(ext, "pcap" | "pcapng") && config::beside(&p).exists() {
             v.push(p);
         }
+    }
+    if v.is_empty() {
+        // A check of nothing would pass, and a CI job with it.
+        anyhow::bail!(
+            "captures: no capture with a config beside it (NAME.pcap or NAME.pcapng with \
+             NAME.toml); name the captures to check"
+        );
     }
     v.sort();
     Ok(v)

@@ -2011,3 +2011,48 @@ fn check_checks_a_capture_under_each_of_its_names() {
     assert!(stdout.contains("DIFFERS captures/other.pcap"), "{stdout}");
     assert!(stdout.ends_with("2 checked, 1 differ\n"), "{stdout}");
 }
+
+/// Three edges of `check`, `--golden` and comparisons: `check` that finds no capture to check
+/// is an error (before: `0 checked, 0 differ`, exit 0, so a CI job passed on nothing); a
+/// golden written to a reader that goes away (`--golden /dev/stdout | head`) is no error, as
+/// for `check`'s own output (before: exit 2, "Broken pipe"); an algorithm compared twice gets
+/// a column label of its own (`maglev #2`), as a config compared twice does.
+#[test]
+fn check_of_nothing_fails_a_golden_to_a_closed_pipe_does_not_and_repeats_are_numbered() {
+    let scratch = common::scratch();
+    std::fs::create_dir(scratch.path().join("captures")).unwrap();
+    let o = common::lsnat()
+        .current_dir(scratch.path())
+        .arg("check")
+        .output()
+        .unwrap();
+    one_error_line(&o, &["captures", "no capture with a config beside it"]);
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = common::lsnat()
+        .args([
+            "replay",
+            "captures/lsnat-router.pcap",
+            "--golden",
+            "/dev/stdout",
+            "-q",
+        ])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(o.stderr.is_empty(), "{err}");
+
+    let o = lsnat_ok(&[
+        "replay",
+        "captures/lsnat-router.pcap",
+        "--algorithm",
+        "maglev",
+        "--algorithm",
+        "maglev",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("┆    maglev ┆ maglev #2 │"), "{stdout}");
+}
