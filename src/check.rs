@@ -86,18 +86,22 @@ pub fn render(
     let mut log = GoldenLog::default();
     let mut summary = Summary::default();
     let totals = replay::run(&job, &mut [&mut log, &mut summary])?;
-    let text = text(capture, &config_path, &names, &log, &summary, &totals);
+    let text = text(capture, &config_path, &[], &names, &log, &summary, &totals);
     Ok(Golden { text, log, totals })
 }
 
 /// The golden text of a replay of `capture` with the config at `config_path` (whose virtual
 /// servers are `names`), from what its observers collected: the packet log, the session table,
 /// the pool events and the summary. The title names the files, not the paths as typed, so the
-/// text is the same from any folder. `lsnat check`, `--bless` and `lsnat replay --golden` all
-/// write and compare this text (in [`snapshot_file`]).
+/// text is the same from any folder, and the settings the command line overrode
+/// (`overridden`, e.g. `algorithm maglev`: `lsnat replay --golden` with `--view` or
+/// `--algorithm`), so a later `check` of that golden shows why it differs. `lsnat check`,
+/// `--bless` and `lsnat replay --golden` all write and compare this text (in
+/// [`snapshot_file`]).
 pub fn text(
     capture: &Path,
     config_path: &Path,
+    overridden: &[String],
     names: &[String],
     log: &GoldenLog,
     summary: &Summary,
@@ -108,11 +112,14 @@ pub fn text(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let title = format!(
+    let mut title = format!(
         "lsnat replay of {} with {}",
         file(capture),
         file(config_path)
     );
+    if !overridden.is_empty() {
+        title.push_str(&format!(" (overridden: {})", overridden.join(", ")));
+    }
     let mut text = log.render(&title, names);
     text.push_str("## summary\n");
     text.push_str(&table::render(summary, totals, Some(100)));

@@ -228,7 +228,22 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(p) = &golden {
         // Byte for byte what `lsnat check --bless` writes for this capture and config.
-        let text = check::text(&capture, &config_path, &names, &log, &summary, &totals);
+        let mut overridden = Vec::new();
+        if let Some(v) = view.and_then(|v| clap::ValueEnum::to_possible_value(&v)) {
+            overridden.push(format!("view {}", v.get_name()));
+        }
+        if let Some(a) = algorithms.first() {
+            overridden.push(format!("algorithm {}", a.name()));
+        }
+        let text = check::text(
+            &capture,
+            &config_path,
+            &overridden,
+            &names,
+            &log,
+            &summary,
+            &totals,
+        );
         write_output(p, &check::snapshot_file(&text))?;
     }
     if quiet {

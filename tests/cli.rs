@@ -2056,3 +2056,35 @@ fn check_of_nothing_fails_a_golden_to_a_closed_pipe_does_not_and_repeats_are_num
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("┆    maglev ┆ maglev #2 │"), "{stdout}");
 }
+
+/// A golden written by `replay --golden` with `--view` or `--algorithm` says so in its title, so
+/// a later `check` of it against the capture's own config shows why it differs.
+#[test]
+fn an_overridden_golden_says_what_was_overridden() {
+    let scratch = common::scratch();
+    let dir = scratch.path().join("g");
+    let snap = dir.join("lsnat-router.snap");
+    lsnat_ok(&[
+        "replay",
+        "captures/lsnat-router.pcap",
+        "--view",
+        "router",
+        "--algorithm",
+        "maglev",
+        "--golden",
+        snap.to_str().unwrap(),
+        "-q",
+    ]);
+    let text = std::fs::read_to_string(&snap).unwrap();
+    let title = "# lsnat replay of lsnat-router.pcap with lsnat-router.toml (overridden: view router, algorithm maglev)\n";
+    assert!(text.contains(title), "{text}");
+    let o = lsnat(&[
+        "check",
+        "captures/lsnat-router.pcap",
+        "--golden-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(&format!("\n-{title}")), "{stdout}");
+}
