@@ -126,9 +126,16 @@ pub fn text(
     text
 }
 
-/// A stored snapshot file, header and all (see [`strip_header`] for its text).
+/// A stored snapshot file, header and all (see [`strip_header`] for its text), with its line
+/// ends as written: a checkout that turned them into CRLF (git's `autocrlf`) still compares
+/// equal, as the text never holds a carriage return of its own.
 pub fn read_snapshot(path: &Path) -> std::io::Result<String> {
-    std::fs::read_to_string(path)
+    let text = std::fs::read_to_string(path)?;
+    Ok(if text.contains("\r\n") {
+        text.replace("\r\n", "\n")
+    } else {
+        text
+    })
 }
 
 /// The text of a snapshot file, without its insta header.

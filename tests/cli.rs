@@ -2088,3 +2088,25 @@ fn an_overridden_golden_says_what_was_overridden() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains(&format!("\n-{title}")), "{stdout}");
 }
+
+/// A golden whose line ends a checkout turned into CRLF (git's `autocrlf`) still matches: the
+/// diff showed every line changed, each looking the same (`.gitattributes` also keeps
+/// `golden/**/*.snap` LF on checkout).
+#[test]
+fn check_reads_a_golden_with_crlf_line_ends() {
+    let dir = check_folder(&["rfc2391-fig1"]);
+    let d = dir.path();
+    let snap = d.join("golden/rfc2391-fig1.snap");
+    let crlf = std::fs::read_to_string(&snap)
+        .unwrap()
+        .replace('\n', "\r\n");
+    std::fs::write(&snap, crlf).unwrap();
+    let o = common::lsnat()
+        .current_dir(d)
+        .args(["check", "captures/rfc2391-fig1.pcap"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.ends_with("1 checked, 0 differ\n"), "{stdout}");
+}
