@@ -139,12 +139,12 @@ pub fn render(results: &[Compared], width: Option<u16>) -> String {
         let mut row = vec![m.to_string()];
         for r in results {
             let total: u64 = r.load.totals.iter().map(|l| l.sessions).sum();
-            let n = r
-                .load
-                .members
-                .iter()
-                .position(|x| x == m)
-                .map_or(0, |i| r.load.totals[i].sessions);
+            // `-`: not a member in this configuration (0 would read as a member never chosen).
+            let Some(i) = r.load.members.iter().position(|x| x == m) else {
+                row.push("-".into());
+                continue;
+            };
+            let n = r.load.totals[i].sessions;
             row.push(if total == 0 {
                 format!("{n}")
             } else {
@@ -153,6 +153,9 @@ pub fn render(results: &[Compared], width: Option<u16>) -> String {
         }
         t.add_row(row);
     }
+    let mut bound = vec!["sessions bound".to_string()];
+    bound.extend(results.iter().map(|r| r.summary.sessions.to_string()));
+    t.add_row(bound);
     let figure_row = |name: &str, f: &dyn Fn(&LoadReport) -> Option<f64>| {
         let mut row = vec![name.to_string()];
         row.extend(results.iter().map(|r| fmt_fig(f(&r.load))));
@@ -162,16 +165,29 @@ pub fn render(results: &[Compared], width: Option<u16>) -> String {
     t.add_row(figure_row("Jain, bytes", &|l| jain(&l.bytes())));
     t.add_row(figure_row("max/min, sessions", &|l| max_min(&l.sessions())));
     t.add_row(figure_row("max/min, bytes", &|l| max_min(&l.bytes())));
-    let mut dropped = vec!["dropped: no-member-available".to_string()];
-    dropped.extend(results.iter().map(|r| {
-        r.summary
-            .dropped
-            .get("no-member-available")
-            .copied()
-            .unwrap_or(0)
-            .to_string()
-    }));
-    t.add_row(dropped);
+    // Packets dropped, by reason: for want of a member always, and every other reason any of
+    // the configurations dropped packets for (a configuration can drop what another forwards).
+    let mut reasons = vec!["no-member-available"];
+    for r in results {
+        for reason in r.summary.dropped.keys() {
+            if !reasons.contains(reason) {
+                reasons.push(reason);
+            }
+        }
+    }
+    reasons[1..].sort_unstable();
+    for reason in reasons {
+        let mut row = vec![format!("dropped: {reason}")];
+        row.extend(results.iter().map(|r| {
+            r.summary
+                .dropped
+                .get(reason)
+                .copied()
+                .unwrap_or(0)
+                .to_string()
+        }));
+        t.add_row(row);
+    }
     if results.iter().any(|r| !r.load.affinity.is_empty()) {
         for k in ["kept", "new", "broken"] {
             let mut row = vec![format!("affinity {k}")];

@@ -2110,3 +2110,48 @@ fn check_reads_a_golden_with_crlf_line_ends() {
     assert_eq!(o.status.code(), Some(0), "{stdout}");
     assert!(stdout.ends_with("1 checked, 0 differ\n"), "{stdout}");
 }
+
+/// The comparison table shows what differs between configurations: the sessions each bound,
+/// every reason any of them dropped packets for (here maglev chooses other members than the
+/// recorded router did, whose replies then have no session), and `-` for a member one
+/// configuration does not have (before: `0 (0.0%)`, as for a member never chosen, and only
+/// `no-member-available` drops).
+#[test]
+fn compare_shows_sessions_bound_every_drop_reason_and_absent_members() {
+    let scratch = common::scratch();
+    let base = std::fs::read_to_string(common::root().join("captures/lsnat-router.toml")).unwrap();
+    let maglev = scratch.path().join("maglev.toml");
+    std::fs::write(&maglev, base.replace("\"round-robin\"", "\"maglev\"")).unwrap();
+    let two = scratch.path().join("two.toml");
+    std::fs::write(&two, base.replace(", \"203.0.113.3\"]", "]")).unwrap();
+    let o = lsnat_ok(&[
+        "replay",
+        "captures/lsnat-router.pcap",
+        "--compare",
+        "captures/lsnat-router.toml",
+        "--compare",
+        maglev.to_str().unwrap(),
+        "--compare",
+        two.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("│ {name} ")))
+            .unwrap_or_else(|| panic!("no row {name}: {stdout}"))
+            .split('┆')
+            .skip(1)
+            .map(|c| {
+                c.trim_matches(|c: char| c == '│' || c.is_whitespace())
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("203.0.113.3")[2], "-", "{stdout}");
+    assert_ne!(row("203.0.113.3")[0], "-", "{stdout}");
+    assert_eq!(row("sessions bound"), ["13", "13", "13"], "{stdout}");
+    let no_session = row("dropped: tcp-no-session");
+    assert_eq!(no_session[0], "0", "{stdout}");
+    assert_ne!(no_session[1], "0", "{stdout}");
+}
