@@ -249,8 +249,12 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if quiet {
         warn(&table::warnings(&totals));
     } else {
-        let mut text = table::render(&summary, &totals, None);
+        // The warnings end the summary, after the load report (README, "Reports").
+        let mut text = table::render_tables(&summary, &totals, None);
         text.push_str(&load.render(None));
+        for w in table::warnings(&totals) {
+            text.push_str(&format!("warning: {w}\n"));
+        }
         show(&text, &named.iter().map(|(_, p)| *p).collect::<Vec<_>>());
     }
     Ok(ExitCode::SUCCESS)

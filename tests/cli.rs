@@ -1417,7 +1417,8 @@ fn capture_with_warnings(dir: &Path) -> std::path::PathBuf {
     cap
 }
 
-/// Without `-q` every warning is in the summary on stdout; with `-q` every one goes to stderr
+/// Without `-q` every warning is in the summary on stdout, at its end (before: above the load
+/// report); with `-q` every one goes to stderr
 /// as `lsnat: warning: ...`, the timestamps-backwards one included (`replay`, and a comparison).
 #[test]
 fn warnings_go_to_the_summary_or_with_q_to_stderr() {
@@ -1436,6 +1437,12 @@ fn warnings_go_to_the_summary_or_with_q_to_stderr() {
                 "{w}: {stdout}"
             );
         }
+        // The warnings end the summary (README), after the load report too.
+        let last: Vec<&str> = stdout.lines().rev().take(2).collect();
+        assert!(
+            last.iter().all(|l| l.starts_with("warning: ")),
+            "the warnings end the summary: {stdout}"
+        );
         assert!(
             o.stderr.is_empty(),
             "{}",

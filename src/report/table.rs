@@ -41,8 +41,19 @@ fn pct(part: u64, whole: u64) -> String {
     }
 }
 
-/// Renders the summary. `width` fixes the table width (for snapshots); `None` fits the terminal.
+/// Renders the summary, its warnings last. `width` fixes the table width (for snapshots);
+/// `None` fits the terminal.
 pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> String {
+    let mut out = render_tables(summary, totals, width);
+    for w in warnings(totals) {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// The summary's tables without its warnings, for a caller that prints more tables after
+/// them and the warnings last ([`warnings`]).
+pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> String {
     let mut out = String::new();
     let fix = |t: &mut Table| fit(t, width);
 
@@ -259,9 +270,6 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
         if hidden > 0 {
             let _ = writeln!(out, "… {hidden} more pool events in the JSON report");
         }
-    }
-    for w in warnings(totals) {
-        let _ = writeln!(out, "warning: {w}");
     }
     out
 }
