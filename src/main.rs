@@ -149,6 +149,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut load = LoadReport::new(&cfg, interval, false);
+    let view_used = cfg.view;
     let names: Vec<String> = cfg.virtual_servers.iter().map(|v| v.name.clone()).collect();
     let job = ReplayJob {
         input: capture.clone(),
@@ -246,13 +247,15 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
         write_output(p, &check::snapshot_file(&text))?;
     }
+    let mut warnings = table::warnings(&totals);
+    warnings.extend(table::hints(&summary, view_used));
     if quiet {
-        warn(&table::warnings(&totals));
+        warn(&warnings);
     } else {
         // The warnings end the summary, after the load report (README, "Reports").
         let mut text = table::render_tables(&summary, &totals, None);
         text.push_str(&load.render(None));
-        for w in table::warnings(&totals) {
+        for w in &warnings {
             text.push_str(&format!("warning: {w}\n"));
         }
         show(&text, &named.iter().map(|(_, p)| *p).collect::<Vec<_>>());

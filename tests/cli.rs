@@ -2162,3 +2162,53 @@ fn compare_shows_sessions_bound_every_drop_reason_and_absent_members() {
     assert_eq!(no_session[0], "0", "{stdout}");
     assert_ne!(no_session[1], "0", "{stdout}");
 }
+
+/// A replay whose outcome suggests a config or a view that does not fit the capture says so,
+/// last in the summary (or with `-q` on stderr): the wrong view, both ways, and a config
+/// whose VIP is not in the capture. A replay that fits gives no such hint.
+#[test]
+fn a_replay_that_does_not_fit_its_capture_hints_why() {
+    let last_line = |args: &[&str]| {
+        let o = lsnat_ok(args);
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        stdout.lines().last().unwrap_or_default().to_string()
+    };
+    let hint = last_line(&[
+        "replay",
+        "captures/lsnat-router.pcap",
+        "--view",
+        "client-side",
+    ]);
+    assert!(
+        hint.starts_with(
+            "warning: no packet was translated member → client and 60 passed as unrelated"
+        ) && hint.ends_with("it needs --view router"),
+        "{hint}"
+    );
+    let hint = last_line(&[
+        "replay",
+        "captures/lsnat-client-side.pcap",
+        "--view",
+        "router",
+    ]);
+    assert!(hint.ends_with("it needs --view client-side"), "{hint}");
+    assert!(!last_line(&["replay", "captures/lsnat-router.pcap"]).starts_with("warning: "));
+    assert!(!last_line(&["replay", "captures/lsnat-client-side.pcap"]).starts_with("warning: "));
+
+    let scratch = common::scratch();
+    let config = scratch.path().join("elsewhere.toml");
+    let text = std::fs::read_to_string(common::root().join("captures/rfc2391-fig1.toml")).unwrap();
+    std::fs::write(&config, text.replace("172.87.0.100", "192.0.2.200")).unwrap();
+    let o = lsnat_ok(&[
+        "replay",
+        "captures/rfc2391-fig1.pcap",
+        "-c",
+        config.to_str().unwrap(),
+        "-q",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.starts_with("lsnat: warning: no session was bound"),
+        "{stderr}"
+    );
+}
