@@ -34,9 +34,16 @@ pub enum NotIpv4 {
     Arp,
     /// IPv6.
     Ipv6,
-    /// Another EtherType / protocol number. For BSD loopback this is the address family; for
-    /// raw IP it is 0 (neither version 4 nor 6); for a link type that is not supported, 0.
-    Other(u16),
+    /// An IEEE 802.3 frame, whose type field is a length (1500 or less): LLC (IS-IS, STP, ...).
+    Llc,
+    /// Another EtherType (Ethernet, VLAN) or protocol number (Linux cooked SLL/SLL2).
+    EtherType(u16),
+    /// A BSD null/loopback frame of another address family.
+    AddressFamily(u32),
+    /// A raw IP datagram of another IP version (neither 4 nor 6).
+    IpVersion(u8),
+    /// A frame of a link type this tool does not read.
+    UnsupportedLink,
 }
 
 impl fmt::Display for NotIpv4 {
@@ -44,7 +51,11 @@ impl fmt::Display for NotIpv4 {
         match self {
             NotIpv4::Arp => f.write_str("arp"),
             NotIpv4::Ipv6 => f.write_str("ipv6"),
-            NotIpv4::Other(t) => write!(f, "ethertype-0x{t:04x}"),
+            NotIpv4::Llc => f.write_str("llc"),
+            NotIpv4::EtherType(t) => write!(f, "ethertype-0x{t:04x}"),
+            NotIpv4::AddressFamily(af) => write!(f, "address-family-{af}"),
+            NotIpv4::IpVersion(v) => write!(f, "ip-version-{v}"),
+            NotIpv4::UnsupportedLink => f.write_str("unsupported-link"),
         }
     }
 }
@@ -131,20 +142,20 @@ pub fn locate(linktype: LinkType, frame: &[u8]) -> LinkView {
     let mut direction = CaptureDirection::Unknown;
     let payload = match linktype {
         LinkType::ETHERNET => match be16(frame, 12) {
-            Some(ethertype) => ether_payload(frame, ethertype, 14),
+            Some(ethertype) => ether_payload(frame, ethertype, 14, true),
             None => Payload::Truncated,
         },
         LinkType::LINUX_SLL => match (be16(frame, 0), be16(frame, 14)) {
             (Some(packet_type), Some(protocol)) => {
                 direction = sll_direction(packet_type);
-                ether_payload(frame, protocol, 16)
+                ether_payload(frame, protocol, 16, false)
             }
             _ => Payload::Truncated,
         },
         LinkType::LINUX_SLL2 => match (be16(frame, 0), frame.get(10)) {
             (Some(protocol), Some(&packet_type)) if frame.len() >= 20 => {
                 direction = sll_direction(u16::from(packet_type));
-                ether_payload(frame, protocol, 20)
+                ether_payload(frame, protocol, 20, false)
             }
             _ => Payload::Truncated,
         },
@@ -152,7 +163,7 @@ pub fn locate(linktype: LinkType, frame: &[u8]) -> LinkView {
             None => Payload::Truncated,
             Some(b) if b >> 4 == 4 => Payload::Ipv4 { offset: 0 },
             Some(b) if b >> 4 == 6 => Payload::NotIpv4(NotIpv4::Ipv6),
-            Some(_) => Payload::NotIpv4(NotIpv4::Other(0)),
+            Some(b) => Payload::NotIpv4(NotIpv4::IpVersion(b >> 4)),
         },
         LinkType::NULL => match frame.get(..4) {
             // Host byte order of the capturing machine: accept both.
@@ -174,7 +185,7 @@ pub fn locate(linktype: LinkType, frame: &[u8]) -> LinkView {
             Some(&[a, b, c, d]) => address_family(u32::from_be_bytes([a, b, c, d])),
             _ => Payload::Truncated,
         },
-        _ => Payload::NotIpv4(NotIpv4::Other(0)),
+        _ => Payload::NotIpv4(NotIpv4::UnsupportedLink),
     };
     LinkView { payload, direction }
 }
@@ -188,13 +199,15 @@ fn address_family(family: u32) -> Payload {
         AF_INET => Payload::Ipv4 { offset: 4 },
         // AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD/DragonFly, Darwin.
         10 | 24 | 28 | 30 => Payload::NotIpv4(NotIpv4::Ipv6),
-        other => Payload::NotIpv4(NotIpv4::Other(u16::try_from(other).unwrap_or(u16::MAX))),
+        other => Payload::NotIpv4(NotIpv4::AddressFamily(other)),
     }
 }
 
 /// The payload after an EtherType whose data starts at `start`, skipping VLAN tags
 /// (802.1Q 0x8100, 802.1ad 0x88a8, old QinQ 0x9100), each 4 bytes: TCI then the next EtherType.
-fn ether_payload(frame: &[u8], mut ethertype: u16, mut start: usize) -> Payload {
+/// On Ethernet (`ethernet`), a type of 1500 or less is an IEEE 802.3 length, the frame LLC; in
+/// Linux cooked captures such values are protocol numbers of their own.
+fn ether_payload(frame: &[u8], mut ethertype: u16, mut start: usize, ethernet: bool) -> Payload {
     while matches!(
         EtherType(ethertype),
         EtherType::VLAN_TAGGED_FRAME
@@ -211,7 +224,8 @@ fn ether_payload(frame: &[u8], mut ethertype: u16, mut start: usize) -> Payload 
         EtherType::IPV4 => Payload::Ipv4 { offset: start },
         EtherType::IPV6 => Payload::NotIpv4(NotIpv4::Ipv6),
         EtherType::ARP => Payload::NotIpv4(NotIpv4::Arp),
-        _ => Payload::NotIpv4(NotIpv4::Other(ethertype)),
+        _ if ethernet && ethertype <= 1500 => Payload::NotIpv4(NotIpv4::Llc),
+        _ => Payload::NotIpv4(NotIpv4::EtherType(ethertype)),
     }
 }
 
@@ -372,7 +386,7 @@ mod tests {
         );
         assert_eq!(
             view(LinkType::ETHERNET, &ethernet(&[0x8847], &[0; 8])),
-            Payload::NotIpv4(NotIpv4::Other(0x8847))
+            Payload::NotIpv4(NotIpv4::EtherType(0x8847))
         );
         assert_eq!(
             locate(LinkType::ETHERNET, &ethernet(&[0x0800], &ip)).direction,
@@ -451,7 +465,7 @@ mod tests {
         );
         assert_eq!(
             view(LinkType::LINUX_SLL, &sll(0, 0x0004, &[0; 10])),
-            Payload::NotIpv4(NotIpv4::Other(4))
+            Payload::NotIpv4(NotIpv4::EtherType(4))
         );
         assert_eq!(
             view(LinkType::LINUX_SLL, &sll(0, 0x0800, &[])[..15]),
@@ -494,7 +508,7 @@ mod tests {
         for lt in [LinkType::RAW, LinkType::IPV4, LinkType(12), LinkType(14)] {
             assert_eq!(view(lt, &ip), Payload::Ipv4 { offset: 0 });
             assert_eq!(view(lt, &[0x60, 0, 0, 0]), Payload::NotIpv4(NotIpv4::Ipv6));
-            assert_eq!(view(lt, &[0x10]), Payload::NotIpv4(NotIpv4::Other(0)));
+            assert_eq!(view(lt, &[0x10]), Payload::NotIpv4(NotIpv4::IpVersion(1)));
             assert_eq!(view(lt, &[]), Payload::Truncated);
         }
     }
@@ -521,7 +535,7 @@ mod tests {
         );
         assert_eq!(
             view(LinkType::NULL, &with(7u32.to_le_bytes())),
-            Payload::NotIpv4(NotIpv4::Other(7))
+            Payload::NotIpv4(NotIpv4::AddressFamily(7))
         );
         assert_eq!(view(LinkType::NULL, &[2, 0, 0]), Payload::Truncated);
         assert_eq!(
@@ -555,7 +569,7 @@ mod tests {
         );
         assert_eq!(
             view(LinkType(9), &[0xff, 0x03, 0, 0x21, 0x45]),
-            Payload::NotIpv4(NotIpv4::Other(0))
+            Payload::NotIpv4(NotIpv4::UnsupportedLink)
         );
     }
 

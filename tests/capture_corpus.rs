@@ -333,11 +333,11 @@ fn link_layer_on_real_frames() {
         of("tcpreplay__test.pcap"),
         v(&[
             ("arp", 1),
-            ("ethertype-0x05dc", 1),
             ("ethertype-0x8847", 16),
             ("ethertype-0x9000", 1),
             ("ipv4@14", 150),
-            ("ipv6", 10)
+            ("ipv6", 10),
+            ("llc", 1)
         ])
     );
     assert_eq!(

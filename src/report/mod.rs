@@ -117,7 +117,10 @@ pub fn session_list(sessions: &[u64], max: usize) -> String {
 }
 
 impl Summary {
-    /// Non-IPv4 packets by kind name (`arp`, `ipv6`, `ethertype-0x…`), in name order.
+    /// Non-IPv4 packets by kind name (`arp`, `ipv6`, `llc`, `ethertype-0x…`, ...: [`NotIpv4`]),
+    /// in name order.
+    ///
+    /// [`NotIpv4`]: crate::link::NotIpv4
     pub fn not_ipv4(&self) -> BTreeMap<String, u64> {
         self.not_ipv4_kinds
             .iter()
