@@ -68,13 +68,17 @@ pub fn render(
     config_path: Option<&Path>,
     output: Option<&Path>,
 ) -> anyhow::Result<Golden> {
-    let config_path = config_path
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| config::beside(capture));
     // The capture first, so a mistyped capture name is reported as such, not as its missing
     // config.
     crate::capture::CaptureReader::open(capture)?;
-    let cfg = config::load(&config_path)?;
+    let cfg = config::load_for(
+        capture,
+        config_path,
+        "each capture lsnat check replays needs one there",
+    )?;
+    let config_path = config_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config::beside(capture));
     let names: Vec<String> = cfg.virtual_servers.iter().map(|v| v.name.clone()).collect();
     let job = ReplayJob {
         input: capture.to_path_buf(),

@@ -272,6 +272,29 @@ pub fn load(path: &Path) -> Result<EngineConfig, ConfigError> {
     parse(path, &read(path)?)
 }
 
+/// Reads and validates the configuration of `capture`: `given`, or else the one [`beside`] it,
+/// whose absence is told as such, with `remedy` (where a bare "no such file" left a newcomer
+/// wondering why that file was looked for).
+pub fn load_for(
+    capture: &Path,
+    given: Option<&Path>,
+    remedy: &str,
+) -> Result<EngineConfig, ConfigError> {
+    let path = given.map_or_else(|| beside(capture), Path::to_path_buf);
+    if given.is_none() && std::fs::symlink_metadata(&path).is_err() {
+        return Err(ConfigError {
+            path,
+            line: None,
+            field: None,
+            cause: format!(
+                "no config beside the capture (a capture's config is by default its name with \
+                 .toml); {remedy}"
+            ),
+        });
+    }
+    load(&path)
+}
+
 /// The text of the configuration file `path`: a regular file, not a device or a pipe (which
 /// could be read without end).
 fn read(path: &Path) -> Result<String, ConfigError> {

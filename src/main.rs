@@ -46,7 +46,15 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
              compares algorithms on one config)"
         );
     }
+    let config_given = config.is_some();
     let config_path = config.unwrap_or_else(|| config::beside(&capture));
+    let load_config = || {
+        config::load_for(
+            &capture,
+            config_given.then_some(&*config_path),
+            "give one with -c CONFIG",
+        )
+    };
     if !capture.exists() {
         anyhow::bail!("{}: no such file", capture.display());
     }
@@ -88,7 +96,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         let mut variants = Vec::new();
         if compare_configs.is_empty() {
-            let mut base = config::load(&config_path)?;
+            let mut base = load_config()?;
             set_view(&mut base);
             for &a in &algorithms {
                 variants.push(compare::Variant::with_algorithm(&base, &config_path, a));
@@ -141,7 +149,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut cfg = config::load(&config_path)?;
+    let mut cfg = load_config()?;
     set_view(&mut cfg);
     if let Some(&a) = algorithms.first() {
         for v in &mut cfg.virtual_servers {
@@ -329,11 +337,16 @@ fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 
 fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
     use lsnat::audit::{self, AuditJob, policy, report, svg, sweep::Sweep};
+    let config_given = args.config.is_some();
     let config_path = args.config.unwrap_or_else(|| config::beside(&args.capture));
     if !args.capture.exists() {
         anyhow::bail!("{}: no such file", args.capture.display());
     }
-    let mut cfg = config::load(&config_path)?;
+    let mut cfg = config::load_for(
+        &args.capture,
+        config_given.then_some(&*config_path),
+        "give one with -c CONFIG",
+    )?;
     if let Some(v) = args.view {
         cfg.view = match v {
             ViewArg::Router => View::Router,
@@ -444,7 +457,17 @@ fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
 
 fn default_captures() -> anyhow::Result<Vec<PathBuf>> {
     let mut v = Vec::new();
-    for e in std::fs::read_dir("captures").map_err(|e| anyhow::anyhow!("captures: {e}"))? {
+    let dir = std::fs::read_dir("captures").map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "captures: no such folder here: name the captures to check, or run lsnat check \
+                 in the folder that holds captures/ and golden/"
+            )
+        } else {
+            anyhow::anyhow!("captures: {e}")
+        }
+    })?;
+    for e in dir {
         let p = e?.path();
         let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
         if matches!(ext, "pcap" | "pcapng") && config::beside(&p).exists() {

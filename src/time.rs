@@ -85,7 +85,9 @@ impl Span {
         while !rest.is_empty() {
             let num_end = rest
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(|| format!("`{text}`: number without unit"))?;
+                .ok_or_else(|| {
+                    format!("`{text}`: `{rest}` has no unit (each number needs its own: 1h30m)")
+                })?;
             if num_end == 0 {
                 return Err(format!("`{text}`: expected a number"));
             }
@@ -105,6 +107,12 @@ impl Span {
                 "m" | "min" => 60_000_000_000,
                 "h" => 3_600_000_000_000,
                 "d" => 86_400_000_000_000,
+                u if u.contains(char::is_whitespace) => {
+                    let joined: String = t.split_whitespace().collect();
+                    return Err(format!(
+                        "`{text}`: no space between a number and its unit (`{joined}`)"
+                    ));
+                }
                 u => {
                     return Err(format!(
                         "`{text}`: unknown unit `{u}` (use ns, us or µs, ms, s, m or min, h, d)"
@@ -194,6 +202,25 @@ mod tests {
 
     /// Every too-large duration is the same "too long" error, however it is written; every
     /// accepted one prints a name that parses back to it (sweep point names, `udp=…` policies).
+    /// The two slips a person makes most, each told how to write it: a last number without
+    /// its unit, and a space before a unit.
+    #[test]
+    fn a_missing_unit_or_a_space_says_how_to_write_it() {
+        assert_eq!(
+            Span::parse("1h30"),
+            Err("`1h30`: `30` has no unit (each number needs its own: 1h30m)".into())
+        );
+        assert_eq!(
+            Span::parse("30 s"),
+            Err("`30 s`: no space between a number and its unit (`30s`)".into())
+        );
+        assert_eq!(
+            Span::parse("5 min"),
+            Err("`5 min`: no space between a number and its unit (`5min`)".into())
+        );
+        assert_eq!(Span::parse("5min"), Ok(Span(300_000_000_000)));
+    }
+
     #[test]
     fn too_long_is_one_error_and_names_parse_back() {
         for t in [

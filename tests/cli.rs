@@ -2212,3 +2212,44 @@ fn a_replay_that_does_not_fit_its_capture_hints_why() {
         "{stderr}"
     );
 }
+
+/// A capture without its config says why that file was looked for and what to do (before:
+/// "cannot read configuration: No such file or directory"), for `replay`, `audit` and `check`;
+/// `check` where there is no `captures/` folder says what it looked for. A config named with
+/// `-c` that is not there stays a plain read error.
+#[test]
+fn a_missing_default_config_or_captures_folder_says_what_to_do() {
+    let scratch = common::scratch();
+    let d = scratch.path();
+    std::fs::copy(
+        common::root().join("captures/rfc2391-fig1.pcap"),
+        d.join("alone.pcap"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| common::lsnat().current_dir(d).args(args).output().unwrap();
+    for cmd in ["replay", "audit"] {
+        one_error_line(
+            &run(&[cmd, "alone.pcap"]),
+            &[
+                "alone.toml: no config beside the capture",
+                "by default its name with .toml",
+                "give one with -c CONFIG",
+            ],
+        );
+    }
+    one_error_line(
+        &run(&["check", "alone.pcap"]),
+        &["alone.toml: no config beside the capture", "lsnat check"],
+    );
+    one_error_line(
+        &run(&["replay", "alone.pcap", "-c", "other.toml"]),
+        &["other.toml: cannot read configuration"],
+    );
+    one_error_line(
+        &run(&["check"]),
+        &[
+            "captures: no such folder here",
+            "name the captures to check",
+        ],
+    );
+}
