@@ -98,9 +98,7 @@ fn not_a_capture_is_one_line_exit_2() {
 #[test]
 fn invalid_config_names_file_line_and_field() {
     let scratch = common::scratch();
-    let cfg = scratch.path().join("bad.toml");
-    let text = std::fs::read_to_string(common::root().join("captures/rfc2391-fig1.toml")).unwrap();
-    std::fs::write(&cfg, text.replace("round-robin", "coin-toss")).unwrap();
+    let cfg = bundled_config_with(scratch.path(), "bad.toml", "round-robin", "coin-toss");
     let o = lsnat(&[
         "replay",
         "captures/rfc2391-fig1.pcap",
@@ -967,6 +965,24 @@ fn a_failed_or_interrupted_run_leaves_no_output() {
     }
 }
 
+/// `captures/rfc2391-fig1.toml` with `from` replaced by `to`, written as `dir/name`.
+fn bundled_config_with(dir: &Path, name: &str, from: &str, to: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(common::root().join("captures/rfc2391-fig1.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    let path = dir.join(name);
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path
+}
+
+/// `lsnat ARGS` run in the folder `dir`, its output.
+fn lsnat_in(dir: &Path, args: &[&str]) -> Output {
+    common::lsnat()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Makes a named pipe (FIFO) at `path`.
 fn make_fifo(path: &Path) {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
@@ -1310,11 +1326,7 @@ fn replay_golden_is_what_check_blesses() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let o = common::lsnat()
-        .current_dir(d)
-        .args(["check", "--bless", "--golden-dir", "blessed"])
-        .output()
-        .unwrap();
+    let o = lsnat_in(d, &["check", "--bless", "--golden-dir", "blessed"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for name in ["lsnat-pool", "rfc2391-fig1"] {
         let replayed = std::fs::read(d.join(format!("replayed/{name}.snap"))).unwrap();
@@ -1326,11 +1338,7 @@ fn replay_golden_is_what_check_blesses() {
             "{name}: differs from the committed golden"
         );
     }
-    let o = common::lsnat()
-        .current_dir(d)
-        .args(["check", "--golden-dir", "replayed"])
-        .output()
-        .unwrap();
+    let o = lsnat_in(d, &["check", "--golden-dir", "replayed"]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -1866,24 +1874,19 @@ fn a_named_pipe_as_the_capture_is_refused_without_waiting_for_a_writer() {
 fn check_names_a_missing_capture_and_hints_the_bless_that_fits() {
     let dir = check_folder(&["rfc2391-fig1"]);
     let d = dir.path();
-    let o = common::lsnat()
-        .current_dir(d)
-        .args(["check", "captures/typo.pcap"])
-        .output()
-        .unwrap();
+    let o = lsnat_in(d, &["check", "captures/typo.pcap"]);
     one_error_line(&o, &["captures/typo.pcap", "cannot open"]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("typo.toml"));
 
-    let o = common::lsnat()
-        .current_dir(d)
-        .args([
+    let o = lsnat_in(
+        d,
+        &[
             "check",
             "captures/rfc2391-fig1.pcap",
             "--golden-dir",
             "new gold",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&o.stdout);
     let hint =
@@ -1923,18 +1926,17 @@ fn bless_reports_goldens_only_once_written() {
         d.join("captures/noconfig.pcap"),
     )
     .unwrap();
-    let o = common::lsnat()
-        .current_dir(d)
-        .args([
+    let o = lsnat_in(
+        d,
+        &[
             "check",
             "--golden-dir",
             "fresh",
             "--bless",
             "captures/rfc2391-fig1.pcap",
             "captures/noconfig.pcap",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     one_error_line(&o, &["noconfig.toml"]);
     assert!(
         o.stdout.is_empty(),
@@ -1943,17 +1945,16 @@ fn bless_reports_goldens_only_once_written() {
     );
     assert!(!d.join("fresh").exists());
 
-    let o = common::lsnat()
-        .current_dir(d)
-        .args([
+    let o = lsnat_in(
+        d,
+        &[
             "check",
             "--golden-dir",
             "fresh",
             "--bless",
             "captures/rfc2391-fig1.pcap",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
@@ -1978,9 +1979,9 @@ fn check_checks_a_capture_under_each_of_its_names() {
     );
     assert_ne!(config, other);
     std::fs::write(d.join("captures/other.toml"), other).unwrap();
-    let o = common::lsnat()
-        .current_dir(d)
-        .args([
+    let o = lsnat_in(
+        d,
+        &[
             "check",
             "--golden-dir",
             "g",
@@ -1988,9 +1989,8 @@ fn check_checks_a_capture_under_each_of_its_names() {
             "captures/rfc2391-fig1.pcap",
             "captures/other.pcap",
             "./captures/other.pcap",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -2002,17 +2002,16 @@ fn check_checks_a_capture_under_each_of_its_names() {
     assert!(mine.contains("with other.toml"), "{mine}");
     // A stale golden under the other name fails the check.
     std::fs::copy(d.join("golden/rfc2391-fig1.snap"), d.join("g/other.snap")).unwrap();
-    let o = common::lsnat()
-        .current_dir(d)
-        .args([
+    let o = lsnat_in(
+        d,
+        &[
             "check",
             "--golden-dir",
             "g",
             "captures/rfc2391-fig1.pcap",
             "captures/other.pcap",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("DIFFERS captures/other.pcap"), "{stdout}");
@@ -2108,11 +2107,7 @@ fn check_reads_a_golden_with_crlf_line_ends() {
         .unwrap()
         .replace('\n', "\r\n");
     std::fs::write(&snap, crlf).unwrap();
-    let o = common::lsnat()
-        .current_dir(d)
-        .args(["check", "captures/rfc2391-fig1.pcap"])
-        .output()
-        .unwrap();
+    let o = lsnat_in(d, &["check", "captures/rfc2391-fig1.pcap"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{stdout}");
     assert!(stdout.ends_with("1 checked, 0 differ\n"), "{stdout}");
@@ -2196,9 +2191,12 @@ fn a_replay_that_does_not_fit_its_capture_hints_why() {
     assert!(!last_line(&["replay", "captures/lsnat-client-side.pcap"]).starts_with("warning: "));
 
     let scratch = common::scratch();
-    let config = scratch.path().join("elsewhere.toml");
-    let text = std::fs::read_to_string(common::root().join("captures/rfc2391-fig1.toml")).unwrap();
-    std::fs::write(&config, text.replace("172.87.0.100", "192.0.2.200")).unwrap();
+    let config = bundled_config_with(
+        scratch.path(),
+        "elsewhere.toml",
+        "172.87.0.100",
+        "192.0.2.200",
+    );
     let o = lsnat_ok(&[
         "replay",
         "captures/rfc2391-fig1.pcap",
@@ -2226,7 +2224,7 @@ fn a_missing_default_config_or_captures_folder_says_what_to_do() {
         d.join("alone.pcap"),
     )
     .unwrap();
-    let run = |args: &[&str]| common::lsnat().current_dir(d).args(args).output().unwrap();
+    let run = |args: &[&str]| lsnat_in(d, args);
     for cmd in ["replay", "audit"] {
         one_error_line(
             &run(&[cmd, "alone.pcap"]),
