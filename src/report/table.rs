@@ -108,10 +108,12 @@ pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16
             summary.link_truncated,
         );
     }
+    // Below the breakdown of what was read (whose shares add up to 100 %): counts within it
+    // ("of those ..."), and packets the router made, which were not read.
     if summary.fragments_held > 0 {
         row(
             &mut p,
-            "fragments held for their first fragment".into(),
+            "of those read: held for their first fragment".into(),
             summary.fragments_held,
         );
         row(
@@ -125,19 +127,19 @@ pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16
             summary.fragments_expired,
         );
     }
-    if summary.icmp_time_exceeded_sent > 0 {
-        row(
-            &mut p,
-            "ICMP time exceeded sent by the router".into(),
-            summary.icmp_time_exceeded_sent,
-        );
-    }
     if summary.checksum_faults > 0 {
         row(
             &mut p,
-            "translated with a wrong input checksum".into(),
+            "of those translated: wrong input checksum".into(),
             summary.checksum_faults,
         );
+    }
+    if summary.icmp_time_exceeded_sent > 0 {
+        p.add_row(vec![
+            "not read: ICMP time exceeded sent by the router".into(),
+            summary.icmp_time_exceeded_sent.to_string(),
+            String::new(),
+        ]);
     }
     right(&mut p, 1);
     fix(&mut p);
