@@ -46,15 +46,8 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
              compares algorithms on one config)"
         );
     }
-    let config_given = config.is_some();
-    let config_path = config.unwrap_or_else(|| config::beside(&capture));
-    let load_config = || {
-        config::load_for(
-            &capture,
-            config_given.then_some(&*config_path),
-            "give one with -c CONFIG",
-        )
-    };
+    let config_path = config.clone().unwrap_or_else(|| config::beside(&capture));
+    let load_config = || config::load_for(&capture, config.as_deref(), "give one with -c CONFIG");
     if !capture.exists() {
         anyhow::bail!("{}: no such file", capture.display());
     }
@@ -256,7 +249,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         write_output(p, &check::snapshot_file(&text))?;
     }
     let mut warnings = table::warnings(&totals);
-    warnings.extend(table::hints(&summary, view_used));
+    warnings.extend(table::hint(&summary, view_used));
     if quiet {
         warn(&warnings);
     } else {
@@ -337,14 +330,16 @@ fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 
 fn audit_cmd(args: AuditArgs) -> anyhow::Result<ExitCode> {
     use lsnat::audit::{self, AuditJob, policy, report, svg, sweep::Sweep};
-    let config_given = args.config.is_some();
-    let config_path = args.config.unwrap_or_else(|| config::beside(&args.capture));
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| config::beside(&args.capture));
     if !args.capture.exists() {
         anyhow::bail!("{}: no such file", args.capture.display());
     }
     let mut cfg = config::load_for(
         &args.capture,
-        config_given.then_some(&*config_path),
+        args.config.as_deref(),
         "give one with -c CONFIG",
     )?;
     if let Some(v) = args.view {

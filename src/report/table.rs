@@ -276,46 +276,44 @@ pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16
     out
 }
 
-/// Hints for a replay whose outcome suggests a config or a view that does not fit the capture:
-/// no IPv4 packet at all, no session bound, or sessions whose replies all passed as unrelated
-/// (`view`: the view the replay used). The terminal summary and `-q`'s stderr give them after
-/// the warnings; goldens and the JSON report do not hold them.
-pub fn hints(summary: &Summary, view: crate::engine::View) -> Vec<String> {
+/// A hint for a replay whose outcome suggests a config or a view that does not fit the
+/// capture: no IPv4 packet at all, no session bound, or sessions whose replies all passed as
+/// unrelated (`view`: the view the replay used). The terminal summary and `-q`'s stderr give it
+/// after the warnings; goldens and the JSON report do not hold it.
+pub fn hint(summary: &Summary, view: crate::engine::View) -> Option<String> {
     use crate::engine::View;
-    let mut out = Vec::new();
     if summary.packets > 0 && summary.ipv4 == 0 {
-        out.push(format!(
+        return Some(format!(
             "the capture holds no IPv4 packet: lsnat models IPv4 (RFC 2391) and passed all {} \
              frames unchanged",
             summary.packets
         ));
-        return out;
     }
     if summary.ipv4 > 0 && summary.sessions == 0 {
-        out.push(
+        return Some(
             "no session was bound: no packet to a virtual server's address and service port \
              started one; check the virtual servers' vip, protocol and ports (and, for TCP, \
              that the capture holds the connections' SYNs)"
                 .into(),
         );
-        return out;
     }
     let unrelated = summary.passed.get("unrelated").copied().unwrap_or(0);
-    if summary.translated_inbound > 0 && summary.translated_outbound == 0 && unrelated > 0 {
-        out.push(match view {
-            View::Router => format!(
-                "no packet was translated member → client and {unrelated} passed as unrelated: \
-                 if the capture holds the VIP's replies (taken in front of the router, on the \
-                 clients' side), it needs --view client-side"
-            ),
-            View::ClientSide => format!(
-                "no packet was translated member → client and {unrelated} passed as unrelated: \
-                 if the capture holds the members' own replies (taken on both sides of the \
-                 router), it needs --view router"
-            ),
-        });
+    if summary.translated_inbound == 0 || summary.translated_outbound > 0 || unrelated == 0 {
+        return None;
     }
-    out
+    let other = match view {
+        View::Router => {
+            "the VIP's replies (taken in front of the router, on the clients' side), it needs \
+             --view client-side"
+        }
+        View::ClientSide => {
+            "the members' own replies (taken on both sides of the router), it needs --view router"
+        }
+    };
+    Some(format!(
+        "no packet was translated member → client and {unrelated} passed as unrelated: if the \
+         capture holds {other}"
+    ))
 }
 
 /// Every warning of a replay, in the order the summary lists them: the reader's (a file cut
