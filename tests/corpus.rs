@@ -67,6 +67,21 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
     );
 }
 
+/// Replays `capture` with the config `text` (written as `dir/NAME.toml`), its rewritten capture
+/// to `dir/NAME.pcap`: the golden rendering, and that capture's path.
+fn replay_with(
+    capture: &Path,
+    dir: &Path,
+    name: &str,
+    text: &str,
+) -> (lsnat::check::Golden, std::path::PathBuf) {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.join(format!("{name}.pcap"));
+    let g = lsnat::check::render(capture, Some(&cfg), Some(&out)).unwrap();
+    (g, out)
+}
+
 /// An ICMP error for which no session exists is dropped and reported (RFC 3022 §4.3: a NAT
 /// translates errors about the sessions it holds). The capture holds one port unreachable from
 /// 192.168.1.102 to 192.168.1.1, quoting a DNS reply 192.168.1.1:53 → 192.168.1.102:59207;
@@ -79,14 +94,12 @@ fn icmp_error_without_a_session_is_dropped_and_reported() {
     let cap = corpus.join("zeek__icmp-destunreach-udp.pcap");
     let scratch = common::scratch();
     let tmp = scratch.path();
-    let cfg = tmp.join("destunreach.toml");
-    std::fs::write(
-        &cfg,
+    let (g, out) = replay_with(
+        &cap,
+        tmp,
+        "destunreach",
         "[[virtual_server]]\nvip = \"192.168.1.1\"\nprotocol = \"udp\"\nports = [53]\nmembers = [\"192.0.2.1\", \"192.0.2.2\"]\n",
-    )
-    .unwrap();
-    let out = tmp.join("out.pcap");
-    let g = lsnat::check::render(&cap, Some(&cfg), Some(&out)).unwrap();
+    );
     assert!(
         g.text.contains(
             "    1 +0.000000 DROP  icmp-error-no-session -   icmp 192.168.1.102 > 192.168.1.1 id 0"
@@ -121,14 +134,14 @@ fn later_fragments_pass_or_drop_with_their_first_fragment() {
         (80, "pass  vip-not-a-service", 5),
         (21, "DROP  tcp-no-session", 0),
     ] {
-        let cfg = tmp.join(format!("frag-{port}.toml"));
-        std::fs::write(
-            &cfg,
-            format!("[[virtual_server]]\nvip = \"131.243.1.10\"\nprotocol = \"tcp\"\nports = [{port}]\nmembers = [\"192.0.2.1\"]\n"),
-        )
-        .unwrap();
-        let out = tmp.join(format!("frag-{port}.pcap"));
-        let g = lsnat::check::render(&cap, Some(&cfg), Some(&out)).unwrap();
+        let (g, out) = replay_with(
+            &cap,
+            tmp,
+            &format!("frag-{port}"),
+            &format!(
+                "[[virtual_server]]\nvip = \"131.243.1.10\"\nprotocol = \"tcp\"\nports = [{port}]\nmembers = [\"192.0.2.1\"]\n"
+            ),
+        );
         let lines: Vec<&str> = g.text.lines().filter(|l| l.starts_with("    ")).collect();
         assert_eq!(lines.len(), 5, "{}", g.text);
         for l in &lines {
@@ -346,14 +359,12 @@ fn ftp_payloads_and_data_connections_pass_without_an_alg() {
     let cap = corpus.join("zeek__ftp-ipv4.pcap");
     let scratch = common::scratch();
     let tmp = scratch.path();
-    let cfg = tmp.join("ftp.toml");
-    std::fs::write(
-        &cfg,
+    let (g, out) = replay_with(
+        &cap,
+        tmp,
+        "ftp",
         "view = \"client-side\"\n[[virtual_server]]\nvip = \"199.233.217.249\"\nprotocol = \"tcp\"\nports = [21]\nmembers = [\"192.0.2.1\", \"192.0.2.2\"]\n",
-    )
-    .unwrap();
-    let out = tmp.join("out.pcap");
-    let g = lsnat::check::render(&cap, Some(&cfg), Some(&out)).unwrap();
+    );
     assert!(
         g.text.contains(
             "   20 +13.767338 xlat out tcp 199.233.217.249:21 > 141.142.220.235:50003 => 192.0.2.1:21 > 141.142.220.235:50003"
