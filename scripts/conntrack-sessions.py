@@ -11,7 +11,8 @@ LINE = re.compile(r"^\[(?P<ts>[0-9.]+)\]\s+\[(?P<ev>NEW|UPDATE|DESTROY)\]\s+ipv4
 
 
 def fields(text):
-    return re.findall(r"(\w+)=(\S+)", text)
+    # helper=NAME (a conntrack helper such as ftp) is no tuple field: left out.
+    return [kv for kv in re.findall(r"(\w+)=(\S+)", text) if kv[0] != "helper"]
 
 
 def main():

@@ -29,5 +29,6 @@ attempt record-pool.sh
 attempt record-edges.sh
 attempt record-idle.sh
 attempt record-modes.sh
+attempt record-ftp.sh
 python3 "$HERE/write-captures-readme.py" "$OUT"
 echo "[record] done: $(ls "$OUT"/*.pcap | wc -l) captures in $OUT" >&2

@@ -42,7 +42,7 @@ CAPTURES = [
      "`tcpdump -Q in` on out0 and in0, merged, static neighbours (no ARP); clients run concurrently, about 45 s; `scripts/record-idle.sh`"),
     ("lsnat-idle.kernel-out.pcap",
      "idle-gap run: what the router's kernel sent (the kernel kept every session bound through every pause)",
-     "`-Q out` on out0 and in0, merged; `scripts/record-idle.sh` (kept in tests/kernel/)"),
+     "`-Q out` on out0 and in0, merged; `scripts/record-idle.sh`"),
     ("rfc2391-fig1.raw.pcap",
      "figure 1 router view as recorded, before the address rewrite (198.51.100.7/.23, VIP 198.18.0.100, members 203.0.113.1-3); input of rewrite-addresses.py",
      "`scripts/record-fig1.sh`"),
@@ -67,6 +67,12 @@ CAPTURES = [
     ("modes-gre.pcap",
      "RFC 2391 §2.2 other protocols: GRE (protocol 47, raw sockets, payload type 0x88B5) from A and B load-shared by `ip protocol gre dnat to numgen ...`, answered by a GRE echo on each member; one HTTP session",
      "`-Q in` on out0 and in0, merged; `scripts/record-modes.sh`"),
+    ("lsnat-ftp.pcap",
+     "FTP through the kernel's FTP helper (nf_conntrack_ftp/nf_nat_ftp, an nftables `ct helper` of type \"ftp\" set on VIP tcp/21 before the DNAT): five control sessions round robin over the members (A PASV with LIST and RETR, B PASV, A EPSV, B active PORT, A active EPRT); members name their own address in 227 replies; passive data connections to the VIP's ports 50010-50030 and active ones from member port 20",
+     "`-Q in` on out0 and in0, merged; static neighbours (no ARP); `scripts/record-ftp.sh` with `ftp-server.py` / `ftp-clients.py`"),
+    ("lsnat-ftp.kernel-out.pcap",
+     "what the router's kernel sent for lsnat-ftp.pcap: 227 replies rewritten to 198,18,0,100 (one byte longer each, later sequence/acknowledgment numbers shifted), data connections DNATed to the control connection's member, active ones leaving from 198.18.0.100:20",
+     "`-Q out` on out0 and in0, merged; `scripts/record-ftp.sh`"),
 ]
 
 
@@ -141,19 +147,23 @@ lines = [
     "verified with tshark). IPv6 is disabled everywhere. Each capture has its replay config `NAME.toml`",
     "and the router's `conntrack -E -o timestamp,extended,id` log `NAME.conntrack.log` beside it (the",
     "three lsnat-* captures are one run, so their logs are the same).",
+    "The kernel's own output of a run (`NAME.kernel-out.pcap`, `tcpdump -Q out`) is not in this",
+    "folder: it is in `tests/kernel/`, beside the test that compares lsnat with it (`tests/kernel.rs`);",
+    "the table gives those rows with their path from here.",
     "",
     "| file | packets | bytes | link / time | what it holds | how it was recorded |",
     "|---|---|---|---|---|---|",
 ]
 for name, what, how in CAPTURES:
-    path = os.path.join(DIR, name)
+    path, shown = os.path.join(DIR, name), name
     if not os.path.exists(path):
         # the kernel's output is kept with the tests (tests/kernel/)
         path = os.path.join(HERE, "..", "tests", "kernel", name)
+        shown = "../tests/kernel/" + name
     if not os.path.exists(path):
         continue
     n, size, link, prec = pcap_info(path)
-    lines.append(f"| `{name}` | {n} | {size} | {link} / {prec} | {what} | {how} |")
+    lines.append(f"| `{shown}` | {n} | {size} | {link} / {prec} | {what} | {how} |")
 
 lines += [
     "",
@@ -192,7 +202,17 @@ lines += [
 ] + [x for n in ["modes-ls-napt", "modes-lsnat-napt", "modes-napt-icmp", "modes-static-member", "modes-static-port",
                  "modes-service-restriction", "modes-gre"]
      if os.path.exists(os.path.join(DIR, n + ".conntrack.log"))
-     for x in (f"#### {n}", "", sessions(os.path.join(DIR, n + ".conntrack.log")).rstrip(), "")] + [
+     for x in (f"#### {n}", "", sessions(os.path.join(DIR, n + ".conntrack.log")).rstrip(), "")] + ([
+    "### lsnat-ftp (scripts/record-ftp.sh)",
+    "",
+    sessions(os.path.join(DIR, "lsnat-ftp.conntrack.log")).rstrip(),
+    "",
+    "Data connections are the helper's expected (RELATED) entries: they follow their control",
+    "connection's member and do not advance the round robin. The rows for active-mode data",
+    "connections (member port 20 to a client port) list the member as client and the client as",
+    "member: the member opened them, and the kernel translated their source to 198.18.0.100:20.",
+    "",
+] if os.path.exists(os.path.join(DIR, "lsnat-ftp.conntrack.log")) else []) + [
     "Notes:",
     "- Round robin has one counter per nftables rule: TCP, UDP and ICMP sessions advance separately.",
     "- UDP and ICMP entries are still alive when the log stops (no DESTROY); TCP ones end in",

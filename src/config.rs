@@ -159,6 +159,7 @@ struct Router {
     outside_address: Option<Spanned<String>>,
     #[serde(default)]
     addresses: Vec<Spanned<String>>,
+    ftp_ports: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -526,6 +527,26 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
         field: (!field.is_empty()).then(|| field.to_string()),
         cause,
     };
+    // TCP/UDP ports are 1-65535: port 0 is no service port (as in [[static_mapping]]). A
+    // port's error is on its own line when the array is written over several.
+    let port_list = |list: &[Spanned<i64>], field: &str| {
+        let mut ports = Vec::new();
+        for p in list {
+            let (at, p) = (p.span(), *p.get_ref());
+            let p = u16::try_from(p).ok().filter(|&p| p != 0).ok_or_else(|| {
+                err(
+                    Some(at.clone()),
+                    field,
+                    format!("port {p} is out of range 1-65535"),
+                )
+            })?;
+            if ports.contains(&p) {
+                return Err(err(Some(at), field, format!("port {p} is listed twice")));
+            }
+            ports.push(p);
+        }
+        Ok(ports)
+    };
     let file: File = toml::from_str(text).map_err(|e| {
         let mut msg = e.message().trim().replace('\n', " ");
         if msg.contains("untagged enum DurationValue") {
@@ -715,6 +736,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     if let Some(b) = r.icmp_time_exceeded {
         cfg.icmp_time_exceeded = b;
     }
+    if let Some(p) = &r.ftp_ports {
+        cfg.ftp_ports = port_list(p.get_ref(), "router.ftp_ports")?;
+    }
     let d = Timeouts::default();
     let t = &file.timeouts;
     // An idle timeout of 0 would unbind every session before its next packet: refused, as
@@ -803,27 +827,7 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 format!("a [[virtual_server]] named `{name}` comes earlier in the file"),
             ));
         }
-        // Service ports are 1-65535: port 0 is no service port (as in [[static_mapping]]).
-        // A port's error is on its own line when the array is written over several.
-        let mut ports = Vec::new();
-        for p in v.ports.get_ref() {
-            let (at, p) = (p.span(), *p.get_ref());
-            let p = u16::try_from(p).ok().filter(|&p| p != 0).ok_or_else(|| {
-                err(
-                    Some(at.clone()),
-                    &field("ports"),
-                    format!("port {p} is out of range 1-65535"),
-                )
-            })?;
-            if ports.contains(&p) {
-                return Err(err(
-                    Some(at),
-                    &field("ports"),
-                    format!("port {p} is listed twice"),
-                ));
-            }
-            ports.push(p);
-        }
+        let ports = port_list(v.ports.get_ref(), &field("ports"))?;
         if matches!(protocol, proto::TCP | proto::UDP) && ports.is_empty() {
             // `ports = []` is that line's fault; no `ports` at all, the protocol's that needs them.
             let at = Some(v.ports.span())
@@ -1772,6 +1776,21 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
             e.starts_with("lab.toml:4: field `router.fragment_hold_max`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ftp_ports_default_to_21_and_an_empty_list_turns_the_gateway_off() {
+        let d = parse(Path::new("x.toml"), GOOD).unwrap();
+        assert_eq!(d.ftp_ports, [21]);
+        let with = |ports: &str| {
+            let text = GOOD.replace(
+                "ttl_decrement",
+                &format!("ftp_ports = {ports}\nttl_decrement"),
+            );
+            parse(Path::new("x.toml"), &text).unwrap().ftp_ports
+        };
+        assert_eq!(with("[]"), Vec::<u16>::new());
+        assert_eq!(with("[21, 2121]"), [21, 2121]);
     }
 
     const MODES: &str = r#"

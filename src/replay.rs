@@ -508,6 +508,11 @@ impl Outputs {
                     && let Some(c) = capture.as_mut()
                 {
                     match placed(c, &x.meta, by) {
+                        // A packet as captured, rewritten to another length (FTP gateway).
+                        Some(meta) if let Some((o, l)) = x.options => {
+                            let options = &w.extra_data[o as usize..(o + l) as usize];
+                            c.write_as_sent(&meta, x.meta.interface, bytes, options)?
+                        }
                         Some(meta) => c.write_bytes(&meta, bytes)?,
                         None => {
                             self.left_out += 1;
@@ -537,6 +542,62 @@ impl Outputs {
         }
         Ok(())
     }
+}
+
+/// Packet `i` of `batch` (its datagram at `offset`), whose datagram the FTP gateway made
+/// `delta` bytes longer (`datagram` is the one to forward): written in its place as an extra,
+/// with its link header, its trailer (an Ethernet FCS kept as right or as wrong as it came)
+/// and its pcapng options. A member's capture that gets the packet as captured (the router
+/// view's outbound packets) keeps it; one that gets it translated gets the new frame.
+fn resized_frame(
+    batch: &Batch,
+    i: usize,
+    offset: usize,
+    (datagram, delta): (&[u8], i16),
+    fate: &mut Fate,
+    (extras, extra_data): (&mut Vec<Extra>, &mut Vec<u8>),
+) {
+    let meta = batch.packets[i];
+    let frame = batch.bytes(i);
+    let old_end = offset + (datagram.len() as isize - isize::from(delta)) as usize;
+    let at = extra_data.len();
+    extra_data.extend_from_slice(&frame[..offset]);
+    extra_data.extend_from_slice(datagram);
+    extra_data.extend_from_slice(frame.get(old_end..).unwrap_or_default());
+    if meta.fcs_len > 0
+        && meta.len == meta.orig_len
+        && let Some(e) = link::fcs_error(frame)
+    {
+        // The FCS ends the trailer: over the new bytes, wrong by what it was.
+        link::set_fcs(&mut extra_data[at..], e);
+    }
+    let len = (extra_data.len() - at) as u32;
+    let opts = extra_data.len() as u32;
+    let r = meta.options;
+    let options = batch
+        .options
+        .get(r.at as usize..(r.at + r.len) as usize)
+        .unwrap_or_default();
+    extra_data.extend_from_slice(options);
+    let member = match fate.original {
+        Some(_) => None,
+        None => fate.member.take(),
+    };
+    fate.forwarded = false;
+    extras.push(Extra {
+        after: i as u32,
+        before: false,
+        meta: PacketMeta {
+            len,
+            orig_len: (i64::from(meta.orig_len) + i64::from(delta)) as u32,
+            ..meta
+        },
+        at: at as u32,
+        len,
+        to_capture: true,
+        member,
+        options: Some((opts, options.len() as u32)),
+    });
 }
 
 /// Tells the engine of packet `j` of the batch ahead of time (see [`Engine::prefetch`]), and
@@ -872,6 +933,21 @@ pub fn run(
                         }
                         _ => true,
                     };
+                    // The FTP gateway changed the datagram's length: the frame goes out with
+                    // the engine's datagram between its link header and trailer, in its place.
+                    if let (Disposition::Engine(o), Payload::Ipv4 { offset }) =
+                        (&what, view_l.payload)
+                        && o.alg.resized != 0
+                    {
+                        resized_frame(
+                            batch,
+                            i,
+                            offset,
+                            (engine.resized(), o.alg.resized),
+                            &mut fate,
+                            (extras, extra_data),
+                        );
+                    }
                     fates.push(fate);
                     for ob in observers.iter_mut() {
                         ob.packet(&meta, &what);

@@ -143,12 +143,19 @@ fn engine_memory_stays_flat_over_200_rounds_of_every_bundled_capture() {
 
 fn check_rounds(name: &str, r: Rounds) {
     // Every round binds sessions again: the rounds are real replays, not no-ops.
-    let per_round = r.bound_per_round[0];
-    assert!(per_round > 0, "{name}: no sessions bound");
+    // Every round binds as many as the round a cycle before it. The cycle is one round, or, for
+    // lsnat-ftp, three: its five control sessions per round move round-robin's turn on by
+    // two of three members, and a control session bound to another member than the
+    // recorded one gets no data connection (the recorded member's `227` is not its reply),
+    // so its round binds fewer.
+    let n = &r.bound_per_round;
+    assert!(n.iter().all(|&k| k > 0), "{name}: no sessions bound");
+    let cycle = (1..=3)
+        .find(|&c| (c..n.len()).all(|i| n[i] == n[i - c]))
+        .unwrap_or_else(|| panic!("{name}: rounds bound different numbers of sessions: {n:?}"));
     assert!(
-        r.bound_per_round.iter().all(|&n| n == per_round),
-        "{name}: rounds bound different numbers of sessions: {:?}",
-        r.bound_per_round
+        cycle == 1 || name.starts_with("lsnat-ftp"),
+        "{name}: a cycle of {cycle} rounds: {n:?}"
     );
     assert!(r.most[0] > 0, "{name}: the engine held no heap");
     assert!(

@@ -487,3 +487,22 @@ fn a_bad_port_in_a_multi_line_array_gives_its_line() {
         "bad.toml:8: field `virtual_server[0].ports`: port 80 is listed twice"
     );
 }
+
+/// `router.ftp_ports` (the FTP gateway's control ports) is checked as `ports` is, each bad
+/// element at its own line.
+#[test]
+fn ftp_ports_are_checked_like_service_ports() {
+    let with = |ports: &str| format!("[router]\nftp_ports = {ports}\n{VS}");
+    let e = config_error(&with("[21, 0]"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:2: field `router.ftp_ports`: port 0 is out of range 1-65535"
+    );
+    let e = config_error(&with("[\n  21,\n  2121,\n  21,\n]"), &[]);
+    assert_eq!(
+        e,
+        "bad.toml:5: field `router.ftp_ports`: port 21 is listed twice"
+    );
+    let e = config_error(&with("21"), &[]);
+    starts(&e, "bad.toml:2: field `router.ftp_ports`: invalid type");
+}

@@ -346,25 +346,23 @@ fn sessions_that_would_share_a_reply_key_are_refused() {
     }
 }
 
-/// No application-level gateway (README, "Not modelled"): an FTP control session's `227`
+/// The FTP gateway turned off (`router.ftp_ports = []`): an FTP control session's `227`
 /// reply passes with its payload as the server wrote it, and the passive data connection to
 /// the VIP's announced port is not tied to the control session's member: it is not to a
-/// service port, so it passes untouched. A NAT with an FTP ALG (RFC 3022 §4.3; Linux's FTP
-/// helper, IPVS's `ip_vs_ftp`) does both; when lsnat gets one, this test and the README change.
+/// service port, so it passes untouched.
 #[test]
-fn ftp_payloads_and_data_connections_pass_without_an_alg() {
+fn ftp_payloads_and_data_connections_pass_with_the_gateway_off() {
     let Some(corpus) = common::corpus() else {
         return;
     };
     let cap = corpus.join("zeek__ftp-ipv4.pcap");
     let scratch = common::scratch();
     let tmp = scratch.path();
-    let (g, out) = replay_with(
-        &cap,
-        tmp,
-        "ftp",
-        "view = \"client-side\"\n[[virtual_server]]\nvip = \"199.233.217.249\"\nprotocol = \"tcp\"\nports = [21]\nmembers = [\"192.0.2.1\", \"192.0.2.2\"]\n",
+    let text = ZEEK_FTP.replace(
+        "[[virtual_server]]",
+        "[router]\nftp_ports = []\n[[virtual_server]]",
     );
+    let (g, out) = replay_with(&cap, tmp, "ftp", &text);
     assert!(
         g.text.contains(
             "   20 +13.767338 xlat out tcp 199.233.217.249:21 > 141.142.220.235:50003 => 192.0.2.1:21 > 141.142.220.235:50003"
@@ -379,6 +377,11 @@ fn ftp_payloads_and_data_connections_pass_without_an_alg() {
         "{}",
         g.text
     );
+    assert!(
+        !g.text.contains(" ftp 227") && !g.text.contains("ftp-data"),
+        "{}",
+        g.text
+    );
     let input = common::read_all(&cap);
     let output = common::read_all(&out);
     assert_eq!(input.len(), output.len(), "every packet written");
@@ -387,4 +390,78 @@ fn ftp_payloads_and_data_connections_pass_without_an_alg() {
     assert_eq!(tail(&input[19].1), reply, "packet 20 of the capture");
     assert_eq!(tail(&output[19].1), reply, "the 227 reply as written");
     assert_eq!(input[21].1, output[21].1, "the data connection's SYN");
+}
+
+/// A config for `zeek__ftp-ipv4.pcap` (captured in front of ftp.NetBSD.org, 199.233.217.249):
+/// that server is the VIP, the client-side view gives its replies to the member.
+const ZEEK_FTP: &str = "view = \"client-side\"\n[[virtual_server]]\nvip = \"199.233.217.249\"\nprotocol = \"tcp\"\nports = [21]\nmembers = [\"192.0.2.1\", \"192.0.2.2\"]\n";
+
+/// The FTP gateway (RFC 1631 §5, RFC 3022 §4.3) on a capture someone else took, in the
+/// client-side view: the output shows what the member would have sent and received. The
+/// server's `227` carries the VIP's address as captured, so the member's own carries its
+/// address, six characters shorter: the reply is written 6 bytes shorter, every later
+/// segment of the member is 6 lower in sequence and every acknowledgement of the client 6
+/// lower, so the stream is whole as the member sees it. The two passive data connections go
+/// to the control session's member and the two active ones (PORT, from the server's side) are
+/// its too, none of them asking round-robin, which would have sent the next to 192.0.2.2.
+#[test]
+fn ftp_gateway_follows_pasv_and_port_in_the_client_side_view() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let cap = corpus.join("zeek__ftp-ipv4.pcap");
+    let scratch = common::scratch();
+    let tmp = scratch.path();
+    let (g, out) = replay_with(&cap, tmp, "ftp", ZEEK_FTP);
+    for line in [
+        "   20 +13.767338 xlat out tcp 199.233.217.249:21 > 141.142.220.235:50003 => 192.0.2.1:21 > 141.142.220.235:50003 ttl 48>48 ip cb18>ab00 l4 b3ea>2c80 ftp 227 -6B s1",
+        "   21 +13.767481 xlat in  tcp 141.142.220.235:50003 > 199.233.217.249:21 => 141.142.220.235:50003 > 192.0.2.1:21 ttl 64>63 ip f785>d867 l4 5dba>3da2 ack-6 s1",
+        "   22 +13.767615 xlat in  tcp 141.142.220.235:37604 > 199.233.217.249:56666 => 141.142.220.235:37604 > 192.0.2.1:56666",
+        "   57 +32.071696 xlat in  tcp 141.142.220.235:50003 > 199.233.217.249:21 => 141.142.220.235:50003 > 192.0.2.1:21 ttl 64>63 ip f75b>d83d l4 6982>4970 ftp PORT ack-12 s1",
+        "   60 +32.183034 xlat out tcp 199.233.217.249:61920 > 141.142.220.235:33582 => 192.0.2.1:61920 > 141.142.220.235:33582",
+    ] {
+        assert!(g.text.contains(line), "{line}\n{}", g.text);
+    }
+    for s in 2..=5 {
+        assert!(
+            g.text.lines().any(|l| l.starts_with(&format!("s{s} "))
+                && l.ends_with(" ftp-data of s1")
+                && l.contains("=> 192.0.2.1 first")
+                && l.contains(" end fin ")),
+            "s{s}\n{}",
+            g.text
+        );
+    }
+    assert!(!g.text.contains("192.0.2.2 first"), "{}", g.text);
+    let input = common::read_all(&cap);
+    let output = common::read_all(&out);
+    assert_eq!(input.len(), output.len(), "every packet written");
+    let reply = b"227 Entering Passive Mode (192,0,2,1,221,90)\r\n";
+    let frame = &output[19].1;
+    assert_eq!(
+        &frame[frame.len() - reply.len()..],
+        reply,
+        "the 227 as the member sent it"
+    );
+    assert_eq!(frame.len() + 6, input[19].1.len());
+    assert_eq!(output[19].0.orig_len + 6, input[19].0.orig_len);
+    // The client's next acknowledgement (packet 21) acknowledges the shorter reply exactly.
+    let tcp = |f: &[u8]| {
+        let ip = &f[14..];
+        let t = &ip[usize::from(ip[0] & 15) * 4..];
+        let word = |at: usize| u32::from_be_bytes(t[at..at + 4].try_into().unwrap());
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        (
+            word(4),
+            word(8),
+            total - usize::from(ip[0] & 15) * 4 - usize::from(t[12] >> 4) * 4,
+        )
+    };
+    let (seq, _, len) = tcp(frame);
+    let (_, ack, _) = tcp(&output[20].1);
+    assert_eq!(
+        ack,
+        seq.wrapping_add(len as u32),
+        "the client acknowledges the reply"
+    );
 }

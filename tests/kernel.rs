@@ -454,3 +454,21 @@ fn ls_napt_matches_the_kernel_except_the_clash_port() {
         assert_eq!(u16::from_be_bytes([d[ihl + 2], d[ihl + 3]]), 41000);
     }
 }
+
+/// FTP through the kernel's FTP helper (`scripts/record-ftp.sh`: nftables `ct helper "ftp"`
+/// on the VIP's port 21, round-robin DNAT): PASV, EPSV, PORT and EPRT sessions. Every
+/// datagram lsnat forwards is byte-identical to one the kernel sent: the `227` replies
+/// rewritten to the VIP (one byte longer), every later segment of their control connections
+/// with its sequence or acknowledgement number shifted as the kernel shifted it, the passive
+/// data connections on the control session's member, and the active ones from the member's
+/// port 20 leaving from the VIP.
+#[test]
+fn ftp_gateway_matches_the_kernels_ftp_helper_byte_for_byte() {
+    assert!(compare("lsnat-ftp.pcap", "lsnat-ftp.kernel-out.pcap") > 150);
+    let g =
+        lsnat::check::render(&common::root().join("captures/lsnat-ftp.pcap"), None, None).unwrap();
+    let count = |s: &str| g.text.matches(s).count();
+    assert_eq!(count(" ftp 227 +1B"), 3, "{}", g.text);
+    assert_eq!(count(" ftp-data of s"), 6, "{}", g.text);
+    assert!(count(" seq+2") > 0 && count(" ack-2") > 0, "{}", g.text);
+}

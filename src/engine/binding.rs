@@ -78,6 +78,23 @@ impl Engine {
             }
         }
         let (target, decision, probe) = self.choose(now, vs, key)?;
+        self.bind_to(now, vs, key, target, decision, probe, true)
+    }
+
+    /// Binds a new session for `key` on virtual server `vs` to `target`, as `decision` chose
+    /// it (`probe`: a dead-host probe): its translation (with `may_napt`, LS-NAPT's source
+    /// translation, §3.3), its keys in the flow table, its timer. Returns its slot.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn bind_to(
+        &mut self,
+        now: Timestamp,
+        vs: usize,
+        key: Tuple,
+        target: Target,
+        decision: Decision,
+        probe: bool,
+        may_napt: bool,
+    ) -> Result<u32, DropReason> {
         let member = target.member;
         let chosen = decision.chosen;
         let mut translated = Tuple {
@@ -87,7 +104,8 @@ impl Engine {
         };
         // §3.3 LS-NAPT: the client's address and TU port (ICMP: query identifier) become the
         // router's address and a TU port it allocates for this member.
-        let napt = self.mode == Mode::LsNapt
+        let napt = may_napt
+            && self.mode == Mode::LsNapt
             && matches!(key.protocol, proto::TCP | proto::UDP | proto::ICMP);
         if napt {
             let addr = self.napt_source.unwrap_or(key.dst);
@@ -139,6 +157,11 @@ impl Engine {
             translated,
             reply_key: reply,
             napt,
+            alg: if key.protocol == proto::TCP && self.ftp.is_control_port(key.dport) {
+                super::session::ALG_CONTROL
+            } else {
+                0
+            },
             first: now,
             last: now,
             first_reply: None,
@@ -438,7 +461,7 @@ impl Engine {
     }
 
     /// RFC 2391 §2.4: "retire the longest idle session when it becomes necessary".
-    fn retire_longest_idle(&mut self) -> bool {
+    pub(crate) fn retire_longest_idle(&mut self) -> bool {
         while let Some(Reverse((seen, number, slot))) = self.idle.pop() {
             let Some(s) = self.slots[slot as usize].as_ref() else {
                 continue;

@@ -494,6 +494,9 @@ pub struct EngineConfig {
     pub fragment_hold_bytes: usize,
     /// Answer a packet dropped for TTL ≤ 1 with an ICMP time exceeded (RFC 1812 §4.3.2.3).
     pub icmp_time_exceeded: bool,
+    /// TCP service ports whose sessions are FTP control connections, followed by the FTP
+    /// gateway (RFC 1631 §5, RFC 3022 §4.3; [`super::ftp`]). Default: 21.
+    pub ftp_ports: Vec<u16>,
     /// Virtual servers.
     pub virtual_servers: Vec<VirtualServerConfig>,
     /// Dead host detection (RFC 2391 §6).
@@ -535,6 +538,7 @@ impl Default for EngineConfig {
             fragment_hold_max: 64,
             fragment_hold_bytes: 256 * 1024,
             icmp_time_exceeded: false,
+            ftp_ports: vec![21],
             virtual_servers: Vec::new(),
             dead_host: DeadHostConfig::default(),
             timeline: Vec::new(),

@@ -193,7 +193,7 @@ impl Engine {
             if s.member == member || s.answered_elsewhere.is_some() {
                 continue;
             }
-            s.answered_elsewhere = Some(member);
+            s.answered_elsewhere = Some(member as u32);
             let (bound_to, session) = (s.member, s.number);
             let answered_by = self.pool.member(member).addr;
             self.pool_event(
@@ -288,6 +288,7 @@ impl Engine {
             .as_ref()
             .filter(|s| s.number == number)
             .and_then(|s| s.answered_elsewhere)
+            .map(|m| m as usize)
             .or(ended_elsewhere);
         if let Some(other) = elsewhere {
             if probe {

@@ -228,6 +228,30 @@ pub struct Outcome {
     pub tcp_state: Option<TcpState>,
     /// IP total length of a translated packet (0 otherwise).
     pub ip_bytes: u16,
+    /// What the FTP gateway did to it (RFC 1631 §5, RFC 3022 §4.3; see [`super::ftp`]).
+    pub alg: AlgNote,
+}
+
+/// What the FTP application level gateway did to a packet of a control session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AlgNote {
+    /// The command or reply whose address it rewrote or whose data connection it expects.
+    pub ftp: Option<super::ftp::FtpCommand>,
+    /// Bytes the datagram grew by (negative: shrank) when the text changed length. The
+    /// datagram to forward is then [`super::Engine::resized`], not the bytes given.
+    pub resized: i16,
+    /// Added to its sequence number, for an earlier change of length in its direction.
+    pub seq: i32,
+    /// Added to its acknowledgement number (and SACK edges), for an earlier change of length
+    /// in the other direction.
+    pub ack: i32,
+}
+
+impl AlgNote {
+    /// Whether the gateway did anything.
+    pub fn any(&self) -> bool {
+        *self != AlgNote::default()
+    }
 }
 
 impl Outcome {
@@ -246,6 +270,7 @@ impl Outcome {
             faults: ChecksumFaults::default(),
             tcp_state: None,
             ip_bytes: 0,
+            alg: AlgNote::default(),
         }
     }
 
@@ -325,6 +350,9 @@ pub struct SessionRecord {
     pub end: EndReason,
     /// When it was unbound (for timeouts: the instant the timer fired).
     pub ended_at: Timestamp,
+    /// An FTP data connection: its control session's number (bound to that session's member
+    /// by the FTP gateway, not by the load-share algorithm).
+    pub ftp_data_of: Option<u64>,
 }
 
 /// A session-level event. `Bound` carries its fixed-size [`super::Decision`] (no allocation per

@@ -10,7 +10,7 @@ use super::event::{
     ChecksumFaults, DropReason, EndReason, Flow, Outcome, PassReason, Tuple, Verdict,
 };
 use super::fragments::{FragmentFate, FragmentKey, HoldRefused};
-use super::session::{Segment, opens_session, tcp_history};
+use super::session::{ALG_MEMBER_OPENED, Segment, opens_session, tcp_history};
 use super::{Engine, View};
 use crate::time::Timestamp;
 use crate::wire::checksum::{ones_add, update16};
@@ -291,12 +291,46 @@ impl Engine {
             self.napt_translate(now, slot, flow, ip, l4, b, &mut out);
             return out;
         }
+        // RFC 1631 §5: the data connection an FTP control session announced, before the
+        // services (conntrack's expectations come before its NAT rules).
+        if !self.ftp.expected.is_empty()
+            && matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
+            && let Some(bound) = self.bind_expected(now, &before, true)
+        {
+            match bound {
+                Ok(slot) => {
+                    out.bound = true;
+                    out.flow = Flow::Inbound;
+                    let target = self.session(slot).translated;
+                    self.translate(now, slot, Flow::Inbound, ip, l4, b, &mut out, target);
+                }
+                Err(reason) => {
+                    out.flow = Flow::Inbound;
+                    out.verdict = Verdict::Drop(reason);
+                }
+            }
+            return out;
+        }
         if icmp_in && let Some(vs) = self.vss.inbound(ip.dst, ip.protocol, before.dport) {
             self.inbound(now, vs, None, ip, l4, b, &mut out);
             return out;
         }
         // §3.2: NAPT of sessions inside hosts start.
         if self.napt.is_some() && self.napt_start(now, ip, l4, b, &mut out) {
+            return out;
+        }
+        // An FTP data connection the member opens (active mode).
+        if !self.ftp.expected.is_empty()
+            && matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
+            && let Some(bound) = self.bind_expected(now, &before, false)
+        {
+            match bound {
+                Ok(slot) => {
+                    out.bound = true;
+                    self.outbound(now, Some(slot), ip, l4, b, &mut out);
+                }
+                Err(reason) => out.verdict = Verdict::Drop(reason),
+            }
             return out;
         }
         if icmp_out
@@ -451,7 +485,19 @@ impl Engine {
             let fate = FragmentFate::Translated { slot, number, flow };
             self.frags.insert(now, key, fate);
         }
-        self.finish_translation(now, slot, flow, &ip, l4, b, out);
+        if self.session(slot).alg != 0 {
+            // RFC 1631 §5, RFC 3022 §4.3: the FTP gateway's payload and sequence changes.
+            let track = self.ftp_segment(now, slot, flow, &mut ip, l4, b, out);
+            if out.alg.resized != 0 {
+                let forwarded = std::mem::take(&mut self.resized);
+                self.finish_translation(now, slot, flow, &ip, track, &forwarded, out);
+                self.resized = forwarded;
+            } else {
+                self.finish_translation(now, slot, flow, &ip, track, b, out);
+            }
+        } else {
+            self.finish_translation(now, slot, flow, &ip, l4, b, out);
+        }
         if !matches!(l4, L4::Other) {
             out.after.sport = target.sport;
             out.after.dport = target.dport;
@@ -542,7 +588,12 @@ impl Engine {
                 tcp_history(&mut s.history, dir == 0, seg.flags, seg.payload_len);
                 if s.closed.is_none() {
                     let before = s.tcp.state;
-                    let end = s.tcp.on_segment(dir, seg);
+                    // An active FTP data connection: the member opened it.
+                    let opener = match s.alg & ALG_MEMBER_OPENED {
+                        0 => dir,
+                        _ => 1 - dir,
+                    };
+                    let end = s.tcp.on_segment(opener, seg);
                     if let Some(reason) = end {
                         s.closed = Some((now, reason));
                     }

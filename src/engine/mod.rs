@@ -22,6 +22,7 @@ pub mod decision;
 pub mod event;
 pub mod flow_table;
 pub mod fragments;
+pub mod ftp;
 pub mod load_share;
 pub mod lookup;
 mod napt;
@@ -42,8 +43,8 @@ pub use config::{
 };
 pub use decision::{AffinityBreak, AffinityOutcome, DECISION_LIST, Decision, DecisionEntry};
 pub use event::{
-    ChecksumFaults, DropReason, EmitKind, Emitted, EndReason, Event, Flow, History, Outcome,
-    PassReason, PoolEvent, PoolEventKind, SessionRecord, TcpState, Tuple, Verdict,
+    AlgNote, ChecksumFaults, DropReason, EmitKind, Emitted, EndReason, Event, Flow, History,
+    Outcome, PassReason, PoolEvent, PoolEventKind, SessionRecord, TcpState, Tuple, Verdict,
 };
 pub use fragments::HoldLimits;
 pub use lookup::Prefetch;
@@ -140,6 +141,10 @@ pub struct Engine {
     /// While a packet given to [`Engine::handle_precomputed`] is processed: what the caller
     /// worked out of its bytes.
     given: Option<Precomputed>,
+    /// The FTP application level gateway (RFC 1631 §5, RFC 3022 §4.3).
+    ftp: ftp::Gateway,
+    /// The last packet's datagram when the FTP gateway changed its length ([`Engine::resized`]).
+    resized: Vec<u8>,
 }
 
 impl Engine {
@@ -236,6 +241,11 @@ impl Engine {
             capacity_reports,
             next_capacity: 0,
             given: None,
+            ftp: ftp::Gateway {
+                ports: cfg.ftp_ports,
+                ..Default::default()
+            },
+            resized: Vec::new(),
         }
     }
 
@@ -310,6 +320,14 @@ impl Engine {
             self.frags
                 .insert(now, key, fragments::FragmentFate::Like(verdict));
         }
+    }
+
+    /// The datagram to forward for the packet just handled when the FTP gateway changed its
+    /// length ([`AlgNote::resized`] non-zero in its outcome): the packet given is then left
+    /// with its headers rewritten but its old payload, and must not be forwarded itself.
+    /// Valid until the next call.
+    pub fn resized(&self) -> &[u8] {
+        &self.resized
     }
 
     /// The next packet the engine emitted on its own account, if any. Drain after every

@@ -25,6 +25,8 @@ pub(crate) struct Session {
     pub reply_key: Tuple,
     /// LS-NAPT: `translated.sport` is a TU port it holds (RFC 2391 §3.3).
     pub napt: bool,
+    /// What the FTP gateway keeps for it ([`ALG_CONTROL`], ...; 0 for almost every session).
+    pub alg: u8,
     pub first: Timestamp,
     pub last: Timestamp,
     pub first_reply: Option<Timestamp>,
@@ -38,12 +40,22 @@ pub(crate) struct Session {
     pub closed: Option<(Timestamp, EndReason)>,
     /// Another member answered it in the capture (dead host detection, router view): the
     /// recorded router chose that one.
-    pub answered_elsewhere: Option<usize>,
+    pub answered_elsewhere: Option<u32>,
     /// Its member was removed while it was bound (pool timeline).
     pub member_removed: bool,
     /// Packets after the removal: [client → member, member → client].
     pub after_removal: [u64; 2],
 }
+
+/// [`Session::alg`]: an FTP control connection (its service port is in `router.ftp_ports`).
+pub(crate) const ALG_CONTROL: u8 = 1;
+/// Its segments are shifted (the gateway changed a text's length, [`super::ftp::SeqAdjust`]).
+pub(crate) const ALG_ADJUST: u8 = 2;
+/// An FTP data connection the member opened (active mode): its SYN came from the member, so
+/// TCP tracking takes the member's side as the opener's.
+pub(crate) const ALG_MEMBER_OPENED: u8 = 4;
+/// An FTP data connection (passive or active), bound by the gateway.
+pub(crate) const ALG_DATA: u8 = 8;
 
 impl super::flow_table::FlowKeys for [Option<Session>] {
     fn key_of(&self, slot: u32, flow: super::Flow) -> Option<&Tuple> {
@@ -57,7 +69,12 @@ impl super::flow_table::FlowKeys for [Option<Session>] {
 }
 
 impl Session {
-    pub fn record(&self, end: EndReason, ended_at: Timestamp) -> SessionRecord {
+    pub fn record(
+        &self,
+        end: EndReason,
+        ended_at: Timestamp,
+        ftp_data_of: Option<u64>,
+    ) -> SessionRecord {
         SessionRecord {
             number: self.number,
             virtual_server: self.vs as usize,
@@ -75,6 +92,7 @@ impl Session {
             history: self.history,
             end,
             ended_at,
+            ftp_data_of,
         }
     }
 }

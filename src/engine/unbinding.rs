@@ -97,7 +97,8 @@ impl Engine {
         let Some(s) = self.slots[slot as usize].take() else {
             return;
         };
-        self.dead_host_session_ended(s.number, s.first, s.answered_elsewhere, at);
+        let elsewhere = s.answered_elsewhere.map(|m| m as usize);
+        self.dead_host_session_ended(s.number, s.first, elsewhere, at);
         self.flows.remove(&s.key, slot, Flow::Inbound);
         self.flows.remove(&s.reply_key, slot, Flow::Outbound);
         if !self.member_side_replies.is_empty() {
@@ -116,7 +117,16 @@ impl Engine {
             self.affinity
                 .touch(s.vs as usize, &cfg, s.key.src, s.chosen as usize, at);
         }
-        self.events.push_back(Event::Ended(s.record(reason, at)));
+        let data_of = match s.alg {
+            0 => None,
+            _ => {
+                let d = self.ftp.data_of.get(&s.number).copied();
+                self.ftp.forget(s.number);
+                d
+            }
+        };
+        self.events
+            .push_back(Event::Ended(s.record(reason, at, data_of)));
         let removed = s.member_removed.then_some(s.after_removal);
         self.timeline_unbound(at, s.member, s.number, removed);
     }

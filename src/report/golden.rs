@@ -3,7 +3,7 @@
 //! are compared by `cargo test` (insta) and by `lsnat check`.
 
 use crate::capture::PacketMeta;
-use crate::engine::{EmitKind, Event, Flow, Outcome, PoolEvent, SessionRecord, Verdict};
+use crate::engine::{AlgNote, EmitKind, Event, Flow, Outcome, PoolEvent, SessionRecord, Verdict};
 use crate::replay::{Disposition, Observer};
 use crate::time::Timestamp;
 use crate::wire::proto;
@@ -143,6 +143,7 @@ fn render_outcome(p: &mut String, o: &Outcome) {
         if let Some(e) = o.faults.l4.filter(|&e| e != 0) {
             let _ = write!(p, " BAD-L4-CSUM({e:04x})");
         }
+        render_alg(p, &o.alg);
     }
     if o.session != 0 {
         let _ = write!(p, " s{}{}", o.session, if o.bound { " new" } else { "" });
@@ -150,6 +151,24 @@ fn render_outcome(p: &mut String, o: &Outcome) {
         let _ = write!(p, " napt");
     }
     let _ = writeln!(p);
+}
+
+/// What the FTP gateway did: the command or reply it acted on and how much longer the datagram
+/// became (`ftp 227 +1B`), then the change made to the sequence and acknowledgement numbers
+/// (`seq+1`, `ack-1`).
+fn render_alg(p: &mut String, a: &AlgNote) {
+    if let Some(c) = a.ftp {
+        let _ = write!(p, " ftp {}", c.name());
+        if a.resized != 0 {
+            let _ = write!(p, " {:+}B", a.resized);
+        }
+    }
+    if a.seq != 0 {
+        let _ = write!(p, " seq{:+}", a.seq);
+    }
+    if a.ack != 0 {
+        let _ = write!(p, " ack{:+}", a.ack);
+    }
 }
 
 impl GoldenLog {
@@ -168,7 +187,7 @@ impl GoldenLog {
         for r in &sessions {
             let _ = writeln!(
                 out,
-                "s{} {} {} {} => {} first {} last {} reply {} pkts {}/{} bytes {}/{} history {} end {} at {}{}",
+                "s{} {} {} {} => {} first {} last {} reply {} pkts {}/{} bytes {}/{} history {} end {} at {}{}{}",
                 r.number,
                 names.get(r.virtual_server).map_or("?", String::as_str),
                 proto::name(r.key.protocol),
@@ -198,6 +217,8 @@ impl GoldenLog {
                 } else {
                     String::new()
                 },
+                r.ftp_data_of
+                    .map_or(String::new(), |c| format!(" ftp-data of s{c}")),
             );
         }
         if !self.pool_events.is_empty() {

@@ -98,6 +98,10 @@ pub struct SessionJson<'a> {
     pub end: &'static str,
     /// Packets whose input checksum was wrong.
     pub checksum_faults: u64,
+    /// An FTP data connection: the id of its control session, whose member it was bound to
+    /// by the FTP gateway (absent for every other session).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ftp_data_of: Option<u64>,
     /// The load-share algorithm that chose the member.
     pub algorithm: Option<&'static str>,
     /// Why this member: every candidate's figure, the chosen one, affinity.
@@ -280,6 +284,7 @@ impl<'a> SessionJson<'a> {
             history: r.history.as_str(),
             end: r.end.name(),
             checksum_faults: r.checksum_faults,
+            ftp_data_of: r.ftp_data_of,
             algorithm: decision.map(|d| d.algorithm.name()),
             decision: decision.map(DecisionJson::from),
         }
@@ -603,6 +608,10 @@ fn put_session(
     b.put(r.end.name().as_bytes());
     b.put(b"\",\"checksum_faults\":");
     b.u64(r.checksum_faults);
+    if let Some(c) = r.ftp_data_of {
+        b.put(b",\"ftp_data_of\":");
+        b.u64(c);
+    }
     match decision {
         Some(d) => {
             b.put(b",\"algorithm\":\"");
@@ -1381,6 +1390,7 @@ mod tests {
             history,
             end: EndReason::Rst,
             ended_at: Timestamp(1_700_000_003_000_000_001),
+            ftp_data_of: Some(41),
         };
         let mut decision = Decision::new(crate::engine::Algorithm::LeastWeightedLoad);
         decision.push(0, [203, 0, 113, 1], 6.0, 2);
@@ -1480,6 +1490,7 @@ members = ["192.0.2.1", "192.0.2.2"]
             history: History::default(),
             end: EndReason::Fin,
             ended_at: Timestamp(1_700_000_000_000_000_000 + n * 3_000_000),
+            ftp_data_of: None,
         }
     }
 

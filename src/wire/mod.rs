@@ -4,6 +4,7 @@
 
 pub mod checksum;
 pub mod ipv4;
+pub mod tcp;
 
 pub use ipv4::{Ipv4, L4};
 
