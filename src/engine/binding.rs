@@ -85,6 +85,7 @@ impl Engine {
     /// it (`probe`: a dead-host probe): its translation (with `may_napt`, LS-NAPT's source
     /// translation, §3.3), its keys in the flow table, its timer. Returns its slot.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub(crate) fn bind_to(
         &mut self,
         now: Timestamp,

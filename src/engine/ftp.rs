@@ -345,6 +345,8 @@ impl Engine {
     /// segment as TCP tracking must see it: as the client sends and receives it (router view:
     /// an outbound segment as translated; else as captured).
     #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
     pub(crate) fn ftp_segment(
         &mut self,
         now: Timestamp,
@@ -504,6 +506,8 @@ impl Engine {
     /// client's, passive mode; else the member's, active mode): bound to the control
     /// session's member without asking the load-share algorithm. `None` when no expectation
     /// matches (or its control session is gone).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn bind_expected(
         &mut self,
         now: Timestamp,

@@ -302,7 +302,7 @@ impl Engine {
                     out.bound = true;
                     out.flow = Flow::Inbound;
                     let target = self.session(slot).translated;
-                    self.translate(now, slot, Flow::Inbound, ip, l4, b, &mut out, target);
+                    self.translate(now, slot, Flow::Inbound, ip, l4, b, &mut out, target, true);
                 }
                 Err(reason) => {
                     out.flow = Flow::Inbound;
@@ -414,8 +414,9 @@ impl Engine {
                 }
             }
         };
-        let target = self.session(slot).translated;
-        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, target);
+        let s = self.session(slot);
+        let (target, alg) = (s.translated, s.alg != 0);
+        self.translate(now, slot, Flow::Inbound, ip, l4, b, out, target, alg);
     }
 
     /// An outbound packet; `hit` is its session's slot, already looked up by its reply key.
@@ -461,11 +462,13 @@ impl Engine {
             View::Router => reply_key(&s.key, s.key.dst),
             View::ClientSide => reply_key(&s.translated, s.translated.dst),
         };
-        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, target);
+        let alg = s.alg != 0;
+        self.translate(now, slot, Flow::Outbound, ip, l4, b, out, target, alg);
     }
 
     /// Rewrites a packet of session `slot` to `target` (addresses and TU ports), decrements
-    /// TTL, and updates the session's counters and TCP state.
+    /// TTL, and updates the session's counters and TCP state; `alg`: the session is one the
+    /// FTP gateway follows (`Session::alg`).
     #[allow(clippy::too_many_arguments)]
     fn translate(
         &mut self,
@@ -477,6 +480,7 @@ impl Engine {
         b: &mut [u8],
         out: &mut Outcome,
         target: Tuple,
+        alg: bool,
     ) {
         self.rewrite_forwarded(flow, &mut ip, &l4, b, &target, out);
         if ip.more_fragments {
@@ -485,15 +489,16 @@ impl Engine {
             let fate = FragmentFate::Translated { slot, number, flow };
             self.frags.insert(now, key, fate);
         }
-        if self.session(slot).alg != 0 {
-            // RFC 1631 §5, RFC 3022 §4.3: the FTP gateway's payload and sequence changes.
+        // RFC 1631 §5, RFC 3022 §4.3: the FTP gateway's payload and sequence changes (it
+        // returns the segment as TCP tracking sees it).
+        if alg {
             let track = self.ftp_segment(now, slot, flow, &mut ip, l4, b, out);
-            if out.alg.resized != 0 {
-                let forwarded = std::mem::take(&mut self.resized);
-                self.finish_translation(now, slot, flow, &ip, track, &forwarded, out);
-                self.resized = forwarded;
-            } else {
-                self.finish_translation(now, slot, flow, &ip, track, b, out);
+            // A datagram that changed length is the engine's to forward now.
+            let resized = (out.alg.resized != 0).then(|| std::mem::take(&mut self.resized));
+            let forwarded: &[u8] = resized.as_deref().unwrap_or(b);
+            self.finish_translation(now, slot, flow, &ip, track, forwarded, out);
+            if let Some(r) = resized {
+                self.resized = r;
             }
         } else {
             self.finish_translation(now, slot, flow, &ip, l4, b, out);
