@@ -368,6 +368,9 @@ struct Fate {
     /// For the member capture, the packet as it was before translation: a range of
     /// [`Work::originals`].
     original: Option<(u32, u32)>,
+    /// The frame to write instead of the batch's, of another length (the FTP gateway): a
+    /// range of [`Work::extra_data`].
+    replaced: Option<(u32, u32)>,
 }
 
 /// A unit of work travelling reader → engine → writer → reader, reused (no per-packet
@@ -438,7 +441,8 @@ impl Outputs {
             m.begin_batch(&w.batch)?;
         }
         // Every packet forwarded and nothing added: the batch goes out as a whole.
-        let whole = w.extras.is_empty() && w.fates.iter().all(|f| f.forwarded);
+        let whole =
+            w.extras.is_empty() && w.fates.iter().all(|f| f.forwarded && f.replaced.is_none());
         let mut capture = self.capture.as_mut();
         if whole && let Some(c) = capture.take() {
             c.write_all(&mut w.batch)?;
@@ -485,19 +489,26 @@ impl Outputs {
                     }
                 }
             }
+            let replaced = f
+                .replaced
+                .map(|(o, l)| &w.extra_data[o as usize..(o + l) as usize]);
             if f.forwarded
                 && let Some(c) = capture.as_mut()
             {
-                c.write(&w.batch, i)?;
+                match replaced {
+                    Some(frame) => c.write_resized(&w.batch, i, frame)?,
+                    None => c.write(&w.batch, i)?,
+                }
             }
             if let Some(m) = f.member.and_then(|m| self.members.get_mut(m as usize)) {
-                match f.original {
-                    Some((o, l)) => m.write_as_captured(
+                match (f.original, replaced) {
+                    (Some((o, l)), _) => m.write_as_captured(
                         &w.batch,
                         i,
                         &w.originals[o as usize..(o + l) as usize],
                     )?,
-                    None => m.write(&w.batch, i)?,
+                    (None, Some(frame)) => m.write_resized(&w.batch, i, frame)?,
+                    (None, None) => m.write(&w.batch, i)?,
                 }
             }
             // What the router sent right after packet `i` (released fragments, ICMP time
@@ -508,11 +519,6 @@ impl Outputs {
                     && let Some(c) = capture.as_mut()
                 {
                     match placed(c, &x.meta, by) {
-                        // A packet as captured, rewritten to another length (FTP gateway).
-                        Some(meta) if let Some((o, l)) = x.options => {
-                            let options = &w.extra_data[o as usize..(o + l) as usize];
-                            c.write_as_sent(&meta, x.meta.interface, bytes, options)?
-                        }
                         Some(meta) => c.write_bytes(&meta, bytes)?,
                         None => {
                             self.left_out += 1;
@@ -545,17 +551,18 @@ impl Outputs {
 }
 
 /// Packet `i` of `batch` (its datagram at `offset`), whose datagram the FTP gateway made
-/// `delta` bytes longer (`datagram` is the one to forward): written in its place as an extra,
-/// with its link header, its trailer (an Ethernet FCS kept as right or as wrong as it came)
-/// and its pcapng options. A member's capture that gets the packet as captured (the router
-/// view's outbound packets) keeps it; one that gets it translated gets the new frame.
+/// `delta` bytes longer (`datagram` is the one to forward): its frame with that datagram
+/// between its link header and its trailer (an Ethernet FCS kept as right or as wrong as it
+/// came), kept in `extra_data` and written in the packet's place ([`Fate::replaced`]), to the
+/// rewritten capture and to a member's capture that gets the packet translated (the router
+/// view's outbound packets go there as captured).
 fn resized_frame(
     batch: &Batch,
     i: usize,
     offset: usize,
     (datagram, delta): (&[u8], i16),
     fate: &mut Fate,
-    (extras, extra_data): (&mut Vec<Extra>, &mut Vec<u8>),
+    extra_data: &mut Vec<u8>,
 ) {
     let meta = batch.packets[i];
     let frame = batch.bytes(i);
@@ -571,33 +578,7 @@ fn resized_frame(
         // The FCS ends the trailer: over the new bytes, wrong by what it was.
         link::set_fcs(&mut extra_data[at..], e);
     }
-    let len = (extra_data.len() - at) as u32;
-    let opts = extra_data.len() as u32;
-    let r = meta.options;
-    let options = batch
-        .options
-        .get(r.at as usize..(r.at + r.len) as usize)
-        .unwrap_or_default();
-    extra_data.extend_from_slice(options);
-    let member = match fate.original {
-        Some(_) => None,
-        None => fate.member.take(),
-    };
-    fate.forwarded = false;
-    extras.push(Extra {
-        after: i as u32,
-        before: false,
-        meta: PacketMeta {
-            len,
-            orig_len: (i64::from(meta.orig_len) + i64::from(delta)) as u32,
-            ..meta
-        },
-        at: at as u32,
-        len,
-        to_capture: true,
-        member,
-        options: Some((opts, options.len() as u32)),
-    });
+    fate.replaced = Some((at as u32, (extra_data.len() - at) as u32));
 }
 
 /// Tells the engine of packet `j` of the batch ahead of time (see [`Engine::prefetch`]), and
@@ -945,7 +926,7 @@ pub fn run(
                             offset,
                             (engine.resized(), o.alg.resized),
                             &mut fate,
-                            (extras, extra_data),
+                            extra_data,
                         );
                     }
                     fates.push(fate);

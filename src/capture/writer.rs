@@ -124,6 +124,19 @@ impl CaptureWriter {
         self.write_packet(batch, i, data, false)
     }
 
+    /// Writes packet `i` of `batch` as `data`, its frame rewritten to another length (the FTP
+    /// gateway's text of another length): its metadata with its original length changed by as
+    /// much, its options but its `epb_hash`.
+    pub fn write_resized(
+        &mut self,
+        batch: &Batch,
+        i: usize,
+        data: &[u8],
+    ) -> Result<(), CaptureError> {
+        self.packet_bytes(batch, i)?;
+        self.write_packet(batch, i, data, true)
+    }
+
     /// Packet `i`'s bytes in `batch`, or an error naming what is wrong.
     fn packet_bytes<'b>(&self, batch: &'b Batch, i: usize) -> Result<&'b [u8], CaptureError> {
         let Some(m) = batch.packets.get(i) else {
@@ -169,6 +182,20 @@ impl CaptureWriter {
                 options.extend_from_slice(all);
             }
         }
+        // A frame of another length than captured (`write_resized`): its original length
+        // changes by as much.
+        let resized;
+        let m = match data.len() as i64 - i64::from(m.len) {
+            0 => m,
+            d => {
+                resized = PacketMeta {
+                    len: data.len() as u32,
+                    orig_len: (i64::from(m.orig_len) + d).max(0) as u32,
+                    ..*m
+                };
+                &resized
+            }
+        };
         let res = self.write_meta(m, data, &options);
         self.options = options;
         res

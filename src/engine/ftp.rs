@@ -288,19 +288,19 @@ pub(crate) struct Expectation {
     pub until: Timestamp,
 }
 
-impl Expectation {
-    /// Whether a SYN with this addressing (as captured) is the expected connection.
-    pub fn matches(&self, t: &Tuple, inbound: bool) -> bool {
-        self.passive == inbound && t.src == self.from && t.dst == self.to && t.dport == self.port
-    }
-}
+/// Where an expected connection's SYN comes from and goes to (as captured): passive or not,
+/// `from`, `to`, `port` (see [`Expectation`]).
+type ExpectKey = (bool, [u8; 4], [u8; 4], u16);
 
 /// The gateway's state: which service ports are FTP, and the expectations pending (at most one
-/// per control session, as Linux's FTP helper keeps: a new one replaces the older).
+/// per control session, as Linux's FTP helper keeps: a new one replaces the older), found by
+/// the SYN's addressing as conntrack finds them.
 #[derive(Debug, Default)]
 pub(crate) struct Gateway {
     pub ports: Vec<u16>,
-    pub expected: Vec<Expectation>,
+    pub expected: rustc_hash::FxHashMap<ExpectKey, Expectation>,
+    /// Each control session's pending expectation.
+    pub by_control: rustc_hash::FxHashMap<u64, ExpectKey>,
     /// Sequence shifts of control sessions, by session number: [client → member, back].
     pub adjust: rustc_hash::FxHashMap<u64, [SeqAdjust; 2]>,
     /// Data sessions: their control session's number, by session number.
@@ -309,29 +309,51 @@ pub(crate) struct Gateway {
     pub text: Vec<u8>,
 }
 
+fn key_of(e: &Expectation) -> ExpectKey {
+    (e.passive, e.from, e.to, e.port)
+}
+
 impl Gateway {
     /// Whether sessions to this TCP service port are FTP control connections.
     pub fn is_control_port(&self, port: u16) -> bool {
         self.ports.contains(&port)
     }
 
-    /// Adds an expectation, replacing the control session's earlier one.
+    /// Adds an expectation, replacing the control session's earlier one (and any other
+    /// control session's for the same connection).
     pub fn expect(&mut self, e: Expectation) {
-        self.expected.retain(|x| x.control != e.control);
-        self.expected.push(e);
+        self.drop_control(e.control);
+        let key = key_of(&e);
+        if let Some(old) = self.expected.insert(key, e) {
+            self.by_control.remove(&old.control);
+        }
+        self.by_control.insert(e.control, key);
     }
 
-    /// Takes the expectation a SYN with this addressing meets, if any; drops those expired
-    /// by `now`.
+    /// The expectation a SYN with this addressing meets, if any and not expired by `now`.
+    pub fn find(&self, now: Timestamp, t: &Tuple, inbound: bool) -> Option<&Expectation> {
+        self.expected
+            .get(&(inbound, t.src, t.dst, t.dport))
+            .filter(|e| e.until >= now)
+    }
+
+    /// Takes the expectation a SYN with this addressing meets (see [`Gateway::find`]).
     pub fn take(&mut self, now: Timestamp, t: &Tuple, inbound: bool) -> Option<Expectation> {
-        self.expected.retain(|e| e.until >= now);
-        let i = self.expected.iter().position(|e| e.matches(t, inbound))?;
-        Some(self.expected.swap_remove(i))
+        let key = (inbound, t.src, t.dst, t.dport);
+        let e = self.expected.remove(&key)?;
+        self.by_control.remove(&e.control);
+        (e.until >= now).then_some(e)
+    }
+
+    fn drop_control(&mut self, control: u64) {
+        if let Some(key) = self.by_control.remove(&control) {
+            self.expected.remove(&key);
+        }
     }
 
     /// Forgets what the gateway keeps for a session that ended.
     pub fn forget(&mut self, number: u64) {
-        self.expected.retain(|e| e.control != number);
+        self.drop_control(number);
         self.adjust.remove(&number);
         self.data_of.remove(&number);
     }
@@ -511,9 +533,20 @@ impl Engine {
     pub(crate) fn bind_expected(
         &mut self,
         now: Timestamp,
+        ip: &Ipv4,
         t: &Tuple,
         inbound: bool,
     ) -> Option<Result<u32, DropReason>> {
+        self.ftp.find(now, t, inbound)?;
+        let flow = if inbound {
+            Flow::Inbound
+        } else {
+            Flow::Outbound
+        };
+        if self.forwards_with_ttl(flow) && ip.ttl <= 1 {
+            // Not forwarded: nothing is bound, the expectation waits for the next SYN.
+            return Some(Err(DropReason::TtlExceeded));
+        }
         let e = self.ftp.take(now, t, inbound)?;
         let control = self.slots[e.slot as usize]
             .as_ref()

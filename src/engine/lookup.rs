@@ -10,7 +10,7 @@ use super::event::{
     ChecksumFaults, DropReason, EndReason, Flow, Outcome, PassReason, Tuple, Verdict,
 };
 use super::fragments::{FragmentFate, FragmentKey, HoldRefused};
-use super::session::{ALG_MEMBER_OPENED, Segment, opens_session, tcp_history};
+use super::session::{ALG_DATA, ALG_MEMBER_OPENED, Segment, opens_session, tcp_history};
 use super::{Engine, View};
 use crate::time::Timestamp;
 use crate::wire::checksum::{ones_add, update16};
@@ -295,7 +295,7 @@ impl Engine {
         // services (conntrack's expectations come before its NAT rules).
         if !self.ftp.expected.is_empty()
             && matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
-            && let Some(bound) = self.bind_expected(now, &before, true)
+            && let Some(bound) = self.bind_expected(now, &ip, &before, true)
         {
             match bound {
                 Ok(slot) => {
@@ -315,22 +315,26 @@ impl Engine {
             self.inbound(now, vs, None, ip, l4, b, &mut out);
             return out;
         }
-        // §3.2: NAPT of sessions inside hosts start.
-        if self.napt.is_some() && self.napt_start(now, ip, l4, b, &mut out) {
-            return out;
-        }
-        // An FTP data connection the member opens (active mode).
+        // An FTP data connection the member opens (active mode), before NAPT's sessions of
+        // inside hosts (an expectation comes before the NAT rules).
         if !self.ftp.expected.is_empty()
             && matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
-            && let Some(bound) = self.bind_expected(now, &before, false)
+            && let Some(bound) = self.bind_expected(now, &ip, &before, false)
         {
             match bound {
                 Ok(slot) => {
                     out.bound = true;
                     self.outbound(now, Some(slot), ip, l4, b, &mut out);
                 }
-                Err(reason) => out.verdict = Verdict::Drop(reason),
+                Err(reason) => {
+                    out.flow = Flow::Outbound;
+                    out.verdict = Verdict::Drop(reason);
+                }
             }
+            return out;
+        }
+        // §3.2: NAPT of sessions inside hosts start.
+        if self.napt.is_some() && self.napt_start(now, ip, l4, b, &mut out) {
             return out;
         }
         if icmp_out
@@ -387,7 +391,14 @@ impl Engine {
             // A new connection reusing the 4-tuple of one that has closed (or is closing, a
             // FIN seen): the old one ends now, with its close reason, and the SYN binds anew.
             let reason = self.session(s).closed.map_or(EndReason::Reopened, |c| c.1);
+            let data = self.session(s).alg & ALG_DATA != 0;
             self.unbind(s, reason, now);
+            if data {
+                // An FTP data connection's tuple: its new connection is one a control session
+                // announces again, or none (not to a service); classified afresh.
+                *out = self.process(now, b);
+                return;
+            }
             slot = None;
         }
         if self.ttl_expired(&ip, Flow::Inbound) {
@@ -430,6 +441,18 @@ impl Engine {
         out: &mut Outcome,
     ) {
         out.flow = Flow::Outbound;
+        if let Some(s) = hit
+            && self.session(s).alg & ALG_MEMBER_OPENED != 0
+            && matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
+            && self.session(s).tcp.reopened_by_syn()
+        {
+            // An active FTP data connection's tuple opened again by the member, the old one
+            // closing: it ends, and the new one is classified afresh (an expectation, or none).
+            let reason = self.session(s).closed.map_or(EndReason::Reopened, |c| c.1);
+            self.unbind(s, reason, now);
+            *out = self.process(now, b);
+            return;
+        }
         let Some(slot) = hit else {
             let answers = out.before.protocol != proto::TCP
                 || matches!(l4, L4::Tcp { flags, .. } if flags & (SYN | ACK) == (SYN | ACK));
@@ -569,17 +592,26 @@ impl Engine {
         mark_translated(out, ip, l4_checksum(ip, b));
         let dir = usize::from(flow == Flow::Outbound);
         let faulty = out.faults.any();
+        // Bytes as the member sent or received them: in the router view a reply the FTP
+        // gateway resized left the member at its captured length.
+        let mut member_len = ip.total_len as u64;
+        if out.alg.resized != 0 && dir == 1 && self.vss.view == View::Router {
+            member_len = (member_len as i64 - i64::from(out.alg.resized)) as u64;
+        }
         let s = self.session_mut(slot);
         out.session = s.number;
         out.member = Some(s.member);
         s.last = now;
         s.packets[dir] += 1;
-        s.bytes[dir] += ip.total_len as u64;
+        s.bytes[dir] += member_len;
         if s.member_removed {
             s.after_removal[dir] += 1;
         }
         let member = s.member;
         let answered = (dir == 1 && s.first_reply.is_none()).then(|| now.since(s.first));
+        // A data connection the FTP gateway bound was no new session the member was given to
+        // answer (active mode: it opened it): no response-time sample (§5.1 (5)).
+        let sample = answered.filter(|_| s.alg & ALG_DATA == 0);
         if answered.is_some() {
             s.first_reply = Some(now);
         }
@@ -616,8 +648,8 @@ impl Engine {
             }
         };
         // Load figures for the load-share algorithms (RFC 2391 §5.1 (3), (5)).
-        self.pool.traffic(member, now, ip.total_len as u64);
-        if let Some(rt) = answered {
+        self.pool.traffic(member, now, member_len);
+        if let Some(rt) = sample {
             self.pool.response(member, rt);
         }
         if closed_now {

@@ -1,0 +1,119 @@
+//! The FTP gateway (RFC 2391 §4.2 → RFC 1631 §5, RFC 3022 §4.3) on `captures/lsnat-ftp.pcap`,
+//! recorded through the kernel's FTP helper (`tests/kernel.rs` checks the translation byte for
+//! byte), in the cases the audit of the gateway found wrong: each test fails on the first
+//! version of the gateway.
+
+mod common;
+
+use std::path::Path;
+
+fn ftp_capture() -> std::path::PathBuf {
+    common::root().join("captures/lsnat-ftp.pcap")
+}
+
+/// The capture's own config with `extra` added before its first `[[virtual_server]]` table
+/// (router-wide settings), written to `dir`.
+fn config_with(dir: &Path, router: &str, tables: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(common::root().join("captures/lsnat-ftp.toml")).unwrap();
+    let text = text.replace("ftp_ports = [21]", &format!("ftp_ports = [21]\n{router}"));
+    let cfg = dir.join("ftp.toml");
+    std::fs::write(&cfg, format!("{text}\n{tables}")).unwrap();
+    cfg
+}
+
+/// A member's bytes are counted as the member sent them: in the router view a `227` the
+/// gateway made one byte longer left the member at its captured length, which is what the
+/// member's capture (`--members-dir`) holds. The first version counted the forwarded length.
+#[test]
+fn member_bytes_are_those_of_its_capture() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let members = dir.join("members");
+    let report = common::replay_json(
+        dir,
+        &ftp_capture(),
+        &["--members-dir".as_ref(), members.as_os_str()],
+    );
+    let m1 = "203.0.113.1";
+    let resp: u64 = report["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["member"] == m1)
+        .map(|s| s["resp_ip_bytes"].as_u64().unwrap())
+        .sum();
+    let sent: u64 = common::ipv4_datagrams(&members.join(format!("member-{m1}.pcap")))
+        .iter()
+        .filter(|(_, d)| d[12..16] == [203, 0, 113, 1])
+        .map(|(_, d)| u64::from(u16::from_be_bytes([d[2], d[3]])))
+        .sum();
+    assert_eq!(resp, sent, "member {m1}: reported against its capture");
+    assert_eq!(sent, 9360);
+}
+
+/// NAPT of sessions inside hosts start (§3.2) covering the members does not take the member's
+/// active-mode data connection: its expectation comes first (conntrack's expectations come
+/// before its NAT rules), so it leaves from the VIP's port 20 as an FTP data session. The
+/// first version gave it to NAPT (from the outside address) and the client's answers passed
+/// untranslated.
+#[test]
+fn napt_of_the_members_leaves_active_data_connections_to_the_gateway() {
+    let scratch = common::scratch();
+    let cfg = config_with(
+        scratch.path(),
+        "outside_address = \"198.18.0.1\"",
+        "[napt]\ninside = [\"203.0.113.0/24\"]\n",
+    );
+    let g = lsnat::check::render(&ftp_capture(), Some(&cfg), None).unwrap();
+    assert!(
+        g.text.contains(
+            "xlat out tcp 203.0.113.1:20 > 198.51.100.23:40141 => 198.18.0.100:20 > 198.51.100.23:40141"
+        ),
+        "{}",
+        g.text
+    );
+    assert!(!g.text.contains(" napt\n"), "{}", g.text);
+    assert_eq!(g.text.matches(" ftp-data of s").count(), 6, "{}", g.text);
+}
+
+/// A data connection's SYN that arrives with TTL 1 is not forwarded (RFC 1812 §5.3.1) and
+/// binds nothing, whichever side opens it; its expectation waits for the next SYN. The first
+/// version forwarded the client's with TTL 0, and bound the member's before dropping it.
+#[test]
+fn a_data_syn_with_ttl_1_is_dropped_before_anything_is_bound() {
+    let scratch = common::scratch();
+    let mut pcap = common::Pcap::read(&ftp_capture());
+    // Packet 19: A's passive SYN to 198.18.0.100:50010; packet 148: member 1's active SYN
+    // from port 20 to B:40141. Each gets TTL 1, its header checksum updated by hand.
+    for index in [19usize, 148] {
+        let frame = &mut pcap.records[index - 1].1;
+        let ip = &mut frame[14..];
+        assert_eq!(ip[33] & 0x12, 0x02, "packet {index} is a SYN");
+        let old = u16::from_be_bytes([ip[8], ip[9]]);
+        ip[8] = 1;
+        let new = u16::from_be_bytes([ip[8], ip[9]]);
+        let hc = u16::from_be_bytes([ip[10], ip[11]]);
+        let sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let hc = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        ip[10..12].copy_from_slice(&hc.to_be_bytes());
+    }
+    let cap = scratch.path().join("ttl1.pcap");
+    pcap.write(&cap);
+    let cfg = config_with(scratch.path(), "icmp_time_exceeded = true", "");
+    let g = lsnat::check::render(&cap, Some(&cfg), None).unwrap();
+    let line = |n: usize| {
+        g.text
+            .lines()
+            .find(|l| l.starts_with(&format!("{n:>5} ")))
+            .unwrap()
+            .to_string()
+    };
+    for n in [19, 148] {
+        assert!(line(n).contains("DROP  ttl-exceeded"), "{}", line(n));
+        assert!(!line(n).contains(" new"), "{}", line(n));
+    }
+    assert!(g.text.contains("(answering packet 19)"), "{}", g.text);
+    // Nothing else of those two connections can be bound: their SYNs were the only ones.
+    assert_eq!(g.text.matches(" ftp-data of s").count(), 4, "{}", g.text);
+}
