@@ -20,7 +20,7 @@
 //!
 //! When the rewritten text has another length than the original, every later segment of the
 //! connection is shifted: sequence numbers in the direction of the change, acknowledgement
-//! numbers and SACK blocks in the other ([`SeqAdjust`], Linux's `nf_ct_seqadj`).
+//! numbers and SACK blocks in the other (`SeqAdjust`, Linux's `nf_ct_seqadj`).
 
 use super::decision::Decision;
 use super::event::{DropReason, Flow, Outcome, Tuple};

@@ -293,22 +293,7 @@ impl Engine {
         }
         // RFC 1631 §5: the data connection an FTP control session announced, before the
         // services (conntrack's expectations come before its NAT rules).
-        if !self.ftp.expected.is_empty()
-            && matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
-            && let Some(bound) = self.bind_expected(now, &ip, &before, true)
-        {
-            match bound {
-                Ok(slot) => {
-                    out.bound = true;
-                    out.flow = Flow::Inbound;
-                    let target = self.session(slot).translated;
-                    self.translate(now, slot, Flow::Inbound, ip, l4, b, &mut out, target, true);
-                }
-                Err(reason) => {
-                    out.flow = Flow::Inbound;
-                    out.verdict = Verdict::Drop(reason);
-                }
-            }
+        if self.ftp_data_syn(now, ip, l4, b, &mut out, true) {
             return out;
         }
         if icmp_in && let Some(vs) = self.vss.inbound(ip.dst, ip.protocol, before.dport) {
@@ -317,20 +302,7 @@ impl Engine {
         }
         // An FTP data connection the member opens (active mode), before NAPT's sessions of
         // inside hosts (an expectation comes before the NAT rules).
-        if !self.ftp.expected.is_empty()
-            && matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
-            && let Some(bound) = self.bind_expected(now, &ip, &before, false)
-        {
-            match bound {
-                Ok(slot) => {
-                    out.bound = true;
-                    self.outbound(now, Some(slot), ip, l4, b, &mut out);
-                }
-                Err(reason) => {
-                    out.flow = Flow::Outbound;
-                    out.verdict = Verdict::Drop(reason);
-                }
-            }
+        if self.ftp_data_syn(now, ip, l4, b, &mut out, false) {
             return out;
         }
         // §3.2: NAPT of sessions inside hosts start.
@@ -355,6 +327,50 @@ impl Engine {
             };
         }
         out
+    }
+
+    /// A SYN that opens a data connection an FTP control session announced (`inbound`: the
+    /// client's, passive mode; else the member's, active mode): bound to the control session's
+    /// member and translated, or dropped. `false` when no expectation takes it.
+    fn ftp_data_syn(
+        &mut self,
+        now: Timestamp,
+        ip: Ipv4,
+        l4: L4,
+        b: &mut [u8],
+        out: &mut Outcome,
+        inbound: bool,
+    ) -> bool {
+        if self.ftp.expected.is_empty()
+            || !matches!(l4, L4::Tcp { flags, .. } if opens_session(flags))
+        {
+            return false;
+        }
+        let before = out.before;
+        let Some(bound) = self.bind_expected(now, &ip, &before, inbound) else {
+            return false;
+        };
+        match (bound, inbound) {
+            (Ok(slot), true) => {
+                out.bound = true;
+                out.flow = Flow::Inbound;
+                let target = self.session(slot).translated;
+                self.translate(now, slot, Flow::Inbound, ip, l4, b, out, target, true);
+            }
+            (Ok(slot), false) => {
+                out.bound = true;
+                self.outbound(now, Some(slot), ip, l4, b, out);
+            }
+            (Err(reason), _) => {
+                out.flow = if inbound {
+                    Flow::Inbound
+                } else {
+                    Flow::Outbound
+                };
+                out.verdict = Verdict::Drop(reason);
+            }
+        }
+        true
     }
 
     fn ttl_expired(&self, ip: &Ipv4, flow: Flow) -> bool {
