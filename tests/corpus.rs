@@ -433,6 +433,12 @@ fn ftp_gateway_follows_pasv_and_port_in_the_client_side_view() {
         );
     }
     assert!(!g.text.contains("192.0.2.2 first"), "{}", g.text);
+    // Every packet written, the resized replies and the shifted segments among them, carries
+    // the checksum errors (none) its input packet had, recomputed from scratch.
+    assert_eq!(
+        common::assert_checksums_preserved(&cap, &out, &g.log.written),
+        95
+    );
     let input = common::read_all(&cap);
     let output = common::read_all(&out);
     assert_eq!(input.len(), output.len(), "every packet written");

@@ -373,6 +373,17 @@ impl Engine {
         true
     }
 
+    /// Ends session `slot`, closing (a FIN seen) or closed, because a new connection's SYN
+    /// came on its tuple: with its close reason when both FINs were acknowledged or an RST
+    /// seen, else `reopened`.
+    fn unbind_reopened(&mut self, slot: u32, now: Timestamp) {
+        let reason = self
+            .session(slot)
+            .closed
+            .map_or(EndReason::Reopened, |c| c.1);
+        self.unbind(slot, reason, now);
+    }
+
     fn ttl_expired(&self, ip: &Ipv4, flow: Flow) -> bool {
         self.forwards_with_ttl(flow) && ip.ttl <= 1
     }
@@ -406,9 +417,8 @@ impl Engine {
         {
             // A new connection reusing the 4-tuple of one that has closed (or is closing, a
             // FIN seen): the old one ends now, with its close reason, and the SYN binds anew.
-            let reason = self.session(s).closed.map_or(EndReason::Reopened, |c| c.1);
             let data = self.session(s).alg & ALG_DATA != 0;
-            self.unbind(s, reason, now);
+            self.unbind_reopened(s, now);
             if data {
                 // An FTP data connection's tuple: its new connection is one a control session
                 // announces again, or none (not to a service); classified afresh.
@@ -464,8 +474,7 @@ impl Engine {
         {
             // An active FTP data connection's tuple opened again by the member, the old one
             // closing: it ends, and the new one is classified afresh (an expectation, or none).
-            let reason = self.session(s).closed.map_or(EndReason::Reopened, |c| c.1);
-            self.unbind(s, reason, now);
+            self.unbind_reopened(s, now);
             *out = self.process(now, b);
             return;
         }
