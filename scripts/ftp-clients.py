@@ -12,6 +12,14 @@ after the 221 reply it reads to EOF, so the server closes the control connection
                                                listening on SRC:DATA_PORT
   ftp-clients.py eprt SRC:PORT VIP DATA_PORT   TYPE I, EPRT |1|SRC|DATA_PORT| (own listening
                                                socket) + RETR
+  ftp-clients.py clash SRC:PORT VIP DATA_PORT SRC2:PORT2 FILLER...
+                                               an active-port clash: control X from SRC:PORT sends
+                                               PORT SRC,DATA_PORT and waits; each FILLER (SRC:PORT)
+                                               logs in and quits (advancing the router's round
+                                               robin); control Y from SRC2:PORT2 sends
+                                               PORT SRC2,DATA_PORT while X's expectation is still
+                                               pending; then X and Y each RETR (X first) and quit.
+                                               With two fillers, X and Y reach the same member.
 
 The passive modes check that the 227 reply names the VIP (the router's FTP helper rewrote the
 member's address) and connect to the address it names.
@@ -136,6 +144,35 @@ def eprt(spec, vip, data_port):
     quit_(ftp)
 
 
+def clash(spec, vip, data_port, spec2, *fillers):
+    data_port = int(data_port)
+    held = []
+    for i, s in enumerate((spec, spec2)):
+        if i == 1:
+            for f in fillers:  # log in and out: one round-robin turn each
+                ftp, _ = login(f, vip, 0)
+                quit_(ftp)
+        ftp, src = login(s, vip, data_port)
+        ftp.voidcmd("TYPE I")
+        lsock = socket.create_server((src, data_port), backlog=1)
+        lsock.settimeout(TIMEOUT)
+        ftp.sendport(src, data_port)  # PORT src,p: the member's reply is checked (200)
+        log(f"  PORT {src}:{data_port} sent, RETR held")
+        held.append((ftp, lsock))
+    for ftp, lsock in held:
+        resp = ftp.sendcmd(f"RETR {FILE}")
+        if not resp.startswith("1"):
+            raise ftplib.error_reply(resp)
+        data, peer = lsock.accept()
+        lsock.close()
+        log(f"  PORT data {peer[0]}:{peer[1]} -> {data.getsockname()}")
+        n = read_data(data)
+        log(f"  RETR {FILE}: {n} bytes")
+        ftp.voidresp()
+    for ftp, _ in held:
+        quit_(ftp)
+
+
 def read_data(s):
     s.settimeout(TIMEOUT)
     n = 0
@@ -148,9 +185,10 @@ def read_data(s):
     return n
 
 
-MODES = {"pasv": pasv, "pasv1": pasv1, "epsv": epsv, "port": port, "eprt": eprt}
+MODES = {"pasv": pasv, "pasv1": pasv1, "epsv": epsv, "port": port, "eprt": eprt, "clash": clash}
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5 or sys.argv[1] not in MODES:
+    mode = sys.argv[1] if len(sys.argv) > 1 else None
+    if mode not in MODES or (len(sys.argv) < 6 if mode == "clash" else len(sys.argv) != 5):
         sys.exit(__doc__)
     MODES[sys.argv[1]](*sys.argv[2:])

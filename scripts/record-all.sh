@@ -30,5 +30,6 @@ attempt record-edges.sh
 attempt record-idle.sh
 attempt record-modes.sh
 attempt record-ftp.sh
+MODE=ls-napt attempt record-ftp.sh # FTP through an LS-NAPT router (RFC 2391 §3.3)
 python3 "$HERE/write-captures-readme.py" "$OUT"
 echo "[record] done: $(ls "$OUT"/*.pcap | wc -l) captures in $OUT" >&2

@@ -73,6 +73,12 @@ CAPTURES = [
     ("lsnat-ftp.kernel-out.pcap",
      "what the router's kernel sent for lsnat-ftp.pcap: 227 replies rewritten to 198,18,0,100 (one byte longer each, later sequence/acknowledgment numbers shifted), data connections DNATed to the control connection's member, active ones leaving from 198.18.0.100:20",
      "`-Q out` on out0 and in0, merged; `scripts/record-ftp.sh`"),
+    ("lsnat-ftp-napt.pcap",
+     "FTP through an LS-NAPT router (RFC 2391 §3.3): the rules of lsnat-ftp plus `oifname in0 masquerade`, so members see every control and data connection from 203.0.113.254; A PASV, B EPSV, A active PORT, A active EPRT, then an active-port clash: A:40035 and B:40038 both reach 203.0.113.2 and both send PORT …,40251 while A's expectation is pending (B:40036, B:40037 log in and out between them to turn the round robin)",
+     "`-Q in` on out0 and in0, merged; static neighbours (no ARP); `MODE=ls-napt scripts/record-ftp.sh`"),
+    ("lsnat-ftp-napt.kernel-out.pcap",
+     "what the router's kernel sent for lsnat-ftp-napt.pcap: PORT/EPRT rewritten to 203.0.113.254 (one byte longer for A, later sequence numbers shifted), the member's port-20 connections to 203.0.113.254:P leaving as 198.18.0.100:20 → client:P; for B's clashing PORT the kernel announced another (random) port to the member",
+     "`-Q out` on out0 and in0, merged; `MODE=ls-napt scripts/record-ftp.sh`"),
 ]
 
 
@@ -212,7 +218,16 @@ lines += [
     "connections (member port 20 to a client port) list the member as client and the client as",
     "member: the member opened them, and the kernel translated their source to 198.18.0.100:20.",
     "",
-] if os.path.exists(os.path.join(DIR, "lsnat-ftp.conntrack.log")) else []) + [
+] if os.path.exists(os.path.join(DIR, "lsnat-ftp.conntrack.log")) else []) + ([
+    "### lsnat-ftp-napt (MODE=ls-napt scripts/record-ftp.sh)",
+    "",
+    sessions(os.path.join(DIR, "lsnat-ftp-napt.conntrack.log")).rstrip(),
+    "",
+    "LS-NAPT: in the control and passive rows the members answer 203.0.113.254 (the masquerade).",
+    "In the active-mode rows (member port 20 first) the virtual server column is the address the",
+    "member was told (203.0.113.254:P); for B:40038's clashing PORT the kernel chose P itself.",
+    "",
+] if os.path.exists(os.path.join(DIR, "lsnat-ftp-napt.conntrack.log")) else []) + [
     "Notes:",
     "- Round robin has one counter per nftables rule: TCP, UDP and ICMP sessions advance separately.",
     "- UDP and ICMP entries are still alive when the log stops (no DESTROY); TCP ones end in",

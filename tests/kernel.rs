@@ -472,3 +472,285 @@ fn ftp_gateway_matches_the_kernels_ftp_helper_byte_for_byte() {
     assert_eq!(count(" ftp-data of s"), 6, "{}", g.text);
     assert!(count(" seq+2") > 0 && count(" ack-2") > 0, "{}", g.text);
 }
+
+/// A datagram's IP header length, protocol, and ends (address and port each).
+fn ends(d: &[u8]) -> (usize, u8, [u8; 4], u16, [u8; 4], u16) {
+    let ihl = usize::from(d[0] & 0x0f) * 4;
+    let port = |at: usize| u16::from_be_bytes([d[ihl + at], d[ihl + at + 1]]);
+    let addr = |at: usize| <[u8; 4]>::try_from(&d[at..at + 4]).unwrap();
+    (ihl, d[9], addr(12), port(0), addr(16), port(2))
+}
+
+/// A TCP datagram's payload.
+fn tcp_payload(d: &[u8]) -> &[u8] {
+    let ihl = usize::from(d[0] & 0x0f) * 4;
+    &d[ihl + usize::from(d[ihl + 12] >> 4) * 4..]
+}
+
+/// Moves the 4-byte TCP field at `at` (4: sequence, 8: acknowledgement number) by `by`, with
+/// its checksum updated (RFC 1624).
+fn shift_tcp(d: &mut [u8], ihl: usize, at: usize, by: u32) {
+    let old: [u8; 4] = d[ihl + at..ihl + at + 4].try_into().unwrap();
+    let new = u32::from_be_bytes(old).wrapping_add(by).to_be_bytes();
+    let c = u16::from_be_bytes([d[ihl + 16], d[ihl + 17]]);
+    let c = lsnat::wire::checksum::update32(c, old, new);
+    d[ihl + at..ihl + at + 4].copy_from_slice(&new);
+    d[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The port the kernel gave the clashing active FTP data connection of
+/// `captures/lsnat-ftp-napt.pcap` (B's `PORT` announcing 40251 to member 2), from its
+/// conntrack log.
+fn ftp_napt_kernel_port() -> u16 {
+    let log = std::fs::read_to_string(common::root().join("captures/lsnat-ftp-napt.conntrack.log"))
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| {
+            l.contains("[NEW]") && l.contains("sport=20 ") && l.contains("src=198.51.100.23 ")
+        })
+        .expect("the clashing data connection's conntrack entry");
+    let port = line
+        .split("dport=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(port, 40251, "the kernel must have moved the clashing port");
+    port
+}
+
+/// FTP through the kernel's LS-NAPT router (`MODE=ls-napt scripts/record-ftp.sh`: the FTP
+/// helper, round-robin DNAT and masquerade on the inside interface; RFC 2391 §3.3, RFC 3022
+/// §4.3). The `PORT` and `EPRT` commands reach the members naming the router's inside address
+/// (one byte longer, so every later segment is shifted), and the members' port-20 connections
+/// to it leave as VIP:20 → the client's port; passive data connections get the router's
+/// address as their source. Every datagram lsnat forwards is the kernel's, byte for byte,
+/// except around one port clash: two clients announce port 40251 to the same member, the
+/// second while the first's data connection is still expected. The kernel then picks a random
+/// port (its conntrack log says which), lsnat the next one up (40252, the same length, so no
+/// shift): that control session's later segments differ from the kernel's by the kernel's
+/// shift alone, and the member's connection to the kernel's port has no expectation in lsnat.
+#[test]
+fn ftp_gateway_in_ls_napt_matches_the_kernel_except_the_clash_port() {
+    let root = common::root();
+    let cap = root.join("captures/lsnat-ftp-napt.pcap");
+    let kernel_port = ftp_napt_kernel_port();
+    let scratch = common::scratch();
+    let out = scratch.path().join("ftp-napt.pcap");
+    let g = lsnat::check::render(&cap, None, Some(&out)).unwrap();
+    let count = |s: &str| g.text.matches(s).count();
+    assert_eq!(count(" ftp PORT +1B"), 2, "{}", g.text);
+    assert_eq!(count(" ftp EPRT +1B"), 1, "{}", g.text);
+    assert_eq!(count(" ftp 227 +1B"), 1, "{}", g.text);
+    assert_eq!(count(" ftp-data of s"), 5, "{}", g.text);
+
+    let ours = ipv4_datagrams(&out);
+    let theirs = ipv4_datagrams(&root.join("tests/kernel/lsnat-ftp-napt.kernel-out.pcap"));
+    let mut pool: HashMap<Vec<u8>, usize> = HashMap::new();
+    for (_, d) in &theirs {
+        *pool.entry(d.clone()).or_default() += 1;
+    }
+    let (inside, m2, vip, b) = (
+        [203, 0, 113, 254],
+        [203, 0, 113, 2],
+        [198, 18, 0, 100],
+        [198, 51, 100, 23],
+    );
+    let (mut exact, mut shifted, mut passed) = (0, 0, 0);
+    for (index, d) in &ours {
+        let mut d = d.clone();
+        if pool.get(&d).is_none_or(|&n| n == 0) {
+            let (ihl, protocol, src, sport, dst, dport) = ends(&d);
+            assert_eq!(protocol, 6, "packet {index}: only TCP may differ");
+            match (src, sport, dst, dport) {
+                // The clashing control session, client → member: lsnat's PORT names the
+                // next port up; the kernel shifted every later segment by one byte.
+                (s, 40038, m, 21) if s == inside && m == m2 => {
+                    if tcp_payload(&d).starts_with(b"PORT ") {
+                        assert_eq!(
+                            tcp_payload(&d),
+                            b"PORT 203,0,113,254,157,60\r\n",
+                            "packet {index}"
+                        );
+                        continue;
+                    }
+                    shift_tcp(&mut d, ihl, 4, 1);
+                    shifted += 1;
+                }
+                // Its member → client segments: the kernel took its shift off their ACKs.
+                (v, 21, c, 40038) if v == vip && c == b => {
+                    shift_tcp(&mut d, ihl, 8, u32::MAX);
+                    shifted += 1;
+                }
+                // The member's connection to the kernel's port: no expectation in lsnat, so
+                // it passes as it came (the kernel sent it to the client).
+                (m, 20, s, p) if m == m2 && s == inside && p == kernel_port => {
+                    passed += 1;
+                    continue;
+                }
+                _ => panic!(
+                    "packet {index}: {src:?}:{sport} > {dst:?}:{dport} differs from the kernel's"
+                ),
+            }
+        } else {
+            exact += 1;
+        }
+        let n = pool
+            .get_mut(&d)
+            .filter(|n| **n > 0)
+            .unwrap_or_else(|| panic!("packet {index}: not among the kernel's datagrams"));
+        *n -= 1;
+    }
+    assert!(exact > 200, "{exact}");
+    assert!(shifted >= 4, "{shifted}");
+    assert!(passed > 0, "{passed}");
+    // What the kernel sent and lsnat did not: its PORT for the clash, and the data connection
+    // on the kernel's port both ways (lsnat drops the client's side as no service of the VIP).
+    let dropped =
+        count("DROP  router-vip-not-a-service -   tcp 198.51.100.23:40251 > 198.18.0.100:20");
+    assert!(dropped > 0);
+    let (mut port_cmd, mut data_out, mut data_in) = (0, 0, 0);
+    for (d, n) in pool.iter().filter(|(_, n)| **n > 0) {
+        let (_, _, src, sport, dst, dport) = ends(d);
+        match (src, sport, dst, dport) {
+            (s, 40038, _, 21) if s == inside => {
+                let want = format!(
+                    "PORT 203,0,113,254,{},{}\r\n",
+                    kernel_port >> 8,
+                    kernel_port & 0xff
+                );
+                assert_eq!(tcp_payload(d), want.as_bytes());
+                port_cmd += n;
+            }
+            (v, 20, c, 40251) if v == vip && c == b => data_out += n,
+            (s, p, m, 20) if s == inside && p == kernel_port && m == m2 => data_in += n,
+            _ => panic!("the kernel sent {src:?}:{sport} > {dst:?}:{dport} and lsnat did not"),
+        }
+    }
+    assert_eq!((port_cmd, data_out, data_in), (1, passed, dropped));
+}
+
+/// The same LS-NAPT FTP traffic as the clients' side alone saw it (what they sent, from the
+/// capture; what they received, from the kernel's output), replayed in the client-side view:
+/// lsnat's output is what the members sent and received, byte for byte — `PORT`/`EPRT`
+/// rewritten to the router's inside address, the members' data connections to it, the
+/// passive ones from it — once the kernel's own choice at the port clash is put in (its
+/// port for the data connection, its one-byte shift of the control session's later
+/// segments); only that `PORT` itself keeps lsnat's text.
+#[test]
+fn ftp_gateway_in_ls_napt_client_side_view_gives_what_the_members_saw() {
+    let root = common::root();
+    let kernel_port = ftp_napt_kernel_port();
+    let arrived = common::Pcap::read(&root.join("captures/lsnat-ftp-napt.pcap"));
+    let sent = common::Pcap::read(&root.join("tests/kernel/lsnat-ftp-napt.kernel-out.pcap"));
+    let client = |a: &[u8]| a[..3] == [198, 51, 100];
+    let member = |a: &[u8]| a[..3] == [203, 0, 113] && a[3] != 254;
+    // Ethernet frames: the IPv4 header at 14.
+    let mut records: Vec<([u8; 16], Vec<u8>)> = arrived
+        .records
+        .iter()
+        .filter(|(_, f)| client(&f[26..30]))
+        .chain(sent.records.iter().filter(|(_, f)| client(&f[30..34])))
+        .cloned()
+        .collect();
+    records.sort_by_key(|(h, _)| {
+        (
+            u32::from_le_bytes(h[..4].try_into().unwrap()),
+            u32::from_le_bytes(h[4..8].try_into().unwrap()),
+        )
+    });
+    let scratch = common::scratch();
+    let cap = scratch.path().join("ftp-napt-client-side.pcap");
+    common::Pcap {
+        header: arrived.header.clone(),
+        records,
+    }
+    .write(&cap);
+    let config = std::fs::read_to_string(root.join("captures/lsnat-ftp-napt.toml")).unwrap();
+    assert!(config.contains("view = \"router\""));
+    std::fs::write(
+        scratch.path().join("ftp-napt-client-side.toml"),
+        config.replace("view = \"router\"", "view = \"client-side\""),
+    )
+    .unwrap();
+    let out = scratch.path().join("out.pcap");
+    let g = lsnat::check::render(&cap, None, Some(&out)).unwrap();
+    assert_eq!(g.text.matches(" ftp-data of s").count(), 6, "{}", g.text);
+
+    // What the members saw: what they sent (arriving at the router) and received.
+    let mut pool: HashMap<Vec<u8>, usize> = HashMap::new();
+    for (_, f) in arrived.records.iter().filter(|(_, f)| member(&f[26..30])) {
+        *pool.entry(f[14..].to_vec()).or_default() += 1;
+    }
+    for (_, f) in sent.records.iter().filter(|(_, f)| member(&f[30..34])) {
+        *pool.entry(f[14..].to_vec()).or_default() += 1;
+    }
+    let (inside, m2) = ([203, 0, 113, 254], [203, 0, 113, 2]);
+    let ours = ipv4_datagrams(&out);
+    let (mut exact, mut changed) = (0, 0);
+    for (index, d) in &ours {
+        let mut d = d.clone();
+        // A reply translated back to its member keeps the TTL it was captured with (see the
+        // README's views): the member sent it with one more, the router took that one off.
+        if member(&d[12..16]) {
+            let word = u16::from_be_bytes([d[8], d[9]]);
+            let c = u16::from_be_bytes([d[10], d[11]]);
+            let c = lsnat::wire::checksum::update16(c, word, word + 0x100);
+            d[8] += 1;
+            d[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        if pool.get(&d).is_none_or(|&n| n == 0) {
+            let (ihl, _, src, sport, dst, dport) = ends(&d);
+            let csum = |d: &[u8]| u16::from_be_bytes([d[ihl + 16], d[ihl + 17]]);
+            match (src, sport, dst, dport) {
+                (s, 40038, m, 21) if s == inside && m == m2 => {
+                    if tcp_payload(&d).starts_with(b"PORT ") {
+                        assert_eq!(tcp_payload(&d), b"PORT 203,0,113,254,157,60\r\n");
+                        continue;
+                    }
+                    shift_tcp(&mut d, ihl, 4, 1);
+                }
+                (m, 21, s, 40038) if s == inside && m == m2 => shift_tcp(&mut d, ihl, 8, 1),
+                // The data connection on lsnat's port, 40252: the kernel's port put in.
+                (s, 40252, m, 20) if s == inside && m == m2 => {
+                    let c = lsnat::wire::checksum::update16(csum(&d), 40252, kernel_port);
+                    d[ihl..ihl + 2].copy_from_slice(&kernel_port.to_be_bytes());
+                    d[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+                }
+                (m, 20, s, 40252) if s == inside && m == m2 => {
+                    let c = lsnat::wire::checksum::update16(csum(&d), 40252, kernel_port);
+                    d[ihl + 2..ihl + 4].copy_from_slice(&kernel_port.to_be_bytes());
+                    d[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+                }
+                _ => panic!(
+                    "packet {index}: {src:?}:{sport} > {dst:?}:{dport} is not what the members saw"
+                ),
+            }
+            changed += 1;
+        } else {
+            exact += 1;
+        }
+        let n = pool
+            .get_mut(&d)
+            .filter(|n| **n > 0)
+            .unwrap_or_else(|| panic!("packet {index}: not what the members saw"));
+        *n -= 1;
+    }
+    assert!(exact > 200, "{exact}");
+    assert!(changed > 10, "{changed}");
+    // Left: only the kernel's PORT of the clash, as the member received it.
+    let left: Vec<&Vec<u8>> = pool
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(left.len(), 1);
+    let want = format!(
+        "PORT 203,0,113,254,{},{}\r\n",
+        kernel_port >> 8,
+        kernel_port & 0xff
+    );
+    assert_eq!(tcp_payload(left[0]), want.as_bytes());
+}

@@ -78,12 +78,13 @@ impl Engine {
             }
         }
         let (target, decision, probe) = self.choose(now, vs, key)?;
-        self.bind_to(now, vs, key, target, decision, probe, true)
+        self.bind_to(now, vs, key, target, decision, probe, Some(key.sport))
     }
 
     /// Binds a new session for `key` on virtual server `vs` to `target`, as `decision` chose
-    /// it (`probe`: a dead-host probe): its translation (with `may_napt`, LS-NAPT's source
-    /// translation, §3.3), its keys in the flow table, its timer. Returns its slot.
+    /// it (`probe`: a dead-host probe): its translation (with `napt_port`, LS-NAPT's source
+    /// translation, §3.3, keeping that TU port when it is free), its keys in the flow table,
+    /// its timer. Returns its slot.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(crate) fn bind_to(
@@ -94,7 +95,7 @@ impl Engine {
         target: Target,
         decision: Decision,
         probe: bool,
-        may_napt: bool,
+        napt_port: Option<u16>,
     ) -> Result<u32, DropReason> {
         let member = target.member;
         let chosen = decision.chosen;
@@ -105,7 +106,7 @@ impl Engine {
         };
         // §3.3 LS-NAPT: the client's address and TU port (ICMP: query identifier) become the
         // router's address and a TU port it allocates for this member.
-        let napt = may_napt
+        let napt = napt_port.is_some()
             && self.mode == Mode::LsNapt
             && matches!(key.protocol, proto::TCP | proto::UDP | proto::ICMP);
         if napt {
@@ -121,7 +122,7 @@ impl Engine {
             let (flows, slots) = (&self.flows, self.slots.as_slice());
             let port = self
                 .ports
-                .allocate_avoiding(pool, key.sport, |p| {
+                .allocate_avoiding(pool, napt_port.unwrap_or(key.sport), |p| {
                     let t = Tuple {
                         src: addr,
                         sport: p,

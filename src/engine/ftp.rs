@@ -26,6 +26,7 @@ use super::decision::Decision;
 use super::event::{DropReason, Flow, Outcome, Tuple};
 use super::session::{ALG_ADJUST, ALG_CONTROL, ALG_DATA, ALG_MEMBER_OPENED};
 use super::static_mapping::Target;
+use super::tu_port::PoolKey;
 use super::{Engine, View};
 use crate::time::{Span, Timestamp};
 use crate::wire::ipv4::{Ipv4, L4};
@@ -274,17 +275,23 @@ pub(crate) struct Expectation {
     pub control: u64,
     pub slot: u32,
     /// Passive (the client connects to `to`) or active (the member, or in the client-side view
-    /// the VIP, connects from `from` to the client's `to`).
+    /// the VIP, connects from `from` to `to`).
     pub passive: bool,
     /// Passive: the client's address. Active: the address the member's SYN comes from, as
     /// captured.
     pub from: [u8; 4],
-    /// Passive: the VIP, and the port the client connects to. Active: the client's address
-    /// and port.
+    /// Passive: the VIP, and the port the client connects to. Active: where the member's SYN
+    /// goes, as captured: the client's address and port, or in LS-NAPT's router view the
+    /// router's inside address and the port the `PORT`/`EPRT` was rewritten to.
     pub to: [u8; 4],
     pub port: u16,
-    /// Passive: the member's port the connection goes to.
+    /// Passive: the member's port the connection goes to. Active: the client's port.
     pub member_port: u16,
+    /// Active: the client's address the connection goes to.
+    pub client: [u8; 4],
+    /// LS-NAPT, active: the TU port the announcement was rewritten to, held in its pool
+    /// until the connection binds or the expectation goes (§3.3, RFC 3022 §4.3).
+    pub napt: Option<(PoolKey, u16)>,
     pub until: Timestamp,
 }
 
@@ -320,14 +327,16 @@ impl Gateway {
     }
 
     /// Adds an expectation, replacing the control session's earlier one (and any other
-    /// control session's for the same connection).
-    pub fn expect(&mut self, e: Expectation) {
-        self.drop_control(e.control);
+    /// control session's for the same connection). Returns what it replaced.
+    pub fn expect(&mut self, e: Expectation) -> [Option<Expectation>; 2] {
+        let earlier = self.drop_control(e.control);
         let key = key_of(&e);
-        if let Some(old) = self.expected.insert(key, e) {
+        let other = self.expected.insert(key, e);
+        if let Some(old) = other {
             self.by_control.remove(&old.control);
         }
         self.by_control.insert(e.control, key);
+        [earlier, other]
     }
 
     /// The expectation a SYN with this addressing meets, if any and not expired by `now`.
@@ -337,25 +346,27 @@ impl Gateway {
             .filter(|e| e.until >= now)
     }
 
-    /// Takes the expectation a SYN with this addressing meets (see [`Gateway::find`]).
-    pub fn take(&mut self, now: Timestamp, t: &Tuple, inbound: bool) -> Option<Expectation> {
+    /// Takes the expectation a SYN with this addressing meets (see [`Gateway::find`]), expired
+    /// or not.
+    pub fn take(&mut self, t: &Tuple, inbound: bool) -> Option<Expectation> {
         let key = (inbound, t.src, t.dst, t.dport);
         let e = self.expected.remove(&key)?;
         self.by_control.remove(&e.control);
-        (e.until >= now).then_some(e)
+        Some(e)
     }
 
-    fn drop_control(&mut self, control: u64) {
-        if let Some(key) = self.by_control.remove(&control) {
-            self.expected.remove(&key);
-        }
+    /// Removes the control session's pending expectation, and returns it.
+    pub fn drop_control(&mut self, control: u64) -> Option<Expectation> {
+        let key = self.by_control.remove(&control)?;
+        self.expected.remove(&key)
     }
 
-    /// Forgets what the gateway keeps for a session that ended.
-    pub fn forget(&mut self, number: u64) {
-        self.drop_control(number);
+    /// Forgets what the gateway keeps for a session that ended; returns its pending
+    /// expectation.
+    pub fn forget(&mut self, number: u64) -> Option<Expectation> {
         self.adjust.remove(&number);
         self.data_of.remove(&number);
+        self.drop_control(number)
     }
 }
 
@@ -476,6 +487,11 @@ impl Engine {
     /// leaves): the data connection it announces is expected, and the text that replaces its
     /// address (when the address changes) is put in `self.ftp.text`; returns where that text
     /// goes in the payload.
+    ///
+    /// A reply's address becomes the VIP's (RFC 1631 §5). A command's stays the client's in
+    /// LSNAT; in LS-NAPT (§3.3, RFC 3022 §4.3) it becomes the router's inside address and a
+    /// TU port of its pool toward the member (the client's own port when free, as Linux's
+    /// `nf_nat_ftp` keeps it), held until the data connection binds.
     #[allow(clippy::too_many_arguments)]
     fn ftp_command(
         &mut self,
@@ -492,13 +508,16 @@ impl Engine {
             return None;
         }
         let s = self.session(slot);
-        let (key, translated) = (s.key, s.translated);
+        let (number, key, translated, napt) = (s.number, s.key, s.translated, s.napt);
         let passive = dir == 1;
         if passive != p.command.passive() {
             return None;
         }
-        let e = Expectation {
-            control: s.number,
+        // The control session's earlier announcement goes first, its port with it.
+        let earlier = self.ftp.drop_control(number);
+        self.ftp_unreserve(earlier);
+        let mut e = Expectation {
+            control: number,
             slot,
             passive,
             // Passive: the client connects to the VIP. Active: the member's SYN comes (as
@@ -511,17 +530,46 @@ impl Engine {
             to: if passive { key.dst } else { src },
             port: p.port,
             member_port: p.port,
+            client: src,
+            napt: None,
             until: now.add(EXPECT_TIMEOUT),
         };
-        self.ftp.expect(e);
-        out.alg.ftp = Some(p.command);
-        // The address changes only in a reply (LSNAT leaves the client's address as it is;
-        // LS-NAPT's PORT is not rewritten, see the README).
-        if !passive || src_after == src || p.command == FtpCommand::Epsv {
-            return None;
+        let mut rewrite = None;
+        if passive {
+            // EPSV's reply names no address.
+            if src_after != src && p.command != FtpCommand::Epsv {
+                rewrite = Some((src_after, p.port));
+            }
+        } else if napt {
+            let pool = PoolKey {
+                addr: translated.src,
+                peer: translated.dst,
+                protocol: key.protocol,
+            };
+            let vss = &self.vss;
+            let port = self.ports.allocate_avoiding(pool, p.port, |q| {
+                vss.is_tu_service(pool.addr, pool.protocol, q)
+            })?;
+            e.napt = Some((pool, port));
+            if self.vss.view == View::Router {
+                (e.to, e.port) = (translated.src, port);
+            }
+            rewrite = Some((translated.src, port));
         }
-        format(p.command, src_after, p.port, &mut self.ftp.text);
+        for old in self.ftp.expect(e) {
+            self.ftp_unreserve(old);
+        }
+        out.alg.ftp = Some(p.command);
+        let (addr, port) = rewrite?;
+        format(p.command, addr, port, &mut self.ftp.text);
         Some(p.span)
+    }
+
+    /// Gives back the TU port an LS-NAPT expectation held.
+    pub(crate) fn ftp_unreserve(&mut self, e: Option<Expectation>) {
+        if let Some((pool, port)) = e.and_then(|e| e.napt) {
+            self.ports.release(pool, port);
+        }
     }
 
     /// A SYN that opens a data connection an FTP control session announced (`inbound`: the
@@ -547,25 +595,33 @@ impl Engine {
             // Not forwarded: nothing is bound, the expectation waits for the next SYN.
             return Some(Err(DropReason::TtlExceeded));
         }
-        let e = self.ftp.take(now, t, inbound)?;
+        let e = self.ftp.take(t, inbound)?;
+        // Its port, held for it, is handed out again right below (bind_to keeps it).
+        self.ftp_unreserve(Some(e));
+        if e.until < now {
+            return None;
+        }
         let control = self.slots[e.slot as usize]
             .as_ref()
             .filter(|s| s.number == e.control)?;
         let (vs, member, chosen) = (control.vs as usize, control.member, control.chosen);
         let member_addr = control.translated.dst;
         let vip = control.key.dst;
-        let (key, port) = match inbound {
-            true => (*t, e.member_port),
-            // The member's SYN, member:port → client:port: keyed as the client → VIP side.
+        let (key, port, napt_port) = match inbound {
+            true => (*t, e.member_port, Some(t.sport)),
+            // The member's SYN, member:port → client:port (LS-NAPT: → the router's inside
+            // address and the port the command was rewritten to): keyed as the client → VIP
+            // side.
             false => (
                 Tuple {
                     protocol: t.protocol,
-                    src: t.dst,
-                    sport: t.dport,
+                    src: e.client,
+                    sport: e.member_port,
                     dst: vip,
                     dport: t.sport,
                 },
                 t.sport,
+                e.napt.map(|(_, p)| p),
             ),
         };
         let target = Target {
@@ -579,7 +635,7 @@ impl Engine {
         if self.max_sessions.is_some_and(|max| self.live >= max) && !self.retire_longest_idle() {
             return Some(Err(DropReason::TableFull));
         }
-        let bound = self.bind_to(now, vs, key, target, decision, false, inbound);
+        let bound = self.bind_to(now, vs, key, target, decision, false, napt_port);
         if let Ok(slot) = bound {
             let s = self.session_mut(slot);
             s.alg = ALG_DATA | if inbound { 0 } else { ALG_MEMBER_OPENED };

@@ -121,7 +121,8 @@ impl Engine {
             0 => None,
             _ => {
                 let d = self.ftp.data_of.get(&s.number).copied();
-                self.ftp.forget(s.number);
+                let pending = self.ftp.forget(s.number);
+                self.ftp_unreserve(pending);
                 d
             }
         };
