@@ -117,3 +117,80 @@ fn a_data_syn_with_ttl_1_is_dropped_before_anything_is_bound() {
     // Nothing else of those two connections can be bound: their SYNs were the only ones.
     assert_eq!(g.text.matches(" ftp-data of s").count(), 4, "{}", g.text);
 }
+
+/// A passive data connection's 4-tuple used again while the first connection is in its close
+/// grace (the capture with the first data connection of control session s1, A:40111 →
+/// VIP:50010, copied 0.8 ms later, after its FINs, as a client reusing its port would): the
+/// closing session ends and the new SYN is classified afresh. No control session announced it
+/// again, and the VIP's port 50010 is no service, so it passes untranslated and nothing is
+/// bound. The first version load-shared it as if the data port were a service of the virtual
+/// server.
+#[test]
+fn a_data_tuple_reused_in_its_close_grace_is_classified_afresh() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let mut pcap = common::Pcap::read(&ftp_capture());
+    // Ethernet: IPv4 at 14, TCP ports at 34.
+    let of_s2 = |f: &[u8]| {
+        let ports = [
+            u16::from_be_bytes([f[34], f[35]]),
+            u16::from_be_bytes([f[36], f[37]]),
+        ];
+        ports == [40111, 50010] || ports == [50010, 40111]
+    };
+    let ns = |h: &[u8; 16]| {
+        u64::from(u32::from_le_bytes(h[..4].try_into().unwrap())) * 1_000_000_000
+            + u64::from(u32::from_le_bytes(h[4..8].try_into().unwrap()))
+    };
+    let copies: Vec<([u8; 16], Vec<u8>)> = pcap
+        .records
+        .iter()
+        .filter(|(_, f)| f.len() > 38 && f[23] == 6 && of_s2(f))
+        .map(|(h, f)| {
+            let t = ns(h) + 800_000;
+            let mut h = *h;
+            h[..4].copy_from_slice(&((t / 1_000_000_000) as u32).to_le_bytes());
+            h[4..8].copy_from_slice(&((t % 1_000_000_000) as u32).to_le_bytes());
+            (h, f.clone())
+        })
+        .collect();
+    assert_eq!(copies.len(), 8);
+    let last = copies.iter().map(|(h, _)| ns(h)).max().unwrap();
+    // The copy ends before control session s1's next PASV reply announces anything.
+    assert!(last < ns(&pcap.records[0].0) + 40_000_000);
+    pcap.records.extend(copies);
+    pcap.records.sort_by_key(|(h, _)| ns(h));
+    let cap = dir.join("reused.pcap");
+    pcap.write(&cap);
+    std::fs::copy(
+        common::root().join("captures/lsnat-ftp.toml"),
+        dir.join("reused.toml"),
+    )
+    .unwrap();
+    let g = lsnat::check::render(&cap, None, None).unwrap();
+    let text = &g.text;
+    let lines = |s: &str| text.lines().filter(|l| l.contains(s)).count();
+    // The copy's SYN, and its client's packets after it: not load-shared; they pass as to no
+    // service of the VIP (LSNAT: the VIP is not the router's own address).
+    assert_eq!(
+        lines("pass  vip-not-a-service -   tcp 198.51.100.7:40111 > 198.18.0.100:50010"),
+        4,
+        "{text}"
+    );
+    // Sessions: the five control and six data sessions of the capture, and no other.
+    assert_eq!(lines(" ftp-data of s"), 6, "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with('s') && l.contains(" ftp tcp "))
+            .count(),
+        11,
+        "{text}"
+    );
+    // s2, the first connection, ended when its tuple was opened again.
+    let s2 = text.lines().find(|l| l.starts_with("s2 ")).unwrap();
+    assert!(
+        s2.contains("198.51.100.7:40111 > 198.18.0.100:50010")
+            && s2.contains(" end fin at +0.003579"),
+        "{s2}"
+    );
+}

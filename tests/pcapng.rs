@@ -599,3 +599,90 @@ fn section_of_major_version_2_is_refused() {
         assert!(err.contains("major version 2"), "{err}");
     }
 }
+
+/// The FTP gateway's resized datagrams in pcapng (`captures/lsnat-ftp.pcap` as pcapng, each
+/// packet with a comment naming it, an `epb_packetid` and an `epb_hash` of its bytes; no real
+/// capture of ours is pcapng): a `227` rewritten one byte longer is written in its packet's
+/// place with its comment and id but not its hash (which its new bytes no longer match), and
+/// its original length one byte longer too. Every other packet keeps its options, its hash
+/// too when its bytes are as captured. In the member's capture the `227` is what the member
+/// sent: its hash kept, and matching.
+#[test]
+fn a_resized_ftp_reply_keeps_its_options_but_its_hash() {
+    let scratch = common::scratch();
+    let mut ng = Ng::default();
+    ng.shb(false, &[]).idb(1, 262_144, &[(9, &[9])]);
+    let packets: Vec<(u64, Vec<u8>)> =
+        common::read_all(&common::root().join("captures/lsnat-ftp.pcap"))
+            .into_iter()
+            .map(|(m, b)| (m.ts.nanos(), b))
+            .collect();
+    for (k, (ns, frame)) in packets.iter().enumerate() {
+        let mut hash = vec![2];
+        hash.extend_from_slice(&crc32(frame).to_le_bytes());
+        let comment = format!("packet {}", k + 1).into_bytes();
+        let id = ng.w64(k as u64 + 1);
+        let opts: [(u16, &[u8]); 3] = [(1, &comment), (3, &hash), (5, &id)];
+        ng.epb(0, *ns, frame.len() as u32, frame, &opts);
+    }
+    let input = save(scratch.path(), "ftp.pcapng", &ng);
+    let out = scratch.path().join("out.pcapng");
+    let members = scratch.path().join("m");
+    let o = common::lsnat()
+        .args(["replay", "-q", "-c", "captures/lsnat-ftp.toml"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .arg("--members-dir")
+        .arg(&members)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let orig_len = |b: &Block| u32::from_le_bytes(b.body[16..20].try_into().unwrap()) as usize;
+    let (mut resized, mut hashed) = (0, 0);
+    for b in blocks(&out).iter().filter(|b| b.type_ == 6) {
+        let opts = packet_options(b);
+        let id = opts
+            .iter()
+            .find(|(c, _)| *c == 5)
+            .expect("epb_packetid kept");
+        let k = u64::from_le_bytes(id.1[..8].try_into().unwrap()) as usize;
+        let comment = opts.iter().find(|(c, _)| *c == 1).expect("comment kept");
+        assert_eq!(comment.1, format!("packet {k}").into_bytes());
+        let data = packet_data(b);
+        let captured = &packets[k - 1].1;
+        assert_eq!(orig_len(b), data.len(), "packet {k}: not cut, so whole");
+        let hash = opts.iter().find(|(c, _)| *c == 3);
+        if data.len() != captured.len() {
+            assert_eq!(data.len(), captured.len() + 1, "packet {k}");
+            assert!(data.windows(4).any(|w| w == b"227 "), "packet {k}");
+            assert!(hash.is_none(), "packet {k}: a stale hash");
+            resized += 1;
+        } else if data == captured.as_slice() {
+            assert_eq!(hash.expect("hash kept").1[1..], crc32(data).to_le_bytes());
+        } else {
+            assert!(hash.is_none(), "packet {k}: a stale hash");
+        }
+    }
+    assert_eq!(resized, 3);
+    // The member's capture: the 227 replies as the member sent them, hashes matching.
+    for entry in std::fs::read_dir(&members).unwrap() {
+        for b in blocks(&entry.unwrap().path())
+            .iter()
+            .filter(|b| b.type_ == 6)
+        {
+            let data = packet_data(b);
+            let opts = packet_options(b);
+            if data.windows(4).any(|w| w == b"227 ") {
+                let hash = opts
+                    .iter()
+                    .find(|(c, _)| *c == 3)
+                    .expect("the member's own 227 keeps its hash");
+                assert_eq!(hash.1[1..], crc32(data).to_le_bytes());
+                hashed += 1;
+            }
+        }
+    }
+    assert_eq!(hashed, 3);
+}
