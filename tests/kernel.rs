@@ -409,7 +409,7 @@ fn ls_napt_matches_the_kernel_except_the_clash_port() {
     let (mut exact, mut clash) = (0, 0);
     for (index, d) in &ours {
         let mut d = d.clone();
-        if pool.get(&d).is_none_or(|&n| n == 0) {
+        if !holds(&pool, &d) {
             // Only the clashing session toward the member may differ: router:41001 → m1:80.
             let ihl = usize::from(d[0] & 0x0f) * 4;
             assert_eq!(d[9], 6, "packet {index}: only the TCP clash may differ");
@@ -424,11 +424,11 @@ fn ls_napt_matches_the_kernel_except_the_clash_port() {
         } else {
             exact += 1;
         }
-        let n = pool
-            .get_mut(&d)
-            .filter(|n| **n > 0)
-            .unwrap_or_else(|| panic!("packet {index}: not among the kernel's datagrams"));
-        *n -= 1;
+        take(
+            &mut pool,
+            &d,
+            &format!("packet {index}: not among the kernel's datagrams"),
+        );
     }
     assert!(exact > 80, "{exact}");
     assert!(clash >= 5, "{clash}");
@@ -471,6 +471,20 @@ fn ftp_gateway_matches_the_kernels_ftp_helper_byte_for_byte() {
     assert_eq!(count(" ftp 227 +1B"), 3, "{}", g.text);
     assert_eq!(count(" ftp-data of s"), 6, "{}", g.text);
     assert!(count(" seq+2") > 0 && count(" ack-2") > 0, "{}", g.text);
+}
+
+/// Whether a pool of datagrams (each with how many times it is left) still holds `d`.
+fn holds(pool: &HashMap<Vec<u8>, usize>, d: &[u8]) -> bool {
+    pool.get(d).is_some_and(|&n| n > 0)
+}
+
+/// Takes one `d` out of the pool; fails with `what` when none is left.
+fn take(pool: &mut HashMap<Vec<u8>, usize>, d: &[u8], what: &str) {
+    let n = pool
+        .get_mut(d)
+        .filter(|n| **n > 0)
+        .unwrap_or_else(|| panic!("{what}"));
+    *n -= 1;
 }
 
 /// A datagram's IP header length, protocol, and ends (address and port each).
@@ -561,7 +575,7 @@ fn ftp_gateway_in_ls_napt_matches_the_kernel_except_the_clash_port() {
     let (mut exact, mut shifted, mut passed) = (0, 0, 0);
     for (index, d) in &ours {
         let mut d = d.clone();
-        if pool.get(&d).is_none_or(|&n| n == 0) {
+        if !holds(&pool, &d) {
             let (ihl, protocol, src, sport, dst, dport) = ends(&d);
             assert_eq!(protocol, 6, "packet {index}: only TCP may differ");
             match (src, sport, dst, dport) {
@@ -597,11 +611,11 @@ fn ftp_gateway_in_ls_napt_matches_the_kernel_except_the_clash_port() {
         } else {
             exact += 1;
         }
-        let n = pool
-            .get_mut(&d)
-            .filter(|n| **n > 0)
-            .unwrap_or_else(|| panic!("packet {index}: not among the kernel's datagrams"));
-        *n -= 1;
+        take(
+            &mut pool,
+            &d,
+            &format!("packet {index}: not among the kernel's datagrams"),
+        );
     }
     assert!(exact > 200, "{exact}");
     assert!(shifted >= 4, "{shifted}");
@@ -701,7 +715,7 @@ fn ftp_gateway_in_ls_napt_client_side_view_gives_what_the_members_saw() {
             d[8] += 1;
             d[10..12].copy_from_slice(&c.to_be_bytes());
         }
-        if pool.get(&d).is_none_or(|&n| n == 0) {
+        if !holds(&pool, &d) {
             let (ihl, _, src, sport, dst, dport) = ends(&d);
             let csum = |d: &[u8]| u16::from_be_bytes([d[ihl + 16], d[ihl + 17]]);
             match (src, sport, dst, dport) {
@@ -732,11 +746,11 @@ fn ftp_gateway_in_ls_napt_client_side_view_gives_what_the_members_saw() {
         } else {
             exact += 1;
         }
-        let n = pool
-            .get_mut(&d)
-            .filter(|n| **n > 0)
-            .unwrap_or_else(|| panic!("packet {index}: not what the members saw"));
-        *n -= 1;
+        take(
+            &mut pool,
+            &d,
+            &format!("packet {index}: not what the members saw"),
+        );
     }
     assert!(exact > 200, "{exact}");
     assert!(changed > 10, "{changed}");

@@ -546,10 +546,7 @@ impl Engine {
                 peer: translated.dst,
                 protocol: key.protocol,
             };
-            let vss = &self.vss;
-            let port = self.ports.allocate_avoiding(pool, p.port, |q| {
-                vss.is_tu_service(pool.addr, pool.protocol, q)
-            })?;
+            let port = self.allocate_tu_port(pool, p.port)?;
             e.napt = Some((pool, port));
             if self.vss.view == View::Router {
                 (e.to, e.port) = (translated.src, port);

@@ -326,16 +326,13 @@ impl Engine {
     /// session (`lookup.rs` `process` matches a query and a reply on one side each).
     fn napt_bind(&mut self, now: Timestamp, key: Tuple) -> Option<u32> {
         let due = now.add(self.idle_timeout(key.protocol));
-        let napt = self.napt.as_mut()?;
         let pool = PoolKey {
-            addr: napt.address,
+            addr: self.napt.as_ref()?.address,
             peer: key.dst,
             protocol: key.protocol,
         };
-        let vss = &self.vss;
-        let port = self.ports.allocate_avoiding(pool, key.sport, |p| {
-            vss.is_tu_service(pool.addr, key.protocol, p)
-        })?;
+        let port = self.allocate_tu_port(pool, key.sport)?;
+        let napt = self.napt.as_mut()?;
         let translated = Tuple {
             src: napt.address,
             sport: port,

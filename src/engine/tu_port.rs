@@ -174,6 +174,18 @@ impl TuPorts {
     }
 }
 
+impl super::Engine {
+    /// A TU port of `pool` for a translation the router makes (NAPT's sessions, §3.2; an FTP
+    /// announcement in LS-NAPT, §3.3): `wanted` when free, never a load-shared service port
+    /// of the router's address. `None` when the pool is exhausted.
+    pub(crate) fn allocate_tu_port(&mut self, pool: PoolKey, wanted: u16) -> Option<u16> {
+        let vss = &self.vss;
+        self.ports.allocate_avoiding(pool, wanted, |p| {
+            vss.is_tu_service(pool.addr, pool.protocol, p)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
