@@ -132,16 +132,21 @@ def eprt(spec, vip, data_port):
     lsock = socket.create_server((src, int(data_port)), backlog=1)
     lsock.settimeout(TIMEOUT)
     ftp.voidcmd(f"EPRT |1|{src}|{data_port}|")
+    active_retr(ftp, lsock, "EPRT")
+    quit_(ftp)
+
+
+def active_retr(ftp, lsock, label):
+    """RETR over an active-mode data connection: the member connects to lsock."""
     resp = ftp.sendcmd(f"RETR {FILE}")
     if not resp.startswith("1"):
         raise ftplib.error_reply(resp)
     data, peer = lsock.accept()
     lsock.close()
-    log(f"  EPRT data {peer[0]}:{peer[1]} -> {data.getsockname()}")
+    log(f"  {label} data {peer[0]}:{peer[1]} -> {data.getsockname()}")
     n = read_data(data)
     log(f"  RETR {FILE}: {n} bytes")
     ftp.voidresp()
-    quit_(ftp)
 
 
 def clash(spec, vip, data_port, spec2, *fillers):
@@ -160,15 +165,7 @@ def clash(spec, vip, data_port, spec2, *fillers):
         log(f"  PORT {src}:{data_port} sent, RETR held")
         held.append((ftp, lsock))
     for ftp, lsock in held:
-        resp = ftp.sendcmd(f"RETR {FILE}")
-        if not resp.startswith("1"):
-            raise ftplib.error_reply(resp)
-        data, peer = lsock.accept()
-        lsock.close()
-        log(f"  PORT data {peer[0]}:{peer[1]} -> {data.getsockname()}")
-        n = read_data(data)
-        log(f"  RETR {FILE}: {n} bytes")
-        ftp.voidresp()
+        active_retr(ftp, lsock, "PORT")
     for ftp, _ in held:
         quit_(ftp)
 
