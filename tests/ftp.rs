@@ -194,3 +194,67 @@ fn a_data_tuple_reused_in_its_close_grace_is_classified_afresh() {
         "{s2}"
     );
 }
+
+/// Member 203.0.113.1 removed by the pool timeline 1 ms into the capture, after control
+/// session s1 (to it) began and before either of its data connections (s2, s3) opened: the
+/// data connections still go to s1's member (IPVS's FTP helper sends them to the control
+/// connection's server; §2.5: bound sessions are not moved), and as that member's sessions
+/// after its removal each one's end is reported as `removed-session-ended` with all its
+/// packets after the removal. The first version reported only s1's end.
+#[test]
+fn data_connections_of_a_removed_members_control_session_report_their_end() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let cfg = config_with(
+        dir,
+        "",
+        "[[timeline]]\nat = \"+1ms\"\naction = \"remove\"\nmember = \"203.0.113.1\"\n",
+    );
+    let report = common::replay_json(dir, &ftp_capture(), &["-c".as_ref(), cfg.as_os_str()]);
+    let events: Vec<(String, u64, String)> = report["pool_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["transition"].as_str().unwrap().to_string(),
+                e["sessions"][0].as_u64().unwrap(),
+                e["evidence"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let ended = |n: u64, packets: [u64; 2]| {
+        (
+            "removed-session-ended".to_string(),
+            n,
+            format!(
+                "s{n} ended; {} packets to it and {} from it after the removal",
+                packets[0], packets[1]
+            ),
+        )
+    };
+    let sessions = report["sessions"].as_array().unwrap();
+    let session = |n: u64| sessions.iter().find(|s| s["id"] == n).unwrap();
+    for n in [2, 3] {
+        assert_eq!(session(n)["ftp_data_of"], 1);
+        assert_eq!(session(n)["member"], "203.0.113.1");
+    }
+    assert_eq!(
+        events,
+        vec![
+            (
+                "removed".to_string(),
+                1,
+                "no new sessions; bound sessions are not moved".to_string()
+            ),
+            ended(2, [4, 4]),
+            ended(3, [6, 6]),
+            ended(1, [16, 16]),
+        ]
+    );
+    // The data sessions' packets: all of them after the removal.
+    for (n, packets) in [(2, 4), (3, 6)] {
+        assert_eq!(session(n)["orig_pkts"], packets);
+        assert_eq!(session(n)["resp_pkts"], packets);
+    }
+}

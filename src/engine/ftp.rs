@@ -602,6 +602,10 @@ impl Engine {
             .as_ref()
             .filter(|s| s.number == e.control)?;
         let (vs, member, chosen) = (control.vs as usize, control.member, control.chosen);
+        // A removed member's control session keeps its data connections (as IPVS's FTP helper
+        // sends them to the control connection's server): they are its sessions after the
+        // removal, and their ends are reported like its own (see `timeline_unbound`).
+        let member_removed = control.member_removed;
         let member_addr = control.translated.dst;
         let vip = control.key.dst;
         let (key, port, napt_port) = match inbound {
@@ -636,6 +640,7 @@ impl Engine {
         if let Ok(slot) = bound {
             let s = self.session_mut(slot);
             s.alg = ALG_DATA | if inbound { 0 } else { ALG_MEMBER_OPENED };
+            s.member_removed = member_removed;
             let number = s.number;
             self.ftp.data_of.insert(number, e.control);
         }
