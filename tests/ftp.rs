@@ -258,3 +258,175 @@ fn data_connections_of_a_removed_members_control_session_report_their_end() {
         assert_eq!(session(n)["resp_pkts"], packets);
     }
 }
+
+/// What the gateway read and did, counted in the JSON report's `ftp_gateway` and the
+/// terminal summary: on the capture as recorded, every command and reply followed; with the
+/// address of client B's `PORT` (packet 144) changed to a third party's, 198.51.100.24 (its
+/// TCP checksum recomputed), that command is forwarded unrewritten and not followed, as Linux's
+/// `nf_conntrack_ftp` does not record it, and member 1's data connection to B (packet 148)
+/// binds nothing.
+#[test]
+fn the_report_counts_commands_followed_and_not_followed() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let gateway = |report: &serde_json::Value| report["ftp_gateway"].clone();
+    let report = common::replay_json(dir, &ftp_capture(), &[]);
+    assert_eq!(
+        gateway(&report),
+        serde_json::json!({
+            "followed": {"227": 3, "229": 1, "EPRT": 1, "PORT": 1},
+            "unfollowed": {},
+            "resized": 3,
+            "data_sessions": 6,
+        })
+    );
+    let out = common::lsnat()
+        .arg("replay")
+        .arg(ftp_capture())
+        .arg("--json")
+        .arg(dir.join("r.json"))
+        .output()
+        .unwrap();
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    for row in ["227 followed", "PORT followed", "data connections bound"] {
+        assert!(terminal.contains(row), "{row}: {terminal}");
+    }
+
+    let mut pcap = common::Pcap::read(&ftp_capture());
+    let frame = &mut pcap.records[143].1;
+    let text = b"PORT 198,51,100,23,";
+    let at = frame
+        .windows(text.len())
+        .position(|w| w == text)
+        .expect("packet 144 is B's PORT");
+    frame[at + text.len() - 2] = b'4';
+    common::fix_tcp_checksum(frame);
+    let cap = dir.join("third-party.pcap");
+    pcap.write(&cap);
+    std::fs::copy(
+        common::root().join("captures/lsnat-ftp.toml"),
+        dir.join("third-party.toml"),
+    )
+    .unwrap();
+    let report = common::replay_json(dir, &cap, &[]);
+    assert_eq!(
+        gateway(&report),
+        serde_json::json!({
+            "followed": {"227": 3, "229": 1, "EPRT": 1},
+            "unfollowed": {"address-not-sender": 1},
+            "resized": 3,
+            "data_sessions": 5,
+        })
+    );
+    let g = lsnat::check::render(&cap, None, None).unwrap();
+    let line = |n: usize| {
+        g.text
+            .lines()
+            .find(|l| l.starts_with(&format!("{n:>5} ")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        line(144).contains("198.51.100.23:40024 > 203.0.113.1:21")
+            && line(144).ends_with("ftp PORT unfollowed address-not-sender s8"),
+        "{}",
+        line(144)
+    );
+    assert!(!line(148).contains("xlat"), "{}", line(148));
+}
+
+/// LS-NAPT with no TU port left toward the member: `captures/lsnat-ftp-napt.pcap` with
+/// 3 × 64,512 + 3 client SYNs to the VIP's port 21 (from 198.19.x.y) inserted just before
+/// control session s5's `PORT` (packet 87), which fill every member's pool (round-robin
+/// gives each a third). The `PORT` is then forwarded with its client's address unrewritten,
+/// nothing is expected, and the report says why (`no-tu-port`); Linux's `nf_nat_ftp` drops
+/// it instead ("all ports in use"), a choice lsnat does not copy: the command is the client's
+/// and the member may still answer it on the router's address.
+#[test]
+fn a_port_with_no_tu_port_free_is_reported_as_not_followed() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let capture = common::root().join("captures/lsnat-ftp-napt.pcap");
+    let mut pcap = common::Pcap::read(&capture);
+    let (header, port) = pcap.records[86].clone();
+    assert!(
+        port.windows(5).any(|w| w == b"PORT "),
+        "packet 87 is s5's PORT"
+    );
+    let n = 3 * 64_512 + 3;
+    let flood: Vec<([u8; 16], Vec<u8>)> = (0..n)
+        .map(|i: u32| {
+            let mut f = port[..14 + 40].to_vec();
+            let ip = &mut f[14..];
+            ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+            ip[10..12].copy_from_slice(&[0, 0]);
+            ip[12..16].copy_from_slice(&(0xC613_0000 + i / 60_000).to_be_bytes()); // 198.19.x.y
+            let tcp = &mut ip[20..];
+            tcp[0..2].copy_from_slice(&(1024 + (i % 60_000) as u16).to_be_bytes());
+            tcp[4..8].copy_from_slice(&i.to_be_bytes());
+            tcp[8..12].copy_from_slice(&[0; 4]);
+            tcp[12] = 5 << 4;
+            tcp[13] = 0x02; // SYN
+            let sum: u32 = f[14..34]
+                .chunks(2)
+                .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+                .sum();
+            let sum = (sum & 0xffff) + (sum >> 16);
+            let hc = !(((sum & 0xffff) + (sum >> 16)) as u16);
+            f[24..26].copy_from_slice(&hc.to_be_bytes());
+            common::fix_tcp_checksum(&mut f);
+            let mut h = header;
+            h[8..12].copy_from_slice(&54u32.to_le_bytes());
+            h[12..16].copy_from_slice(&54u32.to_le_bytes());
+            (h, f)
+        })
+        .collect();
+    pcap.records.splice(86..86, flood);
+    let cap = dir.join("full.pcap");
+    pcap.write(&cap);
+    std::fs::copy(
+        common::root().join("captures/lsnat-ftp-napt.toml"),
+        dir.join("full.toml"),
+    )
+    .unwrap();
+    let out = dir.join("out.pcap");
+    let report = common::replay_json(dir, &cap, &["-o".as_ref(), out.as_os_str()]);
+    assert_eq!(
+        report["ftp_gateway"]["unfollowed"],
+        serde_json::json!({"no-tu-port": 1})
+    );
+    let index = 87 + n as usize;
+    // The pools are full: the first packet refused is one of the inserted SYNs, before the
+    // PORT.
+    let first = &report["dropped_packets"][0];
+    assert_eq!(first["reason"], "napt-ports-exhausted");
+    assert!(
+        first["tuple"]["src"]
+            .as_str()
+            .unwrap()
+            .starts_with("198.19.")
+    );
+    assert!(first["packet"].as_u64().unwrap() < index as u64);
+    let g = lsnat::check::render(&cap, None, None).unwrap();
+    let line = g
+        .text
+        .lines()
+        .find(|l| l.starts_with(&format!("{index:>5} ")))
+        .unwrap();
+    assert!(
+        line.contains(
+            "198.51.100.7:40033 > 198.18.0.100:21 => 203.0.113.254:40033 > 203.0.113.3:21"
+        ) && line.ends_with(" ftp PORT unfollowed no-tu-port s5"),
+        "{line}"
+    );
+    // Forwarded as it came but for the translation: the client's own address.
+    let ports: Vec<String> = common::ipv4_datagrams(&out)
+        .iter()
+        .filter_map(|(_, d)| {
+            let at = d.windows(5).position(|w| w == b"PORT ")?;
+            let text = String::from_utf8_lossy(&d[at..]).trim_end().to_string();
+            text.starts_with("PORT 1").then_some(text)
+        })
+        .collect();
+    assert_eq!(ports, ["PORT 198,51,100,7,157,39"]);
+}

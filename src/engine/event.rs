@@ -235,8 +235,11 @@ pub struct Outcome {
 /// What the FTP application level gateway did to a packet of a control session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct AlgNote {
-    /// The command or reply whose address it rewrote or whose data connection it expects.
+    /// The command or reply it read: it rewrote its address or expects its data connection,
+    /// unless `unfollowed` says why not.
     pub ftp: Option<super::ftp::FtpCommand>,
+    /// Why the gateway neither rewrote `ftp` nor expects its data connection.
+    pub unfollowed: Option<super::ftp::Unfollowed>,
     /// Bytes the datagram grew by (negative: shrank) when the text changed length. The
     /// datagram to forward is then [`super::Engine::resized`], not the bytes given.
     pub resized: i16,

@@ -49,6 +49,27 @@ pub enum FtpCommand {
     Epsv,
 }
 
+/// Why the gateway did not follow a command or reply it read (its packet is forwarded
+/// unchanged but for the translation, and no data connection is expected).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Unfollowed {
+    /// It names an address other than its sender's (Linux's `nf_conntrack_ftp`: "NOT
+    /// RECORDING"; RFC 959 allows a third party, which a NAT cannot translate for).
+    AddressNotSender,
+    /// LS-NAPT: no TU port toward the member was free to announce (RFC 3022 §4.3).
+    NoTuPort,
+}
+
+impl Unfollowed {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unfollowed::AddressNotSender => "address-not-sender",
+            Unfollowed::NoTuPort => "no-tu-port",
+        }
+    }
+}
+
 impl FtpCommand {
     /// How it is shown: the command, or the reply code.
     pub fn name(self) -> &'static str {
@@ -503,14 +524,16 @@ impl Engine {
         src_after: [u8; 4],
         out: &mut Outcome,
     ) -> Option<(usize, usize)> {
-        if p.addr.is_some_and(|a| a != src) {
-            // Linux: "NOT RECORDING" an address other than the sender's.
-            return None;
-        }
         let s = self.session(slot);
         let (number, key, translated, napt) = (s.number, s.key, s.translated, s.napt);
         let passive = dir == 1;
         if passive != p.command.passive() {
+            return None;
+        }
+        out.alg.ftp = Some(p.command);
+        if p.addr.is_some_and(|a| a != src) {
+            // Linux: "NOT RECORDING" an address other than the sender's.
+            out.alg.unfollowed = Some(Unfollowed::AddressNotSender);
             return None;
         }
         // The control session's earlier announcement goes first, its port with it.
@@ -546,7 +569,10 @@ impl Engine {
                 peer: translated.dst,
                 protocol: key.protocol,
             };
-            let port = self.allocate_tu_port(pool, p.port)?;
+            let Some(port) = self.allocate_tu_port(pool, p.port) else {
+                out.alg.unfollowed = Some(Unfollowed::NoTuPort);
+                return None;
+            };
             e.napt = Some((pool, port));
             if self.vss.view == View::Router {
                 (e.to, e.port) = (translated.src, port);
@@ -556,7 +582,6 @@ impl Engine {
         for old in self.ftp.expect(e) {
             self.ftp_unreserve(old);
         }
-        out.alg.ftp = Some(p.command);
         let (addr, port) = rewrite?;
         format(p.command, addr, port, &mut self.ftp.text);
         Some(p.span)

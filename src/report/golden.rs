@@ -159,6 +159,9 @@ fn render_outcome(p: &mut String, o: &Outcome) {
 fn render_alg(p: &mut String, a: &AlgNote) {
     if let Some(c) = a.ftp {
         let _ = write!(p, " ftp {}", c.name());
+        if let Some(u) = a.unfollowed {
+            let _ = write!(p, " unfollowed {}", u.name());
+        }
         if a.resized != 0 {
             let _ = write!(p, " {:+}B", a.resized);
         }

@@ -1219,6 +1219,12 @@ impl JsonReport {
             },
             "sessions_bound": summary.sessions,
             "session_ends": ends,
+            "ftp_gateway": {
+                "followed": summary.ftp.followed,
+                "unfollowed": summary.ftp.unfollowed,
+                "resized": summary.ftp.resized,
+                "data_sessions": summary.ftp.data_sessions,
+            },
             "dropped_packets": dropped,
             "dropped_packets_listed_all": summary.dropped_packets.len() as u64 == summary.dropped.values().sum::<u64>(),
             "warnings": totals.warnings,

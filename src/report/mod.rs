@@ -92,6 +92,30 @@ pub struct Summary {
     pub fragments_expired: u64,
     /// ICMP time exceeded messages the modelled router sent.
     pub icmp_time_exceeded_sent: u64,
+    /// What the FTP gateway did (RFC 1631 §5, RFC 3022 §4.3).
+    pub ftp: FtpTotals,
+}
+
+/// The FTP gateway's counts over a replay.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FtpTotals {
+    /// Commands and replies it followed (rewrote, expects their data connection), by name
+    /// (`PORT`, `EPRT`, `227`, `229`).
+    pub followed: BTreeMap<&'static str, u64>,
+    /// Commands and replies it read but did not follow, by reason
+    /// ([`crate::engine::ftp::Unfollowed::name`]).
+    pub unfollowed: BTreeMap<&'static str, u64>,
+    /// Packets whose datagram changed length with the rewrite.
+    pub resized: u64,
+    /// Data connections bound to their control session's member.
+    pub data_sessions: u64,
+}
+
+impl FtpTotals {
+    /// Whether the gateway saw anything.
+    pub fn any(&self) -> bool {
+        *self != FtpTotals::default()
+    }
 }
 
 /// Capture instant `t` as time after `start`: `+S.UUUUUU`, microseconds truncated (`-` before
@@ -142,6 +166,7 @@ impl Summary {
 
     fn ended(&mut self, r: &SessionRecord) {
         *self.ends.entry(r.end).or_default() += 1;
+        self.ftp.data_sessions += u64::from(r.ftp_data_of.is_some());
         let m = self.member(r.member);
         m.orig_pkts += r.orig_packets;
         m.orig_ip_bytes += r.orig_bytes;
@@ -151,6 +176,17 @@ impl Summary {
 }
 
 impl Summary {
+    #[cold]
+    fn ftp_command(&mut self, c: crate::engine::ftp::FtpCommand, o: &Outcome) {
+        match o.alg.unfollowed {
+            None => {
+                *self.ftp.followed.entry(c.name()).or_default() += 1;
+                self.ftp.resized += u64::from(o.alg.resized != 0);
+            }
+            Some(u) => *self.ftp.unfollowed.entry(u.name()).or_default() += 1,
+        }
+    }
+
     fn outcome(&mut self, meta: &PacketMeta, o: &Outcome) {
         match o.verdict {
             Verdict::Held(_) => self.fragments_held += 1,
@@ -165,6 +201,9 @@ impl Summary {
                 }
                 if o.faults.any() {
                     self.checksum_faults += 1;
+                }
+                if let Some(c) = o.alg.ftp {
+                    self.ftp_command(c, o);
                 }
             }
             Verdict::Pass(r) => *self.passed.entry(r.name()).or_default() += 1,

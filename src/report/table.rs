@@ -181,6 +181,25 @@ pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16
     right(&mut e, 1);
     fix(&mut e);
     let _ = writeln!(out, "{e}");
+    if summary.ftp.any() {
+        // The FTP gateway (RFC 1631 §5, RFC 3022 §4.3): what it read and did.
+        let f = &summary.ftp;
+        let mut g = table(&["ftp gateway", "count"]);
+        for (name, n) in &f.followed {
+            g.add_row(vec![format!("{name} followed"), n.to_string()]);
+        }
+        for (why, n) in &f.unfollowed {
+            g.add_row(vec![format!("not followed: {why}"), n.to_string()]);
+        }
+        g.add_row(vec!["resized".to_string(), f.resized.to_string()]);
+        g.add_row(vec![
+            "data connections bound".to_string(),
+            f.data_sessions.to_string(),
+        ]);
+        right(&mut g, 1);
+        fix(&mut g);
+        let _ = writeln!(out, "{g}");
+    }
     if !summary.pool_events.is_empty() {
         const ROWS: usize = 60;
         let start = totals.first_ts.unwrap_or_default();
