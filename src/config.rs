@@ -1065,6 +1065,19 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 }
                 let timeout =
                     duration(&a.timeout, &field("affinity.timeout"), Span::from_secs(300))?;
+                // Client affinity (RSerPool requirements §5) lasts this long after the client's
+                // last session on the member ended. 0 is refused, as `ipvsadm -p` refuses a
+                // persistence timeout below 1 s: it does not turn affinity off (it would still
+                // hold while the client has a session there), which leaving the table out does.
+                if let Some(t) = a.timeout.as_ref().filter(|_| timeout.0 == 0) {
+                    return Err(err(
+                        Some(t.span()),
+                        &field("affinity.timeout"),
+                        "an affinity timeout must be longer than zero; to turn affinity off, \
+                         leave out the [virtual_server.affinity] table"
+                            .into(),
+                    ));
+                }
                 Some(AffinityConfig {
                     prefix: prefix as u8,
                     timeout,
@@ -1865,6 +1878,40 @@ algorithm = "wlc"
 smoothing = 0.5
 members = ["203.0.113.1", "203.0.113.3"]
 "#;
+
+    /// A client-affinity timeout of zero is refused at its line, saying how to turn affinity
+    /// off (leave the table out); zero would not mean off, as `ipvsadm -p` refuses it too. The
+    /// shortest timeout above zero is taken.
+    #[test]
+    fn a_zero_affinity_timeout_is_refused() {
+        for zero in ["\"0s\"", "0", "\"0ms\"", "\"0h0m\""] {
+            let text = ALGO.replace("timeout = \"5m\"", &format!("timeout = {zero}"));
+            assert_eq!(
+                error_of(&text),
+                "lab.toml:14: field `virtual_server[0].affinity.timeout`: an affinity timeout \
+                 must be longer than zero; to turn affinity off, leave out the \
+                 [virtual_server.affinity] table",
+                "{zero}"
+            );
+        }
+        let c = parse(Path::new("a.toml"), &ALGO.replace("\"5m\"", "\"1ns\"")).unwrap();
+        assert_eq!(
+            c.virtual_servers[0].affinity,
+            Some(AffinityConfig {
+                prefix: 24,
+                timeout: Span(1)
+            })
+        );
+        // Without the table, no affinity: the way to turn it off.
+        let off = ALGO.replace(
+            "[virtual_server.affinity]\nprefix = 24\ntimeout = \"5m\"\n",
+            "",
+        );
+        assert_eq!(
+            parse(Path::new("a.toml"), &off).unwrap().virtual_servers[0].affinity,
+            None
+        );
+    }
 
     #[test]
     fn member_tables_weights_costs_and_parameters() {
