@@ -582,3 +582,46 @@ fn a_zero_affinity_timeout_is_refused_saying_how_to_turn_affinity_off() {
         format!(":28: field `virtual_server[1].affinity.timeout`: {how}")
     );
 }
+
+/// RFC 2391 §3: a virtual server's address is the router's own, never a pool member, neither
+/// of another virtual server nor of its own. On a copy of `captures/rfc2391-fig1.toml`: `echo`
+/// moved to its own address and that address made a member of `web`; `ping` (on the VIP it
+/// shares with `web`) given the VIP as a member.
+#[test]
+fn a_virtual_servers_address_is_refused_as_a_pool_member() {
+    let pool = r#"members = ["172.85.0.1", "172.85.0.3", "172.85.0.2"]"#;
+    let e = bundled_config_error(
+        "captures/rfc2391-fig1.pcap",
+        "captures/rfc2391-fig1.toml",
+        &[
+            (
+                pool,
+                r#"members = ["172.85.0.1", "172.87.0.200", "172.85.0.2"]"#,
+            ),
+            (
+                "name = \"echo\"\nvip = \"172.87.0.100\"",
+                "name = \"echo\"\nvip = \"172.87.0.200\"",
+            ),
+        ],
+    );
+    assert_eq!(
+        e,
+        ":20: field `virtual_server[0].members`: member 172.87.0.200 is the address of virtual \
+         server `echo` (virtual_server[1].vip): a router cannot load-share a session to its own \
+         virtual address"
+    );
+    let e = bundled_config_error(
+        "captures/rfc2391-fig1.pcap",
+        "captures/rfc2391-fig1.toml",
+        &[(
+            &format!("protocol = \"icmp\"\nalgorithm = \"round-robin\"\n{pool}"),
+            "protocol = \"icmp\"\nalgorithm = \"round-robin\"\n\
+             members = [\"172.85.0.1\", \"172.87.0.100\"]",
+        )],
+    );
+    assert_eq!(
+        e,
+        ":35: field `virtual_server[2].members`: member 172.87.0.100 is the virtual server's own \
+         address"
+    );
+}
