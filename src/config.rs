@@ -518,6 +518,15 @@ fn field_at(text: &str, offset: usize) -> Option<String> {
     }
 }
 
+/// Why a pool member may not have the address of the virtual server `name` (the `j`th):
+/// RFC 2391 §3, the virtual server's address is the router's.
+fn vip_as_member(member: Ipv4Addr, name: &str, j: usize) -> String {
+    format!(
+        "member {member} is the address of virtual server `{name}` (virtual_server[{j}].vip): \
+         a router cannot load-share a session to its own virtual address"
+    )
+}
+
 /// Validates configuration text (`path` is only used in errors).
 pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
@@ -788,6 +797,9 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     let mut window: Option<(Span, String)> = None;
     let mut smoothing: Option<(f64, String)> = None;
     let mut settings: Vec<(MemberSettings, String)> = Vec::new();
+    // Every member entry (virtual server, address, where), checked against every virtual
+    // server's address once all are known.
+    let mut member_entries: Vec<(usize, Ipv4Addr, std::ops::Range<usize>)> = Vec::new();
     for (i, v) in file.virtual_server.iter().enumerate() {
         let field = |f: &str| format!("virtual_server[{i}].{f}");
         let addr = |s: &Spanned<String>, f: &str| {
@@ -925,6 +937,7 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 ));
             }
             members.push(a);
+            member_entries.push((i, a, m.span()));
         }
         if members.is_empty() {
             return Err(err(
@@ -1065,6 +1078,19 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 }
                 let timeout =
                     duration(&a.timeout, &field("affinity.timeout"), Span::from_secs(300))?;
+                // Client affinity (RSerPool requirements §5) lasts this long after the client's
+                // last session on the member ended. 0 is refused, as `ipvsadm -p` refuses a
+                // persistence timeout below 1 s: it does not turn affinity off (it would still
+                // hold while the client has a session there), which leaving the table out does.
+                if let Some(t) = a.timeout.as_ref().filter(|_| timeout.0 == 0) {
+                    return Err(err(
+                        Some(t.span()),
+                        &field("affinity.timeout"),
+                        "an affinity timeout must be longer than zero; to turn affinity off, \
+                         leave out the [virtual_server.affinity] table"
+                            .into(),
+                    ));
+                }
                 Some(AffinityConfig {
                     prefix: prefix as u8,
                     timeout,
@@ -1082,6 +1108,24 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
             params,
             affinity,
         });
+    }
+    // RFC 2391 §3: a virtual server's address is the router's own, the one it takes sessions
+    // on to load-share them among the pool (§4.1, §4.2); it is no server a pool can send a
+    // session to: a session translated to it would be addressed to the router itself. Checked
+    // once every virtual server's address is known (a member of one's own: refused above).
+    for (i, a, at) in &member_entries {
+        if let Some((j, o)) = cfg
+            .virtual_servers
+            .iter()
+            .enumerate()
+            .find(|(j, o)| o.vip == *a && j != i)
+        {
+            return Err(err(
+                Some(at.clone()),
+                &format!("virtual_server[{i}].members"),
+                vip_as_member(*a, &o.name, j),
+            ));
+        }
     }
     let dh = &file.dead_host;
     cfg.dead_host.enabled = dh.enabled.unwrap_or(cfg.dead_host.enabled);
@@ -1160,6 +1204,19 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                         Some(t.member.span()),
                         &field("member"),
                         format!("{member} is the virtual server's own address"),
+                    ));
+                }
+                // As a configured member (RFC 2391 §3): no virtual server's address.
+                if let Some((j, o)) = cfg
+                    .virtual_servers
+                    .iter()
+                    .enumerate()
+                    .find(|(_, o)| o.vip == member)
+                {
+                    return Err(err(
+                        Some(t.member.span()),
+                        &field("member"),
+                        vip_as_member(member, &o.name, j),
                     ));
                 }
                 added.push(member);
@@ -1661,6 +1718,73 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
         );
     }
 
+    /// RFC 2391 §3: a virtual server's address is the router's; no pool (nor the timeline's
+    /// `add`) may hold another virtual server's, whether that one comes later or earlier in
+    /// the file, named or not, the member written as an address or a table. The error is at
+    /// the member's line and names the virtual server whose address it is.
+    #[test]
+    fn a_member_is_no_other_virtual_servers_address() {
+        let why = "a router cannot load-share a session to its own virtual address";
+        let dns = "[[virtual_server]]\nname = \"dns\"\nvip = \"172.87.0.53\"\n\
+                   protocol = \"udp\"\nports = [53]\nmembers = [\"172.85.0.1\"]\n";
+        let later = GOOD.replace("\"172.85.0.3\"", "\"172.87.0.53\"") + dns;
+        assert_eq!(
+            error_of(&later),
+            format!(
+                "lab.toml:14: field `virtual_server[0].members`: member 172.87.0.53 is the \
+                 address of virtual server `dns` (virtual_server[1].vip): {why}"
+            )
+        );
+        // Unnamed, by its default name.
+        let unnamed = later.replace("name = \"dns\"\n", "");
+        assert!(
+            error_of(&unnamed).ends_with(
+                "member 172.87.0.53 is the address of virtual server `udp-1` \
+                 (virtual_server[1].vip): a router cannot load-share a session to its own \
+                 virtual address"
+            ),
+            "{}",
+            error_of(&unnamed)
+        );
+        let table = GOOD.replace("\"172.85.0.3\"", "{ addr = \"172.87.0.53\", weight = 2 }") + dns;
+        assert_eq!(
+            error_of(&table),
+            format!(
+                "lab.toml:14: field `virtual_server[0].members`: member 172.87.0.53 is the \
+                 address of virtual server `dns` (virtual_server[1].vip): {why}"
+            )
+        );
+        let earlier = format!(
+            "{GOOD}{}",
+            dns.replace("name = \"dns\"\n", "")
+                .replace("[\"172.85.0.1\"]", "[\"172.85.0.1\",\n  \"172.87.0.100\"]")
+        );
+        assert_eq!(
+            error_of(&earlier),
+            format!(
+                "lab.toml:20: field `virtual_server[1].members`: member 172.87.0.100 is the \
+                 address of virtual server `web` (virtual_server[0].vip): {why}"
+            )
+        );
+        let added = format!(
+            "{GOOD}{dns}[[timeline]]\nat = \"+1s\"\naction = \"add\"\n\
+             member = \"172.87.0.53\"\nvirtual_server = \"web\"\n"
+        );
+        assert_eq!(
+            error_of(&added),
+            format!(
+                "lab.toml:24: field `timeline[0].member`: member 172.87.0.53 is the address of \
+                 virtual server `dns` (virtual_server[1].vip): {why}"
+            )
+        );
+        // The same pool with another address is fine.
+        let c = parse(Path::new("ok.toml"), &(GOOD.to_string() + dns)).unwrap();
+        assert_eq!(
+            c.virtual_servers[1].members,
+            vec![Ipv4Addr::new(172, 85, 0, 1)]
+        );
+    }
+
     #[test]
     fn dead_host_and_timeline() {
         let text = format!(
@@ -1865,6 +1989,40 @@ algorithm = "wlc"
 smoothing = 0.5
 members = ["203.0.113.1", "203.0.113.3"]
 "#;
+
+    /// A client-affinity timeout of zero is refused at its line, saying how to turn affinity
+    /// off (leave the table out); zero would not mean off, as `ipvsadm -p` refuses it too. The
+    /// shortest timeout above zero is taken.
+    #[test]
+    fn a_zero_affinity_timeout_is_refused() {
+        for zero in ["\"0s\"", "0", "\"0ms\"", "\"0h0m\""] {
+            let text = ALGO.replace("timeout = \"5m\"", &format!("timeout = {zero}"));
+            assert_eq!(
+                error_of(&text),
+                "lab.toml:14: field `virtual_server[0].affinity.timeout`: an affinity timeout \
+                 must be longer than zero; to turn affinity off, leave out the \
+                 [virtual_server.affinity] table",
+                "{zero}"
+            );
+        }
+        let c = parse(Path::new("a.toml"), &ALGO.replace("\"5m\"", "\"1ns\"")).unwrap();
+        assert_eq!(
+            c.virtual_servers[0].affinity,
+            Some(AffinityConfig {
+                prefix: 24,
+                timeout: Span(1)
+            })
+        );
+        // Without the table, no affinity: the way to turn it off.
+        let off = ALGO.replace(
+            "[virtual_server.affinity]\nprefix = 24\ntimeout = \"5m\"\n",
+            "",
+        );
+        assert_eq!(
+            parse(Path::new("a.toml"), &off).unwrap().virtual_servers[0].affinity,
+            None
+        );
+    }
 
     #[test]
     fn member_tables_weights_costs_and_parameters() {

@@ -183,8 +183,13 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let mut json_report = match &json {
         Some(p) => Some(
-            JsonReport::create(p, &capture, &config_path, &job.config)
-                .map_err(|e| anyhow::anyhow!("{}: cannot write report: {e}", p.display()))?,
+            JsonReport::create(p, &capture, &config_path, &job.config).map_err(|e| {
+                match output_file::is_locked(&e) {
+                    // "another lsnat run is writing this output (P.partial is locked)"
+                    true => anyhow::anyhow!("{}: {e}", p.display()),
+                    false => anyhow::anyhow!("{}: cannot write report: {e}", p.display()),
+                }
+            })?,
         ),
         None => None,
     };
@@ -322,6 +327,8 @@ fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
             // `check`'s own output: `main` tells it by the io::Error in the chain.
             if e.error.kind() == std::io::ErrorKind::BrokenPipe {
                 anyhow::Error::new(e.error)
+            } else if output_file::is_locked(&e.error) {
+                anyhow::anyhow!("{}: {}", path.display(), e.error)
             } else {
                 anyhow::anyhow!("{}: cannot write: {}", path.display(), e.error)
             }

@@ -19,6 +19,11 @@
 //! A file that never fills its first buffer never starts a thread and holds one buffer; the
 //! others are allocated as the thread falls behind, up to [`BUFFERS`].
 //!
+//! Each `PATH.partial` is locked (flock(2), exclusive) from its creation until it is renamed
+//! or removed, so that a second run given the same output can tell the file of a run still
+//! writing it (locked: the second run fails, touching nothing) from one a killed run left
+//! behind (no lock: removed and written afresh).
+//!
 //! Only a regular file (or a name not yet taken) is written as `PATH.partial` and renamed: an
 //! output that already exists as something else, a device such as `/dev/null` or a FIFO, is
 //! written in place ([`Destination`]); renaming over it would put a regular file where the
@@ -58,45 +63,210 @@ pub enum Destination {
     InPlace(PathBuf),
 }
 
-/// Creates `partial` afresh for writing with `options`: whatever non-folder entry has that name
-/// (a partial file an interrupted run left, a symbolic link) is removed first, and the new file
-/// is created exclusively, so no link is ever followed and no existing file written through.
+/// Creates `partial` afresh for writing with `options` and takes an exclusive flock(2) lock on
+/// it, held until the file is renamed or removed ([`Partial`]): the lock is what tells a partial
+/// file another run is writing from one a run that is over left behind. Whatever non-folder
+/// entry has that name is removed first ([`remove_stale`]), unless it is a file another process
+/// holds the lock of: then nothing is touched and the error is [`Locked`] (two runs writing one
+/// output, where the second used to delete the first's file and the first then renamed the
+/// second's half-written one into place). The new file is created exclusively, so no link is
+/// ever followed and no existing file written through.
 /// That a partial name is not an input is checked before (`replay::refuse_overwrite`).
 /// The file is created and noted as being written in one step, under the run's lock, so an
 /// interruption finds every partial file there is ([`on_interrupt`]).
 fn create_partial(partial: &Path, options: &mut OpenOptions) -> io::Result<File> {
     let mut run = lock_run();
-    if std::fs::symlink_metadata(partial).is_ok_and(|m| !m.is_dir()) {
-        std::fs::remove_file(partial)?;
+    // Another run that takes the name between our looks sends us round again; a few rounds
+    // without a file of our own to lock means runs are racing for this output.
+    for _ in 0..4 {
+        remove_stale(partial)?;
+        let file = match options.write(true).create_new(true).open(partial) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    && !std::fs::symlink_metadata(partial).is_ok_and(|m| m.is_dir()) =>
+            {
+                continue;
+            }
+            file => file?,
+        };
+        // Between the creation and the lock, another run may have taken our new file for a
+        // stale one: it holds the lock (and removes the file), or it has removed it already
+        // and the name is no longer this file's.
+        match try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => return Err(locked(partial)),
+            Err(e) => {
+                let _ = std::fs::remove_file(partial);
+                return Err(e);
+            }
+        }
+        if !is_at(&file, partial) {
+            continue;
+        }
+        let lock = match file.try_clone() {
+            Ok(lock) => lock,
+            Err(e) => {
+                let _ = std::fs::remove_file(partial);
+                return Err(e);
+            }
+        };
+        run.partials.push(Partial {
+            path: partial.to_owned(),
+            _lock: Some(lock),
+        });
+        return Ok(file);
     }
-    let file = options.write(true).create_new(true).open(partial)?;
-    run.partials.push(partial.to_owned());
-    Ok(file)
+    Err(locked(partial))
+}
+
+/// Removes what has the name `partial` and is no live run's: a file no process holds the lock
+/// of (a run killed before it could remove it), a symbolic link, anything but a folder (left
+/// for the creation to fail on). A file whose lock another process holds is left as it is:
+/// the error is [`Locked`]. The lock is taken to remove the file, so a run that starts to
+/// write it meanwhile cannot, and the file removed is the one that was looked at (the name may
+/// have been taken again in between: then nothing is removed).
+fn remove_stale(partial: &Path) -> io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(partial) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        return Ok(());
+    }
+    if meta.is_file() {
+        // O_NOFOLLOW: a link put there since is removed, not followed; O_NONBLOCK: nor does a
+        // FIFO put there block the open. A file this process cannot open either way (its
+        // mode) is no file lsnat made for writing: removed as before.
+        let open = |read: bool| {
+            OpenOptions::new()
+                .read(read)
+                .write(!read)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(partial)
+        };
+        let opened = match open(true) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => open(false),
+            other => other,
+        };
+        match opened {
+            Ok(file) => {
+                if !try_lock(&file)? {
+                    return Err(locked(partial));
+                }
+                if is_at(&file, partial) {
+                    remove_missing_ok(partial)?;
+                }
+                // The lock goes with `file`, after the removal.
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
+        }
+    }
+    remove_missing_ok(partial)
+}
+
+fn remove_missing_ok(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Takes the exclusive flock(2) lock of `file` without waiting: `false` when another open file
+/// (another process's, or another open of it in this one) holds it.
+fn try_lock(file: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: the descriptor of `file`, open for the whole call; flock(2) only changes the
+        // lock of the open file description, no memory.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => {}
+            _ => return Err(io::Error::new(e.kind(), format!("cannot lock: {e}"))),
+        }
+    }
+}
+
+/// Whether the name `path` still leads to the open `file` (same device and inode), not to a
+/// file put in its place, nor nowhere.
+fn is_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(f), Ok(p)) => (f.dev(), f.ino()) == (p.dev(), p.ino()),
+        _ => false,
+    }
+}
+
+/// The cause of an output that cannot be written because another process holds the lock of
+/// its partial file: another lsnat run writing the same output. Carried inside an
+/// [`io::Error`] (kind `ResourceBusy`); [`is_locked`] tells it.
+#[derive(Debug)]
+struct Locked(PathBuf);
+
+impl std::fmt::Display for Locked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another lsnat run is writing this output ({} is locked)",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for Locked {}
+
+fn locked(partial: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::ResourceBusy, Locked(partial.to_owned()))
+}
+
+/// Whether `error` says that another lsnat run is writing the output (the lock of its partial
+/// file is held): its text then is the whole cause, to follow the output's name.
+pub fn is_locked(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|e| e.is::<Locked>())
+}
+
+/// A partial file of this process's run, with the second descriptor of it that holds its
+/// flock(2) lock (the descriptors share one open file description, so one lock; it lasts until
+/// both are closed): the lock stays taken after the writer closes its descriptor, while the
+/// whole file waits for its rename, and goes only once the file is renamed or removed.
+struct Partial {
+    path: PathBuf,
+    _lock: Option<File>,
 }
 
 /// Renames the whole `partial` to `path`, or, in a run begun with [`begin_run`], notes it for
-/// [`commit_run`]: a run's outputs replace what was there only once all are whole.
+/// [`commit_run`]: a run's outputs replace what was there only once all are whole. The lock of
+/// the partial file is held until it is renamed.
 fn finish_partial(partial: &Path, path: &Path) -> Result<(), OutputError> {
     let mut run = lock_run();
-    if let Some(i) = run.partials.iter().rposition(|p| p == partial) {
-        run.partials.swap_remove(i);
-    }
+    let held = match run.partials.iter().rposition(|p| p.path == partial) {
+        Some(i) => run.partials.swap_remove(i),
+        None => Partial {
+            path: partial.to_owned(),
+            _lock: None,
+        },
+    };
     if run.defer {
-        run.pending.push((partial.to_owned(), path.to_owned()));
+        run.pending.push((held, path.to_owned()));
         return Ok(());
     }
-    std::fs::rename(partial, path).map_err(|error| {
+    let renamed = std::fs::rename(partial, path).map_err(|error| {
         let _ = std::fs::remove_file(partial);
         let what = format!("cannot rename to {}", path.display());
         OutputError::new(partial, &what, error)
-    })
+    });
+    drop(held);
+    renamed
 }
 
-/// Removes the partial file of an output that will not be finished.
+/// Removes the partial file of an output that will not be finished (then lets go of its lock).
 fn abandon_partial(partial: &Path) {
     let mut run = lock_run();
     let _ = std::fs::remove_file(partial);
-    if let Some(i) = run.partials.iter().rposition(|p| p == partial) {
+    if let Some(i) = run.partials.iter().rposition(|p| p.path == partial) {
         run.partials.swap_remove(i);
     }
 }
@@ -145,7 +315,7 @@ impl Destination {
             }
             Destination::Replace { path, partial } => {
                 let mut file = create_partial(partial, &mut OpenOptions::new())
-                    .map_err(|error| OutputError::new(partial, "cannot create", error))?;
+                    .map_err(|error| OutputError::creating(path, partial, error))?;
                 if let Err(error) = file.write_all(bytes) {
                     abandon_partial(partial);
                     return Err(OutputError::new(partial, "write error", error));
@@ -166,9 +336,9 @@ struct Run {
     defer: bool,
     /// Committed, aborted or interrupted: nothing more happens to the outputs.
     done: bool,
-    partials: Vec<PathBuf>,
+    partials: Vec<Partial>,
     /// (partial file, output name), whole.
-    pending: Vec<(PathBuf, PathBuf)>,
+    pending: Vec<(Partial, PathBuf)>,
     /// Folders the run created for its outputs ([`create_folder`]), outermost first: removed
     /// again, when empty, if the run fails or is interrupted.
     folders: Vec<PathBuf>,
@@ -230,14 +400,16 @@ pub fn commit_run() -> Result<(), OutputError> {
     let mut run = lock_run();
     run.done = true;
     for p in std::mem::take(&mut run.partials) {
-        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(&p.path);
     }
+    // Their locks go when `pending` does, after the renames.
     let pending = std::mem::take(&mut run.pending);
     let folders = std::mem::take(&mut run.folders);
     for (i, (partial, path)) in pending.iter().enumerate() {
+        let partial = &partial.path;
         if let Err(error) = std::fs::rename(partial, path) {
             for (p, _) in &pending[i..] {
-                let _ = std::fs::remove_file(p);
+                let _ = std::fs::remove_file(&p.path);
             }
             remove_folders(folders);
             let what = format!("cannot rename to {}", path.display());
@@ -262,12 +434,13 @@ pub fn abort_run() {
     remove_all(&mut run);
 }
 
+/// Removes the run's partial files, each before letting go of its lock.
 fn remove_all(run: &mut Run) {
     for p in std::mem::take(&mut run.partials) {
-        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(&p.path);
     }
     for (p, _) in std::mem::take(&mut run.pending) {
-        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(&p.path);
     }
     remove_folders(std::mem::take(&mut run.folders));
 }
@@ -376,11 +549,13 @@ struct Sink {
     written: u64,
 }
 
-/// An output file that could not be written: the file, what failed, why. Displays as one line.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {what}: {error}", path.display())]
+/// An output file that could not be written: the file, what failed, why. Displays as one line,
+/// `PATH: WHAT: ERROR`; for an output another run is writing ([`is_locked`]), `OUTPUT: ERROR`
+/// (`out.pcap: another lsnat run is writing this output (out.pcap.partial is locked)`).
+#[derive(Debug)]
 pub struct OutputError {
-    /// The file (the partial file: that is what exists while writing).
+    /// The file (the partial file: that is what exists while writing; the output's name when
+    /// another run is writing it).
     pub path: PathBuf,
     /// What failed: "cannot create", "write error", "cannot rename to PATH".
     pub what: String,
@@ -396,7 +571,32 @@ impl OutputError {
             error,
         }
     }
+
+    /// `partial`, the partial file of the output `output`, could not be created: named by the
+    /// partial file, or by the output when another run is writing it.
+    fn creating(output: &Path, partial: &Path, error: io::Error) -> OutputError {
+        match is_locked(&error) {
+            true => OutputError::new(output, "", error),
+            false => OutputError::new(partial, "cannot create", error),
+        }
+    }
+
+    /// What failed and why, one line: all of it but the file's name.
+    pub fn cause(&self) -> String {
+        match is_locked(&self.error) {
+            true => self.error.to_string(),
+            false => format!("{}: {}", self.what, self.error),
+        }
+    }
 }
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.cause())
+    }
+}
+
+impl std::error::Error for OutputError {}
 
 impl OutputFile {
     /// Creates `PATH.partial`, with `O_DIRECT` where the file system takes it; or opens `PATH`
@@ -412,8 +612,8 @@ impl OutputFile {
 
     /// Creates `PATH.partial` (or opens `PATH`, see [`Destination`]): direct or not, new
     /// buffers misaligned by `skew` bytes.
-    fn open(path: &Path, direct: bool, skew: usize) -> Result<Self, OutputError> {
-        let (path, partial, in_place) = match Destination::of(path) {
+    fn open(given: &Path, direct: bool, skew: usize) -> Result<Self, OutputError> {
+        let (path, partial, in_place) = match Destination::of(given) {
             Destination::Replace { path, partial } => (path, partial, false),
             Destination::InPlace(path) => (path.clone(), path, true),
         };
@@ -432,12 +632,10 @@ impl OutputFile {
             Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => (open(false), false),
             file => (file, direct),
         };
-        let what = if in_place {
-            "cannot open"
-        } else {
-            "cannot create"
-        };
-        let file = file.map_err(|error| OutputError::new(&partial, what, error))?;
+        let file = file.map_err(|error| match in_place {
+            true => OutputError::new(&partial, "cannot open", error),
+            false => OutputError::creating(given, &partial, error),
+        })?;
         Ok(OutputFile {
             path,
             partial,
@@ -951,6 +1149,45 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with(&format!("{}.partial: cannot create: ", path.display())));
         assert!(!msg.contains('\n'));
+    }
+
+    /// A partial file whose lock another open file holds (another run writing the output) is
+    /// neither removed nor written: the creation fails, naming the output and the locked
+    /// file; once the lock is let go, the file is a stale one and replaced. A partial file
+    /// being written holds its lock until it is renamed.
+    #[test]
+    fn a_locked_partial_is_left_alone() {
+        let path = temp("locked");
+        let partial = PathBuf::from(format!("{}.partial", path.display()));
+        std::fs::write(&partial, b"another run's").expect("partial");
+        let other = File::open(&partial).expect("open");
+        assert!(try_lock(&other).expect("lock"));
+        let Err(e) = OutputFile::create(&path) else {
+            panic!("created over a locked partial file");
+        };
+        assert!(is_locked(&e.error));
+        let want = format!(
+            "{}: another lsnat run is writing this output ({} is locked)",
+            path.display(),
+            partial.display()
+        );
+        assert_eq!(e.to_string(), want);
+        let Err(e) = Destination::of(&path).write_whole(b"whole") else {
+            panic!("written over a locked partial file");
+        };
+        assert_eq!(e.to_string(), want);
+        assert_eq!(std::fs::read(&partial).expect("partial"), b"another run's");
+        assert!(!path.exists());
+        drop(other);
+        let mut out = OutputFile::create(&path).expect("a stale partial file is replaced");
+        out.write_all(b"mine").expect("write");
+        let reader = File::open(&partial).expect("open");
+        assert!(!try_lock(&reader).expect("lock"), "locked while written");
+        out.finish().expect("finish");
+        assert!(try_lock(&reader).expect("lock"), "let go once renamed");
+        assert_eq!(std::fs::read(&path).expect("output"), b"mine");
+        assert!(!partial.exists());
+        std::fs::remove_file(&path).expect("remove");
     }
 
     #[test]

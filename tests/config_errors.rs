@@ -506,3 +506,122 @@ fn ftp_ports_are_checked_like_service_ports() {
     let e = config_error(&with("21"), &[]);
     starts(&e, "bad.toml:2: field `router.ftp_ports`: invalid type");
 }
+
+/// `lsnat replay CAPTURE -c COPY -o OUT --json REPORT`, COPY being the bundled configuration
+/// `config` with `from` replaced by `to` (each must be found): the replay must fail with exit 2
+/// and one line, writing nothing; returns that line without `lsnat: error: ` and the scratch
+/// folder's path before the copy's name, `altered.toml`. The unaltered copy must replay.
+fn bundled_config_error(capture: &str, config: &str, alterations: &[(&str, &str)]) -> String {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let original = std::fs::read_to_string(common::root().join(config)).unwrap();
+    let out = dir.join("out.pcap");
+    let json = dir.join("report.json");
+    let run = |text: &str| {
+        let cfg = dir.join("altered.toml");
+        std::fs::write(&cfg, text).unwrap();
+        common::lsnat()
+            .args(["replay", capture, "-q", "-c"])
+            .arg(&cfg)
+            .arg("-o")
+            .arg(&out)
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .expect("runs")
+    };
+    let o = run(&original);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_file(&out).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    let mut text = original;
+    for (from, to) in alterations {
+        assert!(text.contains(from), "{config} holds `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    let o = run(&text);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line of error, got: {err}");
+    assert!(!out.exists() && !json.exists(), "nothing written");
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the config in {}", dir.display());
+    let prefix = format!("lsnat: error: {}/altered.toml", dir.display());
+    lines[0]
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("`{}` should start with `{prefix}`", lines[0]))
+        .to_string()
+}
+
+/// A client-affinity timeout of zero is refused (as `ipvsadm -p 0` is): it would not turn
+/// affinity off, which leaving out `[virtual_server.affinity]` does, and the error says so.
+/// On the bundled affinity configuration of `captures/lsnat-router.pcap`, both ways of writing
+/// zero, in either virtual server's table.
+#[test]
+fn a_zero_affinity_timeout_is_refused_saying_how_to_turn_affinity_off() {
+    let config = "tests/algorithms/lsnat-router/round-robin-affinity.toml";
+    let how = "an affinity timeout must be longer than zero; to turn affinity off, leave out \
+               the [virtual_server.affinity] table";
+    let e = bundled_config_error(
+        "captures/lsnat-router.pcap",
+        config,
+        &[("timeout = \"1s\"", "timeout = \"0s\"")],
+    );
+    assert_eq!(
+        e,
+        format!(":17: field `virtual_server[0].affinity.timeout`: {how}")
+    );
+    let e = bundled_config_error(
+        "captures/lsnat-router.pcap",
+        config,
+        &[("timeout = \"5m\"", "timeout = 0")],
+    );
+    assert_eq!(
+        e,
+        format!(":28: field `virtual_server[1].affinity.timeout`: {how}")
+    );
+}
+
+/// RFC 2391 §3: a virtual server's address is the router's own, never a pool member, neither
+/// of another virtual server nor of its own. On a copy of `captures/rfc2391-fig1.toml`: `echo`
+/// moved to its own address and that address made a member of `web`; `ping` (on the VIP it
+/// shares with `web`) given the VIP as a member.
+#[test]
+fn a_virtual_servers_address_is_refused_as_a_pool_member() {
+    let pool = r#"members = ["172.85.0.1", "172.85.0.3", "172.85.0.2"]"#;
+    let e = bundled_config_error(
+        "captures/rfc2391-fig1.pcap",
+        "captures/rfc2391-fig1.toml",
+        &[
+            (
+                pool,
+                r#"members = ["172.85.0.1", "172.87.0.200", "172.85.0.2"]"#,
+            ),
+            (
+                "name = \"echo\"\nvip = \"172.87.0.100\"",
+                "name = \"echo\"\nvip = \"172.87.0.200\"",
+            ),
+        ],
+    );
+    assert_eq!(
+        e,
+        ":20: field `virtual_server[0].members`: member 172.87.0.200 is the address of virtual \
+         server `echo` (virtual_server[1].vip): a router cannot load-share a session to its own \
+         virtual address"
+    );
+    let e = bundled_config_error(
+        "captures/rfc2391-fig1.pcap",
+        "captures/rfc2391-fig1.toml",
+        &[(
+            &format!("protocol = \"icmp\"\nalgorithm = \"round-robin\"\n{pool}"),
+            "protocol = \"icmp\"\nalgorithm = \"round-robin\"\n\
+             members = [\"172.85.0.1\", \"172.87.0.100\"]",
+        )],
+    );
+    assert_eq!(
+        e,
+        ":35: field `virtual_server[2].members`: member 172.87.0.100 is the virtual server's own \
+         address"
+    );
+}

@@ -616,7 +616,7 @@ impl CaptureWriter {
 
 /// An output file's error as a capture error (the same one line: file, what failed, why).
 fn output_error(e: OutputError) -> CaptureError {
-    CaptureError::new(&e.path, None, format!("{}: {}", e.what, e.error))
+    CaptureError::new(&e.path, None, e.cause())
 }
 
 fn put32(buf: &mut [u8], v: u32, be: bool) {
