@@ -191,17 +191,19 @@ fn a_stale_unlocked_partial_file_is_replaced() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
         o.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(
-        std::fs::read(&out).unwrap() == want,
-        "the output as without a stale file"
-    );
-    assert!(!partial.exists());
+    finished_whole(&o, &out, &want, "the output as without a stale file");
+}
+
+/// The run `o` succeeded and `out` holds `want`, renamed into place: no partial file left.
+fn finished_whole(o: &std::process::Output, out: &Path, want: &[u8], what: &str) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(out).unwrap() == want, "{what}");
+    assert!(!partial_of(out).exists());
 }
 
 /// Waits until the replay whose golden is a FIFO has written its whole JSON report (still
@@ -273,14 +275,5 @@ fn a_whole_output_stays_locked_until_its_run_renames_it() {
     let golden = std::fs::read_to_string(&fifo).unwrap();
     assert!(golden.contains("172.85.0.1"), "{golden}");
     let first = first.0.take().unwrap().wait_with_output().unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert!(
-        std::fs::read(&out).unwrap() == want,
-        "the first run's output"
-    );
-    assert!(!partial.exists());
+    finished_whole(&first, &out, &want, "the first run's output");
 }

@@ -21,6 +21,28 @@ fn config_with(dir: &Path, router: &str, tables: &str) -> std::path::PathBuf {
     cfg
 }
 
+/// `pcap` written to `dir` as `NAME.pcap`, with a copy of `config` beside it as `NAME.toml`
+/// (the config `lsnat` finds for it).
+fn derived(dir: &Path, name: &str, pcap: &common::Pcap, config: &str) -> std::path::PathBuf {
+    let cap = dir.join(format!("{name}.pcap"));
+    pcap.write(&cap);
+    std::fs::copy(
+        common::root().join(config),
+        dir.join(format!("{name}.toml")),
+    )
+    .unwrap();
+    cap
+}
+
+/// The golden's line of packet `n` (1-based).
+fn packet_line(golden: &str, n: usize) -> String {
+    golden
+        .lines()
+        .find(|l| l.starts_with(&format!("{n:>5} ")))
+        .unwrap()
+        .to_string()
+}
+
 /// A member's bytes are counted as the member sent them: in the router view a `227` the
 /// gateway made one byte longer left the member at its captured length, which is what the
 /// member's capture (`--members-dir`) holds. The first version counted the forwarded length.
@@ -102,13 +124,7 @@ fn a_data_syn_with_ttl_1_is_dropped_before_anything_is_bound() {
     pcap.write(&cap);
     let cfg = config_with(scratch.path(), "icmp_time_exceeded = true", "");
     let g = lsnat::check::render(&cap, Some(&cfg), None).unwrap();
-    let line = |n: usize| {
-        g.text
-            .lines()
-            .find(|l| l.starts_with(&format!("{n:>5} ")))
-            .unwrap()
-            .to_string()
-    };
+    let line = |n: usize| packet_line(&g.text, n);
     for n in [19, 148] {
         assert!(line(n).contains("DROP  ttl-exceeded"), "{}", line(n));
         assert!(!line(n).contains(" new"), "{}", line(n));
@@ -160,13 +176,7 @@ fn a_data_tuple_reused_in_its_close_grace_is_classified_afresh() {
     assert!(last < ns(&pcap.records[0].0) + 40_000_000);
     pcap.records.extend(copies);
     pcap.records.sort_by_key(|(h, _)| ns(h));
-    let cap = dir.join("reused.pcap");
-    pcap.write(&cap);
-    std::fs::copy(
-        common::root().join("captures/lsnat-ftp.toml"),
-        dir.join("reused.toml"),
-    )
-    .unwrap();
+    let cap = derived(dir, "reused", &pcap, "captures/lsnat-ftp.toml");
     let g = lsnat::check::render(&cap, None, None).unwrap();
     let text = &g.text;
     let lines = |s: &str| text.lines().filter(|l| l.contains(s)).count();
@@ -301,13 +311,7 @@ fn the_report_counts_commands_followed_and_not_followed() {
         .expect("packet 144 is B's PORT");
     frame[at + text.len() - 2] = b'4';
     common::fix_tcp_checksum(frame);
-    let cap = dir.join("third-party.pcap");
-    pcap.write(&cap);
-    std::fs::copy(
-        common::root().join("captures/lsnat-ftp.toml"),
-        dir.join("third-party.toml"),
-    )
-    .unwrap();
+    let cap = derived(dir, "third-party", &pcap, "captures/lsnat-ftp.toml");
     let report = common::replay_json(dir, &cap, &[]);
     assert_eq!(
         gateway(&report),
@@ -319,13 +323,7 @@ fn the_report_counts_commands_followed_and_not_followed() {
         })
     );
     let g = lsnat::check::render(&cap, None, None).unwrap();
-    let line = |n: usize| {
-        g.text
-            .lines()
-            .find(|l| l.starts_with(&format!("{n:>5} ")))
-            .unwrap()
-            .to_string()
-    };
+    let line = |n: usize| packet_line(&g.text, n);
     assert!(
         line(144).contains("198.51.100.23:40024 > 203.0.113.1:21")
             && line(144).ends_with("ftp PORT unfollowed address-not-sender s8"),
@@ -382,13 +380,7 @@ fn a_port_with_no_tu_port_free_is_reported_as_not_followed() {
         })
         .collect();
     pcap.records.splice(86..86, flood);
-    let cap = dir.join("full.pcap");
-    pcap.write(&cap);
-    std::fs::copy(
-        common::root().join("captures/lsnat-ftp-napt.toml"),
-        dir.join("full.toml"),
-    )
-    .unwrap();
+    let cap = derived(dir, "full", &pcap, "captures/lsnat-ftp-napt.toml");
     let out = dir.join("out.pcap");
     let report = common::replay_json(dir, &cap, &["-o".as_ref(), out.as_os_str()]);
     assert_eq!(
@@ -408,11 +400,7 @@ fn a_port_with_no_tu_port_free_is_reported_as_not_followed() {
     );
     assert!(first["packet"].as_u64().unwrap() < index as u64);
     let g = lsnat::check::render(&cap, None, None).unwrap();
-    let line = g
-        .text
-        .lines()
-        .find(|l| l.starts_with(&format!("{index:>5} ")))
-        .unwrap();
+    let line = packet_line(&g.text, index);
     assert!(
         line.contains(
             "198.51.100.7:40033 > 198.18.0.100:21 => 203.0.113.254:40033 > 203.0.113.3:21"
