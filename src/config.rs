@@ -527,6 +527,27 @@ fn vip_as_member(member: Ipv4Addr, name: &str, j: usize) -> String {
     )
 }
 
+/// The router's own address field `a` is, if any (`router.inside_address`,
+/// `router.outside_address`, `router.addresses[N]`).
+fn router_field(cfg: &EngineConfig, a: Ipv4Addr) -> Option<String> {
+    if cfg.inside_address == Some(a) {
+        return Some("router.inside_address".into());
+    }
+    if cfg.outside_address == Some(a) {
+        return Some("router.outside_address".into());
+    }
+    let n = cfg.router_addresses.iter().position(|&r| r == a)?;
+    Some(format!("router.addresses[{n}]"))
+}
+
+/// Why a pool member may not be the router's own address `field`.
+fn router_as_member(member: Ipv4Addr, field: &str) -> String {
+    format!(
+        "member {member} is the router's own address ({field}): a router cannot load-share a \
+         session to itself"
+    )
+}
+
 /// Validates configuration text (`path` is only used in errors).
 pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
@@ -1126,6 +1147,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                 vip_as_member(*a, &o.name, j),
             ));
         }
+        if let Some(f) = router_field(&cfg, *a) {
+            return Err(err(
+                Some(at.clone()),
+                &format!("virtual_server[{i}].members"),
+                router_as_member(*a, &f),
+            ));
+        }
     }
     let dh = &file.dead_host;
     cfg.dead_host.enabled = dh.enabled.unwrap_or(cfg.dead_host.enabled);
@@ -1217,6 +1245,13 @@ pub fn parse(path: &Path, text: &str) -> Result<EngineConfig, ConfigError> {
                         Some(t.member.span()),
                         &field("member"),
                         vip_as_member(member, &o.name, j),
+                    ));
+                }
+                if let Some(f) = router_field(&cfg, member) {
+                    return Err(err(
+                        Some(t.member.span()),
+                        &field("member"),
+                        router_as_member(member, &f),
                     ));
                 }
                 added.push(member);
@@ -1777,6 +1812,43 @@ members = ["172.85.0.1", "172.85.0.2", "172.85.0.3"]
                  virtual server `dns` (virtual_server[1].vip): {why}"
             )
         );
+        // Nor the router's own addresses (a timeline's `add` of them either).
+        for (setting, field) in [
+            ("inside_address = \"172.87.0.9\"", "router.inside_address"),
+            ("outside_address = \"172.87.0.9\"", "router.outside_address"),
+            (
+                "addresses = [\"172.87.0.1\", \"172.87.0.9\"]",
+                "router.addresses[1]",
+            ),
+        ] {
+            let own = GOOD.replace(
+                "ttl_decrement = false",
+                &format!("ttl_decrement = false\n{setting}"),
+            );
+            let member = own.replace("\"172.85.0.3\"", "\"172.87.0.9\"");
+            assert!(
+                error_of(&member).ends_with(&format!(
+                    "field `virtual_server[0].members`: member 172.87.0.9 is the router's own \
+                     address ({field}): a router cannot load-share a session to itself"
+                )),
+                "{}",
+                error_of(&member)
+            );
+            let added = format!(
+                "{own}[[timeline]]\nat = \"+1s\"\naction = \"add\"\n\
+                 member = \"172.87.0.9\"\nvirtual_server = \"web\"\n"
+            );
+            assert!(
+                error_of(&added).ends_with(&format!(
+                    "field `timeline[0].member`: member 172.87.0.9 is the router's own \
+                     address ({field}): a router cannot load-share a session to itself"
+                )),
+                "{}",
+                error_of(&added)
+            );
+            // With the router's address elsewhere, the same config parses.
+            parse(Path::new("ok.toml"), &own).unwrap();
+        }
         // The same pool with another address is fine.
         let c = parse(Path::new("ok.toml"), &(GOOD.to_string() + dns)).unwrap();
         assert_eq!(

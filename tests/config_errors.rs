@@ -625,3 +625,23 @@ fn a_virtual_servers_address_is_refused_as_a_pool_member() {
          address"
     );
 }
+
+/// Nor may a pool member be one of the router's own addresses (here LS-NAPT's
+/// `inside_address`, the address the router's sessions reach the members from): the error is
+/// at the member's line and names the router's field.
+#[test]
+fn the_routers_own_address_is_refused_as_a_pool_member() {
+    let e = bundled_config_error(
+        "captures/lsnat-ftp-napt.pcap",
+        "captures/lsnat-ftp-napt.toml",
+        &[(
+            r#"members = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]"#,
+            r#"members = ["203.0.113.1", "203.0.113.2", "203.0.113.254"]"#,
+        )],
+    );
+    assert_eq!(
+        e,
+        ":22: field `virtual_server[0].members`: member 203.0.113.254 is the router's own \
+         address (router.inside_address): a router cannot load-share a session to itself"
+    );
+}
