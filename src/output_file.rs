@@ -173,7 +173,8 @@ fn remove_missing_ok(path: &Path) -> io::Result<()> {
 }
 
 /// Takes the exclusive flock(2) lock of `file` without waiting: `false` when another open file
-/// (another process's, or another open of it in this one) holds it.
+/// (another process's, or another open of it in this one) holds it; `true` also where the file
+/// system keeps no such locks (the output is then written unlocked, as before the lock).
 fn try_lock(file: &File) -> io::Result<bool> {
     loop {
         // SAFETY: the descriptor of `file`, open for the whole call; flock(2) only changes the
@@ -185,6 +186,9 @@ fn try_lock(file: &File) -> io::Result<bool> {
         match e.raw_os_error() {
             Some(libc::EWOULDBLOCK) => return Ok(false),
             Some(libc::EINTR) => {}
+            // A file system that keeps no such locks (some FUSE and network mounts): written
+            // unlocked, as before the lock existed, rather than not at all.
+            Some(libc::EOPNOTSUPP | libc::ENOLCK | libc::ENOSYS | libc::EINVAL) => return Ok(true),
             _ => return Err(io::Error::new(e.kind(), format!("cannot lock: {e}"))),
         }
     }
