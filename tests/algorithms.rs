@@ -194,3 +194,52 @@ fn load_report_counts_every_packet_of_every_session() {
     }
     assert!(checked >= 40, "{checked} cases");
 }
+
+/// Weights in the hashing algorithms, as IPVS `sh` and `mh` take them: the source-hash and
+/// maglev configurations of `lsnat-client-side` with the members weighted 1, 0 and 2. The
+/// member of weight 0 gets no session, and each source-hash session goes where its recorded
+/// hash falls among the weights (h mod 3: 0 is the first member's, 1 and 2 the third's). The
+/// first version ignored weights: the second member took sessions.
+#[test]
+fn hashing_algorithms_follow_the_members_weights() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let capture = common::root().join("captures/lsnat-client-side.pcap");
+    for name in ["source-hash", "maglev"] {
+        let text = std::fs::read_to_string(
+            common::root().join(format!("tests/algorithms/lsnat-client-side/{name}.toml")),
+        )
+        .unwrap();
+        let pool = r#"members = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]"#;
+        assert_eq!(text.matches(pool).count(), 3, "{name}");
+        let weighted = text.replace(
+            pool,
+            r#"members = ["203.0.113.1", { addr = "203.0.113.2", weight = 0 }, { addr = "203.0.113.3", weight = 2 }]"#,
+        );
+        let cfg = dir.join(format!("{name}-weighted.toml"));
+        std::fs::write(&cfg, weighted).unwrap();
+        let report = common::replay_json(dir, &capture, &["-c".as_ref(), cfg.as_os_str()]);
+        let per_member = sessions_per_member(&report);
+        assert_eq!(
+            per_member.get("203.0.113.2"),
+            None,
+            "{name}: {per_member:?}"
+        );
+        assert_eq!(
+            per_member.values().sum::<u64>(),
+            13,
+            "{name}: {per_member:?}"
+        );
+        if name == "source-hash" {
+            for s in report["sessions"].as_array().unwrap() {
+                let h = u64::from_str_radix(s["decision"]["hash"].as_str().unwrap(), 16).unwrap();
+                let want = if h % 3 == 0 {
+                    "203.0.113.1"
+                } else {
+                    "203.0.113.3"
+                };
+                assert_eq!(s["member"], want, "{s}");
+            }
+        }
+    }
+}

@@ -5,8 +5,12 @@
 //! `hash(key) mod M`. When a member leaves, only about its share of keys move. The table is
 //! rebuilt whenever the candidate set changes. No figure is compared: the decision records the
 //! key's hash.
+//!
+//! Weights as IPVS `mh` takes them: in each round of the filling a member claims as many
+//! slots as its weight divided by the weights' greatest common divisor, so its share of the
+//! table follows its weight; a member of weight 0 claims none and is never chosen.
 
-use super::{Candidate, LoadShare, Request, Scratch, key_hash, mix64};
+use super::{Candidate, LoadShare, Request, Scratch, exclude_weight_0, key_hash, mix64};
 use crate::engine::config::HashKey;
 
 /// Table size: a prime well above 100 × the largest pool (the paper's guidance); the paper's
@@ -17,8 +21,8 @@ pub const TABLE_SIZE: usize = 65_537;
 #[derive(Debug)]
 pub struct Maglev {
     hash_key: HashKey,
-    /// Pool indices of the members the table was built for, in candidate order.
-    built_for: Vec<usize>,
+    /// Pool indices and weights of the members the table was built for, in candidate order.
+    built_for: Vec<(usize, u32)>,
     /// Slot → position in `built_for`.
     table: Vec<u16>,
 }
@@ -37,7 +41,15 @@ impl Maglev {
         let m = TABLE_SIZE as u64;
         let n = candidates.len();
         self.built_for.clear();
-        self.built_for.extend(candidates.iter().map(|c| c.member));
+        self.built_for
+            .extend(candidates.iter().map(|c| (c.member, c.weight)));
+        // Slots each member claims per round: its weight over the weights' gcd.
+        let gcd = candidates.iter().map(|c| c.weight).fold(0, gcd).max(1);
+        let turns: Vec<u32> = candidates.iter().map(|c| c.weight / gcd).collect();
+        if turns.iter().all(|&t| t == 0) {
+            self.table.clear();
+            return;
+        }
         let perm: Vec<(u64, u64)> = candidates
             .iter()
             .map(|c| {
@@ -54,16 +66,18 @@ impl Maglev {
         'fill: loop {
             for i in 0..n {
                 let (offset, skip) = perm[i];
-                let mut slot = ((offset + next[i] * skip) % m) as usize;
-                while self.table[slot] != u16::MAX {
+                for _ in 0..turns[i] {
+                    let mut slot = ((offset + next[i] * skip) % m) as usize;
+                    while self.table[slot] != u16::MAX {
+                        next[i] += 1;
+                        slot = ((offset + next[i] * skip) % m) as usize;
+                    }
+                    self.table[slot] = i as u16;
                     next[i] += 1;
-                    slot = ((offset + next[i] * skip) % m) as usize;
-                }
-                self.table[slot] = i as u16;
-                next[i] += 1;
-                filled += 1;
-                if filled == TABLE_SIZE {
-                    break 'fill;
+                    filled += 1;
+                    if filled == TABLE_SIZE {
+                        break 'fill;
+                    }
                 }
             }
         }
@@ -82,14 +96,24 @@ impl LoadShare for Maglev {
                 .built_for
                 .iter()
                 .zip(candidates)
-                .all(|(&m, c)| m == c.member);
+                .all(|(&b, c)| b == (c.member, c.weight));
         if !same {
             self.build(candidates);
         }
         let h = key_hash(&r.key, self.hash_key);
         out.hash = Some(h);
-        Some(usize::from(self.table[(h % TABLE_SIZE as u64) as usize]))
+        exclude_weight_0(candidates, out);
+        let slot = self.table.get((h % TABLE_SIZE as u64) as usize)?;
+        Some(usize::from(*slot))
     }
+
+    fn may_choose(&self, c: &Candidate) -> bool {
+        c.weight > 0
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]
@@ -148,6 +172,25 @@ mod tests {
         assert!(extra as f64 / before.len() as f64 <= 0.03, "extra {extra}");
         // Rebuilt back: the same table as before (no hidden state).
         assert_eq!(assign(&mut m, &five), before);
+    }
+
+    /// Weights 1, 2 and 0 (IPVS `mh`): about a third and two thirds of the keys, none for the
+    /// member of weight 0; weights 2, 2, 2 build the table weights 1, 1, 1 do.
+    #[test]
+    fn weights_share_the_table() {
+        let mut m = Maglev::new(HashKey::Session);
+        let weighted = members(3, |i, c| c.weight = [1, 2, 0][i]);
+        let mut share = [0usize; 3];
+        for b in assign(&mut m, &weighted) {
+            share[b] += 1;
+        }
+        assert_eq!(share[2], 0, "{share:?}");
+        assert!((6000..=7300).contains(&share[0]), "{share:?}");
+        assert!(!m.may_choose(&weighted[2]) && m.may_choose(&weighted[0]));
+        let ones = assign(&mut m, &members(3, |_, _| {}));
+        assert_eq!(assign(&mut m, &members(3, |_, c| c.weight = 2)), ones);
+        let none = members(2, |_, c| c.weight = 0);
+        assert_eq!(pick_key(&mut m, &none, keys()[0]).0, None);
     }
 
     #[test]

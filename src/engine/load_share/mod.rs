@@ -139,6 +139,16 @@ pub trait LoadShare: Send {
     }
 }
 
+/// Marks the candidates of weight 0 excluded (figure infinity) for the hashing algorithms,
+/// which compare no figure: they never choose them.
+pub fn exclude_weight_0(candidates: &[Candidate], out: &mut Scratch) {
+    for (f, c) in out.figures.iter_mut().zip(candidates) {
+        if c.weight == 0 {
+            *f = f64::INFINITY;
+        }
+    }
+}
+
 /// Writes each candidate's `figure` into `out` and picks the smallest ([`least`]): the whole of
 /// every "least figure wins" algorithm but its figure.
 pub fn least_by(
