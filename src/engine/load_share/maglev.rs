@@ -10,7 +10,9 @@
 //! slots as its weight divided by the weights' greatest common divisor, so its share of the
 //! table follows its weight; a member of weight 0 claims none and is never chosen.
 
-use super::{Candidate, LoadShare, Request, Scratch, exclude_weight_0, key_hash, mix64};
+use super::{
+    Candidate, LoadShare, Request, Scratch, exclude_weight_0, key_hash, mix64, relative_weights,
+};
 use crate::engine::config::HashKey;
 
 /// Table size: a prime well above 100 × the largest pool (the paper's guidance); the paper's
@@ -44,8 +46,7 @@ impl Maglev {
         self.built_for
             .extend(candidates.iter().map(|c| (c.member, c.weight)));
         // Slots each member claims per round: its weight over the weights' gcd.
-        let gcd = candidates.iter().map(|c| c.weight).fold(0, gcd).max(1);
-        let turns: Vec<u32> = candidates.iter().map(|c| c.weight / gcd).collect();
+        let turns: Vec<u32> = relative_weights(candidates).collect();
         if turns.iter().all(|&t| t == 0) {
             self.table.clear();
             return;
@@ -110,10 +111,6 @@ impl LoadShare for Maglev {
     fn may_choose(&self, c: &Candidate) -> bool {
         c.weight > 0
     }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]

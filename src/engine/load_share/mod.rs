@@ -139,6 +139,16 @@ pub trait LoadShare: Send {
     }
 }
 
+/// The candidates' weights divided by their greatest common divisor: what the hashing
+/// algorithms share by, so that weights scaled alike (2, 2, 2 or 1, 1, 1) share alike.
+pub fn relative_weights(candidates: &[Candidate]) -> impl Iterator<Item = u32> + '_ {
+    fn gcd(a: u32, b: u32) -> u32 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let g = candidates.iter().map(|c| c.weight).fold(0, gcd).max(1);
+    candidates.iter().map(move |c| c.weight / g)
+}
+
 /// Marks the candidates of weight 0 excluded (figure infinity) for the hashing algorithms,
 /// which compare no figure: they never choose them.
 pub fn exclude_weight_0(candidates: &[Candidate], out: &mut Scratch) {

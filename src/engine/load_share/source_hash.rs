@@ -1,12 +1,13 @@
 //! Source-address hashing (IPVS `sh`): the client address (or the whole session key,
 //! `hash_key = "session"`) hashed with a fixed function, modulo the candidates' total weight,
 //! each candidate owning as many consecutive values as its weight (IPVS gives a server as many
-//! buckets as its weight; a weight of 0 gets none: never chosen). The same client goes to the
+//! buckets as its weight; a weight of 0 gets none: never chosen), weights divided by their
+//! greatest common divisor first, so that weights scaled alike share alike. The same client goes to the
 //! same member while the candidate set and weights are unchanged; when they change, most
 //! clients move (compare [`super::Maglev`]). No figure is compared: the decision records the
 //! hash.
 
-use super::{Candidate, LoadShare, Request, Scratch, exclude_weight_0, key_hash};
+use super::{Candidate, LoadShare, Request, Scratch, exclude_weight_0, key_hash, relative_weights};
 use crate::engine::config::HashKey;
 
 /// hash(key) mod Σ weights, each candidate owning `weight` consecutive values.
@@ -23,13 +24,13 @@ impl LoadShare for SourceHash {
         let h = key_hash(&r.key, self.0);
         out.hash = Some(h);
         exclude_weight_0(candidates, out);
-        let total: u64 = candidates.iter().map(|c| u64::from(c.weight)).sum();
+        let total: u64 = relative_weights(candidates).map(u64::from).sum();
         if total == 0 {
             return None;
         }
         let mut at = h % total;
-        candidates.iter().position(|c| {
-            let w = u64::from(c.weight);
+        relative_weights(candidates).position(|w| {
+            let w = u64::from(w);
             if at < w {
                 return true;
             }
@@ -104,10 +105,8 @@ mod tests {
             // Weight 1 each: the plain modulo of the hash.
             let h = crate::engine::load_share::key_hash(&key(i), HashKey::Source);
             assert_eq!(one, Some((h % 3) as usize));
-            assert_eq!(
-                pick_key(&mut sh, &twos, key(i)).0,
-                Some((h % 6 / 2) as usize)
-            );
+            // Weights scaled alike share alike.
+            assert_eq!(pick_key(&mut sh, &twos, key(i)).0, one);
         }
         assert_eq!(
             pick_key(&mut sh, &members(2, |_, c| c.weight = 0), key(1)).0,
