@@ -46,7 +46,8 @@ impl Maglev {
         self.built_for
             .extend(candidates.iter().map(|c| (c.member, c.weight)));
         // Slots each member claims per round: its weight over the weights' gcd.
-        let turns: Vec<u32> = relative_weights(candidates).collect();
+        let mut turns = Vec::new();
+        relative_weights(candidates, &mut turns);
         if turns.iter().all(|&t| t == 0) {
             self.table.clear();
             return;

@@ -139,14 +139,16 @@ pub trait LoadShare: Send {
     }
 }
 
-/// The candidates' weights divided by their greatest common divisor: what the hashing
-/// algorithms share by, so that weights scaled alike (2, 2, 2 or 1, 1, 1) share alike.
-pub fn relative_weights(candidates: &[Candidate]) -> impl Iterator<Item = u32> + '_ {
+/// The candidates' weights divided by their greatest common divisor (written into `out`):
+/// what the hashing algorithms share by, so that weights scaled alike (2, 2, 2 or 1, 1, 1)
+/// share alike.
+pub fn relative_weights(candidates: &[Candidate], out: &mut Vec<u32>) {
     fn gcd(a: u32, b: u32) -> u32 {
         if b == 0 { a } else { gcd(b, a % b) }
     }
     let g = candidates.iter().map(|c| c.weight).fold(0, gcd).max(1);
-    candidates.iter().map(move |c| c.weight / g)
+    out.clear();
+    out.extend(candidates.iter().map(|c| c.weight / g));
 }
 
 /// Marks the candidates of weight 0 excluded (figure infinity) for the hashing algorithms,
@@ -234,7 +236,9 @@ pub fn build(algorithm: Algorithm, params: &AlgorithmParams) -> Box<dyn LoadShar
         Algorithm::CostLeastLoad => Box::new(CostLeastLoad),
         Algorithm::CostLeastTraffic => Box::new(CostLeastTraffic(params.traffic)),
         Algorithm::WeightedRoundRobin => Box::new(WeightedRoundRobin::default()),
-        Algorithm::SourceHash => Box::new(SourceHash(params.hash_key.unwrap_or(HashKey::Source))),
+        Algorithm::SourceHash => {
+            Box::new(SourceHash::new(params.hash_key.unwrap_or(HashKey::Source)))
+        }
         Algorithm::Maglev => Box::new(Maglev::new(params.hash_key.unwrap_or(HashKey::Session))),
     }
 }

@@ -12,7 +12,21 @@ use crate::engine::config::HashKey;
 
 /// hash(key) mod Σ weights, each candidate owning `weight` consecutive values.
 #[derive(Debug)]
-pub struct SourceHash(pub HashKey);
+pub struct SourceHash {
+    hash_key: HashKey,
+    /// The candidates' relative weights, kept for reuse.
+    weights: Vec<u32>,
+}
+
+impl SourceHash {
+    /// Hashing `hash_key`.
+    pub fn new(hash_key: HashKey) -> SourceHash {
+        SourceHash {
+            hash_key,
+            weights: Vec::new(),
+        }
+    }
+}
 
 impl LoadShare for SourceHash {
     fn select(
@@ -21,15 +35,16 @@ impl LoadShare for SourceHash {
         candidates: &[Candidate],
         out: &mut Scratch,
     ) -> Option<usize> {
-        let h = key_hash(&r.key, self.0);
+        let h = key_hash(&r.key, self.hash_key);
         out.hash = Some(h);
         exclude_weight_0(candidates, out);
-        let total: u64 = relative_weights(candidates).map(u64::from).sum();
+        relative_weights(candidates, &mut self.weights);
+        let total: u64 = self.weights.iter().map(|&w| u64::from(w)).sum();
         if total == 0 {
             return None;
         }
         let mut at = h % total;
-        relative_weights(candidates).position(|w| {
+        self.weights.iter().position(|&w| {
             let w = u64::from(w);
             if at < w {
                 return true;
@@ -53,7 +68,7 @@ mod tests {
     #[test]
     fn same_client_same_member() {
         let c = members(3, |_, _| {});
-        let mut sh = SourceHash(HashKey::Source);
+        let mut sh = SourceHash::new(HashKey::Source);
         let key = |src: [u8; 4], sport| Tuple {
             protocol: 6,
             src,
@@ -77,7 +92,7 @@ mod tests {
     #[test]
     fn weights_share_the_clients() {
         let weighted = members(3, |i, c| c.weight = [1, 3, 0][i]);
-        let mut sh = SourceHash(HashKey::Source);
+        let mut sh = SourceHash::new(HashKey::Source);
         let key = |i: u32| Tuple {
             protocol: 6,
             src: (0xC612_0000 + i).to_be_bytes(),
