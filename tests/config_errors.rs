@@ -28,12 +28,7 @@ fn config_error(text: &str, extra: &[(&str, &str)]) -> String {
         .arg(&json)
         .output()
         .expect("runs");
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line of error, got: {err}");
-    assert!(!out.exists() && !json.exists(), "nothing written");
+    let line = refused(&o, &[&out, &json]);
     let mut left: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -45,10 +40,27 @@ fn config_error(text: &str, extra: &[(&str, &str)]) -> String {
         .collect();
     expected.sort();
     assert_eq!(left, expected, "nothing written beside the config");
-    let prefix = format!("lsnat: error: {}/", dir.display());
-    lines[0]
-        .strip_prefix(&prefix)
-        .unwrap_or_else(|| panic!("`{}` should start with `{prefix}`", lines[0]))
+    after(&line, &format!("lsnat: error: {}/", dir.display()))
+}
+
+/// Asserts that the run `o` was refused as an invalid configuration: exit 2, one line on
+/// stderr, no panic, none of `outputs` written. Returns that line.
+#[track_caller]
+fn refused(o: &std::process::Output, outputs: &[&Path]) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line of error, got: {err}");
+    assert!(outputs.iter().all(|p| !p.exists()), "nothing written");
+    lines[0].to_string()
+}
+
+/// `line` without `prefix`, which it must start with.
+#[track_caller]
+fn after(line: &str, prefix: &str) -> String {
+    line.strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("`{line}` should start with `{prefix}`"))
         .to_string()
 }
 
@@ -539,19 +551,13 @@ fn bundled_config_error(capture: &str, config: &str, alterations: &[(&str, &str)
         assert!(text.contains(from), "{config} holds `{from}`");
         text = text.replacen(from, to, 1);
     }
-    let o = run(&text);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line of error, got: {err}");
-    assert!(!out.exists() && !json.exists(), "nothing written");
+    let line = refused(&run(&text), &[&out, &json]);
     let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
     assert_eq!(left.len(), 1, "only the config in {}", dir.display());
-    let prefix = format!("lsnat: error: {}/altered.toml", dir.display());
-    lines[0]
-        .strip_prefix(&prefix)
-        .unwrap_or_else(|| panic!("`{}` should start with `{prefix}`", lines[0]))
-        .to_string()
+    after(
+        &line,
+        &format!("lsnat: error: {}/altered.toml", dir.display()),
+    )
 }
 
 /// A client-affinity timeout of zero is refused (as `ipvsadm -p 0` is): it would not turn
