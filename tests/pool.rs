@@ -1052,7 +1052,9 @@ fn least_load_chooses_after_a_full_table_made_room() {
 /// web sessions meets UDP and ICMP sessions whose only member has weight 0, which
 /// weighted-round-robin never chooses ("weight 0: never"): they are refused and retire
 /// nothing. Before, the check that some member would take them saw the member offered and
-/// retired a web session (s2 at +3.25 s) for a datagram then dropped.
+/// retired a web session (s2 at +3.25 s) for a datagram then dropped. Retired here means ended
+/// before its own deadline: `retired`, or closed and cut short in its grace period (which
+/// retires first), ended before its last packet plus the 2 s grace.
 #[test]
 fn a_session_no_algorithm_would_choose_retires_no_other() {
     let dir = common::scratch();
@@ -1080,7 +1082,7 @@ fn a_session_no_algorithm_would_choose_retires_no_other() {
     let bound_at: Vec<&serde_json::Value> = sessions.iter().map(|s| &s["first_ts_ns"]).collect();
     let retired: Vec<&serde_json::Value> = sessions
         .iter()
-        .filter(|s| s["end"] == "retired")
+        .filter(|s| s["end"] == "retired" || cut_in_grace(s, last_end(sessions)))
         .map(|s| &s["end_ts_ns"])
         .collect();
     assert!(!retired.is_empty());
@@ -1089,5 +1091,89 @@ fn a_session_no_algorithm_would_choose_retires_no_other() {
             bound_at.contains(&t),
             "retired at {t}, when no session was bound"
         );
+    }
+}
+
+/// A session closed by FIN or RST that ended before its grace period (2 s in
+/// `lsnat-router.toml`) had passed since its last packet, and before the capture's end
+/// (`end_ns`, where sessions in grace end with their close reason too): retired in grace.
+fn cut_in_grace(s: &serde_json::Value, end_ns: u64) -> bool {
+    let ns = |k: &str| s[k].as_u64().expect(k);
+    (s["end"] == "fin" || s["end"] == "rst")
+        && ns("end_ts_ns") < ns("last_ts_ns") + 2_000_000_000
+        && ns("end_ts_ns") < end_ns
+}
+
+/// When the replay's last session ended: the capture's end.
+fn last_end(sessions: &[serde_json::Value]) -> u64 {
+    sessions
+        .iter()
+        .filter_map(|s| s["end_ts_ns"].as_u64())
+        .max()
+        .expect("sessions")
+}
+
+/// RFC 2391 §2.4: a TCP session whose close was seen "can be safely assumed to have been
+/// terminated" within a couple of seconds, so a full table retires a session in its grace
+/// period before any live one, as Linux's conntrack drops connections in closing states
+/// first (`early_drop`). `lsnat-router.pcap` with `max_sessions = 3`: at +1.74 s (s4's SYN)
+/// the table held the ICMP sessions s1 (last seen +0.41 s) and s2, and the web session s3
+/// (closed at +1.43 s); s3 ends there with its close reason, `fin`, and s1 lives on until
+/// s8's binding at +3.83 s, when no closed session is left. Before, s1 was retired at s4's
+/// SYN (the longest idle) while s3 sat out its grace: ten sessions were `retired`, now four,
+/// all of them when no closed session was in its grace period.
+#[test]
+fn a_full_table_retires_closed_sessions_in_their_grace_period_first() {
+    let dir = common::scratch();
+    let cfg = std::fs::read_to_string(common::root().join("captures/lsnat-router.toml"))
+        .expect("config")
+        .replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n");
+    let path = dir.path().join("limit.toml");
+    std::fs::write(&path, cfg).expect("config");
+    let r = common::replay_json(
+        dir.path(),
+        &common::root().join("captures/lsnat-router.pcap"),
+        &["-c".as_ref(), path.as_os_str()],
+    );
+    let mut sessions: Vec<&serde_json::Value> =
+        r["sessions"].as_array().expect("sessions").iter().collect();
+    sessions.sort_by_key(|s| s["id"].as_u64());
+    let ns = |s: &serde_json::Value, k: &str| s[k].as_u64().expect(k);
+    let bound_at: Vec<u64> = sessions.iter().map(|s| ns(s, "first_ts_ns")).collect();
+    let ends: Vec<(&str, u64)> = sessions
+        .iter()
+        .map(|s| (s["end"].as_str().expect("end"), ns(s, "end_ts_ns")))
+        .collect();
+    // s3, closed by FIN, made room for s4; the ICMP session s1 did so only for s8.
+    assert_eq!(ends[2], ("fin", bound_at[3]), "s3");
+    assert_eq!(ends[0], ("retired", bound_at[7]), "s1");
+    let all: Vec<serde_json::Value> = sessions.iter().map(|&s| s.clone()).collect();
+    let cut: Vec<u64> = sessions
+        .iter()
+        .filter(|s| cut_in_grace(s, last_end(&all)))
+        .map(|s| s["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(
+        cut,
+        [3, 4, 5, 6, 10, 11],
+        "closed sessions whose grace the table limit cut short"
+    );
+    let retired: Vec<&&serde_json::Value> =
+        sessions.iter().filter(|s| s["end"] == "retired").collect();
+    assert_eq!(retired.len(), 4, "live sessions retired");
+    for s in retired {
+        // Retired when a session was bound, and no closed session was in its grace then.
+        let t = ns(s, "end_ts_ns");
+        assert!(bound_at.contains(&t), "s{} retired at {t}", s["id"]);
+        for c in &sessions {
+            let closed_then = (c["end"] == "fin" || c["end"] == "rst")
+                && ns(c, "last_ts_ns") <= t
+                && ns(c, "end_ts_ns") > t;
+            assert!(
+                !closed_then,
+                "s{} retired at {t} while s{} was closed, in its grace period",
+                s["id"], c["id"]
+            );
+        }
     }
 }

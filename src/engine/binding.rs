@@ -217,21 +217,11 @@ impl Engine {
         let deadline = now.add(self.idle_timeout(key.protocol));
         self.timers.push((deadline, number, slot));
         if self.max_sessions.is_some() {
-            self.idle.push(Reverse((now, number, slot)));
+            self.idle.push(Reverse((Retire::Idle, now, number, slot)));
         }
         self.slots[slot as usize] = Some(session);
         self.live += 1;
-        // Longest-idle entries of sessions that ended some other way stay until popped:
-        // dropped once they outnumber the live ones, so memory follows live sessions
-        // (amortised: each compaction at least halves the heap).
-        if self.idle.len() > 2 * self.live + 64 {
-            let slots = &self.slots;
-            self.idle.retain(|Reverse((_, number, slot))| {
-                slots[*slot as usize]
-                    .as_ref()
-                    .is_some_and(|s| s.number == *number)
-            });
-        }
+        self.compact_retirement_if_stale();
         self.pool
             .bind(member, self.vss.list[vs].config.session_weight);
         if let Some(cfg) = self.vss.list[vs].config.affinity {
@@ -462,25 +452,67 @@ impl Engine {
         of(self.pool.member(self.target_of(m, key).member)).unwrap_or(AffinityBreak::Removed)
     }
 
-    /// RFC 2391 §2.4: "retire the longest idle session when it becomes necessary".
+    /// RFC 2391 §2.4: "retire the longest idle session when it becomes necessary". A TCP
+    /// session whose close was seen (both FINs acknowledged, or an RST) "can be safely assumed
+    /// to have been terminated" (§2.4) and is only kept for its grace period, so such a session
+    /// goes first, the earliest closed, as Linux's conntrack drops connections in closing
+    /// states first when its table is full (`early_drop`, `tcp_can_early_drop`). It ends as it
+    /// closed (`fin` or `rst`), its grace cut short; only a live session ends `retired`.
     pub(crate) fn retire_longest_idle(&mut self) -> bool {
-        while let Some(Reverse((seen, number, slot))) = self.idle.pop() {
+        while let Some(Reverse((class, seen, number, slot))) = self.idle.pop() {
             let Some(s) = self.slots[slot as usize].as_ref() else {
                 continue;
             };
             if s.number != number {
                 continue;
             }
-            if s.last > seen {
+            let now = self.now;
+            if let Some((_, reason)) = s.closed {
+                self.unbind(slot, reason, now);
+                return true;
+            }
+            if class == Retire::Idle && s.last > seen {
                 // Seen since this entry was made: requeue with its real idle start.
                 let last = s.last;
-                self.idle.push(Reverse((last, number, slot)));
+                self.idle.push(Reverse((Retire::Idle, last, number, slot)));
                 continue;
             }
-            let now = self.now;
             self.unbind(slot, EndReason::Retired, now);
             return true;
         }
         false
     }
+
+    /// A session's close was seen at `now` (§2.4): with a table limit, it is the first to
+    /// retire from now on ([`Engine::retire_longest_idle`]).
+    pub(crate) fn closed_for_retirement(&mut self, slot: u32, number: u64, now: Timestamp) {
+        if self.max_sessions.is_some() {
+            self.idle.push(Reverse((Retire::Closed, now, number, slot)));
+            self.compact_retirement_if_stale();
+        }
+    }
+
+    /// Entries of sessions that ended some other way stay in the retirement heap until
+    /// popped: dropped once they outnumber the live sessions, with the idle entry of a session
+    /// that also has a closed one, so memory follows live sessions (amortised: each compaction
+    /// leaves at most one entry per live session, so at least halves the heap).
+    fn compact_retirement_if_stale(&mut self) {
+        if self.idle.len() <= 2 * self.live + 64 {
+            return;
+        }
+        let slots = &self.slots;
+        self.idle.retain(|Reverse((class, _, number, slot))| {
+            slots[*slot as usize].as_ref().is_some_and(|s| {
+                s.number == *number && (s.closed.is_some() == (*class == Retire::Closed))
+            })
+        });
+    }
+}
+
+/// The two classes of the retirement heap, in the order they retire: a session closed and in
+/// its grace period before any live one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Retire {
+    Closed,
+    Idle,
 }

@@ -294,7 +294,8 @@ pub enum EndReason {
     Rst,
     /// Idle longer than its protocol's timeout.
     IdleTimeout,
-    /// Retired as the longest idle when the session table was full.
+    /// Retired as the longest idle when the session table was full (a live session: a closed
+    /// one in its grace period retires first, and ends with its close reason).
     Retired,
     /// A FIN seen, not both acknowledged, when a new connection's SYN came on the same tuple
     /// (RFC 2391 §2.3: that SYN starts a new session).

@@ -644,7 +644,7 @@ impl Engine {
             s.checksum_faults += 1;
             s.history.mark(b'c', dir == 0);
         }
-        let closed_now = match l4 {
+        let state_changed = match l4 {
             L4::Tcp { .. } => {
                 let seg = Segment::of(ip, &l4, b).unwrap_or_default();
                 tcp_history(&mut s.history, dir == 0, seg.flags, seg.payload_len);
@@ -677,8 +677,14 @@ impl Engine {
         if let Some(rt) = sample {
             self.pool.response(member, rt);
         }
-        if closed_now {
+        if state_changed {
+            // A new TCP state, or the close itself.
             self.arm_close(slot);
+            let s = self.session(slot);
+            if s.closed.is_some_and(|(at, _)| at == now) {
+                let number = s.number;
+                self.closed_for_retirement(slot, number, now);
+            }
         }
         if answered.is_some() {
             // RFC 2391 §6: the member answered a newly assigned session.

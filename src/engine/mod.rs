@@ -91,8 +91,10 @@ pub struct Engine {
     member_side_replies: rustc_hash::FxHashSet<Tuple>,
     /// Lazy timer heap: (deadline, session number, slot). See [`unbinding`].
     timers: timer_queue::TimerQueue<(Timestamp, u64, u32)>,
-    /// Lazy longest-idle heap, kept only with a session-table limit: (last seen, number, slot).
-    idle: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
+    /// Lazy retirement heap, kept only with a session-table limit: (class, since, number,
+    /// slot), [`binding::Retire`]: sessions closed and in their grace period first (by the
+    /// time they closed), then live ones by the time they were last seen.
+    idle: BinaryHeap<Reverse<(binding::Retire, Timestamp, u64, u32)>>,
     frags: FragmentTable,
     /// Later fragments waiting for their first fragment.
     hold: FragmentHold,

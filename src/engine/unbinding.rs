@@ -1,6 +1,7 @@
 //! Session unbinding (RFC 2391 §4.3, §2.4): a session ends when a TCP close is seen (both FINs
 //! acknowledged, or an RST) plus a short grace period, when it has been idle longer than its
-//! protocol's timeout, or when the table is full and it is the longest idle.
+//! protocol's timeout, or when the table is full and it is closed and in its grace period, or
+//! else the longest idle (`binding::Engine::retire_longest_idle`).
 //!
 //! Timers are lazy: one heap entry per session, pushed at binding with `last seen + timeout`.
 //! Packets only move `last seen`; when an entry comes due, the session's real deadline is
