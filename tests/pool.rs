@@ -972,22 +972,14 @@ fn json_evidence_times_read_as_the_goldens() {
 /// nothing; before, each refused SYN first retired a live session (s7 at +4.86 s).
 #[test]
 fn a_session_refused_anyway_retires_no_other() {
-    let dir = common::scratch();
-    let base =
-        std::fs::read_to_string(common::root().join("captures/lsnat-router.toml")).expect("config");
-    let mut cfg = base.replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n");
-    for m in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
-        cfg.push_str(&format!(
-            "\n[[timeline]]\nat = \"+4.5s\"\naction = \"drain\"\nmember = \"{m}\"\n"
-        ));
-    }
-    let path = dir.path().join("limit.toml");
-    std::fs::write(&path, cfg).expect("config");
-    let r = common::replay_json(
-        dir.path(),
-        &common::root().join("captures/lsnat-router.pcap"),
-        &["-c".as_ref(), path.as_os_str()],
-    );
+    let r = router_with_table_limit(|mut cfg| {
+        for m in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+            cfg.push_str(&format!(
+                "\n[[timeline]]\nat = \"+4.5s\"\naction = \"drain\"\nmember = \"{m}\"\n"
+            ));
+        }
+        cfg
+    });
     let first = r["packets"]["first_ts_ns"].as_u64().expect("first_ts_ns");
     let drained = first + 4_500_000_000;
     let retired: Vec<u64> = r["sessions"]
@@ -1014,19 +1006,7 @@ fn a_session_refused_anyway_retires_no_other() {
 /// .2's only session was being retired).
 #[test]
 fn least_load_chooses_after_a_full_table_made_room() {
-    let dir = common::scratch();
-    let base =
-        std::fs::read_to_string(common::root().join("captures/lsnat-router.toml")).expect("config");
-    let cfg = base
-        .replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n")
-        .replace("\"round-robin\"", "\"least-load\"");
-    let path = dir.path().join("ll.toml");
-    std::fs::write(&path, cfg).expect("config");
-    let r = common::replay_json(
-        dir.path(),
-        &common::root().join("captures/lsnat-router.pcap"),
-        &["-c".as_ref(), path.as_os_str()],
-    );
+    let r = router_with_table_limit(|cfg| cfg.replace("\"round-robin\"", "\"least-load\""));
     let sessions = r["sessions"].as_array().expect("sessions");
     assert!(sessions.iter().any(|s| s["end"] == "retired"));
     for s in sessions {
@@ -1057,26 +1037,16 @@ fn least_load_chooses_after_a_full_table_made_room() {
 /// retires first), ended before its last packet plus the 2 s grace.
 #[test]
 fn a_session_no_algorithm_would_choose_retires_no_other() {
-    let dir = common::scratch();
-    let base =
-        std::fs::read_to_string(common::root().join("captures/lsnat-router.toml")).expect("config");
-    let (web, rest) = base.split_at(base.find("name = \"echo\"").expect("echo"));
-    let rest = rest
-        .replace("\"round-robin\"", "\"weighted-round-robin\"")
-        .replace(
-            "members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]",
-            "members = [{ addr = \"203.0.113.9\", weight = 0 }]",
-        );
-    let cfg = format!("{web}{rest}")
-        .replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n")
-        .replace("\"round-robin\"", "\"least-load\"");
-    let path = dir.path().join("w0.toml");
-    std::fs::write(&path, cfg).expect("config");
-    let r = common::replay_json(
-        dir.path(),
-        &common::root().join("captures/lsnat-router.pcap"),
-        &["-c".as_ref(), path.as_os_str()],
-    );
+    let r = router_with_table_limit(|base| {
+        let (web, rest) = base.split_at(base.find("name = \"echo\"").expect("echo"));
+        let rest = rest
+            .replace("\"round-robin\"", "\"weighted-round-robin\"")
+            .replace(
+                "members = [\"203.0.113.1\", \"203.0.113.2\", \"203.0.113.3\"]",
+                "members = [{ addr = \"203.0.113.9\", weight = 0 }]",
+            );
+        format!("{web}{rest}").replace("\"round-robin\"", "\"least-load\"")
+    });
     assert!(r["packets"]["dropped"]["no-member-available"].as_u64() > Some(0));
     let sessions = r["sessions"].as_array().expect("sessions");
     let bound_at: Vec<&serde_json::Value> = sessions.iter().map(|s| &s["first_ts_ns"]).collect();
@@ -1124,17 +1094,7 @@ fn last_end(sessions: &[serde_json::Value]) -> u64 {
 /// all of them when no closed session was in its grace period.
 #[test]
 fn a_full_table_retires_closed_sessions_in_their_grace_period_first() {
-    let dir = common::scratch();
-    let cfg = std::fs::read_to_string(common::root().join("captures/lsnat-router.toml"))
-        .expect("config")
-        .replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n");
-    let path = dir.path().join("limit.toml");
-    std::fs::write(&path, cfg).expect("config");
-    let r = common::replay_json(
-        dir.path(),
-        &common::root().join("captures/lsnat-router.pcap"),
-        &["-c".as_ref(), path.as_os_str()],
-    );
+    let r = router_with_table_limit(|cfg| cfg);
     let mut sessions: Vec<&serde_json::Value> =
         r["sessions"].as_array().expect("sessions").iter().collect();
     sessions.sort_by_key(|s| s["id"].as_u64());
@@ -1176,4 +1136,20 @@ fn a_full_table_retires_closed_sessions_in_their_grace_period_first() {
             );
         }
     }
+}
+
+/// The JSON report of `lsnat-router.pcap` replayed with its config, a session-table limit of 3
+/// and `edit` applied to the config's text.
+fn router_with_table_limit(edit: impl FnOnce(String) -> String) -> serde_json::Value {
+    let dir = common::scratch();
+    let base =
+        std::fs::read_to_string(common::root().join("captures/lsnat-router.toml")).expect("config");
+    let cfg = edit(base.replace("[timeouts]\n", "[timeouts]\nmax_sessions = 3\n"));
+    let path = dir.path().join("limit.toml");
+    std::fs::write(&path, cfg).expect("config");
+    common::replay_json(
+        dir.path(),
+        &common::root().join("captures/lsnat-router.pcap"),
+        &["-c".as_ref(), path.as_os_str()],
+    )
 }
