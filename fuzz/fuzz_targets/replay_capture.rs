@@ -8,7 +8,10 @@
 //! `lsnat replay` does it (reader thread → link → engine → writer), with every output: the
 //! rewritten capture, per-member captures, the JSON report (with the load report), the golden
 //! text, the summary tables, per-second load rows and the decision list. An `Err` anywhere is
-//! fine; a panic (in any thread: libfuzzer-sys aborts on it), a hang or a crash is not.
+//! fine; a panic (in any thread: libfuzzer-sys aborts on it), a hang or a crash is not. After
+//! a run that succeeded, the rewritten capture is read back: every packet carries the checksum
+//! errors of the input packet it came from (etherparse's full recompute, as tests/common's
+//! `assert_checksums_preserved`), originated ones none, and the JSON report must parse.
 //!
 //! Run (from the repository root; stable toolchain, hence RUSTC_BOOTSTRAP):
 //!
@@ -105,9 +108,66 @@ fuzz_target!(|data: &[u8]| {
     }
     t.push_str(&table::hint(&summary, job.config.view).unwrap_or_default());
     std::hint::black_box(t);
+    checksums_preserved(
+        &input,
+        job.output.as_deref().expect("an output"),
+        &log.written,
+    );
     // The report must be one JSON document (it is written in pieces by two threads).
     let report = std::fs::read(&json_path).expect("the report was written");
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&report) {
         panic!("report.json is not JSON: {e}");
     }
 });
+
+/// Every packet of a capture: link type and bytes.
+fn read_all(path: &std::path::Path) -> Vec<(lsnat::capture::LinkType, Vec<u8>)> {
+    let mut r = lsnat::capture::CaptureReader::open(path).expect("read again");
+    let mut b = lsnat::capture::Batch::default();
+    let mut out = Vec::new();
+    while r.read_batch(&mut b, 1024).expect("read again") {
+        for i in 0..b.packets.len() {
+            out.push((b.packets[i].linktype, b.bytes(i).to_vec()));
+        }
+    }
+    out
+}
+
+/// Checksum errors of a frame's IPv4 datagram, by full recompute.
+fn errors(linktype: lsnat::capture::LinkType, frame: &[u8]) -> Option<(u16, Option<u16>)> {
+    let lsnat::link::Payload::Ipv4 { offset } = lsnat::link::locate(linktype, frame).payload else {
+        return None;
+    };
+    lsnat_fuzz::checksum_errors(frame.get(offset..)?)
+}
+
+/// As tests/common `assert_checksums_preserved`: every packet of the rewritten capture carries
+/// the checksum errors (usually none) of the input packet it came from, and the packets the
+/// router originated carry none.
+fn checksums_preserved(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    written: &[lsnat::report::golden::Written],
+) {
+    use lsnat::report::golden::Written;
+    let ins = read_all(input);
+    let outs = read_all(output);
+    assert_eq!(written.len(), outs.len(), "written packet count");
+    for (n, (w, (lo, bo))) in written.iter().zip(&outs).enumerate() {
+        let theirs = errors(*lo, bo);
+        match *w {
+            Written::Packet(i) | Written::Released(i) => {
+                let (li, bi) = &ins[(i - 1) as usize];
+                if let (Some(a), Some(b)) = (errors(*li, bi), theirs) {
+                    assert_eq!(
+                        a, b,
+                        "output packet {n} (input {i}): checksum error changed by the rewrite"
+                    );
+                }
+            }
+            Written::Originated => {
+                assert_eq!(theirs, Some((0, Some(0))), "output packet {n}: originated");
+            }
+        }
+    }
+}
