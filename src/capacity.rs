@@ -19,6 +19,23 @@ use std::path::Path;
 
 /// Reads a capacity file.
 pub fn load(path: &Path) -> Result<Vec<CapacityReport>, String> {
+    // A regular file only, as for the configuration itself: a device (/dev/zero) or a pipe
+    // could be read without end.
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(format!(
+                "{}: is a folder, not a capacity file",
+                path.display()
+            ));
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(format!(
+                "{}: not a regular file (a device or a pipe): give a capacity file",
+                path.display()
+            ));
+        }
+        _ => {}
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read capacity file: {e}", path.display()))?;
     parse(path, &text)
@@ -114,6 +131,17 @@ fn written(line: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found reviewing what config_toml (fuzz/) could reach: `capacity_file = "/dev/zero"`
+    /// read without end (memory exhausted), a FIFO blocked the run forever.
+    #[test]
+    fn a_device_is_refused_not_read() {
+        for dev in ["/dev/zero", "/dev/null"] {
+            let e = load(Path::new(dev)).unwrap_err();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+        assert!(load(Path::new("/")).unwrap_err().contains("is a folder"));
+    }
 
     #[test]
     fn parses_seconds_and_nanoseconds() {

@@ -125,9 +125,11 @@ pub(crate) fn rewrite_tuple(ip: &mut Ipv4, b: &mut [u8], l4: &L4, to: &Tuple) {
 pub(crate) fn quick_key(b: &[u8]) -> Option<Tuple> {
     let (&vihl, rest) = b.split_first()?;
     let ihl = usize::from(vihl & 0x0f) * 4;
+    // As few bytes as [`Ipv4::l4`] reads the key from: the ports (TCP, UDP), the type and
+    // identifier (ICMP query), so that a packet cut right after them gets its key too.
     if vihl >> 4 != 4
         || ihl < 20
-        || b.len() < ihl + 8
+        || b.len() < ihl + 4
         || u16::from_be_bytes([rest[5], rest[6]]) & 0x1fff != 0
     {
         return None;
@@ -136,7 +138,10 @@ pub(crate) fn quick_key(b: &[u8]) -> Option<Tuple> {
     let word = |at: usize| u16::from_be_bytes([b[ihl + at], b[ihl + at + 1]]);
     let (sport, dport) = match protocol {
         proto::TCP | proto::UDP => (word(0), word(2)),
-        proto::ICMP if icmp_type::is_query(b[ihl]) || icmp_type::is_query_reply(b[ihl]) => {
+        proto::ICMP
+            if b.len() >= ihl + 6
+                && (icmp_type::is_query(b[ihl]) || icmp_type::is_query_reply(b[ihl])) =>
+        {
             (word(4), 0)
         }
         _ => return None,

@@ -1145,3 +1145,76 @@ fn ls_napt_never_allocates_a_port_whose_reply_key_is_taken() {
     );
     assert_eq!(e.live_sessions(), 2);
 }
+
+/// Fuzzing (fuzz/ `engine_packets`) found a 26-byte ICMP echo reply (6 bytes of ICMP: type,
+/// code, checksum, identifier; snaplen-cut) whose prefetch key was missing while its lookup key
+/// was there, which a debug build's check in `process` took for a panic. Every packet the
+/// engine keys by ports or identifier gets the same prefetch key, however short.
+#[test]
+fn a_transport_header_cut_after_its_ports_or_identifier_has_its_prefetch_key() {
+    let mut echo = Vec::new();
+    PacketBuilder::ipv4(CLIENT, VIP, 64)
+        .icmpv4_echo_request(0xad72, 1)
+        .write(&mut echo, b"ping")
+        .unwrap();
+    let short = udp(CLIENT, 40000, VIP, 53);
+    for (mut b, cut) in [(echo, 26), (short.clone(), 24), (short, 26)] {
+        b.truncate(cut);
+        let b = &mut b[..];
+        let ip = Ipv4::parse(b).unwrap();
+        let l4 = ip.l4(b);
+        assert!(
+            matches!(l4, L4::Udp { .. } | L4::IcmpQuery { .. }),
+            "{cut} bytes: {l4:?}"
+        );
+        assert_eq!(
+            lookup::quick_key(b),
+            Some(lookup::base_outcome(&ip, &l4, b).before),
+            "{cut} bytes"
+        );
+        // Handled without tripping the check (debug builds).
+        let mut e = Engine::new(config(Algorithm::RoundRobin));
+        let _ = e.handle(t(1), b);
+    }
+}
+
+/// A 227 reply in a TSO super-packet (IPv4 total length 0) whose address the FTP gateway
+/// rewrites to a longer one: the resized datagram keeps both checksums right (its header
+/// checksum was updated from the datagram's length instead of the 0 the field held).
+#[test]
+fn an_ftp_reply_resized_in_a_tso_super_packet_keeps_its_checksums() {
+    let mut cfg = config(Algorithm::RoundRobin);
+    cfg.virtual_servers[0].ports = vec![21];
+    let mut e = Engine::new(cfg);
+    let mut syn = tcp(CLIENT, 40000, VIP, 21, 1000, 0, "S");
+    assert_eq!(e.handle(t(1), &mut syn).verdict, Verdict::Translated);
+    let member: [u8; 4] = syn[16..20].try_into().unwrap();
+    let mut reply = Vec::new();
+    let text = format!(
+        "227 Entering Passive Mode ({},{},{},{},195,80).\r\n",
+        member[0], member[1], member[2], member[3]
+    );
+    PacketBuilder::ipv4(member, CLIENT, 64)
+        .tcp(21, 40000, 5000, 65535)
+        .ack(1001)
+        .write(&mut reply, text.as_bytes())
+        .unwrap();
+    // TSO: total length 0, header checksum recomputed for it.
+    reply[2] = 0;
+    reply[3] = 0;
+    reply[10] = 0;
+    reply[11] = 0;
+    let c = !crate::wire::checksum::fold(crate::wire::checksum::sum_words(&reply[..20], 0));
+    reply[10..12].copy_from_slice(&c.to_be_bytes());
+    let ip = Ipv4::parse(&reply).unwrap();
+    assert_eq!(ip.header_checksum_error(&reply), 0);
+    assert_eq!(ip.l4_checksum_error(&reply), Some(0));
+    let out = e.handle(t(2), &mut reply);
+    assert_eq!(out.verdict, Verdict::Translated);
+    assert_ne!(out.alg.resized, 0);
+    let r = e.resized().to_vec();
+    let ip = Ipv4::parse(&r).unwrap();
+    assert_eq!(&r[2..4], [0, 0]);
+    assert_eq!(ip.header_checksum_error(&r), 0, "ip header");
+    assert_eq!(ip.l4_checksum_error(&r), Some(0), "tcp");
+}

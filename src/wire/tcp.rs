@@ -94,10 +94,15 @@ pub fn splice_payload(
     out.extend_from_slice(&b[..at]);
     out.extend_from_slice(text);
     out.extend_from_slice(&b[at + len..total]);
-    // IP header: total length (offset 2), checksum (offset 10).
-    out[2..4].copy_from_slice(&(new_total as u16).to_be_bytes());
-    ip.checksum = update16(ip.checksum, total as u16, new_total as u16);
-    out[10..12].copy_from_slice(&ip.checksum.to_be_bytes());
+    // IP header: total length (offset 2), checksum (offset 10). A total length of 0 (a TSO /
+    // BIG TCP super-packet, whose length is the captured one: see `Ipv4::total_len`) stays 0,
+    // and the header checksum with it.
+    let field = u16::from_be_bytes([b[2], b[3]]);
+    if field != 0 {
+        out[2..4].copy_from_slice(&(new_total as u16).to_be_bytes());
+        ip.checksum = update16(ip.checksum, field, new_total as u16);
+        out[10..12].copy_from_slice(&ip.checksum.to_be_bytes());
+    }
     // TCP checksum: the changed bytes from an even offset of the segment (the IP header's
     // length is a multiple of 4, so an even offset of the datagram is one of the segment).
     let from = at & !1;
@@ -209,6 +214,33 @@ mod tests {
         splice_payload(&mut ip, &b, 67, 18, b"198,18,0,100,195,80", &mut out);
         assert_ne!(before, Some(0));
         assert_eq!(l4_error(&out), before);
+    }
+
+    /// Fuzzing's checksum oracle (fuzz/ `engine_packets`) on a review of this function: a
+    /// datagram whose total length field is 0 (a TSO super-packet, its length the captured one)
+    /// got the new length written into that field with the header checksum updated from the
+    /// datagram's length instead of from the 0 it held, so the header checksum went wrong.
+    #[test]
+    fn splice_keeps_a_zero_total_length_and_the_header_checksum_right() {
+        let mut b = segment(
+            b"227 Entering Passive Mode (203,0,113,1,195,80).\r\n",
+            false,
+        );
+        // Total length 0, and the header checksum made right for it.
+        let old = u16::from_be_bytes([b[2], b[3]]);
+        let c = update16(u16::from_be_bytes([b[10], b[11]]), old, 0);
+        b[2..4].copy_from_slice(&[0, 0]);
+        b[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut ip = Ipv4::parse(&b).unwrap();
+        assert_eq!((ip.total_len, ip.header_checksum_error(&b)), (b.len(), 0));
+        assert_eq!(l4_error(&b), Some(0));
+        let mut out = Vec::new();
+        splice_payload(&mut ip, &b, 67, 18, b"198,18,0,100,195,80", &mut out);
+        assert_eq!(&out[2..4], [0, 0], "still a super-packet");
+        let again = Ipv4::parse(&out).unwrap();
+        assert_eq!(again.total_len, b.len() + 1);
+        assert_eq!(again.header_checksum_error(&out), 0);
+        assert_eq!(l4_error(&out), Some(0));
     }
 
     #[test]
