@@ -19,23 +19,9 @@ use std::path::Path;
 
 /// Reads a capacity file.
 pub fn load(path: &Path) -> Result<Vec<CapacityReport>, String> {
-    // A regular file only, as for the configuration itself: a device (/dev/zero) or a pipe
-    // could be read without end.
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return Err(format!(
-                "{}: is a folder, not a capacity file",
-                path.display()
-            ));
-        }
-        Ok(m) if !m.is_file() => {
-            return Err(format!(
-                "{}: not a regular file (a device or a pipe): give a capacity file",
-                path.display()
-            ));
-        }
-        _ => {}
-    }
+    // A regular file only, as for the configuration itself.
+    crate::config::regular_file(path, "capacity file")
+        .map_err(|cause| format!("{}: {cause}", path.display()))?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read capacity file: {e}", path.display()))?;
     parse(path, &text)

@@ -296,6 +296,19 @@ pub fn load_for(
     load(&path)
 }
 
+/// Refuses a folder, a device or a pipe given where a file of this kind (`what`) is read: a
+/// device (`/dev/zero`) or a pipe could be read without end. The cause, for an error line;
+/// what cannot be looked at passes, for the read to say why.
+pub(crate) fn regular_file(path: &Path, what: &str) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(format!("is a folder, not a {what}")),
+        Ok(m) if !m.is_file() => Err(format!(
+            "not a regular file (a device or a pipe): give a {what}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The text of the configuration file `path`: a regular file, not a device or a pipe (which
 /// could be read without end).
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -305,15 +318,7 @@ fn read(path: &Path) -> Result<String, ConfigError> {
         field: None,
         cause,
     };
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => return Err(fail("is a folder, not a configuration file".into())),
-        Ok(m) if !m.is_file() => {
-            return Err(fail(
-                "not a regular file (a device or a pipe): give a configuration file".into(),
-            ));
-        }
-        _ => {}
-    }
+    regular_file(path, "configuration file").map_err(fail)?;
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read configuration: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();

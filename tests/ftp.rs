@@ -418,3 +418,73 @@ fn a_port_with_no_tu_port_free_is_reported_as_not_followed() {
         .collect();
     assert_eq!(ports, ["PORT 198,51,100,7,157,39"]);
 }
+
+/// A `227` whose rewritten address would make its datagram longer than an IPv4 total length
+/// can say: `captures/lsnat-ftp.pcap` with member .2's `227` to s4 (packet 73), which the
+/// gateway makes one byte longer, padded after its line to 65,535 bytes. It is forwarded with
+/// the member's address unrewritten and at its length, its data connection is not expected
+/// (the client's SYN to the VIP's port 50,xxx binds nothing), and the report says why
+/// (`datagram-too-long`): Linux's `nf_nat_mangle_tcp_packet` refuses to enlarge a packet past
+/// 65,535 bytes, and `nf_nat_ftp` then withdraws the expectation (and drops the packet).
+/// Before, the length wrapped: a datagram of 65,536 bytes whose total length field said 0.
+#[test]
+fn a_reply_that_would_outgrow_its_total_length_is_not_followed() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    let mut pcap = common::Pcap::read(&ftp_capture());
+    let (h, frame) = &mut pcap.records[72];
+    assert!(
+        frame.windows(4).any(|w| w == b"227 "),
+        "packet 73 is the 227 to s4"
+    );
+    frame.resize(14 + 65_535, b' ');
+    let ip = &mut frame[14..];
+    ip[2..4].copy_from_slice(&65_535u16.to_be_bytes());
+    ip[10..12].copy_from_slice(&[0, 0]);
+    let sum = ip[..20]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum::<u32>();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let c = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    common::fix_tcp_checksum(frame);
+    let len = (frame.len() as u32).to_le_bytes();
+    h[8..12].copy_from_slice(&len);
+    h[12..16].copy_from_slice(&len);
+    let cap = derived(dir, "long-227", &pcap, "captures/lsnat-ftp.toml");
+    let out = dir.join("long-227-out.pcap");
+    let report = common::replay_json(dir, &cap, &["-o".as_ref(), out.as_os_str()]);
+    assert_eq!(
+        report["ftp_gateway"],
+        serde_json::json!({
+            "followed": {"227": 2, "229": 1, "EPRT": 1, "PORT": 1},
+            "unfollowed": {"datagram-too-long": 1},
+            "resized": 2,
+            "data_sessions": 5,
+        })
+    );
+    let g = lsnat::check::render(&cap, None, None).unwrap();
+    let line = packet_line(&g.text, 73);
+    assert!(
+        line.contains("203.0.113.2:21 > 198.51.100.23:40022 => 198.18.0.100:21")
+            && line.ends_with("ftp 227 unfollowed datagram-too-long s4"),
+        "{line}"
+    );
+    // Forwarded whole, the member's address as it sent it, every checksum right.
+    let (meta, frame) = common::read_all(&out)
+        .into_iter()
+        .find(|(_, f)| f.len() > 60_000)
+        .expect("the long 227 forwarded");
+    let ip = &frame[14..];
+    assert_eq!(
+        (ip.len(), u16::from_be_bytes([ip[2], ip[3]])),
+        (65_535, 65_535)
+    );
+    let text = String::from_utf8_lossy(&ip[40..120]).into_owned();
+    assert!(text.contains("(203,0,113,2,"), "{text}");
+    assert_eq!(
+        common::checksum_errors(meta.linktype, &frame),
+        Some((0, Some(0)))
+    );
+}

@@ -58,6 +58,9 @@ pub enum Unfollowed {
     AddressNotSender,
     /// LS-NAPT: no TU port toward the member was free to announce (RFC 3022 §4.3).
     NoTuPort,
+    /// Its rewritten text would make the datagram longer than an IPv4 total length can say
+    /// (65,535 bytes; Linux's `nf_nat_mangle_tcp_packet` refuses to enlarge past it).
+    DatagramTooLong,
 }
 
 impl Unfollowed {
@@ -66,6 +69,7 @@ impl Unfollowed {
         match self {
             Unfollowed::AddressNotSender => "address-not-sender",
             Unfollowed::NoTuPort => "no-tu-port",
+            Unfollowed::DatagramTooLong => "datagram-too-long",
         }
     }
 }
@@ -464,6 +468,18 @@ impl Engine {
         }
         out.alg.seq = seq_shift;
         out.alg.ack = ack_shift;
+        if let Some((_, len)) = text
+            && u16::from_be_bytes([b[2], b[3]]) != 0
+            && ip.total_len + self.ftp.text.len() > usize::from(u16::MAX) + len
+        {
+            // The new text does not fit in the datagram's total length field (a TSO super-
+            // packet, its field 0, has no such bound): not rewritten, and its announcement
+            // withdrawn, as Linux withdraws the expectation of a packet it cannot mangle.
+            text = None;
+            let e = self.ftp.drop_control(number);
+            self.ftp_unreserve(e);
+            out.alg.unfollowed = Some(Unfollowed::DatagramTooLong);
+        }
         if let Some((at, len)) = text {
             let at = payload + at;
             let new = std::mem::take(&mut self.ftp.text);
