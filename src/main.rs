@@ -183,13 +183,8 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let mut json_report = match &json {
         Some(p) => Some(
-            JsonReport::create(p, &capture, &config_path, &job.config).map_err(|e| {
-                match output_file::is_locked(&e) {
-                    // "another lsnat run is writing this output (P.partial is locked)"
-                    true => anyhow::anyhow!("{}: {e}", p.display()),
-                    false => anyhow::anyhow!("{}: cannot write report: {e}", p.display()),
-                }
-            })?,
+            JsonReport::create(p, &capture, &config_path, &job.config)
+                .map_err(|e| output_error(p, &e, "cannot write report"))?,
         ),
         None => None,
     };
@@ -327,10 +322,8 @@ fn write_output(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
             // `check`'s own output: `main` tells it by the io::Error in the chain.
             if e.error.kind() == std::io::ErrorKind::BrokenPipe {
                 anyhow::Error::new(e.error)
-            } else if output_file::is_locked(&e.error) {
-                anyhow::anyhow!("{}: {}", path.display(), e.error)
             } else {
-                anyhow::anyhow!("{}: cannot write: {}", path.display(), e.error)
+                output_error(path, &e.error, "cannot write")
             }
         })
 }
@@ -651,5 +644,16 @@ fn main() -> ExitCode {
             eprintln!("lsnat: error: {msg}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The one-line error of an output that could not be written: `PATH: CANNOT: cause`, or, when
+/// another lsnat run holds the output's lock, `PATH: another lsnat run is writing this output
+/// (PATH.partial is locked)` as the error says it.
+fn output_error(path: &std::path::Path, e: &std::io::Error, cannot: &str) -> anyhow::Error {
+    if output_file::is_locked(e) {
+        anyhow::anyhow!("{}: {e}", path.display())
+    } else {
+        anyhow::anyhow!("{}: {cannot}: {e}", path.display())
     }
 }
