@@ -390,6 +390,8 @@ pub fn fix_checksums(ip: &mut [u8]) {
 #[path = "../../tests/common/checksums.rs"]
 mod checksums;
 
+pub mod targets;
+
 /// Checksum errors of an IPv4 datagram computed in full by etherparse, as tests/common does
 /// (the same file): (IPv4 header, transport), `None` where not checkable.
 pub fn checksum_errors(ip: &[u8]) -> Option<(u16, Option<u16>)> {
