@@ -660,6 +660,21 @@ pub fn run(
     job: &ReplayJob,
     observers: &mut [&mut dyn Observer],
 ) -> Result<ReplayTotals, ReplayError> {
+    run_in_batches(job, observers, BATCH_PACKETS)
+}
+
+/// [`run`] with batches of at most `batch_packets` packets (at least 1) instead of 4096: for
+/// the tests that check that no output depends on where one batch ends and the next begins
+/// (the reader, the writer's in-place writes and the packets written beside a batch's own all
+/// work batch by batch). The one documented exception is a member's capture with a fragment
+/// the member sent in an earlier batch than its first fragment (README, "Reports").
+#[doc(hidden)]
+pub fn run_in_batches(
+    job: &ReplayJob,
+    observers: &mut [&mut dyn Observer],
+    batch_packets: usize,
+) -> Result<ReplayTotals, ReplayError> {
+    let batch_packets = batch_packets.max(1);
     // Only a replay with outputs needs its inputs listed (audits and comparisons replay many
     // times without any).
     let inputs = match job.output.is_some() || job.member_dir.is_some() {
@@ -743,9 +758,9 @@ pub fn run(
                 // Room for a whole batch at once, rather than a vector grown (and copied) by
                 // doublings the first time each of the BATCHES is filled (the reader does the
                 // same for the batch's packet records).
-                views.reserve(BATCH_PACKETS);
-                pre.reserve(BATCH_PACKETS);
-                let read = reader.read_batch_with(batch, BATCH_PACKETS, |frame, meta| {
+                views.reserve(batch_packets);
+                pre.reserve(batch_packets);
+                let read = reader.read_batch_with(batch, batch_packets, |frame, meta| {
                     prepare(views, pre, frame, meta)
                 });
                 match read {
