@@ -20,7 +20,7 @@ use lsnat::config;
 use lsnat::replay::{self, Observer, ReplayJob};
 use lsnat::report::{Summary, golden::GoldenLog, json::JsonReport};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Batch sizes besides the replay's own.
 const SIZES: [usize; 5] = [1, 2, 3, 7, 64];
@@ -106,10 +106,7 @@ fn assert_batch_independent(cap: &Path, cfg_path: &Path, scratch: &Path) {
 #[test]
 fn bundled_captures_replay_the_same_in_batches_of_any_size() {
     let scratch = common::scratch();
-    let caps: Vec<PathBuf> = common::captures(&common::root().join("captures"))
-        .into_iter()
-        .filter(|p| p.with_extension("toml").exists())
-        .collect();
+    let caps = common::bundled();
     assert!(caps.len() >= 17, "expected the bundled captures: {caps:?}");
     for cap in &caps {
         assert_batch_independent(cap, &cap.with_extension("toml"), scratch.path());

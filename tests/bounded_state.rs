@@ -120,10 +120,7 @@ fn replay_rounds(capture: &std::path::Path, limit: Option<usize>) -> Rounds {
 #[test]
 fn engine_memory_stays_flat_over_200_rounds_of_every_bundled_capture() {
     let mut checked = 0;
-    for capture in common::captures(&common::root().join("captures")) {
-        if !capture.with_extension("toml").exists() {
-            continue;
-        }
+    for capture in common::bundled() {
         // As configured, and with a session-table limit never reached (its longest-idle
         // order is kept only with a limit).
         for limit in [None, Some(1 << 20)] {

@@ -5,19 +5,10 @@
 mod common;
 
 use lsnat::check;
-use std::path::PathBuf;
-
-/// The bundled captures that have a config beside them.
-fn captures() -> Vec<PathBuf> {
-    common::captures(&common::root().join("captures"))
-        .into_iter()
-        .filter(|p| p.with_extension("toml").exists())
-        .collect()
-}
 
 #[test]
 fn every_capture_matches_its_golden() {
-    let caps = captures();
+    let caps = common::bundled();
     assert!(
         caps.len() >= 4,
         "expected the bundled captures, found {caps:?}"
@@ -45,7 +36,7 @@ fn every_capture_matches_its_golden() {
 fn replays_are_byte_identical_run_to_run() {
     let scratch = common::scratch();
     let out = scratch.path();
-    for cap in captures() {
+    for cap in common::bundled() {
         let a = out.join("a.pcap");
         let b = out.join("b.pcap");
         let ga = check::render(&cap, None, Some(&a)).unwrap();
@@ -63,7 +54,7 @@ fn report_splits_napt_from_load_shared_translations() {
     // the translated packets is exactly what the session records hold.
     let scratch = common::scratch();
     let mut with_napt = 0;
-    for cap in captures() {
+    for cap in common::bundled() {
         let g = check::render(&cap, None, None).unwrap();
         let marked = |flow: &str| {
             g.text

@@ -124,6 +124,14 @@ pub fn captures(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The bundled captures (`captures/`) that have a config beside them, sorted.
+pub fn bundled() -> Vec<PathBuf> {
+    captures(&root().join("captures"))
+        .into_iter()
+        .filter(|p| p.with_extension("toml").exists())
+        .collect()
+}
+
 /// Every packet of a capture: metadata and bytes.
 pub fn read_all(path: &Path) -> Vec<(PacketMeta, Vec<u8>)> {
     let mut r = CaptureReader::open(path).unwrap_or_else(|e| panic!("{e}"));
