@@ -1,20 +1,25 @@
-//! No output depends on where the replay's batches end. The reader reads, the engine's thread
-//! handles and the writer writes a capture batch by batch (4096 packets): a whole batch is
-//! written from its own memory when its records line up with the output, packets the router
-//! emits or releases are written beside a batch's own, pcapng blocks travel with the batch
-//! they came in. Every capture is replayed with batches of 1, 2, 3, 7 and 64 packets and of
-//! 4096, and the rewritten capture, the JSON report, the golden text and the members' captures
-//! must be byte for byte the same. The bundled captures (with their configs) and the public
-//! corpus (pcap and pcapng, with a config derived from each; skipped when absent).
+//! What must not change a replay: where its batches end, which outputs were asked for, and
+//! when the capture was taken.
 //!
-//! Nor does any depend on which outputs were asked for (the golden text of a replay with
-//! every output equals that of a replay with none).
+//! Batches: the reader reads, the engine's thread handles and the writer writes a capture batch
+//! by batch (4096 packets): a whole batch is written from its own memory when its records line
+//! up with the output, packets the router emits or releases are written beside a batch's own,
+//! pcapng blocks travel with the batch they came in. Every capture is replayed with batches of
+//! 1, 2, 3, 7 and 64 packets and of 4096, and the rewritten capture, the JSON report, the
+//! golden text and the members' captures must be byte for byte the same. The bundled captures
+//! (with their configs) and the public corpus (pcap and pcapng, with a config derived from
+//! each; skipped when absent). The one documented exception: a fragment a member sent in an
+//! earlier batch than its first fragment goes into the member's capture just before that
+//! first fragment (README, "Reports"). None of these captures has one (lsnat-edges holds two
+//! fragments, but clients sent them), so members' captures are compared for every one; a
+//! capture added with such a fragment fails here and must be exempted by name.
 //!
-//! The one documented exception: a fragment a member sent in an earlier batch than its first
-//! fragment goes into the member's capture just before that first fragment (README,
-//! "Reports"). None of these captures has one (lsnat-edges holds two fragments, but clients
-//! sent them), so members' captures are compared for every one; a capture added with such a
-//! fragment fails here and must be exempted by name.
+//! Outputs: the golden text of a replay with every output equals that of a replay with none.
+//!
+//! Time: the engine runs on capture time alone, so a capture moved to another date replays
+//! the same (its golden text shows times from the first packet). Every bundled capture is
+//! moved to start at the Unix epoch itself (0.000000, as captures made by tools without a
+//! clock are) and in 2096 (past 2038, near the end of a classic pcap's 32-bit seconds).
 
 mod common;
 
@@ -178,4 +183,73 @@ fn corpus_captures_replay_the_same_in_batches_of_any_size() {
     }
     eprintln!("compared {pcap} pcap and {pcapng} pcapng files of the corpus");
     assert!(pcap > 0 && pcapng > 0, "{pcap} pcap, {pcapng} pcapng");
+}
+
+/// A copy of the classic pcap `cap` whose packets are all moved by the same amount, so that
+/// the first is at `first_sec` seconds (its fraction kept).
+fn moved(cap: &Path, first_sec: u32) -> Vec<u8> {
+    let mut b = std::fs::read(cap).unwrap();
+    let le = match b[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => panic!("{}: not a classic pcap", cap.display()),
+    };
+    let get = |b: &[u8], at: usize| {
+        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let mut at = 24;
+    let mut shift = None;
+    while at + 16 <= b.len() {
+        let sec = get(&b, at);
+        let shift = *shift.get_or_insert(i64::from(first_sec) - i64::from(sec));
+        let new = u32::try_from(i64::from(sec) + shift).expect("timestamps in order");
+        let w = if le {
+            new.to_le_bytes()
+        } else {
+            new.to_be_bytes()
+        };
+        b[at..at + 4].copy_from_slice(&w);
+        at += 16 + get(&b, at + 8) as usize;
+    }
+    b
+}
+
+#[test]
+fn a_capture_moved_in_time_replays_the_same() {
+    let scratch = common::scratch();
+    let mut moved_count = 0;
+    for cap in common::bundled() {
+        let name = cap.file_name().unwrap();
+        // The same shift for every record (lsnat-pool's seven that go back included); none
+        // falls before the first packet's second, or `moved` would panic.
+        let base = check::render(&cap, None, None).unwrap();
+        for (dir, first) in [("epoch", 0u32), ("2096", 4_000_000_000)] {
+            let d = scratch.path().join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            let copy = d.join(name);
+            let bytes = moved(&cap, first);
+            std::fs::write(&copy, bytes).unwrap();
+            let g = check::render(&copy, Some(&cap.with_extension("toml")), None)
+                .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+            assert_eq!(
+                g.text.lines().skip(1).collect::<Vec<_>>(),
+                base.text.lines().skip(1).collect::<Vec<_>>(),
+                "{} moved to start at {first} s",
+                cap.display()
+            );
+            assert_eq!(
+                g.totals.first_ts.map(|t| t.0 / 1_000_000_000),
+                Some(u64::from(first)),
+                "{}",
+                copy.display()
+            );
+            moved_count += 1;
+        }
+    }
+    assert!(moved_count >= 34, "{moved_count}");
 }
