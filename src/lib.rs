@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod engine;
+pub mod forwarded_copies;
 pub mod link;
 pub mod output_file;
 pub mod replay;

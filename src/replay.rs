@@ -12,6 +12,7 @@ use crate::capture::{
 use crate::engine::{
     self, EmitKind, Engine, EngineConfig, Event, Flow, Outcome, PoolEvent, Prefetch, Verdict, View,
 };
+use crate::forwarded_copies::ForwardedCopies;
 use crate::link::{self, NotIpv4, Payload};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -409,6 +410,23 @@ fn prepare(
     });
 }
 
+/// Shows `copies` the packets of a batch just read (see [`ForwardedCopies`]): a pass of its
+/// own over the first batches, which leaves [`prepare`], run for every packet, as it is.
+#[inline(never)]
+fn look_for_copies(copies: &mut ForwardedCopies, batch: &Batch, views: &[link::LinkView]) {
+    for (i, (meta, view)) in batch.packets.iter().zip(views).enumerate() {
+        let datagram = match view.payload {
+            Payload::Ipv4 { offset } => batch.bytes(i).get(offset..),
+            _ => None,
+        };
+        let direction = match meta.direction {
+            CaptureDirection::Unknown => view.direction,
+            known => known,
+        };
+        copies.see(meta.index, direction, datagram);
+    }
+}
+
 /// The writer thread's outputs.
 struct Outputs {
     capture: Option<CaptureWriter>,
@@ -742,6 +760,7 @@ pub fn run_in_batches(
     let mut held_spare: Vec<Vec<u8>> = Vec::new();
     let result = std::thread::scope(|scope| -> Result<(), ReplayError> {
         let reader_thread = spawn_named(scope, "lsnat-reader", move || {
+            let mut copies = ForwardedCopies::default();
             while let Ok(mut work) = empty_rx.recv() {
                 if let Some(lag) = work.lag.take() {
                     reader.set_lag(lag);
@@ -763,6 +782,9 @@ pub fn run_in_batches(
                 let read = reader.read_batch_with(batch, batch_packets, |frame, meta| {
                     prepare(views, pre, frame, meta)
                 });
+                if copies.looking() {
+                    look_for_copies(&mut copies, batch, views);
+                }
                 match read {
                     Ok(true) => {
                         if full_tx.send(Ok(work)).is_err() {
@@ -776,7 +798,9 @@ pub fn run_in_batches(
                     }
                 }
             }
-            reader.warnings().to_vec()
+            let mut warnings = reader.warnings().to_vec();
+            warnings.extend(copies.warning());
+            warnings
         });
         let outputs = &mut outputs;
         let writer_thread = spawn_named(

@@ -57,6 +57,16 @@ fn every_corpus_capture_replays_or_is_refused_clearly() {
             assert_eq!(g.totals.packets, n, "{file}: packets read vs MANIFEST.tsv");
         }
         common::assert_checksums_preserved(cap, &out, &g.log.written);
+        // None of these was taken on both sides of a forwarding router: no pair of copies of
+        // one datagram one hop apart (`lsnat::forwarded_copies`) may be found in them.
+        assert!(
+            !g.totals
+                .warnings
+                .iter()
+                .any(|w| w.contains("look like one datagram")),
+            "{file}: {:?}",
+            g.totals.warnings
+        );
         if g.text.contains(" xlat ") {
             translated_somewhere += 1;
         }

@@ -312,3 +312,114 @@ fn client_side_view_refuses_a_second_session_with_the_same_member_side_replies()
         .count();
     assert_eq!(on_b, 1);
 }
+
+/// `lsnat-router.pcap` (what arrived at the router, `tcpdump -Q in` on both its interfaces)
+/// merged with `tests/kernel/lsnat-router.kernel-out.pcap` (what its kernel sent, `-Q out`, in
+/// the same run) by timestamp: the capture `tcpdump` on both interfaces without `-Q` would
+/// have taken. Each record is tagged: true for a copy that left the router.
+fn both_directions() -> (common::Pcap, Vec<bool>) {
+    let root = common::root();
+    let arrived = common::Pcap::read(&root.join("captures/lsnat-router.pcap"));
+    let left = common::Pcap::read(&root.join("tests/kernel/lsnat-router.kernel-out.pcap"));
+    assert_eq!(
+        arrived.header, left.header,
+        "the same format, link type and snaplen"
+    );
+    let ts = |h: &[u8; 16]| {
+        let w = |r: std::ops::Range<usize>| u64::from(u32::from_le_bytes(h[r].try_into().unwrap()));
+        (w(0..4), w(4..8))
+    };
+    let mut tagged: Vec<_> = arrived
+        .records
+        .into_iter()
+        .map(|r| (r, false))
+        .chain(left.records.into_iter().map(|r| (r, true)))
+        .collect();
+    // Stable: a copy that left at the very nanosecond it arrived stays after it.
+    tagged.sort_by_key(|((h, _), out)| (ts(h), *out));
+    let tags = tagged.iter().map(|(_, out)| *out).collect();
+    let records = tagged.into_iter().map(|(r, _)| r).collect();
+    (
+        common::Pcap {
+            header: arrived.header,
+            records,
+        },
+        tags,
+    )
+}
+
+/// A capture of both directions of the router's interfaces with nothing to tell which copy
+/// arrived (classic pcap, or pcapng without `epb_flags`, as `dumpcap` on two interfaces
+/// writes) holds every forwarded packet twice: the replay warns, naming the first pair, on
+/// the terminal and in the JSON report. The same capture with direction flags, or either
+/// side alone, gets no warning.
+#[test]
+fn a_capture_of_both_directions_with_no_direction_is_warned_about() {
+    let scratch = common::scratch();
+    let (both, tags) = both_directions();
+    let outs = tags.iter().filter(|t| **t).count();
+    assert!(
+        outs > 100 && tags.len() - outs > 100,
+        "{outs} of {}",
+        tags.len()
+    );
+    let pcap = scratch.path().join("both.pcap");
+    let mut bytes = both.header.clone();
+    for (h, f) in &both.records {
+        bytes.extend_from_slice(h);
+        bytes.extend_from_slice(f);
+    }
+    std::fs::write(&pcap, &bytes).unwrap();
+    let mut at = 0;
+    let unflagged = to_pcapng(&both, |f| (f.to_vec(), None));
+    let flagged = to_pcapng(&both, |f| {
+        at += 1;
+        (f.to_vec(), Some(if tags[at - 1] { 2 } else { 1 }))
+    });
+    let config = "captures/lsnat-router.toml";
+    let expected = "packets 3 and 6 look like one datagram as it arrived at a router and as the \
+                    router sent it on (IP ID 0x02ca, TTL 64 then 63), and so do 133 more pairs in \
+                    the first 268 IPv4 packets";
+    // Packets 3 and 6: the first ping as it arrived and as the router sent it on.
+    assert!(!tags[2] && tags[5], "{:?}", &tags[..6]);
+    for (name, data) in [("both.pcapng", &unflagged.out), ("both.pcap", &bytes)] {
+        let input = scratch.path().join(name);
+        std::fs::write(&input, data).unwrap();
+        let o = common::lsnat()
+            .args(["replay", "-q", "-c", config])
+            .arg(&input)
+            .output()
+            .expect("runs");
+        assert!(o.status.success());
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.starts_with(&format!("lsnat: warning: {expected}")),
+            "{name}: {stderr}"
+        );
+        let r = json(scratch.path(), &input, config, &[]);
+        let w = r["warnings"].as_array().expect("warnings");
+        assert!(
+            w.len() == 1 && w[0].as_str().unwrap().starts_with(expected),
+            "{name}: {w:?}"
+        );
+        // Each forwarded packet replayed twice: the leaving copies pass as unrelated.
+        assert_eq!(r["packets"]["outgoing_copies_not_replayed"], 0);
+    }
+    let input = scratch.path().join("flagged.pcapng");
+    std::fs::write(&input, &flagged.out).unwrap();
+    let r = json(scratch.path(), &input, config, &[]);
+    assert_eq!(r["warnings"], serde_json::json!([]), "{}", r["warnings"]);
+    // The leaving copies left out, but for the router's own ARP frames (not IPv4: passed).
+    let ipv4_outs = (both.records.iter().zip(&tags))
+        .filter(|((_, f), out)| **out && f[12..14] == [8, 0])
+        .count();
+    assert!(ipv4_outs + 10 > outs, "{ipv4_outs} of {outs}");
+    assert_eq!(r["packets"]["outgoing_copies_not_replayed"], ipv4_outs);
+    for side in [
+        "captures/lsnat-router.pcap",
+        "tests/kernel/lsnat-router.kernel-out.pcap",
+    ] {
+        let r = json(scratch.path(), &common::root().join(side), config, &[]);
+        assert_eq!(r["warnings"], serde_json::json!([]), "{side}");
+    }
+}
