@@ -335,6 +335,13 @@ impl LoadReport {
     /// interval table when asked. `width` fixes the table width (goldens).
     pub fn render(&self, width: Option<u16>) -> String {
         let mut out = String::new();
+        // The summary's member table above it counts session records; this one every packet
+        // translated, so the two differ by the ICMP errors about a member's sessions.
+        let _ = writeln!(
+            out,
+            "load per member (every packet translated to or from it, ICMP errors about its \
+             sessions included):"
+        );
         let mut t = table(&[
             "member", "sessions", "share", "packets", "share", "bytes", "share",
         ]);
