@@ -196,6 +196,9 @@ pub struct ReplayTotals {
     pub warnings: Vec<String>,
     /// Timestamps earlier than one before them.
     pub timestamps_backwards: u64,
+    /// Closed sessions unbound in their grace period to make room
+    /// ([`crate::engine::EngineStats::grace_cut_short`]).
+    pub grace_cut_short: u64,
     /// Pool members, index = `SessionRecord::member`.
     pub members: Vec<std::net::Ipv4Addr>,
     /// Virtual servers' names, index = the virtual server's index in events.
@@ -1144,6 +1147,7 @@ pub fn run_in_batches(
     engine.finish_sessions(end, Some(&mut |ev: &Event| to_observers(observers, ev)));
     drain_events(&mut engine, observers);
     totals.timestamps_backwards = engine.stats().timestamps_backwards;
+    totals.grace_cut_short = engine.stats().grace_cut_short;
     totals.members = engine.members().iter().map(|m| m.addr).collect();
     totals.virtual_servers = job
         .config

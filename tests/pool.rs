@@ -1118,6 +1118,8 @@ fn a_full_table_retires_closed_sessions_in_their_grace_period_first() {
         [3, 4, 5, 6, 10, 11],
         "closed sessions whose grace the table limit cut short"
     );
+    // The report counts them (the engine's own count, not derived from the records).
+    assert_eq!(r["session_grace_cut_short"], cut.len());
     let retired: Vec<&&serde_json::Value> =
         sessions.iter().filter(|s| s["end"] == "retired").collect();
     assert_eq!(retired.len(), 4, "live sessions retired");

@@ -468,6 +468,7 @@ impl Engine {
             }
             let now = self.now;
             if let Some((_, reason)) = s.closed {
+                self.stats.grace_cut_short += 1;
                 self.unbind(slot, reason, now);
                 return true;
             }

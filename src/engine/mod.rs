@@ -70,6 +70,9 @@ pub struct EngineStats {
     pub sessions_bound: u64,
     /// Most sessions bound at once.
     pub peak_sessions: u64,
+    /// Sessions whose close was seen, unbound before the end of their grace period to make
+    /// room in a full table (RFC 2391 §2.4; they end `fin` or `rst`, not `retired`).
+    pub grace_cut_short: u64,
 }
 
 /// The engine.

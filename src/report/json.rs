@@ -1219,6 +1219,7 @@ impl JsonReport {
             },
             "sessions_bound": summary.sessions,
             "session_ends": ends,
+            "session_grace_cut_short": totals.grace_cut_short,
             "ftp_gateway": {
                 "followed": summary.ftp.followed,
                 "unfollowed": summary.ftp.unfollowed,

@@ -174,6 +174,13 @@ pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16
     for (reason, n) in &summary.ends {
         e.add_row(vec![reason.name().to_string(), n.to_string()]);
     }
+    if totals.grace_cut_short > 0 {
+        // Closed sessions a full table unbound before their grace period ran out (§2.4).
+        e.add_row(vec![
+            "of fin and rst: grace cut short for room".to_string(),
+            totals.grace_cut_short.to_string(),
+        ]);
+    }
     e.add_row(vec![
         "total bound".to_string(),
         summary.sessions.to_string(),
