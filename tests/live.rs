@@ -104,6 +104,44 @@ fn check(dir: &Path, name: &str) -> usize {
     )
 }
 
+/// A fresh recording of both directions of the router's interfaces (what arrived and what the
+/// kernel sent, merged, as `tcpdump` without `-Q` would have taken them) gets the warning of
+/// `lsnat::forwarded_copies`, a pair for about every packet the kernel forwarded; each
+/// direction alone gets none.
+fn both_directions_are_warned_about(dir: &Path) {
+    let arrived = dir.join("lsnat-router.pcap");
+    let left = dir.join("lsnat-router.kernel-out.pcap");
+    let (both, tags) = common::Pcap::merge(&arrived, &left);
+    let merged = dir.join("both-directions.pcap");
+    both.write(&merged);
+    let config = dir.join("lsnat-router.toml");
+    let warnings = |cap: &Path| {
+        let r = common::replay_json(dir, cap, &["-c".as_ref(), config.as_os_str()]);
+        r["warnings"].as_array().expect("warnings").clone()
+    };
+    let w = warnings(&merged);
+    let w = w.first().and_then(|w| w.as_str()).unwrap_or("");
+    let pairs: usize = w
+        .split_once(", and so do ")
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no forwarded-copies warning: {w:?}"));
+    let ipv4_left = (both.records.iter().zip(&tags))
+        .filter(|((_, f), from_left)| **from_left && f[12..14] == [8, 0])
+        .count();
+    assert!(
+        pairs + 1 + 10 >= ipv4_left && ipv4_left > 100,
+        "{pairs} pairs, {ipv4_left} forwarded: {w}"
+    );
+    for side in [&arrived, &left] {
+        assert_eq!(
+            warnings(side),
+            Vec::<serde_json::Value>::new(),
+            "{}",
+            side.display()
+        );
+    }
+}
+
 /// Fresh recordings match the kernel byte for byte: LSNAT (RFC 2391 §3.1, nftables DNAT round
 /// robin: HTTP closed by either side, an RST, keep-alive, UDP, ICMP echo), GRE (§2.2), a
 /// static mapping (§3, §4.1) and ICMP errors for NAPT sessions (§3.2, RFC 3022 §4.3). The
@@ -117,6 +155,7 @@ fn fresh_recordings_match_the_kernel() {
     }
     let dir = record("record-lsnat.sh", &[]);
     assert!(check(dir.path(), "lsnat-router") > 100);
+    both_directions_are_warned_about(dir.path());
 
     let dir = record(
         "record-modes.sh",

@@ -315,36 +315,12 @@ fn client_side_view_refuses_a_second_session_with_the_same_member_side_replies()
 
 /// `lsnat-router.pcap` (what arrived at the router, `tcpdump -Q in` on both its interfaces)
 /// merged with `tests/kernel/lsnat-router.kernel-out.pcap` (what its kernel sent, `-Q out`, in
-/// the same run) by timestamp: the capture `tcpdump` on both interfaces without `-Q` would
-/// have taken. Each record is tagged: true for a copy that left the router.
+/// the same run): the capture `tcpdump` on both interfaces without `-Q` would have taken.
 fn both_directions() -> (common::Pcap, Vec<bool>) {
     let root = common::root();
-    let arrived = common::Pcap::read(&root.join("captures/lsnat-router.pcap"));
-    let left = common::Pcap::read(&root.join("tests/kernel/lsnat-router.kernel-out.pcap"));
-    assert_eq!(
-        arrived.header, left.header,
-        "the same format, link type and snaplen"
-    );
-    let ts = |h: &[u8; 16]| {
-        let w = |r: std::ops::Range<usize>| u64::from(u32::from_le_bytes(h[r].try_into().unwrap()));
-        (w(0..4), w(4..8))
-    };
-    let mut tagged: Vec<_> = arrived
-        .records
-        .into_iter()
-        .map(|r| (r, false))
-        .chain(left.records.into_iter().map(|r| (r, true)))
-        .collect();
-    // Stable: a copy that left at the very nanosecond it arrived stays after it.
-    tagged.sort_by_key(|((h, _), out)| (ts(h), *out));
-    let tags = tagged.iter().map(|(_, out)| *out).collect();
-    let records = tagged.into_iter().map(|(r, _)| r).collect();
-    (
-        common::Pcap {
-            header: arrived.header,
-            records,
-        },
-        tags,
+    common::Pcap::merge(
+        &root.join("captures/lsnat-router.pcap"),
+        &root.join("tests/kernel/lsnat-router.kernel-out.pcap"),
     )
 }
 
@@ -363,13 +339,7 @@ fn a_capture_of_both_directions_with_no_direction_is_warned_about() {
         "{outs} of {}",
         tags.len()
     );
-    let pcap = scratch.path().join("both.pcap");
-    let mut bytes = both.header.clone();
-    for (h, f) in &both.records {
-        bytes.extend_from_slice(h);
-        bytes.extend_from_slice(f);
-    }
-    std::fs::write(&pcap, &bytes).unwrap();
+    let bytes = both.bytes();
     let mut at = 0;
     let unflagged = to_pcapng(&both, |f| (f.to_vec(), None));
     let flagged = to_pcapng(&both, |f| {

@@ -326,6 +326,40 @@ impl Pcap {
         }
     }
 
+    /// The records of `a` and `b` (the same format, link type and snaplen) in timestamp
+    /// order, a record of `a` first at equal times, and for each whether it came from `b`.
+    pub fn merge(a: &Path, b: &Path) -> (Pcap, Vec<bool>) {
+        let (a, b) = (Pcap::read(a), Pcap::read(b));
+        assert_eq!(a.header, b.header, "the same format, link type and snaplen");
+        let ts = |h: &[u8; 16]| {
+            let w = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().expect("4 bytes"));
+            (w(0), w(4))
+        };
+        let mut tagged: Vec<_> = (a.records.into_iter().map(|r| (r, false)))
+            .chain(b.records.into_iter().map(|r| (r, true)))
+            .collect();
+        tagged.sort_by_key(|((h, _), from_b)| (ts(h), *from_b));
+        let tags = tagged.iter().map(|(_, from_b)| *from_b).collect();
+        let records = tagged.into_iter().map(|(r, _)| r).collect();
+        (
+            Pcap {
+                header: a.header,
+                records,
+            },
+            tags,
+        )
+    }
+
+    /// The file's bytes: its global header and records.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = self.header.clone();
+        for (h, f) in &self.records {
+            out.extend_from_slice(h);
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
     /// The same capture as if taken with snapshot length `snap`: each record cut to it (its
     /// original length kept), and the header's snaplen field set.
     pub fn cut_to(&self, snap: u32) -> Pcap {
@@ -345,12 +379,7 @@ impl Pcap {
     }
 
     pub fn write(&self, path: &Path) {
-        let mut d = self.header.clone();
-        for (h, b) in &self.records {
-            d.extend_from_slice(h);
-            d.extend_from_slice(b);
-        }
-        std::fs::write(path, d).expect("write capture");
+        std::fs::write(path, self.bytes()).expect("write capture");
     }
 }
 
