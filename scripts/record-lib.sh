@@ -38,6 +38,7 @@ rec_cleanup() {
 
 CAP_PIDS=()
 CAP_LABELS=()
+DUMPCAP_PIDS=()
 CT_PID=
 
 rec_log() { printf '[record] %s\n' "$*" >&2; }
@@ -63,6 +64,29 @@ cap_start() {
     done
 }
 
+# dumpcap_start LABEL NS FILE IFACE...: dumpcap on the interfaces into one pcapng (an interface
+# description per interface; on Linux its packet blocks carry no direction flags, so a
+# forwarded packet is in it twice with nothing to tell which copy arrived). Bounded like
+# cap_start; stopped by cap_stop_all.
+dumpcap_start() {
+    local label=$1 ns=$2 file=$3 i args=()
+    shift 3
+    for i in "$@"; do args+=(-i "$i"); done
+    timeout -s INT -k 5 300 ip netns exec "$ns" dumpcap -q "${args[@]}" -w "$file" \
+        >"$WORK/$label.dumpcap.log" 2>&1 &
+    DUMPCAP_PIDS+=($!)
+    local tries=0
+    until [ "$(grep -c "^Capturing on" "$WORK/$label.dumpcap.log" 2>/dev/null)" -ge 1 ]; do
+        tries=$((tries + 1))
+        if [ $tries -gt 100 ]; then
+            cat "$WORK/$label.dumpcap.log" >&2
+            rec_log "dumpcap $label did not start"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
 # cap_router PREFIX DIRECTION...: tcpdump -Q DIRECTION (in, out) on both router interfaces,
 # nanosecond timestamps, into $WORK/PREFIXout0-DIRECTION.pcap and $WORK/PREFIXin0-DIRECTION.pcap.
 cap_router() {
@@ -78,6 +102,9 @@ cap_router() {
 # Stop every capture with SIGINT, wait for it, and report tcpdump's counters (fail on drops).
 cap_stop_all() {
     local p i rc=0
+    for p in "${DUMPCAP_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${DUMPCAP_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    DUMPCAP_PIDS=()
     [ ${#CAP_PIDS[@]} -eq 0 ] && return 0
     for p in "${CAP_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     for p in "${CAP_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done

@@ -8,6 +8,9 @@
 #   *.toml                        lsnat replay configuration beside each capture
 #   *.conntrack.log               conntrack -E -o timestamp,extended,id in the router namespace
 # All four captures are taken at the same time, of the same run. Run as root.
+# With DUMPCAP=1, also into REF (test data, not a bundled capture; tests/live.rs asks for it):
+#   lsnat-router.dumpcap.pcapng   dumpcap on both router interfaces: pcapng, both directions,
+#                                 no direction flags (each forwarded packet twice)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lab.sh
@@ -22,6 +25,9 @@ lab_start_servers 120 "$WORK"
 ct_start "$NS_RTR" "$WORK/conntrack.log"
 
 cap_router "" in out
+if [ "${DUMPCAP:-0}" = 1 ]; then
+    dumpcap_start dumpcap "$NS_RTR" "$WORK/dumpcap.pcapng" out0 in0
+fi
 cap_start any "$NS_RTR" "$WORK/any.pcap" --time-stamp-precision=nano -i any -y LINUX_SLL2
 cap_start c0 "$NS_CLI" "$WORK/c0.pcap" -i c0
 sleep 0.3
@@ -60,6 +66,9 @@ cat "$WORK/clients.log" >&2
 merge "$OUT/lsnat-router.pcap" nsecpcap "$WORK/out0-in.pcap" "$WORK/in0-in.pcap"
 merge "$REF/lsnat-router.kernel-out.pcap" nsecpcap "$WORK/out0-out.pcap" "$WORK/in0-out.pcap"
 cp "$WORK/any.pcap" "$OUT/lsnat-any-sll2.pcap"
+if [ "${DUMPCAP:-0}" = 1 ]; then
+    cp "$WORK/dumpcap.pcapng" "$REF/lsnat-router.dumpcap.pcapng"
+fi
 cp "$WORK/c0.pcap" "$OUT/lsnat-client-side.pcap"
 for n in lsnat-router lsnat-any-sll2 lsnat-client-side; do
     cp "$WORK/conntrack.log" "$OUT/$n.conntrack.log"

@@ -12,7 +12,7 @@
 //! among the first [`EXAMINED`] IPv4 packets whose direction the capture does not record, a
 //! packet that repeats one a few packets before it, as a router forwards it — the same
 //! identification, length, fragment field, protocol and sequence numbers (what a NAT leaves
-//! alone), one hop less of TTL (RFC 1812 §5.3.1). Two such pairs make a warning; a capture
+//! alone), one hop of TTL apart (RFC 1812 §5.3.1), whichever of the two comes first. Two such pairs make a warning; a capture
 //! from one side of a router, or from an end host, has none (none of the bundled captures or
 //! the corpus does).
 
@@ -136,16 +136,25 @@ impl ForwardedCopies {
         if let Some(s) = slot
             && s.unchanged == unchanged
             && self.examined - s.examined <= WINDOW
-            && ip.ttl < 255
-            && s.ttl == ip.ttl + 1
         {
-            self.pairs += 1;
-            self.first.get_or_insert(Pair {
-                arrived: s.index,
-                left: index,
-                ident: ip.ident,
-                ttl: s.ttl,
-            });
+            // Either copy may come first: a capture merged by time has the arriving one
+            // first, but dumpcap writes each interface's packets in runs of their own.
+            let pair = if ip.ttl < 255 && s.ttl == ip.ttl + 1 {
+                Some((s.index, index, s.ttl))
+            } else if s.ttl < 255 && ip.ttl == s.ttl + 1 {
+                Some((index, s.index, ip.ttl))
+            } else {
+                None
+            };
+            if let Some((arrived, left, ttl)) = pair {
+                self.pairs += 1;
+                self.first.get_or_insert(Pair {
+                    arrived,
+                    left,
+                    ident: ip.ident,
+                    ttl,
+                });
+            }
         }
         *slot = Some(Seen {
             unchanged,
@@ -166,17 +175,17 @@ impl ForwardedCopies {
     pub fn warning(&self) -> Option<String> {
         let (p, n) = self.found()?;
         Some(format!(
-            "packets {} and {} look like one datagram as it arrived at a router and as the router \
-             sent it on (IP ID {:#06x}, TTL {} then {}), and so do {} more pairs in the first {} \
-             IPv4 packets: the capture seems to hold both directions of the router's interfaces \
+            "packet {} (TTL {}) and packet {} (TTL {}) look like one datagram as it arrived at a \
+             router and as the router sent it on (IP ID {:#06x}), and so do {} more pairs in the \
+             first {} IPv4 packets: the capture seems to hold both directions of the router's interfaces \
              with nothing to tell them apart, so each forwarded packet is replayed twice; the \
              router view wants only what arrives (tcpdump -Q in on each interface, or -i any, \
              whose packet types lsnat reads, or pcapng with direction flags)",
             p.arrived,
-            p.left,
-            p.ident,
             p.ttl,
+            p.left,
             p.ttl - 1,
+            p.ident,
             n - 1,
             self.examined,
         ))
@@ -234,10 +243,10 @@ mod tests {
         assert_eq!((p.arrived, p.left, p.ident, p.ttl, n), (1, 2, 7, 64, 2));
         let w = f.warning().expect("a warning");
         assert!(
-            w.starts_with("packets 1 and 2 look like one datagram"),
+            w.starts_with("packet 1 (TTL 64) and packet 2 (TTL 63) look like one datagram"),
             "{w}"
         );
-        assert!(w.contains("IP ID 0x0007, TTL 64 then 63"), "{w}");
+        assert!(w.contains("sent it on (IP ID 0x0007), and so do"), "{w}");
         assert!(
             w.contains("1 more pairs in the first 5 IPv4 packets"),
             "{w}"
@@ -248,12 +257,12 @@ mod tests {
     fn copies_that_differ_or_whose_direction_is_known_do_not_pair() {
         let mut f = ForwardedCopies::default();
         let u = CaptureDirection::Unknown;
-        // A retransmission (same TTL), another sequence number, two hops, a TTL that rose.
+        // A retransmission (same TTL), another sequence number, two hops either way.
         f.see(1, u, Some(&tcp(64, 7, VIP, 1000)));
         f.see(2, u, Some(&tcp(64, 7, VIP, 1000)));
         f.see(3, u, Some(&tcp(63, 7, MEMBER, 2000)));
         f.see(4, u, Some(&tcp(62, 7, MEMBER, 1000)));
-        f.see(5, u, Some(&tcp(65, 7, MEMBER, 1000)));
+        f.see(5, u, Some(&tcp(64, 7, MEMBER, 1000)));
         // Copies the capture says went out (SLL type 4, pcapng outbound) are not looked at.
         f.see(
             6,
@@ -270,6 +279,23 @@ mod tests {
         assert_eq!(f.examined, 5);
     }
 
+    /// dumpcap on two interfaces writes each interface's packets in runs: the copy that left
+    /// may come before the one that arrived.
+    #[test]
+    fn the_leaving_copy_may_come_first() {
+        let mut f = ForwardedCopies::default();
+        let u = CaptureDirection::Unknown;
+        f.see(4, u, Some(&tcp(63, 0xbb9e, VIP, 1000)));
+        f.see(7, u, Some(&tcp(63, 0xce77, MEMBER, 2000)));
+        f.see(8, u, Some(&tcp(64, 0xbb9e, MEMBER, 1000)));
+        f.see(9, u, Some(&tcp(64, 0xce77, VIP, 2000)));
+        let (p, n) = f.found().expect("two pairs");
+        assert_eq!(
+            (p.arrived, p.left, p.ident, p.ttl, n),
+            (8, 4, 0xbb9e, 64, 2)
+        );
+    }
+
     #[test]
     fn copies_too_far_apart_do_not_pair() {
         let mut f = ForwardedCopies::default();
@@ -280,12 +306,12 @@ mod tests {
         }
         f.see(300, u, Some(&tcp(63, 7, MEMBER, 1000)));
         assert_eq!(f.pairs, 0);
-        // The first one again, and its copy just inside the window.
-        f.see(301, u, Some(&tcp(64, 7, VIP, 1000)));
+        // Another datagram, and its copy just inside the window.
+        f.see(301, u, Some(&tcp(64, 7, VIP, 3000)));
         for i in 0..WINDOW - 1 {
             f.see(u64::from(i) + 302, u, Some(&tcp(64, 9, VIP, 9000 + i)));
         }
-        f.see(600, u, Some(&tcp(63, 7, MEMBER, 1000)));
+        f.see(600, u, Some(&tcp(63, 7, MEMBER, 3000)));
         assert_eq!(f.pairs, 1);
         assert_eq!(f.first.map(|p| (p.arrived, p.left)), Some((301, 600)));
     }

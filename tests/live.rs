@@ -20,6 +20,7 @@ const TOOLS: &[&str] = &[
     "nft",
     "ethtool",
     "tcpdump",
+    "dumpcap",
     "conntrack",
     "tshark",
     "mergecap",
@@ -119,18 +120,30 @@ fn both_directions_are_warned_about(dir: &Path) {
         let r = common::replay_json(dir, cap, &["-c".as_ref(), config.as_os_str()]);
         r["warnings"].as_array().expect("warnings").clone()
     };
-    let w = warnings(&merged);
-    let w = w.first().and_then(|w| w.as_str()).unwrap_or("");
-    let pairs: usize = w
-        .split_once(", and so do ")
-        .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no forwarded-copies warning: {w:?}"));
+    // The pairs past the first one that the warning counts.
+    let pairs = |cap: &Path| -> usize {
+        let w = warnings(cap);
+        let w = w.first().and_then(|w| w.as_str()).unwrap_or("");
+        w.split_once(", and so do ")
+            .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no forwarded-copies warning: {w:?}", cap.display()))
+    };
     let ipv4_left = (both.records.iter().zip(&tags))
         .filter(|((_, f), from_left)| **from_left && f[12..14] == [8, 0])
         .count();
+    assert!(ipv4_left > 100, "{ipv4_left} forwarded");
+    let merged_pairs = pairs(&merged);
     assert!(
-        pairs + 1 + 10 >= ipv4_left && ipv4_left > 100,
-        "{pairs} pairs, {ipv4_left} forwarded: {w}"
+        merged_pairs + 1 + 10 >= ipv4_left,
+        "{merged_pairs} pairs, {ipv4_left} forwarded"
+    );
+    // The same traffic as dumpcap on both interfaces wrote it: one pcapng, two interface
+    // descriptions, no direction flags.
+    let dumpcap = dir.join("lsnat-router.dumpcap.pcapng");
+    let dumpcap_pairs = pairs(&dumpcap);
+    assert!(
+        dumpcap_pairs + 1 + 10 >= ipv4_left,
+        "dumpcap: {dumpcap_pairs} pairs, {ipv4_left} forwarded"
     );
     for side in [&arrived, &left] {
         assert_eq!(
@@ -153,7 +166,7 @@ fn fresh_recordings_match_the_kernel() {
         eprintln!("skipping the live kernel recording: {why}");
         return;
     }
-    let dir = record("record-lsnat.sh", &[]);
+    let dir = record("record-lsnat.sh", &[("DUMPCAP", "1")]);
     assert!(check(dir.path(), "lsnat-router") > 100);
     both_directions_are_warned_about(dir.path());
 

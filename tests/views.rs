@@ -347,9 +347,9 @@ fn a_capture_of_both_directions_with_no_direction_is_warned_about() {
         (f.to_vec(), Some(if tags[at - 1] { 2 } else { 1 }))
     });
     let config = "captures/lsnat-router.toml";
-    let expected = "packets 3 and 6 look like one datagram as it arrived at a router and as the \
-                    router sent it on (IP ID 0x02ca, TTL 64 then 63), and so do 133 more pairs in \
-                    the first 268 IPv4 packets";
+    let expected = "packet 3 (TTL 64) and packet 6 (TTL 63) look like one datagram as it arrived \
+                    at a router and as the router sent it on (IP ID 0x02ca), and so do 133 more \
+                    pairs in the first 268 IPv4 packets";
     // Packets 3 and 6: the first ping as it arrived and as the router sent it on.
     assert!(!tags[2] && tags[5], "{:?}", &tags[..6]);
     for (name, data) in [("both.pcapng", &unflagged.out), ("both.pcap", &bytes)] {
