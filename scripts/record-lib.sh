@@ -52,12 +52,18 @@ cap_start() {
         >"$WORK/$label.tcpdump.log" 2>&1 &
     CAP_PIDS+=($!)
     CAP_LABELS+=("$label")
+    wait_started "tcpdump $label" "$WORK/$label.tcpdump.log" "listening on"
+}
+
+# wait_started WHAT LOG PATTERN: wait (5 s at most) until a line of LOG matches PATTERN, the
+# capture tool's word that it is capturing; else print LOG and fail.
+wait_started() {
     local tries=0
-    until grep -q "listening on" "$WORK/$label.tcpdump.log" 2>/dev/null; do
+    until grep -q "$3" "$2" 2>/dev/null; do
         tries=$((tries + 1))
         if [ $tries -gt 100 ]; then
-            cat "$WORK/$label.tcpdump.log" >&2
-            rec_log "tcpdump $label did not start"
+            cat "$2" >&2
+            rec_log "$1 did not start"
             return 1
         fi
         sleep 0.05
@@ -75,16 +81,7 @@ dumpcap_start() {
     timeout -s INT -k 5 300 ip netns exec "$ns" dumpcap -q "${args[@]}" -w "$file" \
         >"$WORK/$label.dumpcap.log" 2>&1 &
     DUMPCAP_PIDS+=($!)
-    local tries=0
-    until [ "$(grep -c "^Capturing on" "$WORK/$label.dumpcap.log" 2>/dev/null)" -ge 1 ]; do
-        tries=$((tries + 1))
-        if [ $tries -gt 100 ]; then
-            cat "$WORK/$label.dumpcap.log" >&2
-            rec_log "dumpcap $label did not start"
-            return 1
-        fi
-        sleep 0.05
-    done
+    wait_started "dumpcap $label" "$WORK/$label.dumpcap.log" "^Capturing on"
 }
 
 # cap_router PREFIX DIRECTION...: tcpdump -Q DIRECTION (in, out) on both router interfaces,
