@@ -19,7 +19,10 @@
 //! Time: the engine runs on capture time alone, so a capture moved to another date replays
 //! the same (its golden text shows times from the first packet). Every bundled capture is
 //! moved to start at the Unix epoch itself (0.000000, as captures made by tools without a
-//! clock are) and in 2096 (past 2038, near the end of a classic pcap's 32-bit seconds).
+//! clock are) and in 2096 (past 2038, near the end of a classic pcap's 32-bit seconds); and
+//! as a pcapng, whose timestamps are 64-bit counts of its interface's unit, to the epoch, 2096
+//! and 2191 (a float in the pcapng timestamp's decoding, which loses nanoseconds there,
+//! fails it).
 
 mod common;
 
@@ -242,4 +245,48 @@ fn a_capture_moved_in_time_replays_the_same() {
         }
     }
     assert!(moved_count >= 34, "{moved_count}");
+}
+
+/// The same as [`a_capture_moved_in_time_replays_the_same`] for pcapng, whose timestamps are
+/// 64-bit counts of the interface's unit: every bundled capture as a pcapng of one interface
+/// (its link type, its resolution), moved to start at the epoch, in 2096 and in 2191, past
+/// the last second a classic pcap can hold (2106).
+#[test]
+fn a_pcapng_moved_in_time_replays_the_same() {
+    let scratch = common::scratch();
+    let mut moved_count = 0;
+    for cap in common::bundled() {
+        let base = check::render(&cap, None, None).unwrap();
+        let pcap = common::Pcap::read(&cap);
+        let first_sec = i64::from(u32::from_le_bytes(
+            pcap.records[0].0[..4].try_into().unwrap(),
+        ));
+        for (dir, first) in [
+            ("epoch", 0i64),
+            ("2096", 4_000_000_000),
+            ("2191", 7_000_000_000),
+        ] {
+            let ng = pcap.to_pcapng_moved(first - first_sec, |f| (f.to_vec(), None));
+            let d = scratch.path().join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            let copy = d.join(cap.with_extension("pcapng").file_name().unwrap());
+            std::fs::write(&copy, &ng.out).unwrap();
+            let g = check::render(&copy, Some(&cap.with_extension("toml")), None)
+                .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+            assert_eq!(
+                g.text.lines().skip(1).collect::<Vec<_>>(),
+                base.text.lines().skip(1).collect::<Vec<_>>(),
+                "{} as pcapng moved to start at {first} s",
+                cap.display()
+            );
+            assert_eq!(
+                g.totals.first_ts.map(|t| t.0 / 1_000_000_000),
+                u64::try_from(first).ok(),
+                "{}",
+                copy.display()
+            );
+            moved_count += 1;
+        }
+    }
+    assert!(moved_count >= 51, "{moved_count}");
 }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::ng::Ng;
 use std::path::Path;
 
 /// `captures/lsnat-any-sll2.pcap` was taken with `tcpdump -i any` on the router: SLL2 frames
@@ -28,27 +27,6 @@ fn json(dir: &Path, input: &Path, config: &str, extra: &[&str]) -> serde_json::V
 /// The IPv4 header of an SLL2 frame (20-byte link header), if it carries one.
 fn sll2_ipv4(frame: &[u8]) -> Option<&[u8]> {
     (frame.len() >= 40 && frame[..2] == [8, 0]).then(|| &frame[20..])
-}
-
-/// `cap` as a pcapng of one Ethernet interface at the pcap's resolution; `each` gives every
-/// record's bytes and flags (`None`: no `epb_flags`).
-fn to_pcapng(cap: &common::Pcap, mut each: impl FnMut(&[u8]) -> (Vec<u8>, Option<u32>)) -> Ng {
-    let nanos = cap.header[..4] == [0x4d, 0x3c, 0xb2, 0xa1];
-    let (resol, per_s) = if nanos {
-        (9u8, 1_000_000_000)
-    } else {
-        (6, 1_000_000)
-    };
-    let mut ng = Ng::new();
-    ng.shb(false, &[]).idb(1, 262_144, &[(9, &[resol])]);
-    for (h, f) in &cap.records {
-        let s = u64::from(u32::from_le_bytes(h[..4].try_into().unwrap()));
-        let frac = u64::from(u32::from_le_bytes(h[4..8].try_into().unwrap()));
-        let orig = u32::from_le_bytes(h[12..16].try_into().unwrap());
-        let (data, flags) = each(f);
-        ng.epb_flags(0, s * per_s + frac, orig, &data, flags);
-    }
-    ng
 }
 
 /// A client-side capture holds one side of the router: what the host in front of the members
@@ -113,7 +91,7 @@ fn a_frame_too_short_for_its_link_header_passes_whichever_way_it_went() {
     let scratch = common::scratch();
     let cap = common::Pcap::read(&common::root().join("captures/lsnat-router.pcap"));
     let (mut cut, mut cut_out) = (0, 0);
-    let ng = to_pcapng(&cap, |f| {
+    let ng = cap.to_pcapng(|f| {
         if f[12..14] == [8, 6] {
             // ARP: cut inside the Ethernet header; inbound (1) and outbound (2) by turns.
             let flags = 1 + (cut % 2);
@@ -144,7 +122,7 @@ fn a_frame_too_short_for_its_link_header_passes_whichever_way_it_went() {
 fn member_captures_are_named_for_their_format() {
     let scratch = common::scratch();
     let cap = common::Pcap::read(&common::root().join("captures/rfc2391-fig1.pcap"));
-    let ng = to_pcapng(&cap, |f| (f.to_vec(), None));
+    let ng = cap.to_pcapng(|f| (f.to_vec(), None));
     let input = scratch.path().join("fig1.cap");
     std::fs::write(&input, &ng.out).unwrap();
     let dir = scratch.path().join("members");
@@ -341,8 +319,8 @@ fn a_capture_of_both_directions_with_no_direction_is_warned_about() {
     );
     let bytes = both.bytes();
     let mut at = 0;
-    let unflagged = to_pcapng(&both, |f| (f.to_vec(), None));
-    let flagged = to_pcapng(&both, |f| {
+    let unflagged = both.to_pcapng(|f| (f.to_vec(), None));
+    let flagged = both.to_pcapng(|f| {
         at += 1;
         (f.to_vec(), Some(if tags[at - 1] { 2 } else { 1 }))
     });

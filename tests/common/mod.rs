@@ -378,6 +378,42 @@ impl Pcap {
         Pcap { header, records }
     }
 
+    /// The same capture as a pcapng of one interface with the pcap's link type and
+    /// resolution; `each` gives every record's bytes and flags (`None`: no `epb_flags`).
+    pub fn to_pcapng(&self, each: impl FnMut(&[u8]) -> (Vec<u8>, Option<u32>)) -> ng::Ng {
+        self.to_pcapng_moved(0, each)
+    }
+
+    /// [`Pcap::to_pcapng`] with every record `seconds` later (earlier when negative), past
+    /// what a classic pcap's 32-bit seconds can hold if need be.
+    pub fn to_pcapng_moved(
+        &self,
+        seconds: i64,
+        mut each: impl FnMut(&[u8]) -> (Vec<u8>, Option<u32>),
+    ) -> ng::Ng {
+        let nanos = self.header[..4] == [0x4d, 0x3c, 0xb2, 0xa1];
+        let (resol, per_s) = if nanos {
+            (9u8, 1_000_000_000)
+        } else {
+            (6, 1_000_000)
+        };
+        let linktype = u16::try_from(u32::from_le_bytes(
+            self.header[20..24].try_into().expect("4 bytes"),
+        ))
+        .expect("a 16-bit link type");
+        let mut ng = ng::Ng::new();
+        ng.shb(false, &[]).idb(linktype, 262_144, &[(9, &[resol])]);
+        for (h, f) in &self.records {
+            let s = i64::from(u32::from_le_bytes(h[..4].try_into().expect("4 bytes")));
+            let s = u64::try_from(s + seconds).expect("no record moved before the epoch");
+            let frac = u64::from(u32::from_le_bytes(h[4..8].try_into().expect("4 bytes")));
+            let orig = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
+            let (data, flags) = each(f);
+            ng.epb_flags(0, s * per_s + frac, orig, &data, flags);
+        }
+        ng
+    }
+
     pub fn write(&self, path: &Path) {
         std::fs::write(path, self.bytes()).expect("write capture");
     }
