@@ -2209,6 +2209,48 @@ fn a_replay_that_does_not_fit_its_capture_hints_why() {
         stderr.starts_with("lsnat: warning: no session was bound"),
         "{stderr}"
     );
+
+    // The virtual servers fit, but no member takes a session: the hint names the drops, not
+    // the virtual servers (before: "no packet to a virtual server's address and service port
+    // started one").
+    let unreachable = r#"{ addr = "172.85.0.1", cost = "inf" }, { addr = "172.85.0.3", cost = "inf" }, { addr = "172.85.0.2", cost = "inf" }"#;
+    let config = bundled_config_with(
+        scratch.path(),
+        "unreachable.toml",
+        r#"members = ["172.85.0.1", "172.85.0.3", "172.85.0.2"]"#,
+        &format!("members = [{unreachable}]"),
+    );
+    let o = lsnat_ok(&[
+        "replay",
+        "captures/rfc2391-fig1.pcap",
+        "-c",
+        config.to_str().unwrap(),
+        "-q",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.starts_with(
+            "lsnat: warning: no session was bound: the packets that would have started one were \
+             dropped (2 no-member-available); check the pool"
+        ),
+        "{stderr}"
+    );
+
+    // A capture of no packet at all (its file header only).
+    let empty = scratch.path().join("empty.pcap");
+    let fig1 = std::fs::read(common::root().join("captures/rfc2391-fig1.pcap")).unwrap();
+    std::fs::write(&empty, &fig1[..24]).unwrap();
+    let o = lsnat_ok(&[
+        "replay",
+        empty.to_str().unwrap(),
+        "-c",
+        "captures/rfc2391-fig1.toml",
+        "-q",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "lsnat: warning: the capture holds no packet: there was nothing to replay\n"
+    );
 }
 
 /// A capture without its config says why that file was looked for and what to do (before:

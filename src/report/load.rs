@@ -416,9 +416,10 @@ impl LoadReport {
 
     /// One line: fairness of sessions and bytes.
     pub fn fairness_line(&self) -> String {
+        let n = self.members.len();
         format!(
-            "fairness over {} members: Jain sessions {}, bytes {}; max/min sessions {}, bytes {}",
-            self.members.len(),
+            "fairness over {n} member{}: Jain sessions {}, bytes {}; max/min sessions {}, bytes {}",
+            if n == 1 { "" } else { "s" },
             fmt_fig(jain(&self.sessions())),
             fmt_fig(jain(&self.bytes())),
             fmt_fig(max_min(&self.sessions())),

@@ -302,20 +302,52 @@ pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16
     out
 }
 
+/// The drop reasons of a packet that would have started a session had binding found a member
+/// and room for it.
+const REFUSED_AT_BINDING: [&str; 4] = [
+    "no-member-available",
+    "table-full",
+    "napt-ports-exhausted",
+    "reply-key-in-use",
+];
+
 /// A hint for a replay whose outcome suggests a config or a view that does not fit the
-/// capture: no IPv4 packet at all, no session bound, or sessions whose replies all passed as
+/// capture: no packet at all, no IPv4 packet, no session bound (with the drops that refused the
+/// packets that would have started one, if any), or sessions whose replies all passed as
 /// unrelated (`view`: the view the replay used). The terminal summary and `-q`'s stderr give it
 /// after the warnings; goldens and the JSON report do not hold it.
 pub fn hint(summary: &Summary, view: crate::engine::View) -> Option<String> {
     use crate::engine::View;
-    if summary.packets > 0 && summary.ipv4 == 0 {
+    if summary.packets == 0 {
+        return Some("the capture holds no packet: there was nothing to replay".into());
+    }
+    if summary.ipv4 == 0 {
         return Some(format!(
             "the capture holds no IPv4 packet: lsnat models IPv4 (RFC 2391) and passed all {} \
              frames unchanged",
             summary.packets
         ));
     }
-    if summary.ipv4 > 0 && summary.sessions == 0 {
+    if summary.sessions == 0 {
+        // Packets that would have started a session but that binding refused (RFC 2391 §4.1):
+        // the virtual servers fit the capture, the pool or the limits did not let them bind.
+        let refused: Vec<String> = REFUSED_AT_BINDING
+            .iter()
+            .filter_map(|r| {
+                Some(format!(
+                    "{} {r}",
+                    summary.dropped.get(r).copied().filter(|n| *n > 0)?
+                ))
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Some(format!(
+                "no session was bound: the packets that would have started one were dropped ({}); \
+                 check the pool (a member with cost \"inf\" or capacity 0, drained, removed or \
+                 dead takes no new session) and the limits (max_sessions, LS-NAPT's TU ports)",
+                refused.join(", ")
+            ));
+        }
         return Some(
             "no session was bound: no packet to a virtual server's address and service port \
              started one; check the virtual servers' vip, protocol and ports (and, for TCP, \
