@@ -2191,20 +2191,25 @@ fn a_replay_that_does_not_fit_its_capture_hints_why() {
     assert!(!last_line(&["replay", "captures/lsnat-client-side.pcap"]).starts_with("warning: "));
 
     let scratch = common::scratch();
+    // The hint a quiet replay of `capture` with `config` leaves on stderr.
+    let quiet_stderr = |capture: &Path, config: &Path| {
+        let o = lsnat_ok(&[
+            "replay",
+            capture.to_str().unwrap(),
+            "-c",
+            config.to_str().unwrap(),
+            "-q",
+        ]);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let fig1 = common::root().join("captures/rfc2391-fig1.pcap");
     let config = bundled_config_with(
         scratch.path(),
         "elsewhere.toml",
         "172.87.0.100",
         "192.0.2.200",
     );
-    let o = lsnat_ok(&[
-        "replay",
-        "captures/rfc2391-fig1.pcap",
-        "-c",
-        config.to_str().unwrap(),
-        "-q",
-    ]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = quiet_stderr(&fig1, &config);
     assert!(
         stderr.starts_with("lsnat: warning: no session was bound"),
         "{stderr}"
@@ -2220,14 +2225,7 @@ fn a_replay_that_does_not_fit_its_capture_hints_why() {
         r#"members = ["172.85.0.1", "172.85.0.3", "172.85.0.2"]"#,
         &format!("members = [{unreachable}]"),
     );
-    let o = lsnat_ok(&[
-        "replay",
-        "captures/rfc2391-fig1.pcap",
-        "-c",
-        config.to_str().unwrap(),
-        "-q",
-    ]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = quiet_stderr(&fig1, &config);
     assert!(
         stderr.starts_with(
             "lsnat: warning: no session was bound: the packets that would have started one were \
@@ -2238,17 +2236,9 @@ fn a_replay_that_does_not_fit_its_capture_hints_why() {
 
     // A capture of no packet at all (its file header only).
     let empty = scratch.path().join("empty.pcap");
-    let fig1 = std::fs::read(common::root().join("captures/rfc2391-fig1.pcap")).unwrap();
-    std::fs::write(&empty, &fig1[..24]).unwrap();
-    let o = lsnat_ok(&[
-        "replay",
-        empty.to_str().unwrap(),
-        "-c",
-        "captures/rfc2391-fig1.toml",
-        "-q",
-    ]);
+    std::fs::write(&empty, &std::fs::read(&fig1).unwrap()[..24]).unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&o.stderr),
+        quiet_stderr(&empty, &fig1.with_extension("toml")),
         "lsnat: warning: the capture holds no packet: there was nothing to replay\n"
     );
 }
