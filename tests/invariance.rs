@@ -212,6 +212,36 @@ fn moved(cap: &Path, first_sec: u32) -> Vec<u8> {
     b
 }
 
+/// Writes `bytes`, `cap` moved to start at `first` seconds, as `name` in the folder `dir` of
+/// `scratch`, and asserts that it replays as `cap` did (`base`, its golden) and starts there.
+fn assert_moved_replays_the_same(
+    scratch: &Path,
+    cap: &Path,
+    base: &check::Golden,
+    (dir, name): (&str, &std::ffi::OsStr),
+    first: u64,
+    bytes: &[u8],
+) {
+    let d = scratch.join(dir);
+    std::fs::create_dir_all(&d).unwrap();
+    let copy = d.join(name);
+    std::fs::write(&copy, bytes).unwrap();
+    let g = check::render(&copy, Some(&cap.with_extension("toml")), None)
+        .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+    assert_eq!(
+        g.text.lines().skip(1).collect::<Vec<_>>(),
+        base.text.lines().skip(1).collect::<Vec<_>>(),
+        "{} moved to start at {first} s",
+        copy.display()
+    );
+    assert_eq!(
+        g.totals.first_ts.map(|t| t.0 / 1_000_000_000),
+        Some(first),
+        "{}",
+        copy.display()
+    );
+}
+
 #[test]
 fn a_capture_moved_in_time_replays_the_same() {
     let scratch = common::scratch();
@@ -222,24 +252,14 @@ fn a_capture_moved_in_time_replays_the_same() {
         // falls before the first packet's second, or `moved` would panic.
         let base = check::render(&cap, None, None).unwrap();
         for (dir, first) in [("epoch", 0u32), ("2096", 4_000_000_000)] {
-            let d = scratch.path().join(dir);
-            std::fs::create_dir_all(&d).unwrap();
-            let copy = d.join(name);
             let bytes = moved(&cap, first);
-            std::fs::write(&copy, bytes).unwrap();
-            let g = check::render(&copy, Some(&cap.with_extension("toml")), None)
-                .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
-            assert_eq!(
-                g.text.lines().skip(1).collect::<Vec<_>>(),
-                base.text.lines().skip(1).collect::<Vec<_>>(),
-                "{} moved to start at {first} s",
-                cap.display()
-            );
-            assert_eq!(
-                g.totals.first_ts.map(|t| t.0 / 1_000_000_000),
-                Some(u64::from(first)),
-                "{}",
-                copy.display()
+            assert_moved_replays_the_same(
+                scratch.path(),
+                &cap,
+                &base,
+                (dir, name),
+                u64::from(first),
+                &bytes,
             );
             moved_count += 1;
         }
@@ -258,32 +278,24 @@ fn a_pcapng_moved_in_time_replays_the_same() {
     for cap in common::bundled() {
         let base = check::render(&cap, None, None).unwrap();
         let pcap = common::Pcap::read(&cap);
-        let first_sec = i64::from(u32::from_le_bytes(
+        let first_sec = u64::from(u32::from_le_bytes(
             pcap.records[0].0[..4].try_into().unwrap(),
         ));
+        let name = cap.with_extension("pcapng");
         for (dir, first) in [
-            ("epoch", 0i64),
+            ("epoch", 0u64),
             ("2096", 4_000_000_000),
             ("2191", 7_000_000_000),
         ] {
-            let ng = pcap.to_pcapng_moved(first - first_sec, |f| (f.to_vec(), None));
-            let d = scratch.path().join(dir);
-            std::fs::create_dir_all(&d).unwrap();
-            let copy = d.join(cap.with_extension("pcapng").file_name().unwrap());
-            std::fs::write(&copy, &ng.out).unwrap();
-            let g = check::render(&copy, Some(&cap.with_extension("toml")), None)
-                .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
-            assert_eq!(
-                g.text.lines().skip(1).collect::<Vec<_>>(),
-                base.text.lines().skip(1).collect::<Vec<_>>(),
-                "{} as pcapng moved to start at {first} s",
-                cap.display()
-            );
-            assert_eq!(
-                g.totals.first_ts.map(|t| t.0 / 1_000_000_000),
-                u64::try_from(first).ok(),
-                "{}",
-                copy.display()
+            let shift = i64::try_from(first).unwrap() - i64::try_from(first_sec).unwrap();
+            let ng = pcap.to_pcapng_moved(shift, |f| (f.to_vec(), None));
+            assert_moved_replays_the_same(
+                scratch.path(),
+                &cap,
+                &base,
+                (dir, name.file_name().unwrap()),
+                first,
+                &ng.out,
             );
             moved_count += 1;
         }
