@@ -259,7 +259,8 @@ fn the_packet_that_fires_the_expiry_is_the_one_blamed() {
 
 /// Asserts that for each (class, policy key) the gap table's "nothing breaks with KEY > max" is
 /// exact on `cap`: one nanosecond more than the class's largest gap breaks nothing, the largest
-/// gap itself breaks a session. Returns the audit without policies.
+/// gap itself breaks a session (for `tcp-closed` and `tcp-reset`, whose connections had ended:
+/// loses a late packet, `dropped_after_close`). Returns the audit without policies.
 fn assert_exact_thresholds(
     cap: &Path,
     config: Option<&Path>,
@@ -277,7 +278,13 @@ fn assert_exact_thresholds(
         let safe = d.safe_timeout().unwrap();
         let at = |ns: u64| {
             let p = format!("{key}={ns}ns");
-            audit::run(&job(cap, config, &[&p])).unwrap().results[0].total_broken()
+            let r = &audit::run(&job(cap, config, &[&p])).unwrap().results[0];
+            if class == "tcp-closed" || class == "tcp-reset" {
+                assert_eq!(r.total_broken(), 0, "{class}: {p} breaks no session");
+                r.dropped_after_close
+            } else {
+                r.dropped_after_close + r.total_broken()
+            }
         };
         assert_eq!(at(safe.0), 0, "{class}: {key} just above the largest gap");
         assert!(at(d.max.0) >= 1, "{class}: {key} equal to the largest gap");
@@ -295,6 +302,16 @@ fn the_largest_gap_is_the_exact_threshold() {
         None,
         &[("udp", "udp"), ("icmp", "icmp"), ("tcp-established", "tcp")],
     );
+    // `lsnat-pool`: four packets in three sessions came after an RST, the last 40,916 ns after
+    // it. A shorter `tcp-rst` grace loses them; the audit counts those sessions apart from the
+    // broken ones (before, it counted nothing, and the gap table's "nothing breaks with
+    // tcp-rst > 0.000s" had nothing to match).
+    let pool = common::root().join("captures/lsnat-pool.pcap");
+    let a = assert_exact_thresholds(&pool, None, &[("tcp-reset", "tcp-rst")]);
+    let reset = class(&a, "tcp-reset");
+    assert_eq!((reset.count, reset.sessions), (4, 3));
+    let r = audit::run(&job(&pool, None, &["tcp-rst=0"])).unwrap();
+    assert_eq!(r.results[0].dropped_after_close, 3);
 }
 
 fn class<'a>(a: &'a audit::Audit, name: &str) -> &'a audit::gaps::Distribution {
@@ -902,10 +919,13 @@ fn closed_gaps_count_from_the_close() {
     let input = scratch.path().join("router-late-acks.pcap");
     cap.write(&input);
 
-    let a = audit::run(&job(&input, Some(&config), &["config"])).unwrap();
+    let a = assert_exact_thresholds(&input, Some(&config), &[("tcp-closed", "tcp-fin")]);
     let d = class(&a, "tcp-closed");
     assert_eq!(d.max, Span(3_000_000_000));
     assert_eq!(d.safe_timeout(), Some(Span(3_000_000_001)));
+    // The config's 2 s grace loses the session's late ACKs: counted once, as the session's.
+    let a = audit::run(&job(&input, Some(&config), &["config"])).unwrap();
+    assert_eq!(a.results[0].dropped_after_close, 1);
 
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("tcp_close_grace = \"2s\""));

@@ -11,6 +11,10 @@
 //! - a UDP / ICMP / other session unbound that way whose next packet binds a new session is
 //!   **rebound**, to the same member or (affinity lost) another; a member's reply that finds no
 //!   session is an **orphaned reply**;
+//! - a TCP session that ended closed (both FINs acknowledged, or an RST) whose next packet came
+//!   after its grace period and found no session is **dropped after its close**: counted on its
+//!   own, not as broken (the connection had ended, but its late packets, a retransmitted FIN
+//!   or the ACK of one, are lost; RFC 7857 §2.1 keeps state 4 minutes after an RST for them);
 //! - cost is the table's occupancy over capture time (from Bound/Ended events) and the memory it
 //!   takes at its peak ([`crate::engine::Engine::bytes_per_session`]).
 //!
@@ -117,6 +121,9 @@ pub struct PolicyResult {
     pub peak_bytes: u64,
     /// Unbound sessions forgotten before their next packet could be checked (memory bound).
     pub forgotten: u64,
+    /// TCP sessions closed (FIN or RST) whose next packet came after the grace period and
+    /// found no session (dropped, or a member's passed untranslated).
+    pub dropped_after_close: u64,
 }
 
 impl PolicyResult {
@@ -186,6 +193,7 @@ pub struct PolicyObserver {
     order: VecDeque<(Tuple, u64)>,
     forgotten: u64,
     broken: Vec<Broken>,
+    dropped_after_close: u64,
     /// The capture index of the packet last handed to [`Observer::packet`].
     packet: u64,
     unblamed: Option<Unblamed>,
@@ -208,6 +216,7 @@ impl PolicyObserver {
             order: VecDeque::new(),
             forgotten: 0,
             broken: Vec::new(),
+            dropped_after_close: 0,
             packet: 0,
             unblamed: None,
         }
@@ -228,6 +237,11 @@ impl PolicyObserver {
     }
 
     fn record(&mut self, e: Expired, at: Timestamp, effect: Effect, packet: u64) {
+        if matches!(e.cause, EndReason::Fin | EndReason::Rst) {
+            // Its connection had ended: a late packet lost, not a session broken.
+            self.dropped_after_close += 1;
+            return;
+        }
         self.broken.push(Broken {
             session: e.number,
             key: e.key,
@@ -266,6 +280,7 @@ impl PolicyObserver {
             mean_sessions: mean,
             peak_bytes: self.peak * Engine::bytes_per_session() as u64,
             forgotten: self.forgotten,
+            dropped_after_close: self.dropped_after_close,
         }
     }
 }
@@ -335,13 +350,11 @@ impl Observer for PolicyObserver {
                     self.session_ns += u128::from(r.ended_at.since(b).0);
                 }
                 let state = self.tcp_state.remove(&r.number);
-                if !matches!(r.end, EndReason::IdleTimeout | EndReason::Retired) {
-                    return;
-                }
-                if r.end == EndReason::IdleTimeout {
-                    self.idle_expired += 1;
-                } else {
-                    self.retired += 1;
+                match r.end {
+                    EndReason::IdleTimeout => self.idle_expired += 1,
+                    EndReason::Retired => self.retired += 1,
+                    EndReason::Fin | EndReason::Rst => {}
+                    EndReason::Reopened | EndReason::OpenAtEnd => return,
                 }
                 let e = Expired {
                     number: r.number,

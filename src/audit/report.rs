@@ -70,6 +70,10 @@ fn metric_rows(results: &[&PolicyResult]) -> Vec<(&'static str, Vec<String>)> {
             "replies that found no session",
             col(&|r| r.count(Effect::OrphanedReply).to_string()),
         ),
+        (
+            "TCP closed, late packet lost",
+            col(&|r| r.dropped_after_close.to_string()),
+        ),
         ("sessions bound", col(&|r| r.sessions_bound.to_string())),
         (
             "unbound by idle timeout",
@@ -360,6 +364,7 @@ pub fn result_json(r: &PolicyResult, worst: usize) -> Value {
             "orphaned_replies": r.count(Effect::OrphanedReply),
             "total": r.total_broken(),
         },
+        "dropped_after_close": r.dropped_after_close,
         "worst": r.broken.iter().take(worst).map(broken_json).collect::<Vec<_>>(),
         "cost": {
             "sessions_bound": r.sessions_bound,

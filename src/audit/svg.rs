@@ -79,12 +79,28 @@ pub fn render(title: &str, key: &str, values: &[Span], points: &[PolicyResult]) 
         LEFT + t * pw
     };
     let broken: Vec<f64> = points.iter().map(|p| p.total_broken() as f64).collect();
-    let lost: Vec<f64> = points
-        .iter()
-        .map(|p| p.count(Effect::ReboundOtherMember) as f64)
-        .collect();
+    // The dashed series: affinity lost, or for a sweep of a close's grace (which breaks no
+    // session: its connection had ended) the closed sessions whose late packet was lost.
+    let grace = matches!(key, "tcp-fin" | "tcp-close-grace" | "tcp-rst");
+    let (lost, lost_label): (Vec<f64>, _) = if grace {
+        (
+            points
+                .iter()
+                .map(|p| p.dropped_after_close as f64)
+                .collect(),
+            "closed, a late packet lost",
+        )
+    } else {
+        (
+            points
+                .iter()
+                .map(|p| p.count(Effect::ReboundOtherMember) as f64)
+                .collect(),
+            "rebound to another member",
+        )
+    };
     let mean: Vec<f64> = points.iter().map(|p| p.mean_sessions).collect();
-    let ymax_l = count_max(broken.iter().copied().fold(0.0, f64::max));
+    let ymax_l = count_max(broken.iter().chain(&lost).copied().fold(0.0, f64::max));
     let ymax_r = nice_max(mean.iter().copied().fold(0.0, f64::max));
     let fyl = |y: f64| TOP + ph - y / ymax_l * ph;
     let fyr = |y: f64| TOP + ph - y / ymax_r * ph;
@@ -204,11 +220,7 @@ pub fn render(title: &str, key: &str, values: &[Span], points: &[PolicyResult]) 
     let lx = LEFT + 12.0;
     for (i, (label, color, dash)) in [
         ("sessions broken (all effects)", "#c0392b", ""),
-        (
-            "rebound to another member",
-            "#e67e22",
-            r#" stroke-dasharray="5 3""#,
-        ),
+        (lost_label, "#e67e22", r#" stroke-dasharray="5 3""#),
         ("mean sessions in table (right axis)", "#2471a3", ""),
     ]
     .iter()
