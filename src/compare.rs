@@ -85,7 +85,7 @@ pub struct Compared {
     pub load: LoadReport,
     /// Its summary.
     pub summary: Summary,
-    /// Its warnings ([`crate::report::table::warnings`]).
+    /// Its warnings ([`crate::replay::ReplayTotals::all_warnings`]).
     pub warnings: Vec<String>,
 }
 
@@ -115,7 +115,7 @@ pub fn run(
             variant,
             load,
             summary,
-            warnings: crate::report::table::warnings(&totals),
+            warnings: totals.all_warnings(),
         });
     }
     Ok(out)

@@ -248,7 +248,7 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
         write_output(p, &check::snapshot_file(&text))?;
     }
-    let mut warnings = table::warnings(&totals);
+    let mut warnings = totals.all_warnings();
     warnings.extend(table::hint(&summary, view_used));
     if quiet {
         warn(&warnings);

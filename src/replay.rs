@@ -207,6 +207,22 @@ pub struct ReplayTotals {
     pub member_captures: BTreeMap<String, PathBuf>,
 }
 
+impl ReplayTotals {
+    /// Every warning of the replay, in the order the summary lists them: the reader's (a file
+    /// cut inside a record, ...), then timestamps that went backwards. `replay`, `--compare`
+    /// and `audit` print the same (with `-q`, to stderr).
+    pub fn all_warnings(&self) -> Vec<String> {
+        let mut out = self.warnings.clone();
+        if self.timestamps_backwards > 0 {
+            out.push(format!(
+                "{} packets had a timestamp earlier than the one before; capture time was held",
+                self.timestamps_backwards
+            ));
+        }
+        out
+    }
+}
+
 /// A replay that could not run to the end.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {

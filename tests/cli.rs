@@ -1473,6 +1473,28 @@ fn warnings_go_to_the_summary_or_with_q_to_stderr() {
             );
         }
     }
+    // The audit lists both under its header, or with `-q` on stderr (before: the
+    // timestamps-backwards one was missing from the audit).
+    let o = lsnat(&["audit", c, "-p", "config"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let warned: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warned.len(), 2, "{stdout}");
+    for w in both {
+        assert!(warned.iter().any(|l| l.contains(w)), "{w}: {stdout}");
+    }
+    let o = lsnat(&["audit", c, "-p", "config", "-q"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for w in both {
+        let line = stderr.lines().find(|l| l.contains(w));
+        assert!(
+            line.is_some_and(|l| l.starts_with("lsnat: warning: ")),
+            "{w}: {stderr}"
+        );
+    }
 }
 
 /// When stdout is itself an output (`-o /dev/stdout`, `--json /dev/stdout`, or the file stdout

@@ -526,7 +526,7 @@ pub fn run(job: &AuditJob) -> Result<Audit, ReplayError> {
         capture: job.capture.clone(),
         config_path: job.config_path.clone(),
         span,
-        warnings: totals.warnings,
+        warnings: totals.all_warnings(),
         gaps: g.finish(),
         results,
         sweep,

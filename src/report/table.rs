@@ -45,7 +45,7 @@ fn pct(part: u64, whole: u64) -> String {
 /// `None` fits the terminal.
 pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> String {
     let mut out = render_tables(summary, totals, width);
-    for w in warnings(totals) {
+    for w in totals.all_warnings() {
         let _ = writeln!(out, "warning: {w}");
     }
     out
@@ -372,17 +372,4 @@ pub fn hint(summary: &Summary, view: crate::engine::View) -> Option<String> {
         "no packet was translated member → client and {unrelated} passed as unrelated: if the \
          capture holds {other}"
     ))
-}
-
-/// Every warning of a replay, in the order the summary lists them: the reader's (a file cut
-/// inside a record, ...), then timestamps that went backwards. With `-q` they go to stderr.
-pub fn warnings(totals: &ReplayTotals) -> Vec<String> {
-    let mut out = totals.warnings.clone();
-    if totals.timestamps_backwards > 0 {
-        out.push(format!(
-            "{} packets had a timestamp earlier than the one before; capture time was held",
-            totals.timestamps_backwards
-        ));
-    }
-    out
 }
