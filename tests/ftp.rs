@@ -71,6 +71,18 @@ fn member_bytes_are_those_of_its_capture() {
         .sum();
     assert_eq!(resp, sent, "member {m1}: reported against its capture");
     assert_eq!(sent, 9360);
+    // The load report counts the same bytes: every packet to or from each member, as its
+    // capture holds them (before: a resized `227` at its forwarded length, one byte more).
+    for m in report["load"]["members"].as_array().unwrap() {
+        let addr = m["member"].as_str().unwrap();
+        let octets: Vec<u8> = addr.split('.').map(|o| o.parse().unwrap()).collect();
+        let captured: u64 = common::ipv4_datagrams(&members.join(format!("member-{addr}.pcap")))
+            .iter()
+            .filter(|(_, d)| d[12..16] == octets[..] || d[16..20] == octets[..])
+            .map(|(_, d)| u64::from(u16::from_be_bytes([d[2], d[3]])))
+            .sum();
+        assert_eq!(m["bytes"].as_u64().unwrap(), captured, "load of {addr}");
+    }
 }
 
 /// NAPT of sessions inside hosts start (§3.2) covering the members does not take the member's

@@ -226,7 +226,9 @@ pub struct Outcome {
     pub faults: ChecksumFaults,
     /// For a translated TCP packet: its session's state after it.
     pub tcp_state: Option<TcpState>,
-    /// IP total length of a translated packet (0 otherwise).
+    /// IP total length of a translated packet as its member sent or received it (in the
+    /// router view a reply the FTP gateway resized counts at its captured length, as the
+    /// session's bytes do); 0 otherwise.
     pub ip_bytes: u16,
     /// What the FTP gateway did to it (RFC 1631 §5, RFC 3022 §4.3; see [`super::ftp`]).
     pub alg: AlgNote,

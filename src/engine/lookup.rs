@@ -627,6 +627,7 @@ impl Engine {
         let mut member_len = ip.total_len as u64;
         if out.alg.resized != 0 && dir == 1 && self.vss.view == View::Router {
             member_len = (member_len as i64 - i64::from(out.alg.resized)) as u64;
+            out.ip_bytes = member_len as u16;
         }
         let s = self.session_mut(slot);
         out.session = s.number;

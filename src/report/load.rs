@@ -6,8 +6,8 @@
 use super::table::{fit, right, table};
 use crate::capture::PacketMeta;
 use crate::engine::{
-    AffinityOutcome, Decision, EmitKind, EngineConfig, Event, Outcome, Tuple, Verdict,
-    VirtualServerConfig,
+    AffinityOutcome, Decision, EmitKind, EngineConfig, Event, Outcome, PoolEvent, PoolEventKind,
+    Tuple, Verdict, VirtualServerConfig,
 };
 use crate::replay::{Disposition, Observer};
 use crate::time::{Span, Timestamp};
@@ -521,6 +521,14 @@ impl LoadReport {
 }
 
 impl Observer for LoadReport {
+    /// A member the timeline adds to a pool is one of the pool's members from then on, in the
+    /// load table and the fairness figures, whether or not a session comes to it.
+    fn pool_event(&mut self, event: &PoolEvent) {
+        if matches!(event.kind, PoolEventKind::Added { .. }) {
+            self.slot_of_addr(event.member.octets());
+        }
+    }
+
     fn packet(&mut self, meta: &PacketMeta, what: &Disposition) {
         if let Disposition::Engine(o) = what {
             self.outcome(meta.ts, o);
