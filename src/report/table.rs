@@ -52,7 +52,7 @@ pub fn render(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> S
 }
 
 /// The summary's tables without its warnings, for a caller that prints more tables after
-/// them and the warnings last ([`warnings`]).
+/// them and the warnings last ([`ReplayTotals::all_warnings`]).
 pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16>) -> String {
     let mut out = String::new();
     let fix = |t: &mut Table| fit(t, width);

@@ -94,7 +94,7 @@ pub fn run(data: &[u8]) {
     if let Some(start) = totals.first_ts {
         t.push_str(&load.render_decisions(start));
     }
-    for w in table::warnings(&totals) {
+    for w in totals.all_warnings() {
         t.push_str(&w);
     }
     t.push_str(&table::hint(&summary, job.config.view).unwrap_or_default());
