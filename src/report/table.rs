@@ -2,7 +2,7 @@
 //! bytes each way, how sessions ended.
 
 use super::Summary;
-use crate::engine::PoolEventKind;
+use crate::engine::{DropReason, PoolEventKind};
 use crate::replay::ReplayTotals;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use std::fmt::Write as _;
@@ -304,11 +304,11 @@ pub fn render_tables(summary: &Summary, totals: &ReplayTotals, width: Option<u16
 
 /// The drop reasons of a packet that would have started a session had binding found a member
 /// and room for it.
-const REFUSED_AT_BINDING: [&str; 4] = [
-    "no-member-available",
-    "table-full",
-    "napt-ports-exhausted",
-    "reply-key-in-use",
+const REFUSED_AT_BINDING: [DropReason; 4] = [
+    DropReason::NoMemberAvailable,
+    DropReason::TableFull,
+    DropReason::NaptPortsExhausted,
+    DropReason::ReplyKeyInUse,
 ];
 
 /// A hint for a replay whose outcome suggests a config or a view that does not fit the
@@ -334,10 +334,8 @@ pub fn hint(summary: &Summary, view: crate::engine::View) -> Option<String> {
         let refused: Vec<String> = REFUSED_AT_BINDING
             .iter()
             .filter_map(|r| {
-                Some(format!(
-                    "{} {r}",
-                    summary.dropped.get(r).copied().filter(|n| *n > 0)?
-                ))
+                let n = summary.dropped.get(r.name()).copied().filter(|n| *n > 0)?;
+                Some(format!("{n} {}", r.name()))
             })
             .collect();
         if !refused.is_empty() {
